@@ -1,0 +1,433 @@
+"""Turn a Hugging Face ``config.json`` (as a dict) into the architecture facts memory depends on.
+
+Each supported ``model_type`` maps to a :class:`Family` that records what the modelling code in
+``transformers`` does but the config does not say (biases, extra norms, default tying, which
+layers use a sliding window). Those facts cite the upstream file they come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from calc._errors import ConfigError
+
+TRANSFORMERS = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/models"
+
+FULL = "full"
+SLIDING = "sliding"
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the modelling code of one ``model_type`` adds to its config."""
+
+    source: str
+    tie_default: bool
+    # "never", "always" (q, k and v carry a bias, o does not), or "attention_bias" (the config
+    # key decides for q, k, v and o together)
+    attention_bias: str = "attention_bias"
+    qk_norm: bool = False
+    norms_per_layer: int = 2
+    # how layers get a sliding window when the config has no explicit "layer_types" list
+    sliding: str = "none"  # none | all | qwen | every_other | pattern
+    moe: str = "none"  # none | mixtral | qwen | deepseek | gpt_oss
+    mla: bool = False
+    defaults: tuple[tuple[str, Any], ...] = ()
+
+
+FAMILIES: dict[str, Family] = {
+    "llama": Family(f"{TRANSFORMERS}/llama/modeling_llama.py", tie_default=False),
+    "mistral": Family(
+        f"{TRANSFORMERS}/mistral/modeling_mistral.py",
+        tie_default=False,
+        attention_bias="never",
+        sliding="all",
+    ),
+    "mixtral": Family(
+        f"{TRANSFORMERS}/mixtral/modeling_mixtral.py",
+        tie_default=False,
+        attention_bias="never",
+        sliding="all",
+        moe="mixtral",
+    ),
+    "qwen2": Family(
+        f"{TRANSFORMERS}/qwen2/modeling_qwen2.py",
+        tie_default=False,
+        attention_bias="always",
+        sliding="qwen",
+    ),
+    "qwen2_moe": Family(
+        f"{TRANSFORMERS}/qwen2_moe/modeling_qwen2_moe.py",
+        tie_default=False,
+        attention_bias="always",
+        sliding="qwen",
+        moe="qwen",
+    ),
+    "qwen3": Family(
+        f"{TRANSFORMERS}/qwen3/modeling_qwen3.py", tie_default=False, qk_norm=True, sliding="qwen"
+    ),
+    "qwen3_moe": Family(
+        f"{TRANSFORMERS}/qwen3_moe/modeling_qwen3_moe.py",
+        tie_default=False,
+        qk_norm=True,
+        sliding="qwen",
+        moe="qwen",
+    ),
+    "phi3": Family(
+        f"{TRANSFORMERS}/phi3/modeling_phi3.py",
+        tie_default=False,
+        attention_bias="never",
+        sliding="all",
+    ),
+    "gemma": Family(f"{TRANSFORMERS}/gemma/modeling_gemma.py", tie_default=True),
+    "gemma2": Family(
+        f"{TRANSFORMERS}/gemma2/modeling_gemma2.py",
+        tie_default=True,
+        norms_per_layer=4,
+        sliding="every_other",
+    ),
+    "gemma3_text": Family(
+        f"{TRANSFORMERS}/gemma3/modeling_gemma3.py",
+        tie_default=True,
+        qk_norm=True,
+        norms_per_layer=4,
+        sliding="pattern",
+        # Gemma3TextConfig defaults that published config.json files rely on
+        # (transformers/models/gemma3/configuration_gemma3.py)
+        defaults=(("vocab_size", 262208), ("sliding_window_pattern", 6)),
+    ),
+    "deepseek_v2": Family(
+        f"{TRANSFORMERS}/deepseek_v2/modeling_deepseek_v2.py",
+        tie_default=False,
+        attention_bias="never",
+        moe="deepseek",
+        mla=True,
+    ),
+    "deepseek_v3": Family(
+        f"{TRANSFORMERS}/deepseek_v3/modeling_deepseek_v3.py",
+        tie_default=False,
+        attention_bias="never",
+        moe="deepseek",
+        mla=True,
+    ),
+    "gpt_oss": Family(
+        f"{TRANSFORMERS}/gpt_oss/modeling_gpt_oss.py",
+        tie_default=False,
+        sliding="every_other",
+        moe="gpt_oss",
+        defaults=(("attention_bias", True),),
+    ),
+}
+
+# Multimodal wrappers whose language model sits under "text_config".
+WRAPPERS: dict[str, str] = {"gemma3": "gemma3_text"}
+
+
+@dataclass(frozen=True)
+class MoE:
+    num_experts: int
+    experts_per_token: int
+    expert_intermediate_size: int
+    shared_intermediate_size: int  # 0 when the model has no shared expert
+    moe_layers: tuple[bool, ...]  # per layer: does it use the routed experts?
+    shared_expert_gate: bool = False  # Qwen2-MoE gates its shared expert with one scalar
+    router_bias: bool = False
+    expert_bias: bool = False  # gpt-oss experts carry biases
+    score_correction_bias: bool = False  # DeepSeek-V3's e_score_correction_bias
+
+
+@dataclass(frozen=True)
+class MLA:
+    """DeepSeek's multi-head latent attention (DeepSeek-V2 paper, section 2.1)."""
+
+    q_lora_rank: int | None
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+
+@dataclass(frozen=True)
+class VisionTower:
+    """A SigLIP-style ViT encoder plus the projector into the language model."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    patch_size: int
+    image_size: int
+    num_channels: int
+    projector_out: int
+
+
+@dataclass(frozen=True)
+class Architecture:
+    model_type: str
+    hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    qkv_bias: bool
+    o_bias: bool
+    mlp_bias: bool
+    qk_norm: bool
+    norms_per_layer: int
+    layer_kinds: tuple[str, ...]  # FULL or SLIDING, one per layer
+    sliding_window: int | None
+    attention_sinks: bool
+    max_position_embeddings: int | None
+    moe: MoE | None = None
+    mla: MLA | None = None
+    vision: VisionTower | None = None
+
+    @property
+    def gqa_groups(self) -> int:
+        return self.num_attention_heads // self.num_kv_heads
+
+
+class _Config:
+    """Typed access to one config dict, with errors that name the key and the value."""
+
+    def __init__(self, raw: Mapping[str, Any], *, where: str, defaults: Mapping[str, Any]):
+        self.raw = raw
+        self.where = where
+        self.defaults = defaults
+
+    def _get(self, key: str) -> Any:
+        if key in self.raw and self.raw[key] is not None:
+            return self.raw[key]
+        return self.defaults.get(key)
+
+    def has(self, key: str) -> bool:
+        return self._get(key) is not None
+
+    def int(self, key: str, default: int | None = None, *, minimum: int = 1) -> int:
+        value = self._get(key)
+        if value is None:
+            if default is not None:
+                return default
+            raise ConfigError(f"{self.where}: missing key {key!r} (a positive integer)")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.where}: {key!r} must be an integer, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{self.where}: {key!r} must be at least {minimum}, got {value!r}")
+        return value
+
+    def optional_int(self, key: str) -> int | None:
+        return self.int(key) if self.has(key) else None
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.where}: {key!r} must be true or false, got {value!r}")
+        return value
+
+    def int_list(self, key: str) -> list[int]:
+        value = self._get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{self.where}: {key!r} must be a list of integers, got {value!r}")
+        return value
+
+
+def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Architecture:
+    """Read the memory-relevant architecture out of a Hugging Face config dict."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(config).__name__}")
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise ConfigError(f"{where}: missing key 'model_type' (e.g. \"llama\", \"qwen2\")")
+    tie_source = config
+    vision = None
+    if model_type in WRAPPERS:
+        text = config.get("text_config")
+        if not isinstance(text, Mapping):
+            raise ConfigError(f"{where}: model_type {model_type!r} needs a 'text_config' object")
+        vision = _vision_tower(config, text, where=where)
+        where = f"{where}: text_config"
+        model_type = WRAPPERS[model_type]
+        config = {**text, "model_type": model_type}
+    family = FAMILIES.get(model_type)
+    if family is None:
+        supported = ", ".join(sorted([*FAMILIES, *WRAPPERS]))
+        raise ConfigError(f"{where}: unsupported model_type {model_type!r}; supported: {supported}")
+    c = _Config(config, where=where, defaults=dict(family.defaults))
+
+    hidden = c.int("hidden_size")
+    layers = c.int("num_hidden_layers")
+    heads = c.int("num_attention_heads")
+    kv_heads = c.int("num_key_value_heads", default=heads)
+    if heads % kv_heads:
+        raise ConfigError(
+            f"{where}: num_attention_heads ({heads}) must be a multiple of "
+            f"num_key_value_heads ({kv_heads})"
+        )
+    head_dim = c.int("head_dim", default=hidden // heads)
+
+    if family.attention_bias == "always":
+        qkv_bias, o_bias = True, False
+    elif family.attention_bias == "never":
+        qkv_bias = o_bias = False
+    else:
+        qkv_bias = o_bias = c.bool("attention_bias", False)
+
+    mla = _mla(c) if family.mla else None
+    moe = _moe(c, family.moe, layers)
+    intermediate = c.int("intermediate_size", default=moe.expert_intermediate_size if moe else None)
+    sliding_window, layer_kinds = _layer_kinds(c, family.sliding, layers)
+    # The wrapper's own tie flag wins: Gemma 3 puts it at the top level.
+    tie = _Config(tie_source, where=where, defaults={}).bool(
+        "tie_word_embeddings", c.bool("tie_word_embeddings", family.tie_default)
+    )
+    return Architecture(
+        model_type=model_type,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_attention_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=intermediate,
+        vocab_size=c.int("vocab_size"),
+        tie_word_embeddings=tie,
+        qkv_bias=qkv_bias,
+        o_bias=o_bias,
+        mlp_bias=c.bool("mlp_bias", False),
+        qk_norm=family.qk_norm,
+        norms_per_layer=family.norms_per_layer,
+        layer_kinds=layer_kinds,
+        sliding_window=sliding_window,
+        attention_sinks=family.moe == "gpt_oss",
+        max_position_embeddings=c.optional_int("max_position_embeddings"),
+        moe=moe,
+        mla=mla,
+        vision=vision,
+    )
+
+
+def _mla(c: _Config) -> MLA:
+    return MLA(
+        q_lora_rank=c.optional_int("q_lora_rank"),
+        kv_lora_rank=c.int("kv_lora_rank"),
+        qk_nope_head_dim=c.int("qk_nope_head_dim"),
+        qk_rope_head_dim=c.int("qk_rope_head_dim"),
+        v_head_dim=c.int("v_head_dim"),
+    )
+
+
+def _moe(c: _Config, kind: str, layers: int) -> MoE | None:
+    if kind == "none":
+        return None
+    if kind == "mixtral":
+        experts = c.int("num_local_experts")
+        return MoE(
+            num_experts=experts,
+            experts_per_token=c.int("num_experts_per_tok"),
+            expert_intermediate_size=c.int("intermediate_size"),
+            shared_intermediate_size=0,
+            moe_layers=(True,) * layers,
+        )
+    if kind == "gpt_oss":
+        return MoE(
+            num_experts=c.int("num_local_experts"),
+            experts_per_token=c.int("num_experts_per_tok", default=c.int("experts_per_token", 4)),
+            expert_intermediate_size=c.int("intermediate_size"),
+            shared_intermediate_size=0,
+            moe_layers=(True,) * layers,
+            router_bias=True,
+            expert_bias=True,
+        )
+    if kind == "qwen":
+        # Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer: a layer is sparse unless listed in
+        # mlp_only_layers, and only every decoder_sparse_step-th layer is.
+        step = c.int("decoder_sparse_step", default=1)
+        dense_only = set(c.int_list("mlp_only_layers"))
+        sparse = tuple(i not in dense_only and (i + 1) % step == 0 for i in range(layers))
+        shared = c.int("shared_expert_intermediate_size", 0, minimum=0)
+        return MoE(
+            num_experts=c.int("num_experts"),
+            experts_per_token=c.int("num_experts_per_tok"),
+            expert_intermediate_size=c.int("moe_intermediate_size"),
+            shared_intermediate_size=shared,
+            moe_layers=sparse,
+            shared_expert_gate=shared > 0,
+        )
+    # DeepSeek-V2/V3: the first first_k_dense_replace layers are dense, then every
+    # moe_layer_freq-th layer is sparse; n_shared_experts experts of moe_intermediate_size each
+    # are always active.
+    experts = c.int("n_routed_experts")
+    first_dense = c.int("first_k_dense_replace", 0, minimum=0)
+    freq = c.int("moe_layer_freq", 1)
+    expert_size = c.int("moe_intermediate_size")
+    return MoE(
+        num_experts=experts,
+        experts_per_token=c.int("num_experts_per_tok"),
+        expert_intermediate_size=expert_size,
+        shared_intermediate_size=c.int("n_shared_experts", 0, minimum=0) * expert_size,
+        moe_layers=tuple(i >= first_dense and i % freq == 0 for i in range(layers)),
+        score_correction_bias=c.raw.get("topk_method") == "noaux_tc",
+    )
+
+
+def _layer_kinds(c: _Config, rule: str, layers: int) -> tuple[int | None, tuple[str, ...]]:
+    window = c.optional_int("sliding_window")
+    explicit = c.raw.get("layer_types")
+    if explicit is not None:
+        if not isinstance(explicit, list) or len(explicit) != layers:
+            raise ConfigError(
+                f"{c.where}: 'layer_types' must list one entry per layer ({layers}), "
+                f"got {explicit!r}"
+            )
+        kinds = []
+        for entry in explicit:
+            if entry not in ("full_attention", "sliding_attention"):
+                raise ConfigError(
+                    f"{c.where}: 'layer_types' entries must be \"full_attention\" or "
+                    f"\"sliding_attention\", got {entry!r}"
+                )
+            kinds.append(SLIDING if entry == "sliding_attention" else FULL)
+        if SLIDING in kinds and window is None:
+            raise ConfigError(f"{c.where}: sliding layers need 'sliding_window'")
+        return window, tuple(kinds)
+    if window is None or rule == "none":
+        return None, (FULL,) * layers
+    if rule == "all":
+        return window, (SLIDING,) * layers
+    if rule == "qwen":
+        if not c.bool("use_sliding_window", False):
+            return None, (FULL,) * layers
+        first = c.int("max_window_layers", default=layers, minimum=0)
+        return window, tuple(SLIDING if i >= first else FULL for i in range(layers))
+    if rule == "every_other":
+        # Gemma2DecoderLayer: even-numbered layers slide, odd ones attend globally.
+        return window, tuple(SLIDING if (i + 1) % 2 else FULL for i in range(layers))
+    # Gemma 3: every sliding_window_pattern-th layer is global (configuration_gemma3.py).
+    pattern = c.int("sliding_window_pattern")
+    return window, tuple(SLIDING if (i + 1) % pattern else FULL for i in range(layers))
+
+
+def _vision_tower(config: Mapping[str, Any], text: Mapping[str, Any], *, where: str) -> VisionTower:
+    raw = config.get("vision_config")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: a multimodal config needs a 'vision_config' object")
+    v = _Config(raw, where=f"{where}: vision_config", defaults={"num_channels": 3})
+    t = _Config(text, where=f"{where}: text_config", defaults={})
+    return VisionTower(
+        hidden_size=v.int("hidden_size"),
+        intermediate_size=v.int("intermediate_size"),
+        num_layers=v.int("num_hidden_layers"),
+        patch_size=v.int("patch_size"),
+        image_size=v.int("image_size"),
+        num_channels=v.int("num_channels"),
+        projector_out=t.int("hidden_size"),
+    )

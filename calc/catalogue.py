@@ -1,0 +1,377 @@
+"""The catalogue (models, number formats, GPUs) built from plain data, and name look-up.
+
+Callers hand in the parsed documents (from YAML at the CLI and build, from JSON in the browser)
+and, optionally, a locator that maps a path inside a document to its line, so that errors can
+name file, line, entry and field. This module reads no file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from calc._errors import CatalogueError, ConfigError, UnknownNameError
+from calc.architecture import Architecture, parse_config
+from calc.units import MIB
+from calc.formats import (
+    MIX_CONDITIONS,
+    SCOPES,
+    MixRule,
+    StorageType,
+    WeightFormat,
+    required_storage_ids,
+)
+
+T = TypeVar("T")
+Path = tuple[str | int, ...]
+Locator = Callable[[str, Path], "int | None"]
+
+MODELS_FILE = "data/models.yaml"
+PRECISIONS_FILE = "data/precisions.yaml"
+GPUS_FILE = "data/gpus.yaml"
+
+
+def _no_lines(_file: str, _path: Path) -> int | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    name: str
+    family: str
+    hf_repo: str
+    config_source: str
+    params_published: int
+    params_source: str
+    active_params_published: int | None
+    config: Mapping[str, Any] = field(repr=False)
+    arch: Architecture = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """One row of the number-format table; also the source of a storage type."""
+
+    id: str
+    name: str
+    kind: str
+    family: str
+    bits_per_weight: float
+    source: str
+    notes: str = ""
+    bits: int | None = None
+    sign_bits: int | None = None
+    exponent_bits: int | None = None
+    mantissa_bits: int | None = None
+    max_normal: float | None = None
+    min_normal: float | None = None
+    block_size: int | None = None
+    block_bytes: int | None = None
+    scope: str | None = None  # set for formats a reader can pick for weights
+    kv_cache: bool = False  # may the KV cache use it?
+    aliases: tuple[str, ...] = ()
+    mix_base: str | None = None
+
+
+@dataclass(frozen=True)
+class GPU:
+    id: str
+    name: str
+    vendor: str
+    aliases: tuple[str, ...]
+    memory_bytes: int
+    memory_gb: float
+    bandwidth_gb_s: float
+    source: str
+    unified_memory: bool = False
+    usable_fraction: float | None = None
+    nvidia_smi_total_mib: int | None = None
+
+    @property
+    def usable_bytes(self) -> int:
+        """What software can allocate: nvidia-smi's total where one was read (the driver keeps
+        some memory back), else the GPU's share of unified memory, else the capacity."""
+        if self.nvidia_smi_total_mib is not None:
+            return self.nvidia_smi_total_mib * MIB
+        if self.usable_fraction is None:
+            return self.memory_bytes
+        return int(self.memory_bytes * self.usable_fraction)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    models: Mapping[str, Model]
+    precisions: Mapping[str, Precision]
+    storage_types: Mapping[str, StorageType]
+    weight_formats: Mapping[str, WeightFormat]
+    gpus: Mapping[str, GPU]
+
+    def model(self, name: str) -> Model:
+        return _lookup("model", name, {m.id: (m, (m.name,)) for m in self.models.values()})
+
+    def weight_format(self, name: str) -> WeightFormat:
+        return _lookup(
+            "weight format",
+            name,
+            {k: (f, self._names(k)) for k, f in self.weight_formats.items()},
+        )
+
+    def kv_format(self, name: str) -> StorageType:
+        return _lookup(
+            "KV cache format",
+            name,
+            {
+                k: (t, self._names(k))
+                for k, t in self.storage_types.items()
+                if self.precisions[k].kv_cache
+            },
+        )
+
+    def _names(self, ident: str) -> tuple[str, ...]:
+        precision = self.precisions[ident]
+        return (precision.name, *precision.aliases)
+
+    def gpu(self, name: str) -> GPU:
+        keys = {}
+        for gpu in self.gpus.values():
+            for alias in (gpu.id, gpu.name, *gpu.aliases):
+                keys.setdefault(gpu_key(alias), gpu)
+        found = keys.get(gpu_key(name))
+        if found is not None:
+            return found
+        suggestions = difflib.get_close_matches(gpu_key(name), list(keys), n=3, cutoff=0.6)
+        names = list(dict.fromkeys(keys[s].name for s in suggestions))
+        raise UnknownNameError("GPU", name, names)
+
+
+def _plain(name: str) -> str:
+    """Case, spaces and dashes do not matter: 'Q4_K_M', 'q4-k-m' and 'q4 k m' are one name."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+_VENDOR_WORDS = re.compile(r"^(nvidia|geforce|amd|radeon|apple|intel)+")
+
+
+def gpu_key(name: str) -> str:
+    """'GeForce RTX 4090 D', 'geforce-rtx-4090d' and 'RTX 4090D' all give 'rtx4090d'."""
+    squashed = re.sub(r"[\s_\-]+", "", name.lower())
+    return _VENDOR_WORDS.sub("", squashed)
+
+
+def _lookup(kind: str, name: str, table: Mapping[str, tuple[T, Sequence[str]]]) -> T:
+    """Find ``name`` among each entry's id and other names; else suggest the closest ids."""
+    wanted = _plain(name)
+    for ident, (value, names) in table.items():
+        if wanted in (_plain(ident), *(_plain(n) for n in names)):
+            return value
+    suggestions = difflib.get_close_matches(wanted, list(table), n=3, cutoff=0.5)
+    raise UnknownNameError(kind, name, suggestions)
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def build_catalogue(
+    models: Sequence[Mapping[str, Any]],
+    precisions: Sequence[Mapping[str, Any]],
+    gpus: Sequence[Mapping[str, Any]],
+    *,
+    locate: Locator = _no_lines,
+) -> Catalogue:
+    """Check the documents' semantics and build the catalogue; the first problem raises."""
+    problems = check_catalogue(models, precisions, gpus, locate=locate)
+    if problems:
+        raise problems[0]
+    return _build(models, precisions, gpus)
+
+
+def check_catalogue(
+    models: Sequence[Mapping[str, Any]],
+    precisions: Sequence[Mapping[str, Any]],
+    gpus: Sequence[Mapping[str, Any]],
+    *,
+    locate: Locator = _no_lines,
+) -> list[CatalogueError]:
+    """Every semantic problem at once (the JSON Schemas have checked shapes and types)."""
+    problems: list[CatalogueError] = []
+
+    def problem(file: str, index: int, entry: Mapping[str, Any], fld: str, message: str) -> None:
+        path: Path = (index, fld) if fld in entry else (index,)
+        problems.append(
+            CatalogueError(
+                message,
+                file=file,
+                line=locate(file, path),
+                entry=str(entry.get("id", f"#{index + 1}")),
+                field=fld,
+            )
+        )
+
+    for file, docs in ((MODELS_FILE, models), (PRECISIONS_FILE, precisions), (GPUS_FILE, gpus)):
+        seen: set[str] = set()
+        for index, entry in enumerate(docs):
+            ident = str(entry.get("id", ""))
+            if ident in seen:
+                problem(file, index, entry, "id", f"duplicate id {ident!r}")
+            seen.add(ident)
+
+    for index, entry in enumerate(models):
+        try:
+            parse_config(entry["config"], where="config")
+        except ConfigError as error:
+            problem(MODELS_FILE, index, entry, "config", str(error).removeprefix("config: "))
+
+    known = {str(p["id"]) for p in precisions}
+    for needed in required_storage_ids():
+        if needed not in known:
+            problems.append(
+                CatalogueError(
+                    f"the estimator needs a format with id {needed!r}", file=PRECISIONS_FILE
+                )
+            )
+    for index, entry in enumerate(precisions):
+        mix = entry.get("mix")
+        if not mix:
+            continue
+        rules = [*mix.get("rules", ()), *mix.get("post", ())]
+        for name in [mix["base"], *(rule["type"] for rule in rules)]:
+            if name not in known:
+                problem(PRECISIONS_FILE, index, entry, "mix", f"mix names unknown type {name!r}")
+        for rule in rules:
+            for condition in rule.get("when", ()):
+                if condition.partition(":")[0] not in MIX_CONDITIONS:
+                    problem(
+                        PRECISIONS_FILE,
+                        index,
+                        entry,
+                        "mix",
+                        f"unknown condition {condition!r}; expected one of "
+                        + ", ".join(MIX_CONDITIONS),
+                    )
+        if entry.get("scope") != "gguf":
+            problem(PRECISIONS_FILE, index, entry, "scope", "a format with a mix needs scope gguf")
+    for index, entry in enumerate(precisions):
+        scope = entry.get("scope")
+        if scope is not None and scope not in SCOPES:
+            problem(PRECISIONS_FILE, index, entry, "scope", f"expected one of {', '.join(SCOPES)}")
+        unquantised = entry.get("unquantised")
+        if unquantised is not None and unquantised not in known:
+            problem(PRECISIONS_FILE, index, entry, "unquantised", f"unknown type {unquantised!r}")
+    return problems
+
+
+def _build(
+    models: Sequence[Mapping[str, Any]],
+    precisions: Sequence[Mapping[str, Any]],
+    gpus: Sequence[Mapping[str, Any]],
+) -> Catalogue:
+    precision_rows = {str(p["id"]): _precision(p) for p in precisions}
+    storage = {
+        ident: StorageType(
+            id=ident,
+            name=p.name,
+            block_size=p.block_size or 1,
+            block_bytes=p.block_bytes
+            if p.block_bytes is not None
+            else (p.bits // 8 if p.bits and p.bits % 8 == 0 else None),
+            bits_per_weight=p.bits_per_weight,
+        )
+        for ident, p in precision_rows.items()
+    }
+    formats = {}
+    for raw in precisions:
+        ident = str(raw["id"])
+        if raw.get("scope") is None:
+            continue
+        mix = raw.get("mix") or {}
+        formats[ident] = WeightFormat(
+            id=ident,
+            name=str(raw["name"]),
+            storage=storage[mix["base"]] if mix else storage[ident],
+            scope=str(raw["scope"]),
+            unquantised=storage[raw["unquantised"]] if raw.get("unquantised") else None,
+            family=str(raw["family"]),
+            rules=_rules(mix.get("rules", ())),
+            post=_rules(mix.get("post", ())),
+        )
+    return Catalogue(
+        models={str(m["id"]): _model(m) for m in models},
+        precisions=precision_rows,
+        storage_types=storage,
+        weight_formats=formats,
+        gpus={str(g["id"]): _gpu(g) for g in gpus},
+    )
+
+
+def _rules(raw: Sequence[Mapping[str, Any]]) -> tuple[MixRule, ...]:
+    return tuple(
+        MixRule(roles=tuple(r["tensors"]), type=str(r["type"]), when=tuple(r.get("when", ())))
+        for r in raw
+    )
+
+
+def _model(raw: Mapping[str, Any]) -> Model:
+    config = raw["config"]
+    return Model(
+        id=str(raw["id"]),
+        name=str(raw["name"]),
+        family=str(raw["family"]),
+        hf_repo=str(raw["hf_repo"]),
+        config_source=str(raw["config_source"]),
+        params_published=int(raw["params_published"]),
+        params_source=str(raw["params_source"]),
+        active_params_published=(
+            int(raw["active_params_published"])
+            if raw.get("active_params_published") is not None
+            else None
+        ),
+        config=config,
+        arch=parse_config(config, where=f"model {raw['id']}: config"),
+    )
+
+
+def _precision(raw: Mapping[str, Any]) -> Precision:
+    def opt(key: str) -> Any:
+        return raw.get(key)
+
+    return Precision(
+        id=str(raw["id"]),
+        name=str(raw["name"]),
+        kind=str(raw["kind"]),
+        family=str(raw["family"]),
+        bits_per_weight=float(raw["bits_per_weight"]),
+        source=str(raw["source"]),
+        notes=str(raw.get("notes", "")),
+        bits=opt("bits"),
+        sign_bits=opt("sign_bits"),
+        exponent_bits=opt("exponent_bits"),
+        mantissa_bits=opt("mantissa_bits"),
+        max_normal=opt("max_normal"),
+        min_normal=opt("min_normal"),
+        block_size=opt("block_size"),
+        block_bytes=opt("block_bytes"),
+        scope=opt("scope"),
+        kv_cache=bool(raw.get("kv_cache", False)),
+        aliases=tuple(str(a) for a in raw.get("aliases", ())),
+        mix_base=(raw.get("mix") or {}).get("base"),
+    )
+
+
+def _gpu(raw: Mapping[str, Any]) -> GPU:
+    return GPU(
+        id=str(raw["id"]),
+        name=str(raw["name"]),
+        vendor=str(raw["vendor"]),
+        aliases=tuple(str(a) for a in raw.get("aliases", ())),
+        memory_bytes=int(raw["memory_bytes"]),
+        memory_gb=float(raw["memory_gb"]),
+        bandwidth_gb_s=float(raw["bandwidth_gb_s"]),
+        source=str(raw["source"]),
+        unified_memory=bool(raw.get("unified_memory", False)),
+        usable_fraction=raw.get("usable_fraction"),
+        nvidia_smi_total_mib=raw.get("nvidia_smi_total_mib"),
+    )

@@ -1,0 +1,183 @@
+"""Edge: the ``vram-calc`` / ``python -m calc`` command line.
+
+    python -m calc inference (--model ID | --config PATH) [--weights FORMAT]
+        [--engine theory|transformers|vllm|llama.cpp|ollama] [--context TOKENS]
+        [--batch SEQUENCES] [--kv-cache FORMAT] [--gpus N] [--gpu NAME | --gpu-memory SIZE]
+        [--json]
+
+Bad input ends with a one-line message on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from calc._errors import CalcError, InputError
+from calc.api import InferenceRequest, run_inference
+from calc.engines import ENGINES
+from calc.estimate import Estimate
+from calc.units import GB, GIB, MIB, format_bytes
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vram-calc",
+        description="Estimate the GPU memory an LLM needs, per GPU, from its architecture.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    inference = commands.add_parser(
+        "inference", help="memory to serve a model", description="Memory to serve a model."
+    )
+    source = inference.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="ID", help="a catalogue model id, e.g. llama-3.1-8b")
+    source.add_argument(
+        "--config", metavar="PATH", type=Path, help="a Hugging Face config.json file"
+    )
+    inference.add_argument(
+        "--weights", metavar="FORMAT", help="weight format, e.g. q4_k_m, bf16, awq-int4"
+    )
+    inference.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="llama.cpp",
+        help="engine whose defaults and buffers to model (default: llama.cpp)",
+    )
+    inference.add_argument(
+        "--context", metavar="TOKENS", type=int, help="tokens per sequence (engine default)"
+    )
+    inference.add_argument(
+        "--batch", metavar="SEQUENCES", type=int, help="sequences served at once (default 1)"
+    )
+    inference.add_argument("--kv-cache", metavar="FORMAT", help="KV cache type: f16, q8_0 ...")
+    inference.add_argument("--gpus", metavar="N", type=int, default=1, help="number of GPUs")
+    gpu = inference.add_mutually_exclusive_group()
+    gpu.add_argument("--gpu", metavar="NAME", help="GPU model, e.g. 'RTX 4090D'")
+    gpu.add_argument(
+        "--gpu-memory", metavar="SIZE", type=parse_size, help="memory per GPU, e.g. 24GiB or 80GB"
+    )
+    inference.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|MiB|MB)\s*$", re.IGNORECASE)
+_UNITS = {"gib": GIB, "gb": GB, "mib": MIB, "mb": 1000**2}
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a memory size; write a number and a unit, e.g. 24GiB or 80GB"
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(loaded).__name__}")
+    return loaded
+
+
+def render_table(estimate: Estimate, label: str) -> str:
+    """The readable form: one row per GPU, a total row, host RAM and the notes."""
+    header = (
+        f"{label}: {estimate.weights_format} weights, {estimate.kv_format} KV cache, "
+        f"{estimate.engine}, context {estimate.context} x {estimate.batch} sequence(s)"
+    )
+    columns = ("weights", "KV cache", "activations", "runtime", "total")
+    rows = []
+    for device in estimate.devices:
+        c = device.components
+        fit = ""
+        if device.fits is not None:
+            verdict = "fits" if device.fits else "DOES NOT FIT"
+            fit = f"{verdict} ({format_bytes(device.headroom_bytes or 0, unit='GiB')} headroom)"
+        rows.append(
+            (
+                f"GPU {device.index} {device.device.name}",
+                *(format_bytes(v, unit="GiB") for v in c.as_dict().values()),
+                format_bytes(device.total_bytes, unit="GiB"),
+                fit,
+            )
+        )
+    c = estimate.components
+    rows.append(
+        (
+            "all GPUs",
+            *(format_bytes(v, unit="GiB") for v in c.as_dict().values()),
+            format_bytes(estimate.total_bytes, unit="GiB"),
+            f"= {format_bytes(estimate.total_bytes, unit='GB')}",
+        )
+    )
+    width = max(len(r[0]) for r in rows)
+    lines = [header, ""]
+    lines.append(f"{'':{width}}  " + "  ".join(f"{h:>11}" for h in columns))
+    for row in rows:
+        lines.append(f"{row[0]:{width}}  " + "  ".join(f"{v:>11}" for v in row[1:6]) + "  " + row[6])
+    lines.append("")
+    lines.append(f"CPU RAM (host): {format_bytes(estimate.host_bytes)}")
+    lines.append(
+        f"parameters: {estimate.parameters.total:,} total, {estimate.parameters.active:,} active"
+    )
+    lines += [f"note: {note}" for note in estimate.notes]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from calc.data_files import load_catalogue
+
+        catalogue = load_catalogue()
+        config = read_config(args.config) if args.config is not None else None
+        request = InferenceRequest(
+            model=args.model,
+            config=config,
+            weights=args.weights,
+            engine=args.engine,
+            context=args.context,
+            batch=args.batch,
+            kv_cache=args.kv_cache,
+            gpus=args.gpus,
+            gpu=args.gpu,
+            gpu_memory_bytes=args.gpu_memory,
+        )
+        estimate = run_inference(catalogue, request)
+    except CalcError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(estimate.to_json(), indent=2))
+    else:
+        label = catalogue.model(args.model).name if args.model else str(args.config)
+        print(render_table(estimate, label))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Edge: read ``data/*.yaml``, check them against ``data/schema/*.json``, build the catalogue.
+
+The CLI, the site build and the scripts all load the catalogue through :func:`load_catalogue`,
+so a bad entry is reported the same way everywhere: file, line, entry id, field, what was
+expected. This module does I/O and needs PyYAML and jsonschema (the ``cli`` extra); the
+estimator modules never import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from calc._errors import CatalogueError
+from calc.catalogue import (
+    GPUS_FILE,
+    MODELS_FILE,
+    PRECISIONS_FILE,
+    Catalogue,
+    build_catalogue,
+    check_catalogue,
+)
+
+FILES = {"models": MODELS_FILE, "precisions": PRECISIONS_FILE, "gpus": GPUS_FILE}
+DATA_ENV = "VRAM_GUIDE_DATA"
+
+
+def default_data_dir() -> Path:
+    """``$VRAM_GUIDE_DATA`` if set, else the repository's ``data/`` next to this package."""
+    override = os.environ.get(DATA_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str  # "models", "precisions" or "gpus"
+    label: str  # how errors name the file, e.g. "data/models.yaml"
+    data: Any
+    lines: dict[tuple[str | int, ...], int]
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of the deepest node on ``path`` that the file has."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise CatalogueError(
+            "reading the catalogue needs PyYAML: pip install -e '.[cli]'"
+        ) from None
+    return yaml
+
+
+def read_document(name: str, path: Path, label: str) -> Document:
+    yaml = _yaml()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CatalogueError(f"cannot read: {error.strerror}", file=label) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        raise CatalogueError(
+            f"not valid YAML: {problem}",
+            file=label,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _record_lines(node, (), lines, yaml)
+    return Document(name=name, label=label, data=data, lines=lines)
+
+
+def _record_lines(node: Any, path: tuple[str | int, ...], out: dict, yaml: Any) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            out[child] = key.start_mark.line + 1
+            _record_lines(value, child, out, yaml)
+            out[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*path, index), out, yaml)
+
+
+def load_schema(data_dir: Path, name: str) -> dict[str, Any]:
+    path = data_dir / "schema" / f"{name}.schema.json"
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CatalogueError(f"cannot read schema: {error}", file=str(path)) from None
+    return loaded
+
+
+def schema_problems(document: Document, schema: dict[str, Any]) -> list[CatalogueError]:
+    try:
+        from jsonschema import Draft202012Validator
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise CatalogueError("checking the catalogue needs jsonschema: pip install -e '.[cli]'")
+    problems = []
+    validator = Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(document.data), key=lambda e: list(e.path)):
+        path = tuple(error.absolute_path)
+        entry = ""
+        if path and isinstance(path[0], int) and isinstance(document.data, list):
+            item = document.data[path[0]]
+            entry = str(item.get("id", f"#{path[0] + 1}")) if isinstance(item, dict) else ""
+        field = ".".join(str(p) for p in path[1:])
+        problems.append(
+            CatalogueError(
+                _schema_message(error),
+                file=document.label,
+                line=document.line(path),
+                entry=entry,
+                field=field,
+            )
+        )
+    return problems
+
+
+def _schema_message(error: Any) -> str:
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is missing (required)")
+    if error.validator == "additionalProperties":
+        return error.message + " (check the spelling against the schema)"
+    if error.validator == "type":
+        return f"expected {error.validator_value}, got {error.instance!r}"
+    return str(error.message)
+
+
+def read_documents(data_dir: Path | None = None) -> dict[str, Document]:
+    root = data_dir or default_data_dir()
+    return {
+        name: read_document(name, root / Path(label).name, label)
+        for name, label in FILES.items()
+    }
+
+
+def catalogue_problems(data_dir: Path | None = None) -> list[CatalogueError]:
+    """Every problem in every data file: schema first, then semantic rules."""
+    return _read_and_check(data_dir or default_data_dir())[1]
+
+
+def _read_and_check(root: Path) -> tuple[dict[str, Document], list[CatalogueError]]:
+    documents = read_documents(root)
+    problems = []
+    for name, document in documents.items():
+        problems += schema_problems(document, load_schema(root, name))
+    if problems:
+        return documents, problems
+    return documents, check_catalogue(
+        documents["models"].data,
+        documents["precisions"].data,
+        documents["gpus"].data,
+        locate=_locator(documents),
+    )
+
+
+def _locator(documents: dict[str, Document]) -> Callable[[str, tuple[str | int, ...]], int | None]:
+    by_label = {d.label: d for d in documents.values()}
+
+    def locate(file: str, path: tuple[str | int, ...]) -> int | None:
+        document = by_label.get(file)
+        return document.line(path) if document else None
+
+    return locate
+
+
+def load_catalogue(data_dir: Path | None = None) -> Catalogue:
+    """The catalogue, or the first problem as a :class:`CatalogueError`."""
+    documents, problems = _read_and_check(data_dir or default_data_dir())
+    if problems:
+        raise problems[0]
+    return build_catalogue(
+        documents["models"].data,
+        documents["precisions"].data,
+        documents["gpus"].data,
+        locate=_locator(documents),
+    )
+
+
+def catalogue_documents(data_dir: Path | None = None) -> dict[str, Any]:
+    """The raw documents, for the browser's JSON copy of the catalogue."""
+    return {name: doc.data for name, doc in read_documents(data_dir).items()}

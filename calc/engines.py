@@ -1,0 +1,209 @@
+"""Engine profiles: the defaults and allocation rules of each inference engine, with sources.
+
+An engine decides more of the memory than the model does: how long a context it allocates by
+default, for how many sequences, where the token embeddings live, how large its scratch buffers
+are and what each GPU loses to the CUDA context. Every constant here names where it comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from calc.architecture import Architecture
+from calc.units import MIB
+
+OLLAMA = "https://github.com/ollama/ollama/blob"
+LLAMA_CPP = "https://github.com/ggml-org/llama.cpp/blob"
+
+# The CUDA context (driver state and loaded kernels) of one process on one GPU, with lazy module
+# loading (the default since CUDA 11.7 / PyTorch 1.13): 287,047,680 bytes measured in
+# https://github.com/pytorch/pytorch/pull/86509 ("shows a memory usage of: 287,047,680 bytes");
+# "around 400MB" per a PyTorch maintainer in https://github.com/pytorch/pytorch/issues/109888.
+# Engines add cuBLAS workspaces and their own allocations on top; we take the measured figure.
+CUDA_CONTEXT_BYTES = 287_047_680
+
+# Ollama sets this much aside per GPU for "VRAM consumed by context structures independent of
+# model allocations": discover/gpu.go `cudaMinimumMemory = 457 * format.MebiByte`
+# (https://github.com/ollama/ollama/blob/05de33f852378ba9c834af25efb6388c0fef90ee/discover/gpu.go).
+# It is a reserve in Ollama's fit check, not memory that shows up in nvidia-smi.
+OLLAMA_MINIMUM_MEMORY = 457 * MIB
+
+# vLLM's defaults (vllm/engine/arg_utils.py: `block_size: int = 16`,
+# `gpu_memory_utilization: float = 0.90`, `max_num_seqs: int = 256`).
+VLLM_BLOCK_SIZE = 16
+VLLM_GPU_MEMORY_UTILIZATION = 0.90
+VLLM_MAX_NUM_SEQS = 256
+# Tokens in vLLM's profiling forward pass (V1 default max_num_batched_tokens for online serving).
+VLLM_PROFILE_TOKENS = 8192
+# "Graph capturing finished in 14 secs, took 0.21 GiB" (Llama-3.2-1B,
+# https://github.com/vllm-project/vllm/pull/11349); larger models capture more, this is a floor.
+VLLM_CUDA_GRAPH_BYTES = int(0.21 * 1024**3)
+
+BF16 = 2  # bytes per activation value
+FP32 = 4  # bytes per logit (engines upcast logits before sampling)
+
+# llama.cpp common/common.h: `int32_t n_ubatch = 512;` (physical batch of a prompt step).
+LLAMA_CPP_UBATCH = 512
+# llama.cpp pads the KV cache to a multiple of 256 cells (llama-kv-cache: get_padding).
+LLAMA_CPP_KV_PADDING = 256
+
+
+@dataclass(frozen=True)
+class Engine:
+    id: str
+    name: str
+    defaults_for: str  # the release whose defaults apply
+    default_context: int
+    default_batch: int
+    default_kv: str
+    default_weights: str
+    # precision families the engine loads; empty means any (the theory engine)
+    accepts: tuple[str, ...] = ()
+    weights_only: bool = False  # theory: params x bytes and nothing else
+    embeddings_on_host: bool = False
+    sliding_window_cache: bool = True
+    swa_extra_tokens: int = 0
+    kv_padding: int = 1
+    split: str = "layers"  # "layers" (pipeline split) or "tensor" (tensor parallel)
+    source: str = ""
+
+
+ENGINES: dict[str, Engine] = {
+    "theory": Engine(
+        id="theory",
+        name="theory (parameters x bytes)",
+        defaults_for="-",
+        default_context=0,
+        default_batch=1,
+        default_kv="f16",
+        default_weights="fp16",
+        weights_only=True,
+        source="the seed article's rule: parameters x bytes per parameter",
+    ),
+    "llama.cpp": Engine(
+        id="llama.cpp",
+        name="llama.cpp",
+        defaults_for="b5000+ (2025)",
+        # common/common.h: `int32_t n_ctx = 4096; // context size`
+        default_context=4096,
+        default_batch=1,
+        default_kv="f16",
+        default_weights="q4_k_m",
+        accepts=("gguf", "ieee"),
+        # src/llama-model.cpp load_tensors: "there is very little benefit to offloading the input
+        # layer, so always keep it on the CPU"
+        embeddings_on_host=True,
+        # the sliding-window cache holds the window plus one micro-batch (llama-kv-cache-iswa)
+        swa_extra_tokens=LLAMA_CPP_UBATCH,
+        kv_padding=LLAMA_CPP_KV_PADDING,
+        source=f"{LLAMA_CPP}/a5410f046c01d01330c8a42f13b64a211fedf2c3/src/llama-model.cpp",
+    ),
+    "ollama": Engine(
+        id="ollama",
+        name="Ollama",
+        defaults_for="0.6.7 to 0.15.4",
+        # num_ctx 4096 from v0.6.7 (https://github.com/ollama/ollama/pull/10452); 2048 before.
+        default_context=4096,
+        # OLLAMA_NUM_PARALLEL defaults to 1 since https://github.com/ollama/ollama/pull/11330
+        # (2025-07-08); before that "auto": 4 when it fits, else 1.
+        default_batch=1,
+        default_kv="f16",
+        default_weights="q4_k_m",
+        accepts=("gguf", "ieee"),
+        embeddings_on_host=True,
+        swa_extra_tokens=LLAMA_CPP_UBATCH,
+        kv_padding=LLAMA_CPP_KV_PADDING,
+        source=f"{OLLAMA}/3241b457904a91c709b4c77075a50917fab43aaa/llm/memory.go",
+    ),
+    "vllm": Engine(
+        id="vllm",
+        name="vLLM",
+        defaults_for="0.10",
+        default_context=4096,
+        default_batch=1,
+        default_kv="bf16",
+        default_weights="bf16",
+        accepts=("ieee", "fp8", "gptq", "awq", "bitsandbytes", "ocp-mx", "nvidia", "gguf"),
+        kv_padding=VLLM_BLOCK_SIZE,
+        split="tensor",
+        source="https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/vllm/engine/arg_utils.py",
+    ),
+    "transformers": Engine(
+        id="transformers",
+        name="Hugging Face transformers",
+        defaults_for="4.46+",
+        default_context=4096,
+        default_batch=1,
+        default_kv="bf16",
+        default_weights="bf16",
+        accepts=("ieee", "fp8", "gptq", "awq", "bitsandbytes", "ocp-mx", "integer"),
+        # DynamicCache keeps every token for every layer; sliding layers are not trimmed
+        sliding_window_cache=False,
+        source="https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/cache_utils.py",
+    ),
+}
+
+
+def compute_buffer_bytes(
+    arch: Architecture, engine: Engine, *, context_tokens: int, gpus: int
+) -> int:
+    """Scratch memory for one forward pass on one GPU (the 'compute buffer' or activation peak).
+
+    llama.cpp and Ollama: Ollama's own estimate of llama.cpp's compute graph, ``GraphSize`` in
+    llm/ggml.go (v0.5.x; unchanged in fs/ggml/ggml.go), with batch = n_ubatch 512 and the
+    context summed over parallel sequences. On several GPUs Ollama uses the partial-offload
+    figure for every GPU (llm/memory.go: "multigpu should always use the partial graph size").
+    """
+    if engine.weights_only:
+        return 0
+    h, heads, vocab = arch.hidden_size, arch.num_attention_heads, arch.vocab_size
+    if engine.id in ("llama.cpp", "ollama"):
+        batch = min(context_tokens, LLAMA_CPP_UBATCH)
+        ctx = context_tokens
+        if arch.model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+            full = max(4 * batch * (h + vocab), 4 * batch * (1 + 2 * h + ctx + ctx * heads))
+            partial = max(
+                4 * batch * (h + vocab) + h * vocab * 105 // 128,
+                4 * (batch * (1 + 2 * h + ctx * (1 + heads)) + h * (1 + ctx)),
+            )
+        else:
+            full = max(4 * batch * (1 + 4 * h + ctx * (1 + heads)), 4 * batch * (h + vocab))
+            head_dim, kv_heads = arch.head_dim, arch.num_kv_heads
+            partial = 4 * batch * h + max(
+                4 * batch * (1 + h + max(ctx, h))
+                + h * h * 9 // 16
+                + 4 * ctx * (batch * heads + head_dim * kv_heads),
+                4 * batch * (h + vocab) + h * vocab * 105 // 128,
+            )
+        return full if gpus == 1 else partial
+    if engine.id == "vllm":
+        # The profiling run pushes VLLM_PROFILE_TOKENS tokens through one layer at a time: the
+        # peak holds the MLP's gate and up projections (2 x intermediate, sharded over the GPUs)
+        # and a few hidden-sized buffers in 16-bit, plus the fp32 logits of the sampled tokens.
+        inner = _widest_mlp(arch) // gpus
+        tokens = VLLM_PROFILE_TOKENS
+        return tokens * (3 * inner + 4 * h) * BF16 + VLLM_MAX_NUM_SEQS * vocab * FP32
+    # transformers: the prefill of the whole prompt at once; SDPA attention keeps no score
+    # matrix, so the MLP's gate/up/product in bf16 dominate, plus fp32 logits of the last token
+    # (generate() asks for the last position only since v4.45).
+    inner = _widest_mlp(arch)
+    return context_tokens * (3 * inner + 4 * h) * BF16 + vocab * FP32
+
+
+def _widest_mlp(arch: Architecture) -> int:
+    """The largest intermediate width a token passes through in one layer."""
+    if arch.moe is None:
+        return arch.intermediate_size
+    routed = arch.moe.experts_per_token * arch.moe.expert_intermediate_size
+    dense = arch.intermediate_size if not all(arch.moe.moe_layers) else 0
+    return max(dense, routed + arch.moe.shared_intermediate_size)
+
+
+def runtime_bytes(engine: Engine, *, gpus: int) -> int:
+    """Memory per GPU outside the engine's own tensors: CUDA context, graphs, NCCL."""
+    if engine.weights_only:
+        return 0
+    extra = 0
+    if engine.id == "vllm":
+        extra = VLLM_CUDA_GRAPH_BYTES
+    return CUDA_CONTEXT_BYTES + extra

@@ -1,0 +1,202 @@
+"""Number formats: how many bytes a row of values takes, and which format each tensor gets.
+
+A :class:`StorageType` is one way of storing values (fp16, q8_0, q4_k, nf4 ...). A
+:class:`WeightFormat` is what a reader downloads or asks an engine for ("Q4_K_M", "AWQ 4-bit"):
+it assigns a storage type to each tensor. GGUF file types do so by the rules of llama.cpp's
+``llama_tensor_get_type``, which the catalogue transcribes as data (``mix``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from math import ceil
+
+from calc._errors import CatalogueError
+from calc.architecture import Architecture
+from calc.tensors import WEIGHT, Tensor, is_vision
+
+# Where a weight format applies: to every tensor, to the linear layers of the decoder blocks
+# (embeddings, output head, router and norms stay in the checkpoint's 16-bit type), to the routed
+# experts only (gpt-oss MXFP4), or by GGUF mix rules.
+SCOPES = ("all", "linear", "experts", "gguf")
+
+# Tensors llama.cpp never quantises even when 2-D (src/llama-quant.cpp: the router,
+# "ffn_gate_inp.weight", is excluded by name).
+_NEVER_QUANTISED = ("ffn_gate_inp", "ffn_gate_inp_shexp")
+
+
+@dataclass(frozen=True)
+class StorageType:
+    id: str
+    name: str
+    block_size: int  # values per block; 1 for plain scalars
+    block_bytes: int | None  # bytes per block, when a block is a whole number of bytes
+    bits_per_weight: float  # effective, including scales and zero points
+
+    def row_bytes(self, values: int) -> int:
+        """Bytes for one row of ``values`` numbers (blocks never straddle rows)."""
+        if self.block_bytes is not None:
+            return ceil(values / self.block_size) * self.block_bytes
+        return ceil(values * self.bits_per_weight / 8)
+
+
+@dataclass(frozen=True)
+class MixRule:
+    """One line of a GGUF mix: tensors with this role get ``type`` when every condition holds."""
+
+    roles: tuple[str, ...]
+    type: str
+    when: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    id: str
+    name: str
+    family: str
+    storage: StorageType  # the format's main storage type (a GGUF mix's base type)
+    scope: str
+    unquantised: StorageType | None = None  # for tensors the scope leaves out
+    rules: tuple[MixRule, ...] = ()  # GGUF mixes only
+    post: tuple[MixRule, ...] = ()
+
+
+def use_more_bits(i_layer: int, n_layers: int) -> bool:
+    """llama.cpp's choice of layers that get a larger type in the _M mixes.
+
+    src/llama-quant.cpp: ``i_layer < n_layers/8 || i_layer >= 7*n_layers/8 ||
+    (i_layer - n_layers/8)%3 == 2`` (integer division, as in C++).
+    """
+    eighth = n_layers // 8
+    return i_layer < eighth or i_layer >= 7 * n_layers // 8 or (i_layer - eighth) % 3 == 2
+
+
+def _condition_holds(
+    condition: str, tensor: Tensor, arch: Architecture, base: StorageType, chosen: StorageType
+) -> bool:
+    i, n = tensor.layer if tensor.layer is not None else 0, arch.num_layers
+    experts = arch.moe.num_experts if arch.moe else 0
+    name, _, arg = condition.partition(":")
+    if name == "use_more_bits":
+        return use_more_bits(i, n)
+    if name == "layer_below_fraction":  # i < n/K, integer division as in llama.cpp
+        return i < n // int(arg)
+    if name == "layer_below":
+        return i < int(arg)
+    if name == "gqa_at_least":
+        return arch.gqa_groups >= int(arg)
+    if name == "experts_equal":
+        return experts == int(arg)
+    if name == "experts_at_least":
+        return experts >= int(arg)
+    if name == "llama70b":
+        # llama.cpp's LLM_TYPE_70B: 80 layers with grouped KV heads (llama and qwen2 loaders)
+        return n == LLAMA_70B_LAYERS and arch.num_kv_heads != arch.num_attention_heads
+    if name == "row_misfits_base":
+        return tensor.shape[0] % base.block_size != 0
+    if name == "chosen":
+        return chosen.id in arg.split("|")
+    raise CatalogueError(f"unknown mix condition {condition!r}")
+
+
+LLAMA_70B_LAYERS = 80
+
+MIX_CONDITIONS = (
+    "use_more_bits",
+    "layer_below_fraction",
+    "layer_below",
+    "gqa_at_least",
+    "experts_equal",
+    "experts_at_least",
+    "llama70b",
+    "row_misfits_base",
+    "chosen",
+)
+
+
+def tensor_class(tensor: Tensor, arch: Architecture) -> str:
+    """llama.cpp's category of a tensor for the mix rules (tensor_get_category: substring
+    matches, so attn_qkv and MLA's attn_kv_b count as attn_v, expert stacks as their FFN)."""
+    role = tensor.role
+    if role == "token_embd" and arch.tie_word_embeddings:
+        return "output"  # no output.weight: the embeddings take the output rules
+    if role in ("attn_v", "attn_qkv", "attn_kv_b"):
+        return "attn_v"
+    for ffn in ("ffn_down", "ffn_gate", "ffn_up"):
+        if role.startswith(ffn):
+            return ffn
+    return role
+
+
+def tensor_storage(
+    tensor: Tensor,
+    fmt: WeightFormat,
+    arch: Architecture,
+    types: Mapping[str, StorageType],
+) -> StorageType:
+    """The storage type ``fmt`` gives ``tensor``."""
+    if fmt.scope == "all":
+        return fmt.storage
+    other = fmt.unquantised or types["bf16"]
+    quantisable = tensor.kind == WEIGHT and len(tensor.shape) >= 2
+    in_blocks = tensor.layer is not None and tensor.role not in _NEVER_QUANTISED
+    if fmt.scope == "linear" or (fmt.scope == "experts" and arch.moe is None):
+        return fmt.storage if quantisable and in_blocks else other
+    if fmt.scope == "experts":
+        return fmt.storage if quantisable and tensor.routed else other
+    # GGUF: 1-D tensors, biases and the router are stored as F32 by convert_hf_to_gguf.py;
+    # the vision tower ships as a separate 16-bit mmproj file.
+    if is_vision(tensor):
+        return types["ggml_f16"]
+    if not quantisable or tensor.role in _NEVER_QUANTISED:
+        return types["ggml_f32"]
+    cls = tensor_class(tensor, arch)
+    base = chosen = fmt.storage
+    for rules in (fmt.rules, fmt.post):
+        for rule in rules:
+            if cls in rule.roles and all(
+                _condition_holds(c, tensor, arch, base, chosen) for c in rule.when
+            ):
+                chosen = types[rule.type]
+                break
+    return _gguf_fallback(chosen, tensor.shape[0], types)
+
+
+# llama.cpp tensor_type_fallback (src/llama-quant.cpp at 007dbbf, L374-L421): when a row is not
+# a whole number of blocks, a 256-value type falls back to a 32-value type of similar size, and
+# to F16 if even that does not divide the row.
+_FALLBACK = {
+    "ggml_iq1_s": "ggml_iq4_nl",
+    "ggml_iq1_m": "ggml_iq4_nl",
+    "ggml_iq2_xxs": "ggml_iq4_nl",
+    "ggml_iq2_xs": "ggml_iq4_nl",
+    "ggml_iq2_s": "ggml_iq4_nl",
+    "ggml_iq3_xxs": "ggml_iq4_nl",
+    "ggml_iq3_s": "ggml_iq4_nl",
+    "ggml_iq4_xs": "ggml_iq4_nl",
+    "ggml_q2_k": "ggml_q4_0",
+    "ggml_q3_k": "ggml_q4_0",
+    "ggml_q4_k": "ggml_q5_0",
+    "ggml_q5_k": "ggml_q5_1",
+    "ggml_q6_k": "ggml_q8_0",
+}
+
+
+def _gguf_fallback(
+    chosen: StorageType, row: int, types: Mapping[str, StorageType]
+) -> StorageType:
+    if row % chosen.block_size == 0:
+        return chosen
+    fallback = types.get(_FALLBACK.get(chosen.id, ""), types["ggml_f16"])
+    return fallback if row % fallback.block_size == 0 else types["ggml_f16"]
+
+
+def tensor_bytes(tensor: Tensor, storage: StorageType) -> int:
+    rows = tensor.numel // tensor.shape[0]
+    return rows * storage.row_bytes(tensor.shape[0])
+
+
+def required_storage_ids() -> Sequence[str]:
+    """Storage types the rules above fall back on; the catalogue must define them."""
+    return ("bf16", "ggml_f32", "ggml_f16", *sorted(set(_FALLBACK.values())))

@@ -1,0 +1,62 @@
+"""KV cache size: what each layer stores per token, for how many tokens, in which format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from calc.architecture import SLIDING, Architecture
+from calc.formats import StorageType
+
+
+def kv_row_values(arch: Architecture) -> tuple[int, ...]:
+    """The rows one token adds to one layer's cache, as a count of values per row.
+
+    Standard attention stores a K row and a V row of ``num_kv_heads * head_dim`` values (MHA,
+    GQA and MQA differ only in num_kv_heads). MLA stores one compressed latent of
+    ``kv_lora_rank`` values plus the shared RoPE key of ``qk_rope_head_dim`` values
+    (DeepSeek-V2 paper, section 2.1.2: "(d_c + d_h^R) l elements").
+    """
+    if arch.mla is not None:
+        return (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim,)
+    width = arch.num_kv_heads * arch.head_dim
+    return (width, width)
+
+
+def cached_tokens(
+    arch: Architecture, layer: int, *, context: int, sliding_window_cache: bool, swa_extra: int = 0
+) -> int:
+    """Tokens a layer keeps for one sequence: a sliding layer needs only its window
+    (plus whatever the engine keeps for the batch being processed)."""
+    if sliding_window_cache and arch.layer_kinds[layer] == SLIDING and arch.sliding_window:
+        return min(context, arch.sliding_window + swa_extra)
+    return context
+
+
+def kv_cache_bytes(
+    arch: Architecture,
+    *,
+    context: int,
+    sequences: int,
+    storage: StorageType,
+    layers: Iterable[int] | None = None,
+    sliding_window_cache: bool = True,
+    swa_extra: int = 0,
+) -> int:
+    """Bytes of KV cache for ``sequences`` sequences of ``context`` tokens over ``layers``.
+
+    Quantised cache types are stored in whole blocks per row (q8_0: 34 bytes per 32 values),
+    as ggml_row_size does.
+    """
+    per_token = sum(storage.row_bytes(values) for values in kv_row_values(arch))
+    chosen = range(arch.num_layers) if layers is None else layers
+    total_tokens = sum(
+        cached_tokens(
+            arch,
+            layer,
+            context=context,
+            sliding_window_cache=sliding_window_cache,
+            swa_extra=swa_extra,
+        )
+        for layer in chosen
+    )
+    return per_token * total_tokens * sequences

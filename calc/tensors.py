@@ -1,0 +1,191 @@
+"""The tensor inventory of a model, named as llama.cpp names them, and the parameter counts.
+
+One list serves every later step: parameter counts, which GGUF type each tensor gets, which
+device holds it, and what a tensor-parallel rank keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from calc.architecture import Architecture, VisionTower
+
+# Kinds of tensor. Only "weight" tensors with two or more dimensions are ever quantised
+# (llama.cpp src/llama-quant.cpp: `quantize &= (ggml_n_dims(tensor) >= 2)` and the name must
+# end in "weight"); norms and biases stay in full precision everywhere.
+WEIGHT = "weight"
+BIAS = "bias"
+NORM = "norm"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    role: str  # llama.cpp's tensor name without the "blk.N." prefix, e.g. "attn_v"
+    kind: str  # WEIGHT, BIAS or NORM
+    shape: tuple[int, ...]  # ggml order: row length first, then rows, then experts
+    layer: int | None = None  # None for tensors outside the repeating blocks
+    routed: bool = False  # one slice per routed expert: only experts_per_token are active
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def name(self) -> str:
+        prefix = f"blk.{self.layer}." if self.layer is not None else ""
+        return f"{prefix}{self.role}.{'bias' if self.kind == BIAS else 'weight'}"
+
+
+def model_tensors(arch: Architecture) -> tuple[Tensor, ...]:
+    """Every tensor of the language model (and vision tower, if any), in load order."""
+    h, v = arch.hidden_size, arch.vocab_size
+    out: list[Tensor] = [Tensor("token_embd", WEIGHT, (h, v))]
+    for i in range(arch.num_layers):
+        out += _attention(arch, i)
+        out += _feed_forward(arch, i)
+        out += [Tensor("attn_norm", NORM, (h,), i), Tensor("ffn_norm", NORM, (h,), i)]
+        if arch.norms_per_layer == 4:  # Gemma 2/3 also normalise each sublayer's output
+            out += [Tensor("post_attention_norm", NORM, (h,), i)]
+            out += [Tensor("post_ffw_norm", NORM, (h,), i)]
+    out.append(Tensor("output_norm", NORM, (h,)))
+    if not arch.tie_word_embeddings:
+        out.append(Tensor("output", WEIGHT, (h, v)))
+    if arch.vision is not None:
+        out += _vision(arch.vision)
+    return tuple(out)
+
+
+def _linear(role: str, n_in: int, n_out: int, layer: int, bias: bool) -> list[Tensor]:
+    tensors = [Tensor(role, WEIGHT, (n_in, n_out), layer)]
+    if bias:
+        tensors.append(Tensor(role, BIAS, (n_out,), layer))
+    return tensors
+
+
+def _attention(arch: Architecture, i: int) -> list[Tensor]:
+    h, heads = arch.hidden_size, arch.num_attention_heads
+    if arch.mla is not None:
+        m = arch.mla
+        qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
+        out: list[Tensor] = []
+        if m.q_lora_rank is None:
+            out += _linear("attn_q", h, heads * qk_dim, i, False)
+        else:
+            out += _linear("attn_q_a", h, m.q_lora_rank, i, False)
+            out.append(Tensor("attn_q_a_norm", NORM, (m.q_lora_rank,), i))
+            out += _linear("attn_q_b", m.q_lora_rank, heads * qk_dim, i, False)
+        out += _linear("attn_kv_a_mqa", h, m.kv_lora_rank + m.qk_rope_head_dim, i, False)
+        out.append(Tensor("attn_kv_a_norm", NORM, (m.kv_lora_rank,), i))
+        kv_b_out = heads * (m.qk_nope_head_dim + m.v_head_dim)
+        out += _linear("attn_kv_b", m.kv_lora_rank, kv_b_out, i, False)
+        out += _linear("attn_output", heads * m.v_head_dim, h, i, False)
+        return out
+    q_dim = heads * arch.head_dim
+    kv_dim = arch.num_kv_heads * arch.head_dim
+    out = _linear("attn_q", h, q_dim, i, arch.qkv_bias)
+    out += _linear("attn_k", h, kv_dim, i, arch.qkv_bias)
+    out += _linear("attn_v", h, kv_dim, i, arch.qkv_bias)
+    out += _linear("attn_output", q_dim, h, i, arch.o_bias)
+    if arch.qk_norm:
+        out += [Tensor("attn_q_norm", NORM, (arch.head_dim,), i)]
+        out += [Tensor("attn_k_norm", NORM, (arch.head_dim,), i)]
+    if arch.attention_sinks:  # gpt-oss: one learned sink logit per head
+        out.append(Tensor("attn_sinks", BIAS, (heads,), i))
+    return out
+
+
+def _feed_forward(arch: Architecture, i: int) -> list[Tensor]:
+    h, moe = arch.hidden_size, arch.moe
+    if moe is None or not moe.moe_layers[i]:
+        size = arch.intermediate_size
+        return [
+            *_linear("ffn_gate", h, size, i, arch.mlp_bias),
+            *_linear("ffn_up", h, size, i, arch.mlp_bias),
+            *_linear("ffn_down", size, h, i, arch.mlp_bias),
+        ]
+    e, size = moe.num_experts, moe.expert_intermediate_size
+    out = [Tensor("ffn_gate_inp", WEIGHT, (h, e), i)]
+    if moe.router_bias:
+        out.append(Tensor("ffn_gate_inp", BIAS, (e,), i))
+    if moe.score_correction_bias:
+        out.append(Tensor("exp_probs_b", BIAS, (e,), i))
+    out += [
+        Tensor("ffn_gate_exps", WEIGHT, (h, size, e), i, routed=True),
+        Tensor("ffn_up_exps", WEIGHT, (h, size, e), i, routed=True),
+        Tensor("ffn_down_exps", WEIGHT, (size, h, e), i, routed=True),
+    ]
+    if moe.expert_bias:
+        out += [
+            Tensor("ffn_gate_exps", BIAS, (size, e), i, routed=True),
+            Tensor("ffn_up_exps", BIAS, (size, e), i, routed=True),
+            Tensor("ffn_down_exps", BIAS, (h, e), i, routed=True),
+        ]
+    if moe.shared_intermediate_size:
+        shared = moe.shared_intermediate_size
+        out += [
+            Tensor("ffn_gate_shexp", WEIGHT, (h, shared), i),
+            Tensor("ffn_up_shexp", WEIGHT, (h, shared), i),
+            Tensor("ffn_down_shexp", WEIGHT, (shared, h), i),
+        ]
+        if moe.shared_expert_gate:
+            out.append(Tensor("ffn_gate_inp_shexp", WEIGHT, (h, 1), i))
+    return out
+
+
+def _vision(vt: VisionTower) -> list[Tensor]:
+    """A SigLIP encoder (modeling_siglip.py) and Gemma 3's projector (modeling_gemma3.py).
+
+    Vision blocks are not decoder blocks, so they carry no layer index: the per-layer split
+    over GPUs only moves decoder layers.
+    """
+    h, inner = vt.hidden_size, vt.intermediate_size
+    patches = (vt.image_size // vt.patch_size) ** 2
+    out = [
+        Tensor("v.patch_embd", WEIGHT, (vt.patch_size * vt.patch_size * vt.num_channels, h)),
+        Tensor("v.patch_embd", BIAS, (h,)),
+        Tensor("v.position_embd", WEIGHT, (h, patches)),
+    ]
+    for i in range(vt.num_layers):
+        for role in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            out += _vision_linear(f"v.blk.{i}.{role}", h, h)
+        out += _vision_linear(f"v.blk.{i}.ffn_up", h, inner)
+        out += _vision_linear(f"v.blk.{i}.ffn_down", inner, h)
+        for role in ("ln1", "ln2"):  # LayerNorm: weight and bias
+            out += [Tensor(f"v.blk.{i}.{role}", NORM, (h,)), Tensor(f"v.blk.{i}.{role}", BIAS, (h,))]
+    out += [Tensor("v.post_ln", NORM, (h,)), Tensor("v.post_ln", BIAS, (h,))]
+    out += [Tensor("mm.soft_emb_norm", NORM, (h,))]
+    out += [Tensor("mm.input_projection", WEIGHT, (h, vt.projector_out))]
+    return out
+
+
+def _vision_linear(role: str, n_in: int, n_out: int) -> list[Tensor]:
+    return [Tensor(role, WEIGHT, (n_in, n_out)), Tensor(role, BIAS, (n_out,))]
+
+
+def is_vision(tensor: Tensor) -> bool:
+    return tensor.role.startswith(("v.", "mm."))
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    total: int
+    active: int  # per token: routed experts count experts_per_token times, not num_experts
+    embedding: int
+    vision: int
+
+
+def count_parameters(arch: Architecture) -> ParameterCount:
+    """Total and per-token active parameters.
+
+    "Active" counts every non-expert tensor (both embedding matrices included) plus
+    experts_per_token of the routed experts, the convention of Mixtral's "12.9B active".
+    """
+    tensors = model_tensors(arch)
+    total = sum(t.numel for t in tensors)
+    routed = sum(t.numel for t in tensors if t.routed)
+    per_expert_share = arch.moe.experts_per_token / arch.moe.num_experts if arch.moe else 0.0
+    active = total - routed + round(routed * per_expert_share)
+    embedding = sum(t.numel for t in tensors if t.role in ("token_embd", "output"))
+    vision = sum(t.numel for t in tensors if is_vision(t))
+    return ParameterCount(total=total, active=active, embedding=embedding, vision=vision)

@@ -1,0 +1,39 @@
+"""MkDocs hook: expand ``<!-- table: NAME -->`` markers into tables generated from ``data/``.
+
+Thin by design: loading, computing and rendering live in ``scripts/guide_tables.py``, which
+tests use without MkDocs. An unknown marker or a bad catalogue entry fails the build.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from calc import CalcError  # noqa: E402
+from scripts import guide_tables  # noqa: E402
+
+_renderer: guide_tables.Renderer | None = None
+
+
+def on_pre_build(config: Any) -> None:
+    global _renderer
+    try:
+        _renderer = guide_tables.Renderer.from_repository(ROOT)
+    except CalcError as error:
+        raise PluginError(f"catalogue: {error}") from None
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if _renderer is None:  # pragma: no cover - on_pre_build always runs first
+        raise PluginError("the table renderer was not initialised")
+    try:
+        return _renderer.expand(markdown, page=page.file.src_uri)
+    except guide_tables.UnknownTableError as error:
+        raise PluginError(str(error)) from None
