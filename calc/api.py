@@ -56,16 +56,21 @@ def run_inference(catalogue: Catalogue, request: InferenceRequest) -> Estimate:
     _, arch = resolve_architecture(catalogue, request)
     weights = catalogue.weight_format(request.weights or engine.default_weights)
     precision = catalogue.precisions[weights.id]
-    if engine.accepts and precision.family not in engine.accepts:
+    if not engine.weights_only and not weights.loadable:
         raise InputError(
-            f"{engine.name} cannot load {weights.name} weights; it takes "
-            + ", ".join(
-                sorted(
-                    p.name
-                    for p in catalogue.precisions.values()
-                    if p.scope and p.family in engine.accepts
-                )
-            )
+            f"{weights.name} is a number format, not a checkpoint an engine loads; pick a "
+            "format such as q4_k_m, awq or fp8, or use --engine theory"
+        )
+    if engine.accepts and precision.family not in engine.accepts:
+        accepted = sorted(
+            p.name
+            for p in catalogue.precisions.values()
+            if p.scope and p.family in engine.accepts and p.family != "gguf"
+        )
+        if "gguf" in engine.accepts:
+            accepted.append("GGUF files such as Q4_K_M")
+        raise InputError(
+            f"{engine.name} cannot load {weights.name} weights; it takes " + ", ".join(accepted)
         )
     kv_format = catalogue.kv_format(request.kv_cache or engine.default_kv)
     context = request.context if request.context is not None else engine.default_context

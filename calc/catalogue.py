@@ -165,8 +165,11 @@ def gpu_key(name: str) -> str:
 def _lookup(kind: str, name: str, table: Mapping[str, tuple[T, Sequence[str]]]) -> T:
     """Find ``name`` among each entry's id and other names; else suggest the closest ids."""
     wanted = _plain(name)
-    for ident, (value, names) in table.items():
-        if wanted in (_plain(ident), *(_plain(n) for n in names)):
+    for ident, (value, _names) in table.items():  # an id wins over another entry's alias
+        if wanted == _plain(ident):
+            return value
+    for _ident, (value, names) in table.items():
+        if wanted in (_plain(n) for n in names):
             return value
     suggestions = difflib.get_close_matches(wanted, list(table), n=3, cutoff=0.5)
     raise UnknownNameError(kind, name, suggestions)
@@ -285,14 +288,13 @@ def _build(
     formats = {}
     for raw in precisions:
         ident = str(raw["id"])
-        if raw.get("scope") is None:
-            continue
         mix = raw.get("mix") or {}
         formats[ident] = WeightFormat(
             id=ident,
             name=str(raw["name"]),
             storage=storage[mix["base"]] if mix else storage[ident],
-            scope=str(raw["scope"]),
+            scope=str(raw.get("scope") or "all"),
+            loadable=raw.get("scope") is not None,
             unquantised=storage[raw["unquantised"]] if raw.get("unquantised") else None,
             family=str(raw["family"]),
             rules=_rules(mix.get("rules", ())),

@@ -24,8 +24,14 @@ from calc.catalogue import (
     build_catalogue,
     check_catalogue,
 )
+from calc.measurements import MEASUREMENTS_FILE, Measurement, check_measurements, parse_measurements
 
-FILES = {"models": MODELS_FILE, "precisions": PRECISIONS_FILE, "gpus": GPUS_FILE}
+FILES = {
+    "models": MODELS_FILE,
+    "precisions": PRECISIONS_FILE,
+    "gpus": GPUS_FILE,
+    "measurements": MEASUREMENTS_FILE,
+}
 DATA_ENV = "VRAM_GUIDE_DATA"
 
 
@@ -164,12 +170,19 @@ def _read_and_check(root: Path) -> tuple[dict[str, Document], list[CatalogueErro
         problems += schema_problems(document, load_schema(root, name))
     if problems:
         return documents, problems
-    return documents, check_catalogue(
+    locate = _locator(documents)
+    problems = check_catalogue(
         documents["models"].data,
         documents["precisions"].data,
         documents["gpus"].data,
-        locate=_locator(documents),
+        locate=locate,
     )
+    if problems:
+        return documents, problems
+    catalogue = build_catalogue(
+        documents["models"].data, documents["precisions"].data, documents["gpus"].data
+    )
+    return documents, check_measurements(documents["measurements"].data, catalogue, locate=locate)
 
 
 def _locator(documents: dict[str, Document]) -> Callable[[str, tuple[str | int, ...]], int | None]:
@@ -193,6 +206,14 @@ def load_catalogue(data_dir: Path | None = None) -> Catalogue:
         documents["gpus"].data,
         locate=_locator(documents),
     )
+
+
+def load_measurements(data_dir: Path | None = None) -> tuple[Measurement, ...]:
+    """The measurements, after every data file has passed its checks."""
+    documents, problems = _read_and_check(data_dir or default_data_dir())
+    if problems:
+        raise problems[0]
+    return parse_measurements(documents["measurements"].data)
 
 
 def catalogue_documents(data_dir: Path | None = None) -> dict[str, Any]:

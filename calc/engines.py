@@ -89,7 +89,7 @@ ENGINES: dict[str, Engine] = {
         default_batch=1,
         default_kv="f16",
         default_weights="q4_k_m",
-        accepts=("gguf", "ieee"),
+        accepts=("gguf", "ieee", "google"),
         # src/llama-model.cpp load_tensors: "there is very little benefit to offloading the input
         # layer, so always keep it on the CPU"
         embeddings_on_host=True,
@@ -109,7 +109,7 @@ ENGINES: dict[str, Engine] = {
         default_batch=1,
         default_kv="f16",
         default_weights="q4_k_m",
-        accepts=("gguf", "ieee"),
+        accepts=("gguf", "ieee", "google"),
         embeddings_on_host=True,
         swa_extra_tokens=LLAMA_CPP_UBATCH,
         kv_padding=LLAMA_CPP_KV_PADDING,
@@ -123,7 +123,7 @@ ENGINES: dict[str, Engine] = {
         default_batch=1,
         default_kv="bf16",
         default_weights="bf16",
-        accepts=("ieee", "fp8", "gptq", "awq", "bitsandbytes", "ocp-mx", "nvidia", "gguf"),
+        accepts=("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "nvidia", "gguf"),
         kv_padding=VLLM_BLOCK_SIZE,
         split="tensor",
         source="https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/vllm/engine/arg_utils.py",
@@ -136,7 +136,7 @@ ENGINES: dict[str, Engine] = {
         default_batch=1,
         default_kv="bf16",
         default_weights="bf16",
-        accepts=("ieee", "fp8", "gptq", "awq", "bitsandbytes", "ocp-mx", "integer"),
+        accepts=("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "integer"),
         # DynamicCache keeps every token for every layer; sliding layers are not trimmed
         sliding_window_cache=False,
         source="https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/cache_utils.py",
@@ -207,3 +207,83 @@ def runtime_bytes(engine: Engine, *, gpus: int) -> int:
     if engine.id == "vllm":
         extra = VLLM_CUDA_GRAPH_BYTES
     return CUDA_CONTEXT_BYTES + extra
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A number the estimator relies on, for the methodology page."""
+
+    name: str
+    value: str
+    used_for: str
+    source: str
+
+
+CONSTANTS: tuple[Constant, ...] = (
+    Constant(
+        "CUDA context per GPU",
+        f"{CUDA_CONTEXT_BYTES:,} bytes",
+        "runtime, every engine but theory",
+        "https://github.com/pytorch/pytorch/pull/86509",
+    ),
+    Constant(
+        "Ollama minimum memory per GPU",
+        "457 MiB",
+        "Ollama's fit check (reserve, not allocated)",
+        "https://github.com/ollama/ollama/blob/05de33f852378ba9c834af25efb6388c0fef90ee/discover/gpu.go",
+    ),
+    Constant(
+        "llama.cpp n_ubatch",
+        str(LLAMA_CPP_UBATCH),
+        "compute buffer, sliding-window cache",
+        "https://github.com/ggml-org/llama.cpp/blob/master/common/common.h",
+    ),
+    Constant(
+        "llama.cpp KV cache padding",
+        f"{LLAMA_CPP_KV_PADDING} cells",
+        "KV cache length rounding",
+        "https://github.com/ggml-org/llama.cpp/blob/master/src/llama-kv-cache.cpp",
+    ),
+    Constant(
+        "vLLM block size",
+        f"{VLLM_BLOCK_SIZE} tokens",
+        "KV cache length rounding",
+        ENGINES["vllm"].source,
+    ),
+    Constant(
+        "vLLM gpu_memory_utilization",
+        f"{VLLM_GPU_MEMORY_UTILIZATION}",
+        "what vLLM reserves (reported, not predicted)",
+        ENGINES["vllm"].source,
+    ),
+    Constant(
+        "vLLM max_num_seqs",
+        str(VLLM_MAX_NUM_SEQS),
+        "sampler logits in the profiling run",
+        ENGINES["vllm"].source,
+    ),
+    Constant(
+        "vLLM profiling tokens",
+        str(VLLM_PROFILE_TOKENS),
+        "activation peak",
+        "https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py",
+    ),
+    Constant(
+        "vLLM CUDA graphs",
+        "0.21 GiB",
+        "runtime (vLLM)",
+        "https://github.com/vllm-project/vllm/pull/11349",
+    ),
+    Constant(
+        "Ollama default num_ctx",
+        "2048 before v0.6.7, 4096 from v0.6.7",
+        "default context (Ollama)",
+        "https://github.com/ollama/ollama/pull/10452",
+    ),
+    Constant(
+        "Ollama default parallel",
+        "auto (4, else 1) before July 2025, then 1",
+        "default sequences (Ollama)",
+        "https://github.com/ollama/ollama/pull/11330",
+    ),
+)

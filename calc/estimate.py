@@ -271,6 +271,10 @@ def estimate_inference(
                 for t in tensors
                 if not _on_host(t, engine) and _device_of(t, index, n, owned)
             ]
+            if index == n - 1 and engine.embeddings_on_host and arch.tie_word_embeddings:
+                # A tied model has no output.weight: llama.cpp loads token_embd a second time
+                # (TENSOR_DUPLICATED) on the output layer's device.
+                placed += [t for t in tensors if t.role == "token_embd"]
             results.append(
                 DeviceEstimate(
                     index=index,

@@ -60,6 +60,9 @@ class WeightFormat:
     unquantised: StorageType | None = None  # for tensors the scope leaves out
     rules: tuple[MixRule, ...] = ()  # GGUF mixes only
     post: tuple[MixRule, ...] = ()
+    # False for number formats no engine loads as a checkpoint (plain INT4, TF32, a ggml
+    # tensor type on its own): only the theory engine's parameters x bits applies to them.
+    loadable: bool = True
 
 
 def use_more_bits(i_layer: int, n_layers: int) -> bool:
