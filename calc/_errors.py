@@ -1,10 +1,10 @@
 """The estimator's exceptions: one root, so callers catch everything with one clause.
 
-    CalcError(ValueError)
-     ├── InputError        an option or number out of range
-     ├── UnknownNameError  a model, format, engine or GPU name not in the catalogue
-     ├── ConfigError       a config.json that is malformed or of an unsupported kind
-     └── CatalogueError    a data file entry that breaks the schema or a semantic rule
+CalcError(ValueError)
+ ├── InputError        an option or number out of range
+ ├── UnknownNameError  a model, format, engine or GPU name not in the catalogue
+ ├── ConfigError       a config.json that is malformed or of an unsupported kind
+ └── CatalogueError    a data file entry that breaks the schema or a semantic rule
 """
 
 from __future__ import annotations
@@ -34,7 +34,12 @@ class UnknownNameError(CalcError):
 
 
 class ConfigError(CalcError):
-    """A Hugging Face config.json that cannot be turned into an architecture."""
+    """A Hugging Face config.json that cannot be turned into an architecture; ``path`` is the
+    offending key's path inside the config (empty when the whole config is at fault)."""
+
+    def __init__(self, message: str, *, path: tuple[str, ...] = ()) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class CatalogueError(CalcError):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from calc._errors import InputError, UnknownNameError
@@ -36,19 +37,18 @@ def engine_by_name(name: str) -> Engine:
     for engine in ENGINES.values():
         if engine.id == wanted:
             return engine
-    import difflib
-
     raise UnknownNameError("engine", name, difflib.get_close_matches(wanted, list(ENGINES)))
 
 
-def resolve_architecture(catalogue: Catalogue, request: InferenceRequest) -> tuple[str, Architecture]:
-    if (request.model is None) == (request.config is None):
-        raise InputError("give exactly one of model (a catalogue id) or config (a config.json)")
-    if request.config is not None:
+def resolve_architecture(
+    catalogue: Catalogue, request: InferenceRequest
+) -> tuple[str, Architecture]:
+    if request.config is not None and request.model is None:
         return "custom config.json", parse_config(request.config)
-    assert request.model is not None  # noqa: S101 - established just above
-    model = catalogue.model(request.model)
-    return model.id, model.arch
+    if request.model is not None and request.config is None:
+        model = catalogue.model(request.model)
+        return model.id, model.arch
+    raise InputError("give exactly one of model (a catalogue id) or config (a config.json)")
 
 
 def run_inference(catalogue: Catalogue, request: InferenceRequest) -> Estimate:
@@ -75,7 +75,7 @@ def run_inference(catalogue: Catalogue, request: InferenceRequest) -> Estimate:
     kv_format = catalogue.kv_format(request.kv_cache or engine.default_kv)
     context = request.context if request.context is not None else engine.default_context
     batch = request.batch if request.batch is not None else engine.default_batch
-    validate_numbers(context=max(context, 1), batch=batch, gpus=request.gpus)
+    validate_numbers(context=context, batch=batch, gpus=request.gpus)
     devices = _devices(catalogue, request)
     estimate = estimate_inference(
         arch,
@@ -83,7 +83,7 @@ def run_inference(catalogue: Catalogue, request: InferenceRequest) -> Estimate:
         storage_types=catalogue.storage_types,
         engine=engine,
         kv_format=kv_format,
-        context=max(context, 1),
+        context=context,
         batch=batch,
         devices=devices,
     )
@@ -114,6 +114,4 @@ def _devices(catalogue: Catalogue, request: InferenceRequest) -> tuple[Device, .
 
 
 def _with_note(estimate: Estimate, note: str) -> Estimate:
-    from dataclasses import replace
-
     return replace(estimate, notes=(note, *estimate.notes))

@@ -194,10 +194,21 @@ class Architecture:
 class _Config:
     """Typed access to one config dict, with errors that name the key and the value."""
 
-    def __init__(self, raw: Mapping[str, Any], *, where: str, defaults: Mapping[str, Any]):
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        where: str,
+        defaults: Mapping[str, Any],
+        path: tuple[str, ...] = (),
+    ):
         self.raw = raw
         self.where = where
         self.defaults = defaults
+        self.path = path
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.where}: {message}", path=(*self.path, key))
 
     def _get(self, key: str) -> Any:
         if key in self.raw and self.raw[key] is not None:
@@ -207,27 +218,27 @@ class _Config:
     def has(self, key: str) -> bool:
         return self._get(key) is not None
 
-    def int(self, key: str, default: int | None = None, *, minimum: int = 1) -> int:
+    def integer(self, key: str, default: int | None = None, *, minimum: int = 1) -> int:
         value = self._get(key)
         if value is None:
             if default is not None:
                 return default
-            raise ConfigError(f"{self.where}: missing key {key!r} (a positive integer)")
+            raise self.error(key, f"missing key {key!r} (a positive integer)")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.where}: {key!r} must be an integer, got {value!r}")
+            raise self.error(key, f"{key!r} must be an integer, got {value!r}")
         if value < minimum:
-            raise ConfigError(f"{self.where}: {key!r} must be at least {minimum}, got {value!r}")
+            raise self.error(key, f"{key!r} must be at least {minimum}, got {value!r}")
         return value
 
     def optional_int(self, key: str) -> int | None:
-        return self.int(key) if self.has(key) else None
+        return self.integer(key) if self.has(key) else None
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self._get(key)
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise ConfigError(f"{self.where}: {key!r} must be true or false, got {value!r}")
+            raise self.error(key, f"{key!r} must be true or false, got {value!r}")
         return value
 
     def int_list(self, key: str) -> list[int]:
@@ -237,7 +248,7 @@ class _Config:
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise ConfigError(f"{self.where}: {key!r} must be a list of integers, got {value!r}")
+            raise self.error(key, f"{key!r} must be a list of integers, got {value!r}")
         return value
 
 
@@ -247,7 +258,7 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         raise ConfigError(f"{where}: expected a JSON object, got {type(config).__name__}")
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or not model_type:
-        raise ConfigError(f"{where}: missing key 'model_type' (e.g. \"llama\", \"qwen2\")")
+        raise ConfigError(f'{where}: missing key \'model_type\' (e.g. "llama", "qwen2")')
     tie_source = config
     vision = None
     if model_type in WRAPPERS:
@@ -258,37 +269,42 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         where = f"{where}: text_config"
         model_type = WRAPPERS[model_type]
         config = {**text, "model_type": model_type}
+        nested: tuple[str, ...] = ("text_config",)
+    else:
+        nested = ()
     family = FAMILIES.get(model_type)
     if family is None:
         supported = ", ".join(sorted([*FAMILIES, *WRAPPERS]))
         raise ConfigError(f"{where}: unsupported model_type {model_type!r}; supported: {supported}")
-    c = _Config(config, where=where, defaults=dict(family.defaults))
+    c = _Config(config, where=where, defaults=dict(family.defaults), path=nested)
 
-    hidden = c.int("hidden_size")
-    layers = c.int("num_hidden_layers")
-    heads = c.int("num_attention_heads")
-    kv_heads = c.int("num_key_value_heads", default=heads)
+    hidden = c.integer("hidden_size")
+    layers = c.integer("num_hidden_layers")
+    heads = c.integer("num_attention_heads")
+    kv_heads = c.integer("num_key_value_heads", default=heads)
     if heads % kv_heads:
-        raise ConfigError(
-            f"{where}: num_attention_heads ({heads}) must be a multiple of "
-            f"num_key_value_heads ({kv_heads})"
+        raise c.error(
+            "num_key_value_heads",
+            f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads})",
         )
-    head_dim = c.int("head_dim", default=hidden // heads)
+    head_dim = c.integer("head_dim", default=hidden // heads)
 
     if family.attention_bias == "always":
         qkv_bias, o_bias = True, False
     elif family.attention_bias == "never":
         qkv_bias = o_bias = False
     else:
-        qkv_bias = o_bias = c.bool("attention_bias", False)
+        qkv_bias = o_bias = c.flag("attention_bias", False)
 
     mla = _mla(c) if family.mla else None
     moe = _moe(c, family.moe, layers)
-    intermediate = c.int("intermediate_size", default=moe.expert_intermediate_size if moe else None)
+    intermediate = c.integer(
+        "intermediate_size", default=moe.expert_intermediate_size if moe else None
+    )
     sliding_window, layer_kinds = _layer_kinds(c, family.sliding, layers)
     # The wrapper's own tie flag wins: Gemma 3 puts it at the top level.
-    tie = _Config(tie_source, where=where, defaults={}).bool(
-        "tie_word_embeddings", c.bool("tie_word_embeddings", family.tie_default)
+    tie = _Config(tie_source, where=where, defaults={}).flag(
+        "tie_word_embeddings", c.flag("tie_word_embeddings", family.tie_default)
     )
     return Architecture(
         model_type=model_type,
@@ -298,11 +314,11 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         num_kv_heads=kv_heads,
         head_dim=head_dim,
         intermediate_size=intermediate,
-        vocab_size=c.int("vocab_size"),
+        vocab_size=c.integer("vocab_size"),
         tie_word_embeddings=tie,
         qkv_bias=qkv_bias,
         o_bias=o_bias,
-        mlp_bias=c.bool("mlp_bias", False),
+        mlp_bias=c.flag("mlp_bias", False),
         qk_norm=family.qk_norm,
         norms_per_layer=family.norms_per_layer,
         layer_kinds=layer_kinds,
@@ -318,10 +334,10 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
 def _mla(c: _Config) -> MLA:
     return MLA(
         q_lora_rank=c.optional_int("q_lora_rank"),
-        kv_lora_rank=c.int("kv_lora_rank"),
-        qk_nope_head_dim=c.int("qk_nope_head_dim"),
-        qk_rope_head_dim=c.int("qk_rope_head_dim"),
-        v_head_dim=c.int("v_head_dim"),
+        kv_lora_rank=c.integer("kv_lora_rank"),
+        qk_nope_head_dim=c.integer("qk_nope_head_dim"),
+        qk_rope_head_dim=c.integer("qk_rope_head_dim"),
+        v_head_dim=c.integer("v_head_dim"),
     )
 
 
@@ -329,19 +345,21 @@ def _moe(c: _Config, kind: str, layers: int) -> MoE | None:
     if kind == "none":
         return None
     if kind == "mixtral":
-        experts = c.int("num_local_experts")
+        experts = c.integer("num_local_experts")
         return MoE(
             num_experts=experts,
-            experts_per_token=c.int("num_experts_per_tok"),
-            expert_intermediate_size=c.int("intermediate_size"),
+            experts_per_token=c.integer("num_experts_per_tok"),
+            expert_intermediate_size=c.integer("intermediate_size"),
             shared_intermediate_size=0,
             moe_layers=(True,) * layers,
         )
     if kind == "gpt_oss":
         return MoE(
-            num_experts=c.int("num_local_experts"),
-            experts_per_token=c.int("num_experts_per_tok", default=c.int("experts_per_token", 4)),
-            expert_intermediate_size=c.int("intermediate_size"),
+            num_experts=c.integer("num_local_experts"),
+            experts_per_token=c.integer(
+                "num_experts_per_tok", default=c.integer("experts_per_token", 4)
+            ),
+            expert_intermediate_size=c.integer("intermediate_size"),
             shared_intermediate_size=0,
             moe_layers=(True,) * layers,
             router_bias=True,
@@ -350,14 +368,14 @@ def _moe(c: _Config, kind: str, layers: int) -> MoE | None:
     if kind == "qwen":
         # Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer: a layer is sparse unless listed in
         # mlp_only_layers, and only every decoder_sparse_step-th layer is.
-        step = c.int("decoder_sparse_step", default=1)
+        step = c.integer("decoder_sparse_step", default=1)
         dense_only = set(c.int_list("mlp_only_layers"))
         sparse = tuple(i not in dense_only and (i + 1) % step == 0 for i in range(layers))
-        shared = c.int("shared_expert_intermediate_size", 0, minimum=0)
+        shared = c.integer("shared_expert_intermediate_size", 0, minimum=0)
         return MoE(
-            num_experts=c.int("num_experts"),
-            experts_per_token=c.int("num_experts_per_tok"),
-            expert_intermediate_size=c.int("moe_intermediate_size"),
+            num_experts=c.integer("num_experts"),
+            experts_per_token=c.integer("num_experts_per_tok"),
+            expert_intermediate_size=c.integer("moe_intermediate_size"),
             shared_intermediate_size=shared,
             moe_layers=sparse,
             shared_expert_gate=shared > 0,
@@ -365,15 +383,15 @@ def _moe(c: _Config, kind: str, layers: int) -> MoE | None:
     # DeepSeek-V2/V3: the first first_k_dense_replace layers are dense, then every
     # moe_layer_freq-th layer is sparse; n_shared_experts experts of moe_intermediate_size each
     # are always active.
-    experts = c.int("n_routed_experts")
-    first_dense = c.int("first_k_dense_replace", 0, minimum=0)
-    freq = c.int("moe_layer_freq", 1)
-    expert_size = c.int("moe_intermediate_size")
+    experts = c.integer("n_routed_experts")
+    first_dense = c.integer("first_k_dense_replace", 0, minimum=0)
+    freq = c.integer("moe_layer_freq", 1)
+    expert_size = c.integer("moe_intermediate_size")
     return MoE(
         num_experts=experts,
-        experts_per_token=c.int("num_experts_per_tok"),
+        experts_per_token=c.integer("num_experts_per_tok"),
         expert_intermediate_size=expert_size,
-        shared_intermediate_size=c.int("n_shared_experts", 0, minimum=0) * expert_size,
+        shared_intermediate_size=c.integer("n_shared_experts", 0, minimum=0) * expert_size,
         moe_layers=tuple(i >= first_dense and i % freq == 0 for i in range(layers)),
         score_correction_bias=c.raw.get("topk_method") == "noaux_tc",
     )
@@ -384,35 +402,36 @@ def _layer_kinds(c: _Config, rule: str, layers: int) -> tuple[int | None, tuple[
     explicit = c.raw.get("layer_types")
     if explicit is not None:
         if not isinstance(explicit, list) or len(explicit) != layers:
-            raise ConfigError(
-                f"{c.where}: 'layer_types' must list one entry per layer ({layers}), "
-                f"got {explicit!r}"
+            raise c.error(
+                "layer_types",
+                f"'layer_types' must list one entry per layer ({layers}), got {explicit!r}",
             )
         kinds = []
         for entry in explicit:
             if entry not in ("full_attention", "sliding_attention"):
-                raise ConfigError(
-                    f"{c.where}: 'layer_types' entries must be \"full_attention\" or "
-                    f"\"sliding_attention\", got {entry!r}"
+                raise c.error(
+                    "layer_types",
+                    "'layer_types' entries must be \"full_attention\" or "
+                    f'"sliding_attention", got {entry!r}',
                 )
             kinds.append(SLIDING if entry == "sliding_attention" else FULL)
         if SLIDING in kinds and window is None:
-            raise ConfigError(f"{c.where}: sliding layers need 'sliding_window'")
+            raise c.error("sliding_window", "sliding layers need 'sliding_window'")
         return window, tuple(kinds)
     if window is None or rule == "none":
         return None, (FULL,) * layers
     if rule == "all":
         return window, (SLIDING,) * layers
     if rule == "qwen":
-        if not c.bool("use_sliding_window", False):
+        if not c.flag("use_sliding_window", False):
             return None, (FULL,) * layers
-        first = c.int("max_window_layers", default=layers, minimum=0)
+        first = c.integer("max_window_layers", default=layers, minimum=0)
         return window, tuple(SLIDING if i >= first else FULL for i in range(layers))
     if rule == "every_other":
         # Gemma2DecoderLayer: even-numbered layers slide, odd ones attend globally.
         return window, tuple(SLIDING if (i + 1) % 2 else FULL for i in range(layers))
     # Gemma 3: every sliding_window_pattern-th layer is global (configuration_gemma3.py).
-    pattern = c.int("sliding_window_pattern")
+    pattern = c.integer("sliding_window_pattern")
     return window, tuple(SLIDING if (i + 1) % pattern else FULL for i in range(layers))
 
 
@@ -420,14 +439,16 @@ def _vision_tower(config: Mapping[str, Any], text: Mapping[str, Any], *, where: 
     raw = config.get("vision_config")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: a multimodal config needs a 'vision_config' object")
-    v = _Config(raw, where=f"{where}: vision_config", defaults={"num_channels": 3})
-    t = _Config(text, where=f"{where}: text_config", defaults={})
+    v = _Config(
+        raw, where=f"{where}: vision_config", defaults={"num_channels": 3}, path=("vision_config",)
+    )
+    t = _Config(text, where=f"{where}: text_config", defaults={}, path=("text_config",))
     return VisionTower(
-        hidden_size=v.int("hidden_size"),
-        intermediate_size=v.int("intermediate_size"),
-        num_layers=v.int("num_hidden_layers"),
-        patch_size=v.int("patch_size"),
-        image_size=v.int("image_size"),
-        num_channels=v.int("num_channels"),
-        projector_out=t.int("hidden_size"),
+        hidden_size=v.integer("hidden_size"),
+        intermediate_size=v.integer("intermediate_size"),
+        num_layers=v.integer("num_hidden_layers"),
+        patch_size=v.integer("patch_size"),
+        image_size=v.integer("image_size"),
+        num_channels=v.integer("num_channels"),
+        projector_out=t.integer("hidden_size"),
     )

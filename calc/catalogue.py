@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from calc._errors import CatalogueError, ConfigError, UnknownNameError
 from calc.architecture import Architecture, parse_config
-from calc.units import MIB
 from calc.formats import (
     MIX_CONDITIONS,
     SCOPES,
@@ -24,6 +23,7 @@ from calc.formats import (
     WeightFormat,
     required_storage_ids,
 )
+from calc.units import MIB
 
 T = TypeVar("T")
 Path = tuple[str | int, ...]
@@ -136,7 +136,7 @@ class Catalogue:
         return (precision.name, *precision.aliases)
 
     def gpu(self, name: str) -> GPU:
-        keys = {}
+        keys: dict[str, GPU] = {}
         for gpu in self.gpus.values():
             for alias in (gpu.id, gpu.name, *gpu.aliases):
                 keys.setdefault(gpu_key(alias), gpu)
@@ -202,8 +202,15 @@ def check_catalogue(
     """Every semantic problem at once (the JSON Schemas have checked shapes and types)."""
     problems: list[CatalogueError] = []
 
-    def problem(file: str, index: int, entry: Mapping[str, Any], fld: str, message: str) -> None:
-        path: Path = (index, fld) if fld in entry else (index,)
+    def problem(
+        file: str,
+        index: int,
+        entry: Mapping[str, Any],
+        fld: str,
+        message: str,
+        inner: tuple[str, ...] = (),
+    ) -> None:
+        path: Path = (index, fld, *inner) if fld in entry else (index,)
         problems.append(
             CatalogueError(
                 message,
@@ -226,7 +233,8 @@ def check_catalogue(
         try:
             parse_config(entry["config"], where="config")
         except ConfigError as error:
-            problem(MODELS_FILE, index, entry, "config", str(error).removeprefix("config: "))
+            message = str(error).removeprefix("config: ")
+            problem(MODELS_FILE, index, entry, "config", message, error.path)
 
     known = {str(p["id"]) for p in precisions}
     for needed in required_storage_ids():

@@ -138,7 +138,9 @@ def render_table(estimate: Estimate, label: str) -> str:
     lines = [header, ""]
     lines.append(f"{'':{width}}  " + "  ".join(f"{h:>11}" for h in columns))
     for row in rows:
-        lines.append(f"{row[0]:{width}}  " + "  ".join(f"{v:>11}" for v in row[1:6]) + "  " + row[6])
+        lines.append(
+            f"{row[0]:{width}}  " + "  ".join(f"{v:>11}" for v in row[1:6]) + "  " + row[6]
+        )
     lines.append("")
     lines.append(f"CPU RAM (host): {format_bytes(estimate.host_bytes)}")
     lines.append(

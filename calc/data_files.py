@@ -116,9 +116,11 @@ def load_schema(data_dir: Path, name: str) -> dict[str, Any]:
 
 def schema_problems(document: Document, schema: dict[str, Any]) -> list[CatalogueError]:
     try:
-        from jsonschema import Draft202012Validator
+        from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - depends on the installation
-        raise CatalogueError("checking the catalogue needs jsonschema: pip install -e '.[cli]'")
+        raise CatalogueError(
+            "checking the catalogue needs jsonschema: pip install -e '.[cli]'"
+        ) from None
     problems = []
     validator = Draft202012Validator(schema)
     for error in sorted(validator.iter_errors(document.data), key=lambda e: list(e.path)):
@@ -141,20 +143,20 @@ def schema_problems(document: Document, schema: dict[str, Any]) -> list[Catalogu
 
 
 def _schema_message(error: Any) -> str:
+    message = str(error.message)
     if error.validator == "required":
-        return error.message.replace("is a required property", "is missing (required)")
+        return message.replace("is a required property", "is missing (required)")
     if error.validator == "additionalProperties":
-        return error.message + " (check the spelling against the schema)"
+        return message + " (check the spelling against the schema)"
     if error.validator == "type":
         return f"expected {error.validator_value}, got {error.instance!r}"
-    return str(error.message)
+    return message
 
 
 def read_documents(data_dir: Path | None = None) -> dict[str, Document]:
     root = data_dir or default_data_dir()
     return {
-        name: read_document(name, root / Path(label).name, label)
-        for name, label in FILES.items()
+        name: read_document(name, root / Path(label).name, label) for name, label in FILES.items()
     }
 
 

@@ -204,7 +204,7 @@ def estimate_inference(
     storage = {id(t): tensor_storage(t, weights, arch, storage_types) for t in tensors}
 
     if engine.weights_only:
-        return _theory(arch, weights, engine, kv_format, context, batch, devices, tensors)
+        return _theory(arch, weights, engine, kv_format, context, batch, devices)
 
     padded_context = ceil(context / engine.kv_padding) * engine.kv_padding
     if padded_context != context:
@@ -267,9 +267,7 @@ def estimate_inference(
         for index, (device, layers) in enumerate(zip(devices, ranges, strict=True)):
             owned = set(layers)
             placed = [
-                t
-                for t in tensors
-                if not _on_host(t, engine) and _device_of(t, index, n, owned)
+                t for t in tensors if not _on_host(t, engine) and _device_of(t, index, n, owned)
             ]
             if index == n - 1 and engine.embeddings_on_host and arch.tie_word_embeddings:
                 # A tied model has no output.weight: llama.cpp loads token_embd a second time
@@ -346,7 +344,6 @@ def _theory(
     context: int,
     batch: int,
     devices: Sequence[Device],
-    tensors: Sequence[Tensor],
 ) -> Estimate:
     """The seed article's rule: every parameter at the format's bits, nothing else."""
     params = count_parameters(arch)

@@ -186,9 +186,7 @@ _FALLBACK = {
 }
 
 
-def _gguf_fallback(
-    chosen: StorageType, row: int, types: Mapping[str, StorageType]
-) -> StorageType:
+def _gguf_fallback(chosen: StorageType, row: int, types: Mapping[str, StorageType]) -> StorageType:
     if row % chosen.block_size == 0:
         return chosen
     fallback = types.get(_FALLBACK.get(chosen.id, ""), types["ggml_f16"])

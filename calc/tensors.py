@@ -152,7 +152,10 @@ def _vision(vt: VisionTower) -> list[Tensor]:
         out += _vision_linear(f"v.blk.{i}.ffn_up", h, inner)
         out += _vision_linear(f"v.blk.{i}.ffn_down", inner, h)
         for role in ("ln1", "ln2"):  # LayerNorm: weight and bias
-            out += [Tensor(f"v.blk.{i}.{role}", NORM, (h,)), Tensor(f"v.blk.{i}.{role}", BIAS, (h,))]
+            out += [
+                Tensor(f"v.blk.{i}.{role}", NORM, (h,)),
+                Tensor(f"v.blk.{i}.{role}", BIAS, (h,)),
+            ]
     out += [Tensor("v.post_ln", NORM, (h,)), Tensor("v.post_ln", BIAS, (h,))]
     out += [Tensor("mm.soft_emb_norm", NORM, (h,))]
     out += [Tensor("mm.input_projection", WEIGHT, (h, vt.projector_out))]

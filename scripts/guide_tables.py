@@ -8,6 +8,7 @@ escaped for Markdown and HTML, so a model called ``<script>`` shows as text.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ import jinja2
 
 from calc import InferenceRequest, run_inference
 from calc.catalogue import GPU, Catalogue, Model, Precision
-from calc.data_files import load_catalogue, load_measurements
-from calc.measurements import Comparison, Measurement, compare
+from calc.data_files import DATA_ENV, default_data_dir, load_catalogue, load_measurements
 from calc.engines import CONSTANTS
 from calc.formats import tensor_bytes, tensor_storage
+from calc.measurements import Comparison, Measurement, compare
 from calc.tensors import model_tensors
 from calc.units import GB, GIB, MIB
 
@@ -39,7 +40,12 @@ ARTICLE_MODELS = (
     "deepseek-r1",
 )
 # The article's four precisions, and the GGUF file a reader would run for each.
-ARTICLE_FORMATS = (("FP32", "fp32", 4), ("FP16", "fp16", 2), ("INT8", "q8_0", 1), ("INT4", "q4_k_m", 0.5))
+ARTICLE_FORMATS = (
+    ("FP32", "fp32", 4),
+    ("FP16", "fp16", 2),
+    ("INT8", "q8_0", 1),
+    ("INT4", "q4_k_m", 0.5),
+)
 GUIDE_CONTEXT = 4096  # the context every generated table states
 LONG_CONTEXT = 32768
 
@@ -314,10 +320,14 @@ def _facts(model: Model) -> list[str]:
     if arch.mla:
         facts.append(f"MLA, latent {arch.mla.kv_lora_rank} + RoPE {arch.mla.qk_rope_head_dim}")
     else:
-        facts.append(f"{arch.num_attention_heads} heads, {arch.num_kv_heads} KV heads of {arch.head_dim}")
+        facts.append(
+            f"{arch.num_attention_heads} heads, {arch.num_kv_heads} KV heads of {arch.head_dim}"
+        )
     if arch.sliding_window and "sliding" in arch.layer_kinds:
         sliding = arch.layer_kinds.count("sliding")
-        facts.append(f"{sliding} of {arch.num_layers} layers slide over {arch.sliding_window} tokens")
+        facts.append(
+            f"{sliding} of {arch.num_layers} layers slide over {arch.sliding_window} tokens"
+        )
     if arch.max_position_embeddings:
         facts.append(f"context up to {arch.max_position_embeddings:,}")
     return facts
@@ -431,24 +441,35 @@ def component_rows(comparison: Comparison) -> list[ComponentRow]:
 
 # -- rendering -----------------------------------------------------------------------------
 
-TABLES: dict[str, Callable[[Catalogue], dict[str, Any]]] = {
-    "precisions": lambda c: {"rows": precision_rows(c)},
-    "deepseek-r1": lambda c: {
-        "rows": article_rows(c),
+
+@dataclass(frozen=True)
+class Sources:
+    """What the tables are computed from."""
+
+    catalogue: Catalogue
+    measurements: tuple[Measurement, ...]
+
+
+TABLES: dict[str, Callable[[Sources], dict[str, Any]]] = {
+    "precisions": lambda s: {"rows": precision_rows(s.catalogue)},
+    "deepseek-r1": lambda s: {
+        "rows": article_rows(s.catalogue),
         "formats": ARTICLE_FORMATS,
         "context": GUIDE_CONTEXT,
     },
-    "models": lambda c: {
-        "sections": model_sections(c),
+    "models": lambda s: {"sections": model_sections(s.catalogue), "context": GUIDE_CONTEXT},
+    "gpu-fit": lambda s: {
+        "table": fit_table(s.catalogue),
         "context": GUIDE_CONTEXT,
+        "ladder": FIT_LADDER,
     },
-    "gpu-fit": lambda c: {"table": fit_table(c), "context": GUIDE_CONTEXT, "ladder": FIT_LADDER},
-    "gpus": lambda c: {"rows": gpu_rows(c)},
-    "constants": lambda c: {"constants": CONSTANTS},
-    "article-setups": lambda c: {"rows": article_setups(c, load_measurements())},
-    "article-components": lambda c: {
+    "gpus": lambda s: {"rows": gpu_rows(s.catalogue)},
+    "constants": lambda s: {"constants": CONSTANTS},
+    "article-setups": lambda s: {"rows": article_setups(s.catalogue, s.measurements)},
+    "article-components": lambda s: {
         "setups": [
-            (row, component_rows(row.comparison)) for row in article_setups(c, load_measurements())
+            (row, component_rows(row.comparison))
+            for row in article_setups(s.catalogue, s.measurements)
         ]
     },
 }
@@ -472,14 +493,17 @@ def environment(templates: Path) -> jinja2.Environment:
 class Renderer:
     """Renders tables by name; caches each one for the build."""
 
-    def __init__(self, catalogue: Catalogue, templates: Path) -> None:
-        self.catalogue = catalogue
+    def __init__(self, sources: Sources, templates: Path) -> None:
+        self.sources = sources
         self.env = environment(templates)
         self._cache: dict[str, str] = {}
 
     @classmethod
     def from_repository(cls, root: Path) -> Renderer:
-        return cls(load_catalogue(root / "data"), root / "docs" / "templates")
+        """The repository's templates over its data (``$VRAM_GUIDE_DATA`` overrides the data)."""
+        data = default_data_dir() if os.environ.get(DATA_ENV) else root / "data"
+        sources = Sources(load_catalogue(data), load_measurements(data))
+        return cls(sources, root / "docs" / "templates")
 
     def render(self, name: str) -> str:
         if name not in TABLES:
@@ -488,7 +512,7 @@ class Renderer:
             )
         if name not in self._cache:
             template = self.env.get_template(f"{name}.md.j2")
-            self._cache[name] = template.render(**TABLES[name](self.catalogue))
+            self._cache[name] = template.render(**TABLES[name](self.sources))
         return self._cache[name]
 
     def expand(self, markdown: str, *, page: str = "") -> str:

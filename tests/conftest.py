@@ -1,0 +1,29 @@
+"""Shared fixtures: the real catalogue, and a scratch copy of data/ to break on purpose."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # scripts/ is imported as a package by the site tests
+    sys.path.insert(0, str(ROOT))
+
+from calc.catalogue import Catalogue  # noqa: E402
+from calc.data_files import load_catalogue  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    return load_catalogue(ROOT / "data")
+
+
+@pytest.fixture
+def data_copy(tmp_path: Path) -> Path:
+    """A writable copy of data/ (YAML files and schemas)."""
+    target = tmp_path / "data"
+    shutil.copytree(ROOT / "data", target)
+    return target

@@ -1,0 +1,194 @@
+"""The built site: strict build, tables equal to calc's output, data changes flow through,
+hostile names stay text, and no page asks a third-party host for anything."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from calc import InferenceRequest, run_inference
+from calc.data_files import load_catalogue
+from calc.units import GIB
+from scripts.guide_tables import MARKER, TABLES, Renderer, Sources, UnknownTableError
+
+ROOT = Path(__file__).resolve().parent.parent
+MKDOCS = Path(sys.executable).parent / "mkdocs"
+
+
+def build(site: Path, data: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    if data is not None:
+        env["VRAM_GUIDE_DATA"] = str(data)
+    return subprocess.run(
+        [str(MKDOCS), "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    result = build(target)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stderr
+    return target
+
+
+class Tables(HTMLParser):
+    """Collects each table's rows (cells as text), keyed by the last heading id before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.section = ""
+        self.tables: dict[str, list[list[str]]] = {}
+        self.cell: list[str] | None = None
+        self.row: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag in ("h1", "h2", "h3") and attributes.get("id"):
+            self.section = attributes["id"]
+        elif tag == "table":
+            self.tables.setdefault(self.section, [])
+        elif tag == "tr":
+            self.row = []
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.row is not None and self.cell is not None:
+            self.row.append("".join(self.cell).strip())
+            self.cell = None
+        elif tag == "tr" and self.row is not None:
+            self.tables[self.section].append(self.row)
+            self.row = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def tables_of(page: Path) -> dict[str, list[list[str]]]:
+    parser = Tables()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.tables
+
+
+def model_table_totals(site_dir: Path, anchor: str) -> dict[str, str]:
+    rows = tables_of(site_dir / "tables" / "models" / "index.html")[anchor]
+    return {row[0]: row[4] for row in rows[1:]}
+
+
+def test_every_model_table_equals_the_cli_figures(site, catalogue):
+    for model in catalogue.models.values():
+        totals = model_table_totals(site, model.id.replace(".", "-"))
+        for label, engine, weights in (
+            ("Q4_K_M", "llama.cpp", "q4_k_m"),
+            ("BF16", "vllm", "bf16"),
+        ):
+            estimate = run_inference(
+                catalogue,
+                InferenceRequest(model=model.id, weights=weights, engine=engine, context=4096),
+            )
+            assert totals[label].startswith(f"{estimate.total_bytes / GIB:,.1f} ("), model.id
+
+
+def test_article_page_shows_the_measurements_and_estimates(site):
+    setups = tables_of(site / "guide" / "article" / "index.html")[
+        "the-articles-measurements-explained"
+    ]
+    measured = [row[2].split(" ")[0] for row in setups[1:]]
+    assert measured == ["21.1", "44.6", "45.3"]
+    errors = [float(row[4].rstrip("%")) for row in setups[1:]]
+    assert all(abs(e) < 3 for e in errors)
+
+
+def test_every_marker_in_the_docs_names_a_table():
+    for page in (ROOT / "docs").rglob("*.md"):
+        for name in MARKER.findall(page.read_text(encoding="utf-8")):
+            assert name in TABLES, f"{page}: {name}"
+
+
+def test_an_unknown_marker_is_an_error(catalogue):
+    renderer = Renderer(Sources(catalogue, ()), ROOT / "docs" / "templates")
+    with pytest.raises(UnknownTableError, match=r"page\.md: unknown table 'nonsense'"):
+        renderer.expand("<!-- table: nonsense -->", page="page.md")
+
+
+def test_changing_a_number_in_models_yaml_changes_the_site(site, data_copy, tmp_path):
+    models = data_copy / "models.yaml"
+    text = models.read_text()
+    start = text.index("- id: llama-3.1-8b")
+    head, tail = text[:start], text[start:]
+    models.write_text(head + tail.replace("num_hidden_layers: 32", "num_hidden_layers: 40", 1))
+    # The published count no longer matches; the site still builds and shows the new shape.
+    changed_site = tmp_path / "site"
+    result = build(changed_site, data_copy)
+    assert result.returncode == 0, result.stderr
+    before = model_table_totals(site, "llama-3-1-8b")
+    after = model_table_totals(changed_site, "llama-3-1-8b")
+    assert before != after
+    estimate = run_inference(
+        load_catalogue(data_copy),
+        InferenceRequest(model="llama-3.1-8b", weights="q4_k_m", engine="llama.cpp", context=4096),
+    )
+    assert after["Q4_K_M"].startswith(f"{estimate.total_bytes / GIB:,.1f} (")
+
+
+HOSTILE = '<script>alert("x")</script> **bold** [link](javascript:alert(1)) | pipe'
+
+
+def test_names_and_sources_render_as_text(data_copy, tmp_path):
+    models = data_copy / "models.yaml"
+    text = models.read_text()
+    text = text.replace("  name: Llama 3.1 8B\n", f"  name: '{HOSTILE}'\n", 1)
+    models.write_text(text)
+    gpus = data_copy / "gpus.yaml"
+    gpus.write_text(gpus.read_text().replace("name: GeForce RTX 4090\n", f"name: '{HOSTILE}'\n", 1))
+    site_dir = tmp_path / "site"
+    result = build(site_dir, data_copy)
+    assert result.returncode == 0, result.stderr
+    for page in ("tables/models/index.html", "tables/gpus/index.html"):
+        html = (site_dir / page).read_text()
+        assert "<script>alert" not in html
+        assert "&#60;script&#62;alert" in html or "&lt;script&gt;alert" in html
+        assert "<strong>bold</strong>" not in html
+        assert 'href="javascript' not in html.lower()
+    rows = tables_of(site_dir / "tables" / "gpus" / "index.html")
+    flat = [cell for table in rows.values() for row in table for cell in row]
+    assert HOSTILE in flat  # shown verbatim, as text, in one cell
+
+
+class Requests(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag in ("script", "img", "iframe", "audio", "video", "source"):
+            self.urls.append(attributes.get("src") or "")
+        if tag == "link" and attributes.get("rel") not in ("canonical",):
+            self.urls.append(attributes.get("href") or "")
+
+
+def test_no_page_requests_a_third_party_host(site):
+    for page in site.rglob("*.html"):
+        parser = Requests()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for url in parser.urls:
+            assert not re.match(r"^(https?:)?//", url), f"{page}: {url}"
+    for asset in [*site.rglob("*.css"), *site.rglob("*.js")]:
+        text = asset.read_text(encoding="utf-8", errors="replace")
+        assert "fonts.googleapis.com" not in text, asset
+        assert not re.search(r"@import\s+url\(\s*['\"]?https?://", text), asset
