@@ -351,7 +351,8 @@ def fit_table(catalogue: Catalogue) -> FitTable:
     for gpu_id, count in FIT_SETUPS:
         gpu = catalogue.gpus[gpu_id]
         prefix = f"{count}x " if count > 1 else ""
-        columns.append(f"{prefix}{gpu.name} ({count * gpu.usable_bytes / GIB:,.0f} GiB)")
+        short = re.sub(r"^(GeForce|NVIDIA|AMD Instinct|AMD Radeon|AMD)\s+", "", gpu.name)
+        columns.append(f"{prefix}{short} ({count * gpu.usable_bytes / GIB:,.0f} GiB)")
     rows = []
     for model in catalogue.models.values():
         cells = []
