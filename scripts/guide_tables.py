@@ -106,6 +106,11 @@ def first_url(text: str) -> str:
     return match.group(0).rstrip(".,;") if match else ""
 
 
+def anchor(model_id: str) -> str:
+    """The heading id of a model's section on the models page."""
+    return re.sub(r"[^a-z0-9-]", "-", model_id)
+
+
 def gib(n_bytes: int) -> str:
     return f"{n_bytes / GIB:,.1f}"
 
@@ -299,7 +304,7 @@ def model_sections(catalogue: Catalogue) -> list[ModelSection]:
         sections.append(
             ModelSection(
                 model=model,
-                anchor=re.sub(r"[^a-z0-9-]", "-", model.id),
+                anchor=anchor(model.id),
                 facts=_facts(model),
                 long_context=long_context,
                 rows=rows,
@@ -364,7 +369,7 @@ def fit_table(catalogue: Catalogue) -> FitTable:
                     best = catalogue.weight_format(weights).name
                     break
             cells.append(best)
-        rows.append(FitRow(model.name, re.sub(r"[^a-z0-9-]", "-", model.id), cells))
+        rows.append(FitRow(model.name, anchor(model.id), cells))
     return FitTable(columns=columns, rows=rows)
 
 

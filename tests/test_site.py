@@ -15,7 +15,7 @@ import pytest
 from calc import InferenceRequest, run_inference
 from calc.data_files import load_catalogue
 from calc.units import GIB
-from scripts.guide_tables import MARKER, TABLES, Renderer, Sources, UnknownTableError
+from scripts.guide_tables import MARKER, TABLES, Renderer, Sources, UnknownTableError, anchor
 
 ROOT = Path(__file__).resolve().parent.parent
 MKDOCS = Path(sys.executable).parent / "mkdocs"
@@ -91,7 +91,7 @@ def model_table_totals(site_dir: Path, anchor: str) -> dict[str, str]:
 
 def test_every_model_table_equals_the_cli_figures(site, catalogue):
     for model in catalogue.models.values():
-        totals = model_table_totals(site, model.id.replace(".", "-"))
+        totals = model_table_totals(site, anchor(model.id))
         for label, engine, weights in (
             ("Q4_K_M", "llama.cpp", "q4_k_m"),
             ("BF16", "vllm", "bf16"),
