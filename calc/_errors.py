@@ -17,7 +17,12 @@ class CalcError(ValueError):
 
 
 class InputError(CalcError):
-    """A user-supplied option is out of range or of the wrong kind."""
+    """A user-supplied option is out of range or of the wrong kind; ``field`` names the input
+    when one is to blame."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class UnknownNameError(CalcError):

@@ -16,7 +16,7 @@ from calc.architecture import Architecture
 from calc.engines import Engine, compute_buffer_bytes, runtime_bytes
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
 from calc.kv_cache import kv_cache_bytes
-from calc.tensors import WEIGHT, ParameterCount, Tensor, count_parameters, model_tensors
+from calc.tensors import WEIGHT, ParameterCount, count_parameters, model_tensors
 
 # Limits that catch typos, not real deployments: a 100M-token context or 64 GPUs in one
 # tensor-parallel group are beyond anything an engine runs.
@@ -179,11 +179,61 @@ def validate_numbers(*, context: int, batch: int, gpus: int) -> None:
         ("gpus", gpus, MAX_GPUS),
     ):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{name} must be a whole number, got {value!r}")
+            raise InputError(f"{name} must be a whole number, got {value!r}", field=name)
         if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
+            raise InputError(f"{name} must be at least 1, got {value}", field=name)
         if value > top:
-            raise InputError(f"{name} must be at most {top:,}, got {value:,}")
+            raise InputError(f"{name} must be at most {top:,}, got {value:,}", field=name)
+
+
+@dataclass(frozen=True)
+class WeightLayout:
+    """A model's weight bytes in one format, grouped by where an engine can put them.
+
+    Walking the tensors is the costly part of an estimate; everything that depends on the
+    context, batch, engine or GPUs works from this summary instead.
+    """
+
+    format_id: str
+    layer_bytes: tuple[int, ...]  # per decoder layer
+    embedding_bytes: int  # token_embd
+    output_bytes: int  # output head and final norm: with the last layer
+    other_bytes: int  # outside the blocks (vision tower, projector): with the first device
+    matrix_bytes: int  # all tensors of two or more dimensions, for tensor-parallel sharding
+    parameters: ParameterCount
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.layer_bytes) + self.embedding_bytes + self.output_bytes + self.other_bytes
+
+
+def weight_layout(
+    arch: Architecture, weights: WeightFormat, storage_types: Mapping[str, StorageType]
+) -> WeightLayout:
+    tensors = model_tensors(arch)
+    layers = [0] * arch.num_layers
+    embedding = output = other = matrices = 0
+    for tensor in tensors:
+        size = tensor_bytes(tensor, tensor_storage(tensor, weights, arch, storage_types))
+        if tensor.kind == WEIGHT and len(tensor.shape) >= 2:
+            matrices += size
+        if tensor.layer is not None:
+            layers[tensor.layer] += size
+        elif tensor.role == "token_embd":
+            embedding += size
+        elif tensor.role in ("output", "output_norm"):
+            output += size
+        else:
+            other += size
+    return WeightLayout(
+        format_id=weights.id,
+        layer_bytes=tuple(layers),
+        embedding_bytes=embedding,
+        output_bytes=output,
+        other_bytes=other,
+        matrix_bytes=matrices,
+        parameters=count_parameters(arch, tensors),
+    )
 
 
 def estimate_inference(
@@ -196,16 +246,19 @@ def estimate_inference(
     context: int,
     batch: int,
     devices: Sequence[Device],
+    layout: WeightLayout | None = None,
 ) -> Estimate:
-    """Memory to serve ``batch`` sequences of ``context`` tokens with ``engine`` on ``devices``."""
+    """Memory to serve ``batch`` sequences of ``context`` tokens with ``engine`` on ``devices``.
+
+    ``layout`` may be passed in when the same model and format are estimated repeatedly.
+    """
     validate_numbers(context=context, batch=batch, gpus=len(devices))
-    notes: list[str] = []
-    tensors = model_tensors(arch)
-    storage = {id(t): tensor_storage(t, weights, arch, storage_types) for t in tensors}
-
+    if layout is None or layout.format_id != weights.id:
+        layout = weight_layout(arch, weights, storage_types)
     if engine.weights_only:
-        return _theory(arch, weights, engine, kv_format, context, batch, devices)
+        return _theory(layout, weights, engine, kv_format, context, batch, devices, arch)
 
+    notes: list[str] = []
     padded_context = ceil(context / engine.kv_padding) * engine.kv_padding
     if padded_context != context:
         notes.append(
@@ -220,8 +273,7 @@ def estimate_inference(
 
     host = Components()
     if engine.embeddings_on_host:
-        embd = [t for t in tensors if t.role == "token_embd"]
-        host = Components(weights=sum(tensor_bytes(t, storage[id(t)]) for t in embd))
+        host = Components(weights=layout.embedding_bytes)
         notes.append(f"{engine.name} keeps the token embeddings in CPU RAM")
 
     def kv(layers: Sequence[int], kv_share: float = 1.0) -> int:
@@ -241,11 +293,11 @@ def estimate_inference(
     runtime = runtime_bytes(engine, gpus=n)
     results: list[DeviceEstimate] = []
     if engine.split == "tensor":
-        kv_share = _kv_heads_share(arch, n)
+        # Matrices are split over the ranks; vectors (norms, biases) are replicated.
+        vectors = layout.total_bytes - layout.matrix_bytes
+        weights_per_gpu = ceil(layout.matrix_bytes / n) + vectors
         all_layers = tuple(range(arch.num_layers))
-        weights_per_gpu = sum(
-            _sharded_bytes(t, storage[id(t)], n) for t in tensors if not _on_host(t, engine)
-        )
+        kv_per_gpu = kv(all_layers, _kv_heads_share(arch, n))
         for index, device in enumerate(devices):
             results.append(
                 DeviceEstimate(
@@ -254,7 +306,7 @@ def estimate_inference(
                     layers=all_layers,
                     components=Components(
                         weights=weights_per_gpu,
-                        kv_cache=kv(all_layers, kv_share),
+                        kv_cache=kv_per_gpu,
                         activations=activations,
                         runtime=runtime,
                     ),
@@ -265,21 +317,24 @@ def estimate_inference(
     else:
         ranges = split_layers(arch.num_layers, devices)
         for index, (device, layers) in enumerate(zip(devices, ranges, strict=True)):
-            owned = set(layers)
-            placed = [
-                t for t in tensors if not _on_host(t, engine) and _device_of(t, index, n, owned)
-            ]
-            if index == n - 1 and engine.embeddings_on_host and arch.tie_word_embeddings:
-                # A tied model has no output.weight: llama.cpp loads token_embd a second time
-                # (TENSOR_DUPLICATED) on the output layer's device.
-                placed += [t for t in tensors if t.role == "token_embd"]
+            placed = sum(layout.layer_bytes[i] for i in layers)
+            if index == 0:
+                placed += layout.other_bytes
+                if not engine.embeddings_on_host:
+                    placed += layout.embedding_bytes
+            if index == n - 1:
+                placed += layout.output_bytes
+                if engine.embeddings_on_host and arch.tie_word_embeddings:
+                    # A tied model has no output.weight: llama.cpp loads token_embd a second
+                    # time (TENSOR_DUPLICATED) on the output layer's device.
+                    placed += layout.embedding_bytes
             results.append(
                 DeviceEstimate(
                     index=index,
                     device=device,
                     layers=layers,
                     components=Components(
-                        weights=sum(tensor_bytes(t, storage[id(t)]) for t in placed),
+                        weights=placed,
                         kv_cache=kv(layers),
                         activations=activations if layers or index == n - 1 else 0,
                         runtime=runtime,
@@ -297,34 +352,11 @@ def estimate_inference(
         kv_format=kv_format.id,
         context=context,
         batch=batch,
-        parameters=count_parameters(arch),
+        parameters=layout.parameters,
         devices=tuple(results),
         host=host,
         notes=tuple(notes),
     )
-
-
-def _on_host(tensor: Tensor, engine: Engine) -> bool:
-    return engine.embeddings_on_host and tensor.role == "token_embd"
-
-
-def _device_of(tensor: Tensor, index: int, count: int, owned: set[int]) -> bool:
-    """Decoder layers go where the split puts them; the output head and final norm to the
-    last GPU (llama.cpp: ``dev_output = get_layer_buft_list(n_layer)``); everything else
-    outside the blocks (embeddings when on GPU, vision tower) to the first."""
-    if tensor.layer is not None:
-        return tensor.layer in owned
-    if tensor.role in ("output", "output_norm"):
-        return index == count - 1
-    return index == 0
-
-
-def _sharded_bytes(tensor: Tensor, storage: StorageType, gpus: int) -> int:
-    """One tensor-parallel rank's share: matrices split over the ranks, vectors replicated."""
-    whole = tensor_bytes(tensor, storage)
-    if tensor.kind != WEIGHT or len(tensor.shape) < 2 or gpus == 1:
-        return whole
-    return ceil(whole / gpus)
 
 
 def _kv_heads_share(arch: Architecture, gpus: int) -> float:
@@ -337,16 +369,17 @@ def _kv_heads_share(arch: Architecture, gpus: int) -> float:
 
 
 def _theory(
-    arch: Architecture,
+    layout: WeightLayout,
     weights: WeightFormat,
     engine: Engine,
     kv_format: StorageType,
     context: int,
     batch: int,
     devices: Sequence[Device],
+    arch: Architecture,
 ) -> Estimate:
     """The seed article's rule: every parameter at the format's bits, nothing else."""
-    params = count_parameters(arch)
+    params = layout.parameters
     total = ceil(params.total * weights.storage.bits_per_weight / 8)
     n = len(devices)
     shares = [total // n + (1 if i < total % n else 0) for i in range(n)]

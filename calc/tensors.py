@@ -6,6 +6,7 @@ device holds it, and what a tensor-parallel rank keeps.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 
@@ -178,13 +179,14 @@ class ParameterCount:
     vision: int
 
 
-def count_parameters(arch: Architecture) -> ParameterCount:
+def count_parameters(arch: Architecture, tensors: Sequence[Tensor] | None = None) -> ParameterCount:
     """Total and per-token active parameters.
 
     "Active" counts every non-expert tensor (both embedding matrices included) plus
     experts_per_token of the routed experts, the convention of Mixtral's "12.9B active".
     """
-    tensors = model_tensors(arch)
+    if tensors is None:
+        tensors = model_tensors(arch)
     total = sum(t.numel for t in tensors)
     routed = sum(t.numel for t in tensors if t.routed)
     per_expert_share = arch.moe.experts_per_token / arch.moe.num_experts if arch.moe else 0.0

@@ -1,4 +1,5 @@
-"""MkDocs hook: expand ``<!-- table: NAME -->`` markers into tables generated from ``data/``.
+"""MkDocs hook: expand ``<!-- table: NAME -->`` markers into tables generated from ``data/``,
+and put the calculator's wheel, catalogue and Pyodide runtime into the built site.
 
 Thin by design: loading, computing and rendering live in ``scripts/guide_tables.py``, which
 tests use without MkDocs. An unknown marker or a bad catalogue entry fails the build.
@@ -17,7 +18,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from calc import CalcError  # noqa: E402
-from scripts import guide_tables  # noqa: E402
+from calc.data_files import default_data_dir  # noqa: E402
+from scripts import guide_tables, site_assets  # noqa: E402
 
 _renderer: guide_tables.Renderer | None = None
 
@@ -37,3 +39,10 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         return _renderer.expand(markdown, page=page.file.src_uri)
     except (guide_tables.UnknownTableError, CalcError) as error:
         raise PluginError(f"{page.file.src_uri}: {error}") from None
+
+
+def on_post_build(config: Any) -> None:
+    try:
+        site_assets.write_calculator_assets(ROOT, Path(config.site_dir), default_data_dir())
+    except (site_assets.AssetError, CalcError) as error:
+        raise PluginError(str(error)) from None

@@ -1,0 +1,194 @@
+"""The browser's one door into the estimator: a JSON string in, a JSON string out.
+
+Errors come back as data (``{"ok": false, "error": {...}}``), never as exceptions across the
+JavaScript bridge. The session keeps the catalogue and a memo of weight layouts, so repeated
+estimates of one model (each keystroke in the form) stay fast.
+
+Request:  {"action": "options"}
+          {"action": "estimate", "inputs": {"model" | "config", "weights", "engine",
+           "context", "batch", "kv_cache", "gpus", "gpu" | "gpu_memory_gib"}}
+Response: {"ok": true, "options": {...}} or {"ok": true, "result": {...}, "hint": {...} | null}
+          {"ok": false, "error": {"message": "...", "field": "..."}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
+from calc.api import InferenceRequest, LayoutMemo, estimate_resolved, loadable_formats, resolve
+from calc.catalogue import Catalogue, build_catalogue
+from calc.engines import ENGINES
+from calc.estimate import WeightLayout
+from calc.hints import fit_hint
+from calc.units import GIB
+
+INPUT_KEYS = (
+    "model",
+    "config",
+    "weights",
+    "engine",
+    "context",
+    "batch",
+    "kv_cache",
+    "gpus",
+    "gpu",
+    "gpu_memory_gib",
+)
+MAX_CONFIG_CHARS = 1_000_000  # a real config.json is a few kB
+
+
+class Session:
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.layouts: dict[tuple[str, str], WeightLayout] = {}
+
+    @classmethod
+    def from_json(cls, catalogue_json: str) -> Session:
+        """The catalogue as the site build emits it: {"models": [...], "precisions": [...],
+        "gpus": [...]}, already checked against the schemas."""
+        documents = json.loads(catalogue_json)
+        return cls(build_catalogue(documents["models"], documents["precisions"], documents["gpus"]))
+
+    def handle(self, request_json: str) -> str:
+        try:
+            request = json.loads(request_json)
+            if not isinstance(request, dict):
+                raise InputError("a request must be a JSON object")
+            action = request.get("action")
+            if action == "options":
+                response: dict[str, Any] = {"ok": True, "options": self.options()}
+            elif action == "estimate":
+                response = self.estimate(request.get("inputs"))
+            else:
+                raise InputError(f"unknown action {action!r}; expected 'options' or 'estimate'")
+        except CalcError as error:
+            response = {"ok": False, "error": _error(error)}
+        except (ValueError, TypeError) as error:  # malformed request JSON from the page
+            response = {"ok": False, "error": {"message": f"bad request: {error}", "field": ""}}
+        return json.dumps(response, sort_keys=True)
+
+    def options(self) -> dict[str, Any]:
+        c = self.catalogue
+        return {
+            "models": [{"id": m.id, "name": m.name, "family": m.family} for m in c.models.values()],
+            "engines": [
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "defaults_for": e.defaults_for,
+                    "default_weights": e.default_weights,
+                    "default_context": e.default_context,
+                    "default_batch": e.default_batch,
+                    "default_kv": e.default_kv,
+                    "weights": [{"id": f.id, "name": f.name} for f in loadable_formats(c, e)],
+                }
+                for e in ENGINES.values()
+            ],
+            "kv_formats": [
+                {"id": p.id, "name": p.name} for p in c.precisions.values() if p.kv_cache
+            ],
+            "gpus": [
+                {"id": g.id, "name": g.name, "usable_bytes": g.usable_bytes}
+                for g in c.gpus.values()
+            ],
+        }
+
+    def estimate(self, inputs: object) -> dict[str, Any]:
+        request = parse_inputs(inputs)
+        resolved = resolve(self.catalogue, request)
+        layouts: LayoutMemo = self.layouts
+        estimate = estimate_resolved(self.catalogue, resolved, layouts=layouts)
+        hint = fit_hint(self.catalogue, resolved, layouts)
+        return {
+            "ok": True,
+            "result": estimate.to_json(),
+            "hint": hint.to_json() if hint else None,
+        }
+
+
+def _error(error: CalcError) -> dict[str, Any]:
+    field = getattr(error, "field", "")
+    if isinstance(error, ConfigError):
+        field = "config"
+    elif isinstance(error, UnknownNameError):
+        field = {
+            "model": "model",
+            "weight format": "weights",
+            "KV cache format": "kv_cache",
+            "GPU": "gpu",
+            "engine": "engine",
+        }.get(error.kind, "")
+    return {"message": str(error), "field": field}
+
+
+def _field_error(field: str, message: str) -> InputError:
+    return InputError(message, field=field)
+
+
+def parse_inputs(inputs: object) -> InferenceRequest:
+    """Check the page's inputs one by one; every problem names its field."""
+    if not isinstance(inputs, Mapping):
+        raise _field_error("", "inputs must be a JSON object")
+    unknown = sorted(set(inputs) - set(INPUT_KEYS))
+    if unknown:
+        raise _field_error(unknown[0], f"unknown input {unknown[0]!r}")
+
+    def text(key: str) -> str | None:
+        value = inputs.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise _field_error(key, f"{key} must be text, got {type(value).__name__}")
+        return value
+
+    def whole(key: str) -> int | None:
+        value = inputs.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _field_error(key, f"{key} must be a whole number, got {value!r}")
+        return value
+
+    config = None
+    config_text = text("config")
+    if config_text is not None:
+        if len(config_text) > MAX_CONFIG_CHARS:
+            raise _field_error("config", "config.json is too large (over 1,000,000 characters)")
+        try:
+            config = json.loads(config_text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"config.json is not valid JSON at line {error.lineno}, column {error.colno}: "
+                f"{error.msg}"
+            ) from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"config.json must be a JSON object, got {type(config).__name__}")
+    model = None if config is not None else text("model")
+    memory = inputs.get("gpu_memory_gib")
+    memory_bytes = None
+    if memory is not None and memory != "":
+        if isinstance(memory, bool) or not isinstance(memory, int | float) or not memory > 0:
+            raise _field_error(
+                "gpu_memory_gib", f"GPU memory must be a positive number of GiB, got {memory!r}"
+            )
+        if memory > 1_000_000:
+            raise _field_error(
+                "gpu_memory_gib", f"GPU memory must be at most 1,000,000 GiB, got {memory!r}"
+            )
+        memory_bytes = int(memory * GIB)
+    gpus = whole("gpus")
+    return InferenceRequest(
+        model=model,
+        config=config,
+        weights=text("weights"),
+        engine=text("engine") or "llama.cpp",
+        context=whole("context"),
+        batch=whole("batch"),
+        kv_cache=text("kv_cache"),
+        gpus=1 if gpus is None else gpus,
+        gpu=None if memory_bytes is not None else text("gpu"),
+        gpu_memory_bytes=memory_bytes,
+    )

@@ -1,0 +1,396 @@
+// The calculator page: a form, the URL as its state, and a view of calc.bridge's answer.
+// No memory arithmetic happens here: every number comes from the Python estimator in the
+// worker. Everything shown is set with textContent or SVG attributes, never as HTML.
+
+const GIB = 2 ** 30;
+const GB = 1e9;
+const COMPONENTS = [
+  ["weights", "Weights"],
+  ["kv_cache", "KV cache"],
+  ["activations", "Activations"],
+  ["runtime", "Runtime"],
+];
+const FIELDS = ["model", "config", "weights", "engine", "context", "batch", "kv_cache", "gpu", "gpus", "gpu_memory_gib"];
+const DEFAULTS = { model: "llama-3.1-8b", engine: "llama.cpp", gpu: "rtx-4090", gpus: "1" };
+const CUSTOM_GPU = "custom";
+const SVG = "http://www.w3.org/2000/svg";
+
+let worker = null;
+let booted = null;
+let nextId = 0;
+const pending = new Map();
+
+function startWorker() {
+  if (booted) return booted;
+  worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
+  booted = new Promise((resolve, reject) => {
+    worker.onmessage = (event) => {
+      const message = event.data;
+      if (message.type === "progress") {
+        for (const listener of progressListeners) listener(message.stage);
+      } else if (message.type === "ready") {
+        resolve(message.options);
+      } else if (message.type === "failed") {
+        reject(new Error(message.message));
+      } else if (message.type === "response") {
+        const callback = pending.get(message.id);
+        pending.delete(message.id);
+        if (callback) callback(JSON.parse(message.body));
+      }
+    };
+    worker.onerror = (event) => reject(new Error(event.message || "the worker failed"));
+  });
+  return booted;
+}
+
+const progressListeners = new Set();
+
+function ask(body) {
+  const id = ++nextId;
+  return new Promise((resolve) => {
+    pending.set(id, resolve);
+    worker.postMessage({ id, body: JSON.stringify(body) });
+  });
+}
+
+export function formatBytes(bytes) {
+  return `${(bytes / GIB).toFixed(1)} GiB (${(bytes / GB).toFixed(1)} GB)`;
+}
+
+function element(tag, attributes = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function option(value, label) {
+  const node = document.createElement("option");
+  node.value = value;
+  node.textContent = label;
+  return node;
+}
+
+export async function mount(root) {
+  const $ = (role) => root.querySelector(`[data-role=${role}]`);
+  const form = $("form");
+  const status = $("status");
+  const errorBox = $("error");
+  const fields = Object.fromEntries(
+    FIELDS.map((name) => [name, form.elements.namedItem(name)]),
+  );
+  const source = () => form.elements.namedItem("source").value;
+
+  const onProgress = (stage) => {
+    status.textContent = `${stage}…`;
+  };
+  progressListeners.add(onProgress);
+  root.dataset.state = "loading";
+  status.textContent = "Starting the calculator…";
+  let options;
+  try {
+    options = await startWorker();
+  } catch (error) {
+    root.dataset.state = "error";
+    status.textContent = `The calculator could not start: ${error.message}`;
+    return;
+  } finally {
+    progressListeners.delete(onProgress);
+  }
+  if (!root.isConnected) return; // the reader navigated away while Python started
+
+  const engines = new Map(options.engines.map((engine) => [engine.id, engine]));
+  const models = new Map(options.models.map((model) => [model.id, model]));
+  const datalist = root.querySelector("datalist");
+  for (const model of options.models) datalist.append(option(model.id, `${model.name} (${model.family})`));
+  for (const engine of options.engines) fields.engine.append(option(engine.id, engine.name));
+  for (const gpu of options.gpus) {
+    fields.gpu.append(option(gpu.id, `${gpu.name} — ${(gpu.usable_bytes / GIB).toFixed(1)} GiB`));
+  }
+  fields.gpu.append(option(CUSTOM_GPU, "Other: enter its memory"));
+  fields.gpu.append(option("", "No GPU: just the memory needed"));
+
+  function fillEngineChoices() {
+    const engine = engines.get(fields.engine.value) || engines.get(DEFAULTS.engine);
+    const keep = fields.weights.value;
+    fields.weights.replaceChildren(...engine.weights.map((w) => option(w.id, w.name)));
+    fields.weights.value = engine.weights.some((w) => w.id === keep) ? keep : engine.default_weights;
+    const keepKv = fields.kv_cache.value;
+    fields.kv_cache.replaceChildren(
+      option("", `engine default (${engine.default_kv})`),
+      ...options.kv_formats.map((f) => option(f.id, f.name)),
+    );
+    fields.kv_cache.value = keepKv;
+    fields.context.placeholder = `default ${engine.default_context}`;
+    fields.batch.placeholder = `default ${engine.default_batch}`;
+  }
+
+  function showSource() {
+    const fromConfig = source() === "config";
+    $("model-row").hidden = fromConfig;
+    $("config-row").hidden = !fromConfig;
+    $("memory-row").hidden = fields.gpu.value !== CUSTOM_GPU;
+  }
+
+  // Returns the inputs that name something the lists do not have.
+  function setForm(values) {
+    const problems = [];
+    form.elements.namedItem("source").value = values.config ? "config" : "model";
+    fields.engine.value = values.engine || DEFAULTS.engine;
+    if (fields.engine.value !== (values.engine || DEFAULTS.engine)) {
+      problems.push(`unknown engine ${JSON.stringify(values.engine)}`);
+      fields.engine.value = DEFAULTS.engine;
+    }
+    fillEngineChoices();
+    for (const name of FIELDS) {
+      if (name === "engine") continue;
+      const wanted = values[name] ?? DEFAULTS[name] ?? "";
+      if (name === "weights" && wanted === "") continue; // keep the engine's default format
+      fields[name].value = wanted;
+      if (fields[name].tagName === "SELECT" && fields[name].value !== wanted) {
+        problems.push(`unknown ${name.replace("_", " ")} ${JSON.stringify(wanted)}`);
+      }
+    }
+    if (values.gpu_memory_gib && !values.gpu) fields.gpu.value = CUSTOM_GPU;
+    showSource();
+    return problems;
+  }
+
+  function readForm() {
+    const values = {};
+    for (const name of FIELDS) values[name] = fields[name].value.trim();
+    if (source() === "config") values.model = "";
+    else values.config = "";
+    if (values.gpu === CUSTOM_GPU) values.gpu = "";
+    else values.gpu_memory_gib = "";
+    return values;
+  }
+
+  function toInputs(values) {
+    const number = (text) => (text === "" ? null : Number(text));
+    const whole = (text) => {
+      if (text === "") return null;
+      const value = Number(text);
+      return Number.isInteger(value) ? value : text; // the bridge names a bad value
+    };
+    return {
+      model: values.model || null,
+      config: values.config || null,
+      weights: values.weights || null,
+      engine: values.engine || DEFAULTS.engine,
+      context: whole(values.context),
+      batch: whole(values.batch),
+      kv_cache: values.kv_cache || null,
+      gpus: whole(values.gpus) ?? 1,
+      gpu: values.gpu || null,
+      gpu_memory_gib: number(values.gpu_memory_gib),
+    };
+  }
+
+  function writeUrl(values) {
+    const params = new URLSearchParams();
+    for (const name of FIELDS) if (values[name]) params.set(name, values[name]);
+    const url = `${location.pathname}?${params}${location.hash}`;
+    history.replaceState(history.state, "", url);
+  }
+
+  function readUrl() {
+    const params = new URLSearchParams(location.search);
+    const values = {};
+    let any = false;
+    for (const name of FIELDS) {
+      if (params.has(name)) {
+        values[name] = params.get(name);
+        any = true;
+      }
+    }
+    return any ? values : null;
+  }
+
+  let latest = 0;
+  let started = 0;
+  async function update({ fallback = false } = {}) {
+    const values = readForm();
+    const ticket = ++latest;
+    started = performance.now();
+    const response = await ask({ action: "estimate", inputs: toInputs(values) });
+    if (ticket !== latest || !root.isConnected) return; // a newer input has been sent
+    if (!response.ok) {
+      if (fallback) {
+        const message = `This link's inputs could not be used (${response.error.message}); showing the defaults instead.`;
+        setForm({});
+        await update();
+        showError(message, "", true);
+        root.dataset.linkError = message;
+        return;
+      }
+      showError(response.error.message, response.error.field);
+      root.dataset.state = "ready";
+      return;
+    }
+    writeUrl(values);
+    showError("");
+    render(response);
+    root.dataset.lastUpdateMs = (performance.now() - started).toFixed(2);
+    root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
+    root.dataset.state = "ready";
+  }
+
+  // keepResult: a notice above a valid result (a bad link that fell back to defaults).
+  function showError(message, field = "", keepResult = false) {
+    errorBox.hidden = !message;
+    errorBox.textContent = message;
+    root.dataset.error = message;
+    for (const name of FIELDS) fields[name].removeAttribute("aria-invalid");
+    if (field && fields[field]) fields[field].setAttribute("aria-invalid", "true");
+    if (message && !keepResult) $("result").hidden = true;
+  }
+
+  function render({ result, hint }) {
+    root.dataset.result = JSON.stringify(result);
+    root.dataset.totalBytes = String(result.total_bytes);
+    const section = $("result");
+    section.hidden = false;
+    const gpus = result.devices.length;
+    $("total").textContent = `${formatBytes(result.total_bytes)} of GPU memory in all, on ${gpus} GPU${gpus > 1 ? "s" : ""}; ${formatBytes(result.host_bytes)} in CPU RAM.`;
+    const verdict = $("verdict");
+    if (result.fits === null) {
+      verdict.textContent = "Pick a GPU to see whether it fits.";
+      verdict.dataset.fits = "unknown";
+    } else {
+      const worst = Math.min(...result.devices.map((d) => d.headroom_bytes));
+      verdict.textContent = result.fits
+        ? `Fits: the fullest GPU has ${(worst / GIB).toFixed(1)} GiB to spare.`
+        : `Does not fit: the fullest GPU is ${(-worst / GIB).toFixed(1)} GiB short.`;
+      verdict.dataset.fits = String(result.fits);
+    }
+    $("hint").textContent = hintText(hint, result);
+    renderBars(result);
+    renderTable(result);
+    $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));
+  }
+
+  function hintText(hint, result) {
+    if (!hint) return "";
+    const parts = [];
+    if (hint.max_context !== null && hint.max_context !== undefined) {
+      parts.push(`Longest context that fits: ${hint.max_context.toLocaleString("en")} tokens per sequence.`);
+    } else if (result.engine !== "theory") {
+      parts.push("Not even a one-token context fits.");
+    }
+    if (!hint.fits) {
+      if (hint.best_weights) {
+        const name = fields.weights.querySelector(`option[value="${CSS.escape(hint.best_weights)}"]`)?.textContent || hint.best_weights;
+        parts.push(`It would fit with ${name} weights.`);
+      }
+      if (hint.gpus_needed) parts.push(`It would fit on ${hint.gpus_needed} of these GPUs.`);
+    }
+    return parts.join(" ");
+  }
+
+  function renderBars(result) {
+    const scale = Math.max(...result.devices.map((d) => Math.max(d.total_bytes, d.capacity_bytes || 0)));
+    const rows = result.devices.map((device) => {
+      const row = element("div", { class: "vram-calc__bar-row" });
+      row.append(element("span", { class: "vram-calc__bar-label" }, `GPU ${device.index}: ${formatBytes(device.total_bytes)}`));
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("viewBox", "0 0 1000 24");
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.setAttribute("class", "vram-calc__bar");
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", `GPU ${device.index}: ${COMPONENTS.map(([key, label]) => `${label} ${(device.components[key] / GIB).toFixed(1)} GiB`).join(", ")}`);
+      let x = 0;
+      for (const [key] of COMPONENTS) {
+        const width = (device.components[key] / scale) * 1000;
+        const rect = document.createElementNS(SVG, "rect");
+        rect.setAttribute("x", x.toFixed(2));
+        rect.setAttribute("y", "2");
+        rect.setAttribute("width", Math.max(width, 0).toFixed(2));
+        rect.setAttribute("height", "20");
+        rect.setAttribute("class", `vram-calc__seg vram-calc__seg--${key}`);
+        svg.append(rect);
+        x += width;
+      }
+      if (device.capacity_bytes) {
+        const line = document.createElementNS(SVG, "rect");
+        line.setAttribute("x", ((device.capacity_bytes / scale) * 1000 - 2).toFixed(2));
+        line.setAttribute("y", "0");
+        line.setAttribute("width", "4");
+        line.setAttribute("height", "24");
+        line.setAttribute("class", "vram-calc__capacity");
+        svg.append(line);
+      }
+      row.append(svg);
+      return row;
+    });
+    $("bars").replaceChildren(...rows);
+    $("legend").replaceChildren(
+      ...COMPONENTS.map(([key, label]) => {
+        const item = element("li");
+        item.append(element("span", { class: `vram-calc__swatch vram-calc__seg--${key}` }), document.createTextNode(label));
+        return item;
+      }),
+      (() => {
+        const item = element("li");
+        item.append(element("span", { class: "vram-calc__swatch vram-calc__capacity" }), document.createTextNode("GPU memory"));
+        return item;
+      })(),
+    );
+  }
+
+  function renderTable(result) {
+    const table = $("table");
+    const head = element("tr");
+    for (const label of ["", ...COMPONENTS.map(([, l]) => l), "Total", "Headroom"]) head.append(element("th", {}, label));
+    const rows = result.devices.map((device) => {
+      const row = element("tr");
+      row.append(element("th", {}, `GPU ${device.index} ${device.name}`));
+      for (const [key] of COMPONENTS) row.append(element("td", {}, formatBytes(device.components[key])));
+      row.append(element("td", { "data-total-bytes": String(device.total_bytes) }, formatBytes(device.total_bytes)));
+      row.append(element("td", {}, device.headroom_bytes === null ? "" : formatBytes(device.headroom_bytes)));
+      return row;
+    });
+    const total = element("tr");
+    total.append(element("th", {}, "All GPUs"));
+    for (const [key] of COMPONENTS) total.append(element("td", {}, formatBytes(result.components[key])));
+    total.append(element("td", { "data-total-bytes": String(result.total_bytes) }, formatBytes(result.total_bytes)));
+    total.append(element("td"));
+    table.replaceChildren(element("thead"), element("tbody"));
+    table.tHead.append(head);
+    table.tBodies[0].append(...rows, total);
+  }
+
+  form.addEventListener("submit", (event) => event.preventDefault());
+  const isChoice = (target) => target.tagName === "SELECT" || target.type === "radio";
+  form.addEventListener("input", (event) => {
+    if (!isChoice(event.target)) update();
+  });
+  form.addEventListener("change", (event) => {
+    if (!isChoice(event.target)) return;
+    if (event.target === fields.engine) fillEngineChoices();
+    showSource();
+    update();
+  });
+  $("copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(location.href);
+      $("copy").textContent = "Link copied";
+    } catch {
+      $("copy").textContent = "Copy the address bar to share";
+    }
+  });
+
+  status.textContent = "";
+  form.hidden = false;
+  const fromUrl = readUrl();
+  const problems = setForm(fromUrl || {});
+  if (problems.length) {
+    const message = `This link's inputs could not be used (${problems.join(", ")}); showing the defaults instead.`;
+    setForm({});
+    await update();
+    showError(message, "", true);
+    root.dataset.linkError = message;
+    return;
+  }
+  await update({ fallback: fromUrl !== null });
+}

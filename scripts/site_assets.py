@@ -1,0 +1,121 @@
+"""Files the in-page calculator needs, produced at build time into the built site.
+
+- the estimator as a pure-Python wheel (py3-none-any), byte-for-byte reproducible from the
+  source: entries sorted, fixed timestamps and permissions, stored uncompressed;
+- the catalogue as JSON, read and checked by the same loader as the CLI;
+- the Pyodide runtime files, copied from the pinned npm package in node_modules/.
+
+Each file is written only when its content changed, so ``mkdocs serve`` rebuilds stay cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import tomllib
+import zipfile
+from pathlib import Path
+
+from calc.data_files import catalogue_documents
+
+# The estimator modules; the CLI and the YAML loader are CPython edges and stay out.
+EDGE_MODULES = {"cli.py", "data_files.py", "__main__.py"}
+# What Pyodide 314 needs to start with the standard library only.
+PYODIDE_FILES = (
+    "pyodide.mjs",
+    "pyodide.asm.mjs",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+    "pyodide-lock.json",
+)
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class AssetError(RuntimeError):
+    """A build input is missing; the message says how to get it."""
+
+
+def project_version(root: Path) -> tuple[str, str]:
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return project["name"].replace("-", "_"), project["version"]
+
+
+def wheel_name(root: Path) -> str:
+    name, version = project_version(root)
+    return f"{name}-{version}-py3-none-any.whl"
+
+
+def build_wheel(root: Path) -> bytes:
+    """The wheel's bytes; the same source always gives the same bytes."""
+    name, version = project_version(root)
+    dist_info = f"{name}-{version}.dist-info"
+    files: list[tuple[str, bytes]] = [
+        (f"calc/{path.name}", path.read_bytes())
+        for path in sorted((root / "calc").glob("*.py"))
+        if path.name not in EDGE_MODULES
+    ]
+    files.append(
+        (
+            f"{dist_info}/METADATA",
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        )
+    )
+    files.append(
+        (
+            f"{dist_info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: llm-vram-guide site build\n"
+            b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+    )
+    record = "".join(f"{path},sha256={_digest(data)},{len(data)}\n" for path, data in files)
+    files.append((f"{dist_info}/RECORD", (record + f"{dist_info}/RECORD,,\n").encode()))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as wheel:
+        for path, data in files:
+            info = zipfile.ZipInfo(path, date_time=ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.create_system = 3  # Unix, whatever machine builds it
+            wheel.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def catalogue_json(data_dir: Path) -> bytes:
+    documents = catalogue_documents(data_dir)
+    payload = {key: documents[key] for key in ("models", "precisions", "gpus")}
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return True
+
+
+def write_calculator_assets(root: Path, site_dir: Path, data_dir: Path) -> list[Path]:
+    """Write the wheel, the catalogue and Pyodide into the built site; return what changed."""
+    package = root / "node_modules" / "pyodide"
+    missing = [name for name in PYODIDE_FILES if not (package / name).is_file()]
+    if missing:
+        raise AssetError(
+            f"node_modules/pyodide lacks {', '.join(missing)}: run 'npm ci' in {root} "
+            "(./dev serve and ./dev test do it for you)"
+        )
+    pyodide_version = json.loads((package / "package.json").read_text())["version"]
+    manifest = {"wheel": wheel_name(root), "pyodide": pyodide_version}
+    calculator = site_dir / "assets" / "calculator"
+    outputs = {
+        calculator / wheel_name(root): build_wheel(root),
+        calculator / "catalogue.json": catalogue_json(data_dir),
+        calculator / "manifest.json": json.dumps(manifest, sort_keys=True).encode(),
+    }
+    for name in PYODIDE_FILES:
+        outputs[site_dir / "assets" / "pyodide" / name] = (package / name).read_bytes()
+    return [path for path, data in outputs.items() if write_if_changed(path, data)]
