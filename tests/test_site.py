@@ -3,10 +3,7 @@ hostile names stay text, and no page asks a third-party host for anything."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,32 +13,9 @@ from calc import InferenceRequest, run_inference
 from calc.data_files import load_catalogue
 from calc.units import GIB
 from scripts.guide_tables import MARKER, TABLES, Renderer, Sources, UnknownTableError, anchor
+from tests.conftest import build
 
 ROOT = Path(__file__).resolve().parent.parent
-MKDOCS = Path(sys.executable).parent / "mkdocs"
-
-
-def build(site: Path, data: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    if data is not None:
-        env["VRAM_GUIDE_DATA"] = str(data)
-    return subprocess.run(
-        [str(MKDOCS), "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    target = tmp_path_factory.mktemp("site")
-    result = build(target)
-    assert result.returncode == 0, result.stderr
-    assert "WARNING" not in result.stderr
-    return target
 
 
 class Tables(HTMLParser):

@@ -1,0 +1,404 @@
+"""The calculator in a real headless Chromium, against the built site served on 127.0.0.1.
+
+Each test waits for the page's machine-readable state (``data-state``, ``data-updates``),
+never for a fixed time, and compares what the page shows with the CPython CLI's answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from calc.cli import main as cli_main
+from scripts.serve_site import serve
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+READY = "#vram-calculator[data-state=ready]"
+BOOT_TIMEOUT_MS = 120_000
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium, or $CHROMIUM, or the one Playwright installed."""
+    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    path = chromium_path()
+    with playwright_api.sync_playwright() as p:
+        if path is None:
+            try:
+                launched = p.chromium.launch(args=CHROMIUM_ARGS)
+            except playwright_api.Error:
+                if os.environ.get("CI"):
+                    pytest.fail("no Chromium: CI must install Debian's chromium package")
+                pytest.skip(
+                    "no Chromium found: apt-get install chromium, or set CHROMIUM=/path/to/it"
+                )
+        else:
+            launched = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(site: Path) -> Iterator[str]:
+    with serve(site) as url:
+        yield url
+
+
+class Watched:
+    """A page with its console errors, uncaught exceptions and requests recorded."""
+
+    def __init__(self, page: object) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("dialog", lambda d: (self.errors.append(f"dialog: {d.message}"), d.dismiss()))
+
+
+@pytest.fixture
+def watched(browser) -> Iterator[Watched]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield Watched(page)
+    context.close()
+
+
+def open_calculator(watched: Watched, base_url: str, query: dict[str, str] | None = None):
+    url = base_url + "calculator/" + ("?" + urlencode(query) if query else "")
+    watched.page.goto(url)
+    watched.page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+    return watched.page.locator("#vram-calculator")
+
+
+def updates(root) -> int:
+    return int(root.get_attribute("data-updates") or 0)
+
+
+def change(root, action) -> None:
+    """Do ``action`` and wait until the page has shown one more result or an error."""
+    before = updates(root)
+    error_before = root.get_attribute("data-error") or ""
+    action()
+    root.page.wait_for_function(
+        """([before, errorBefore]) => {
+            const r = document.getElementById('vram-calculator');
+            return Number(r.dataset.updates || 0) > before
+                || (r.dataset.error || '') !== errorBefore;
+        }""",
+        arg=[before, error_before],
+    )
+
+
+def cli_json(*args: str) -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["inference", *args, "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def shown(root) -> dict:
+    return json.loads(root.get_attribute("data-result"))
+
+
+def format_bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB ({n / 1e9:.1f} GB)"
+
+
+def set_inputs(root, values: dict[str, str]) -> None:
+    page = root.page
+    if "engine" in values:
+        change(root, lambda: page.select_option("#vram-engine", values["engine"]))
+    for name, selector in (("weights", "#vram-weights"), ("kv_cache", "#vram-kv")):
+        if name in values:
+            change(root, lambda s=selector, v=values[name]: page.select_option(s, v))
+    if "gpu" in values:
+        change(root, lambda: page.select_option("#vram-gpu", values["gpu"]))
+    for name, selector in (
+        ("model", "#vram-model"),
+        ("context", "#vram-context"),
+        ("batch", "#vram-batch"),
+        ("gpus", "#vram-gpus"),
+        ("gpu_memory_gib", "#vram-memory"),
+    ):
+        if name in values:
+            change(root, lambda s=selector, v=values[name]: page.fill(s, v))
+
+
+SCENARIOS = [
+    # (form inputs, the same request on the command line)
+    (
+        {"model": "llama-3.1-8b"},
+        ["--model", "llama-3.1-8b", "--weights", "q4_k_m", "--gpu", "rtx-4090"],
+    ),
+    (
+        {"model": "qwen3-30b-a3b", "weights": "q5_k_m", "context": "32768"},
+        [
+            "--model",
+            "qwen3-30b-a3b",
+            "--weights",
+            "q5_k_m",
+            "--context",
+            "32768",
+            "--gpu",
+            "rtx-4090",
+        ],
+    ),
+    (
+        {"model": "deepseek-r1", "weights": "q2_k", "gpu": "h200-sxm-141gb", "gpus": "2"},
+        ["--model", "deepseek-r1", "--weights", "q2_k", "--gpu", "h200-sxm-141gb", "--gpus", "2"],
+    ),
+    (
+        {
+            "model": "deepseek-r1-distill-llama-70b",
+            "engine": "ollama",
+            "context": "2048",
+            "batch": "4",
+            "gpu": "rtx-4090d",
+            "gpus": "3",
+        },
+        [
+            "--model",
+            "deepseek-r1-distill-llama-70b",
+            "--engine",
+            "ollama",
+            "--context",
+            "2048",
+            "--batch",
+            "4",
+            "--gpu",
+            "rtx-4090d",
+            "--gpus",
+            "3",
+            "--weights",
+            "q4_k_m",
+        ],
+    ),
+    (
+        {
+            "model": "llama-3.3-70b",
+            "engine": "vllm",
+            "weights": "awq_4bit_g128",
+            "gpu": "l40s",
+            "gpus": "2",
+            "batch": "8",
+        },
+        [
+            "--model",
+            "llama-3.3-70b",
+            "--engine",
+            "vllm",
+            "--weights",
+            "awq",
+            "--gpu",
+            "l40s",
+            "--gpus",
+            "2",
+            "--batch",
+            "8",
+        ],
+    ),
+    (
+        {"model": "gemma-3-27b", "engine": "transformers", "context": "8192"},
+        [
+            "--model",
+            "gemma-3-27b",
+            "--engine",
+            "transformers",
+            "--context",
+            "8192",
+            "--gpu",
+            "rtx-4090",
+            "--weights",
+            "bf16",
+        ],
+    ),
+    (
+        {"model": "gpt-oss-120b", "engine": "vllm", "weights": "mxfp4", "gpu": "h100-sxm-80gb"},
+        [
+            "--model",
+            "gpt-oss-120b",
+            "--engine",
+            "vllm",
+            "--weights",
+            "mxfp4",
+            "--gpu",
+            "h100-sxm-80gb",
+        ],
+    ),
+    (
+        {"model": "mixtral-8x7b", "kv_cache": "ggml_q8_0", "context": "16384"},
+        [
+            "--model",
+            "mixtral-8x7b",
+            "--kv-cache",
+            "q8_0",
+            "--context",
+            "16384",
+            "--gpu",
+            "rtx-4090",
+            "--weights",
+            "q4_k_m",
+        ],
+    ),
+    (
+        {"model": "phi-4", "gpu": "custom", "gpu_memory_gib": "12"},
+        ["--model", "phi-4", "--gpu-memory", "12GiB", "--weights", "q4_k_m"],
+    ),
+    (
+        {"model": "qwen2.5-72b", "engine": "theory", "weights": "int4", "gpu": ""},
+        ["--model", "qwen2.5-72b", "--engine", "theory", "--weights", "int4"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("inputs", "cli_args"), SCENARIOS)
+def test_page_shows_the_cli_answer(watched, base_url, inputs, cli_args):
+    root = open_calculator(watched, base_url)
+    set_inputs(root, inputs)
+    assert root.get_attribute("data-error") == ""
+    expected = cli_json(*cli_args)
+    assert shown(root) == expected
+    total = root.locator("[data-role=table] tr:last-child td[data-total-bytes]")
+    assert total.inner_text() == format_bytes(expected["total_bytes"])
+    assert watched.errors == []
+
+
+def test_a_pasted_config_gives_the_cli_answer(watched, base_url, catalogue, tmp_path):
+    config = json.dumps(dict(catalogue.model("mistral-small-24b").config), indent=2)
+    root = open_calculator(watched, base_url)
+    change(root, lambda: root.page.check("input[name=source][value=config]"))
+    change(root, lambda: root.page.fill("#vram-config", config))
+    path = tmp_path / "config.json"
+    path.write_text(config)
+    expected = cli_json("--config", str(path), "--gpu", "rtx-4090", "--weights", "q4_k_m")
+    assert shown(root) == expected
+    assert watched.errors == []
+
+
+def test_a_copied_link_restores_inputs_and_result(watched, base_url, browser):
+    root = open_calculator(watched, base_url)
+    set_inputs(
+        root,
+        {
+            "model": "qwen3-32b",
+            "engine": "ollama",
+            "context": "12000",
+            "gpu": "rtx-3090",
+            "gpus": "2",
+        },
+    )
+    link, result = watched.page.url, shown(root)
+    other = Watched(browser.new_context().new_page())
+    other.page.goto(link)
+    other.page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+    restored = other.page.locator("#vram-calculator")
+    assert shown(restored) == result
+    assert other.page.input_value("#vram-context") == "12000"
+    assert other.page.input_value("#vram-gpu") == "rtx-3090"
+    assert other.errors == []
+
+
+def test_bad_config_text_shows_an_error_without_console_errors(watched, base_url):
+    root = open_calculator(watched, base_url)
+    change(root, lambda: root.page.check("input[name=source][value=config]"))
+    change(root, lambda: root.page.fill("#vram-config", '{"model_type": "llama", "hidden'))
+    message = root.locator("[data-role=error]")
+    assert message.is_visible()
+    assert "not valid JSON at line 1" in message.inner_text()
+    assert root.page.get_attribute("#vram-config", "aria-invalid") == "true"
+    change(root, lambda: root.page.fill("#vram-config", '{"model_type": "mamba"}'))
+    assert "unsupported model_type 'mamba'" in message.inner_text()
+    assert watched.errors == []
+
+
+def test_a_hostile_link_shows_an_error_and_falls_back_to_defaults(watched, base_url):
+    hostile = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    root = open_calculator(
+        watched, base_url, {"model": hostile, "context": "-5", "engine": "llama.cpp"}
+    )
+    assert "could not be used" in root.get_attribute("data-link-error")
+    assert root.locator("[data-role=error]").is_visible()
+    assert root.page.input_value("#vram-model") == "llama-3.1-8b"
+    assert shown(root)["total_bytes"] > 0
+    assert root.page.locator("#vram-calculator img").count() == 0
+    assert root.page.locator("#vram-calculator script").count() == 0
+    assert watched.errors == []
+
+
+def test_unknown_choices_in_a_link_fall_back_too(watched, base_url):
+    root = open_calculator(watched, base_url, {"engine": "tgi", "weights": "q9_k"})
+    assert "unknown engine" in root.get_attribute("data-link-error")
+    assert root.page.input_value("#vram-engine") == "llama.cpp"
+
+
+def test_every_request_stays_on_127_0_0_1(watched, base_url):
+    open_calculator(watched, base_url)
+    hosts = {url.split("/")[2] for url in watched.requests if url.startswith("http")}
+    assert hosts == {base_url.split("/")[2]}
+
+
+def test_guide_pages_load_no_pyodide(watched, base_url):
+    watched.page.goto(base_url + "guide/article/")
+    watched.page.wait_for_load_state("networkidle")
+    calculator_only = ("/pyodide/", "calculator.js", "worker.js", ".whl", "catalogue.json")
+    assert not [url for url in watched.requests if any(part in url for part in calculator_only)]
+    assert any(url.endswith("loader.js") for url in watched.requests)  # the small starter only
+
+
+def test_instant_navigation_starts_the_calculator(watched, base_url):
+    watched.page.goto(base_url)
+    watched.page.wait_for_load_state("networkidle")
+    watched.page.click("nav.md-nav--primary >> text=Calculator")
+    watched.page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+    assert shown(watched.page.locator("#vram-calculator"))["total_bytes"] > 0
+    assert watched.errors == []
+
+
+def test_without_javascript_the_page_says_so(browser, base_url):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(base_url + "calculator/")
+    assert "needs JavaScript" in page.locator("#vram-calculator").inner_text()
+    page.goto(base_url + "tables/models/")
+    assert page.locator("table").count() > 10
+    context.close()
+
+
+def test_phone_width_and_dark_mode(browser, base_url):
+    context = browser.new_context(viewport={"width": 375, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    page.goto(base_url + "calculator/")
+    page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+    assert page.get_attribute("body", "data-md-color-scheme") == "slate"
+    width = page.evaluate(
+        "document.querySelector('[data-role=form]').getBoundingClientRect().width"
+    )
+    assert width <= 375
+    overflow = page.evaluate("document.documentElement.scrollWidth")
+    assert overflow <= 375
+    context.close()

@@ -1,0 +1,109 @@
+"""Parity: calc.bridge in Pyodide (under Node, from the npm package the site ships) answers
+500 generated requests with exactly the JSON that CPython gives."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from calc.api import loadable_formats
+from calc.bridge import Session
+from calc.engines import ENGINES
+from scripts.site_assets import build_wheel, catalogue_json
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = 500
+
+
+def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]:
+    """Mostly valid inputs across models, engines, formats and GPUs, and some broken ones."""
+    rng = random.Random(seed)
+    models = sorted(catalogue.models)
+    gpus = sorted(catalogue.gpus)
+    kv = [None, *sorted(k for k, p in catalogue.precisions.items() if p.kv_cache)]
+    formats = sorted(catalogue.weight_formats)
+    requests = []
+    for i in range(count):
+        engine = rng.choice(sorted(ENGINES))
+        accepted = [f.id for f in loadable_formats(catalogue, ENGINES[engine])]
+        inputs: dict[str, object] = {
+            "engine": engine,
+            "weights": rng.choice([None, *accepted] if rng.random() < 0.9 else formats),
+            "context": rng.choice([None, 1, 512, 2048, 4096, 32768, rng.randint(1, 300_000)]),
+            "batch": rng.choice([None, 1, 2, 4, rng.randint(1, 64)]),
+            "kv_cache": rng.choice(kv),
+            "gpus": rng.randint(1, 8),
+        }
+        if rng.random() < 0.15:
+            inputs["gpu_memory_gib"] = round(rng.uniform(4, 200), 2)
+        else:
+            inputs["gpu"] = rng.choice([None, *gpus])
+        model = rng.choice(models)
+        if rng.random() < 0.1:
+            inputs["config"] = json.dumps(dict(catalogue.models[model].config))
+        else:
+            inputs["model"] = model
+        if i % 25 == 0:  # broken on purpose: errors must match too
+            inputs[rng.choice(["context", "model", "config", "gpus"])] = rng.choice(
+                [-1, "x", "{not json", 0, "llama"]
+            )
+        requests.append(json.dumps({"action": "estimate", "inputs": inputs}))
+    requests.append(json.dumps({"action": "options"}))
+    return requests
+
+
+def test_pyodide_and_cpython_give_identical_json(catalogue, tmp_path):
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "pyodide").is_dir():
+        pytest.fail("parity needs Node and 'npm ci' (./dev test sets both up)")
+    wheel = tmp_path / "calc.whl"
+    wheel.write_bytes(build_wheel(ROOT))
+    cat = tmp_path / "catalogue.json"
+    cat.write_bytes(catalogue_json(ROOT / "data"))
+    requests = generated_requests(catalogue, REQUESTS)
+    (tmp_path / "requests.json").write_text(json.dumps(requests))
+    run = subprocess.run(
+        [
+            node,
+            str(ROOT / "tests" / "parity.mjs"),
+            str(wheel),
+            str(cat),
+            str(tmp_path / "requests.json"),
+            str(tmp_path / "responses.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    pyodide = json.loads((tmp_path / "responses.json").read_text())
+    assert pyodide["python"].startswith("3.")
+    session = Session.from_json(cat.read_text())
+    cpython = [session.handle(request) for request in requests]
+    assert len(pyodide["responses"]) == len(cpython) == REQUESTS + 1
+    mismatches = [
+        (request, a, b)
+        for request, a, b in zip(requests, cpython, pyodide["responses"], strict=True)
+        if a != b
+    ]
+    assert mismatches == []
+    answered = [json.loads(r) for r in cpython]
+    assert sum(r["ok"] for r in answered) > REQUESTS * 0.6  # mostly real estimates
+    assert sum(not r["ok"] for r in answered) >= REQUESTS // 25  # and the broken ones
+
+
+def test_the_wheel_is_reproducible():
+    assert build_wheel(ROOT) == build_wheel(ROOT)
+    import io
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(build_wheel(ROOT))).namelist()
+    assert "calc/bridge.py" in names and "calc/cli.py" not in names
+    assert names == sorted(names[:-3]) + names[-3:]  # sources sorted, then dist-info
