@@ -11,7 +11,8 @@ import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import Any
 
 from calc._errors import CatalogueError, ConfigError, UnknownNameError
 from calc.architecture import Architecture, parse_config
@@ -25,7 +26,6 @@ from calc.formats import (
 )
 from calc.units import MIB
 
-T = TypeVar("T")
 Path = tuple[str | int, ...]
 Locator = Callable[[str, Path], "int | None"]
 
@@ -111,41 +111,50 @@ class Catalogue:
     gpus: Mapping[str, GPU]
 
     def model(self, name: str) -> Model:
-        return _lookup("model", name, {m.id: (m, (m.name,)) for m in self.models.values()})
+        return self.models[_lookup("model", name, self._index["model"], _plain)]
 
     def weight_format(self, name: str) -> WeightFormat:
-        return _lookup(
-            "weight format",
-            name,
-            {k: (f, self._names(k)) for k, f in self.weight_formats.items()},
-        )
+        return self.weight_formats[_lookup("weight format", name, self._index["weights"], _plain)]
 
     def kv_format(self, name: str) -> StorageType:
-        return _lookup(
-            "KV cache format",
-            name,
-            {
-                k: (t, self._names(k))
-                for k, t in self.storage_types.items()
-                if self.precisions[k].kv_cache
-            },
-        )
-
-    def _names(self, ident: str) -> tuple[str, ...]:
-        precision = self.precisions[ident]
-        return (precision.name, *precision.aliases)
+        return self.storage_types[_lookup("KV cache format", name, self._index["kv"], _plain)]
 
     def gpu(self, name: str) -> GPU:
-        keys: dict[str, GPU] = {}
-        for gpu in self.gpus.values():
-            for alias in (gpu.id, gpu.name, *gpu.aliases):
-                keys.setdefault(gpu_key(alias), gpu)
-        found = keys.get(gpu_key(name))
+        index = self._index["gpu"]
+        found = index.get(gpu_key(name))
         if found is not None:
-            return found
-        suggestions = difflib.get_close_matches(gpu_key(name), list(keys), n=3, cutoff=0.6)
-        names = list(dict.fromkeys(keys[s].name for s in suggestions))
+            return self.gpus[found]
+        suggestions = difflib.get_close_matches(gpu_key(name), list(index), n=3, cutoff=0.6)
+        names = list(dict.fromkeys(self.gpus[index[s]].name for s in suggestions))
         raise UnknownNameError("GPU", name, names)
+
+    @cached_property
+    def _index(self) -> dict[str, dict[str, str]]:
+        """Normalised names to ids, built once: ids first, so an id beats another's alias."""
+
+        def index(
+            entries: Mapping[str, Sequence[str]], key: Callable[[str], str]
+        ) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for ident in entries:
+                found.setdefault(key(ident), ident)
+            for ident, names in entries.items():
+                for name in names:
+                    found.setdefault(key(name), ident)
+            return found
+
+        def precision_names(ident: str) -> tuple[str, ...]:
+            return (self.precisions[ident].name, *self.precisions[ident].aliases)
+
+        return {
+            "model": index({m.id: (m.name,) for m in self.models.values()}, _plain),
+            "weights": index({k: precision_names(k) for k in self.weight_formats}, _plain),
+            "kv": index(
+                {k: precision_names(k) for k in self.storage_types if self.precisions[k].kv_cache},
+                _plain,
+            ),
+            "gpu": index({g.id: (g.name, *g.aliases) for g in self.gpus.values()}, gpu_key),
+        }
 
 
 def _plain(name: str) -> str:
@@ -162,17 +171,13 @@ def gpu_key(name: str) -> str:
     return _VENDOR_WORDS.sub("", squashed)
 
 
-def _lookup(kind: str, name: str, table: Mapping[str, tuple[T, Sequence[str]]]) -> T:
-    """Find ``name`` among each entry's id and other names; else suggest the closest ids."""
-    wanted = _plain(name)
-    for ident, (value, _names) in table.items():  # an id wins over another entry's alias
-        if wanted == _plain(ident):
-            return value
-    for _ident, (value, names) in table.items():
-        if wanted in (_plain(n) for n in names):
-            return value
-    suggestions = difflib.get_close_matches(wanted, list(table), n=3, cutoff=0.5)
-    raise UnknownNameError(kind, name, suggestions)
+def _lookup(kind: str, name: str, index: Mapping[str, str], key: Callable[[str], str]) -> str:
+    """The id that ``name`` stands for; else an error suggesting the closest ids."""
+    found = index.get(key(name))
+    if found is not None:
+        return found
+    ids = sorted(set(index.values()))
+    raise UnknownNameError(kind, name, difflib.get_close_matches(key(name), ids, n=3, cutoff=0.5))
 
 
 # -- building ------------------------------------------------------------------------------

@@ -55,29 +55,80 @@ class FitHint:
         }
 
 
-def _fits(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> bool:
+def _headroom(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> int | None:
+    """The smallest headroom over the GPUs (negative: short by that much); None if invalid."""
     try:
-        return bool(estimate_resolved(catalogue, resolved, layouts=layouts).fits)
+        estimate = estimate_resolved(catalogue, resolved, layouts=layouts)
     except CalcError:
-        return False
+        return None
+    return min(d.headroom_bytes or 0 for d in estimate.devices)
+
+
+def _fits(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> bool:
+    headroom = _headroom(catalogue, resolved, layouts)
+    return headroom is not None and headroom >= 0
 
 
 def longest_context(
     catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo, *, limit: int
 ) -> int | None:
-    """Binary search: memory never shrinks as the context grows."""
-    if not _fits(catalogue, replace(resolved, context=1), layouts):
+    """The largest context per sequence that fits, up to ``limit``; None if none does.
+
+    Memory never shrinks as the context grows, and the engine allocates the cache in steps of
+    ``kv_padding`` tokens, so the answer is a whole number of steps (or the limit). The search
+    runs over steps by false position (Illinois variant): headroom falls almost linearly with
+    the context, so a handful of estimates pin the boundary exactly.
+    """
+    step = resolved.engine.kv_padding
+
+    def context_of(units: int) -> int:
+        return min(units * step, limit)
+
+    def headroom(units: int) -> float:
+        value = _headroom(catalogue, replace(resolved, context=context_of(units)), layouts)
+        return -1.0 if value is None else float(value)
+
+    low, high = 1, -(-limit // step)
+    low_room, high_room = headroom(low), headroom(high)
+    if low_room < 0:
         return None
-    low, high = 1, limit
-    if _fits(catalogue, replace(resolved, context=high), layouts):
-        return high
+    if high_room >= 0:
+        return limit
+    kept = 0  # which end stayed put last time: +1 low, -1 high
+    while high - low > 1:
+        guess = low + int((high - low) * low_room / (low_room - high_room))
+        guess = min(max(guess, low + 1), high - 1)
+        room = headroom(guess)
+        if room >= 0:
+            low, low_room = guess, room
+            if kept == -1:
+                high_room /= 2
+            kept = -1
+        else:
+            high, high_room = guess, room
+            if kept == 1:
+                low_room /= 2
+            kept = 1
+    return context_of(low)
+
+
+def fewest_gpus(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> int | None:
+    """How many of these GPUs the setup needs; more GPUs never make a GPU fuller."""
+    device = resolved.devices[0]
+
+    def fits_on(count: int) -> bool:
+        return _fits(catalogue, replace(resolved, devices=(device,) * count), layouts)
+
+    low, high = len(resolved.devices), MAX_GPUS  # low does not fit
+    if not fits_on(high):
+        return None
     while high - low > 1:
         middle = (low + high) // 2
-        if _fits(catalogue, replace(resolved, context=middle), layouts):
-            low = middle
-        else:
+        if fits_on(middle):
             high = middle
-    return low
+        else:
+            low = middle
+    return high
 
 
 def fit_hint(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> FitHint | None:
@@ -99,9 +150,5 @@ def fit_hint(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> F
             ):
                 best = format_id
                 break
-        device = resolved.devices[0]
-        for count in range(len(resolved.devices) + 1, MAX_GPUS + 1):
-            if _fits(catalogue, replace(resolved, devices=(device,) * count), layouts):
-                gpus_needed = count
-                break
+        gpus_needed = fewest_gpus(catalogue, resolved, layouts)
     return FitHint(fits=fits, max_context=max_context, best_weights=best, gpus_needed=gpus_needed)

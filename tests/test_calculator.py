@@ -312,6 +312,8 @@ def test_a_copied_link_restores_inputs_and_result(watched, base_url, browser):
             "gpus": "2",
         },
     )
+    watched.page.wait_for_function("location.search.includes('context=12000')")
+    watched.page.wait_for_function("location.search.includes('gpus=2')")
     link, result = watched.page.url, shown(root)
     other = Watched(browser.new_context().new_page())
     other.page.goto(link)

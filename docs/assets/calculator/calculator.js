@@ -228,10 +228,12 @@ export async function mount(root) {
       root.dataset.state = "ready";
       return;
     }
-    writeUrl(values);
     showError("");
     render(response);
     root.dataset.lastUpdateMs = (performance.now() - started).toFixed(2);
+    // The address bar follows after the result is on screen: Chromium's history API can take
+    // a few milliseconds, which the reader should not wait for.
+    setTimeout(() => writeUrl(values), 0);
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
     root.dataset.state = "ready";
   }

@@ -1,0 +1,144 @@
+"""Benchmark the calculator in headless Chromium; prints figures, asserts nothing.
+
+    .venv/bin/python scripts/bench_calculator.py [--runs 5] [--changes 200]
+
+Measures, against a fresh build served on 127.0.0.1:
+- bare Pyodide boot: a blank page whose worker only loads Pyodide (the floor);
+- calculator: navigation to the first result shown;
+- per input change: event to updated result, median and p95 over --changes changes;
+- bytes transferred by the calculator page and by a guide page.
+Targets (issue 3): first result within 1.2x of the bare boot; p95 update under 10 ms; guide
+pages load no Pyodide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from scripts.serve_site import serve  # noqa: E402
+from tests.conftest import build  # noqa: E402
+from tests.test_calculator import CHROMIUM_ARGS, READY, chromium_path  # noqa: E402
+
+BLANK_PAGE = """<!doctype html><meta charset="utf-8"><title>bare Pyodide</title>
+<script type="module">
+const worker = new Worker("blank-worker.js", { type: "module" });
+worker.onmessage = () => { document.body.dataset.state = "ready"; };
+</script><body data-state="loading"></body>
+"""
+BLANK_WORKER = """
+const runtime = new URL("../assets/pyodide/", self.location.href);
+const { loadPyodide } = await import(new URL("pyodide.mjs", runtime).href);
+await loadPyodide({ indexURL: runtime.href });
+self.postMessage("ready");
+"""
+CHANGES_JS = """async (count) => {
+  const root = document.getElementById("vram-calculator");
+  const input = document.getElementById("vram-context");
+  const timings = [];
+  for (let i = 0; i < count; i++) {
+    const before = Number(root.dataset.updates);
+    const done = new Promise((resolve) => {
+      const observer = new MutationObserver(() => {
+        if (Number(root.dataset.updates) > before) { observer.disconnect(); resolve(); }
+      });
+      observer.observe(root, { attributes: true, attributeFilter: ["data-updates"] });
+    });
+    const start = performance.now();
+    input.value = String(1024 + ((i * 7919) % 120000));
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    await done;
+    timings.push(performance.now() - start);
+  }
+  return timings;
+}"""
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def transferred(page, url: str, ready: str) -> int:
+    sizes: list[int] = []
+
+    def finished(request) -> None:
+        s = request.sizes()
+        sizes.append(s["responseBodySize"] + s["responseHeadersSize"])
+
+    page.on("requestfinished", finished)
+    page.goto(url)
+    page.wait_for_selector(ready, state="attached", timeout=120_000)
+    page.wait_for_load_state("networkidle")
+    page.remove_listener("requestfinished", finished)
+    return sum(sizes)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--changes", type=int, default=200)
+    args = parser.parse_args()
+    chromium = chromium_path()
+    if chromium is None:
+        print("no Chromium found: apt-get install chromium, or set CHROMIUM", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as temp:
+        site = Path(temp) / "site"
+        result = build(site)
+        if result.returncode != 0:
+            print(result.stderr, file=sys.stderr)
+            return 1
+        (site / "_bench").mkdir()
+        (site / "_bench" / "blank.html").write_text(BLANK_PAGE)
+        (site / "_bench" / "blank-worker.js").write_text(BLANK_WORKER)
+        with serve(site) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            bare, first = [], []
+            for _ in range(args.runs):
+                for url, ready, out in (
+                    (base + "_bench/blank.html", "body[data-state=ready]", bare),
+                    (base + "calculator/", "#vram-calculator[data-updates='1']", first),
+                ):
+                    context = browser.new_context()
+                    page = context.new_page()
+                    page.goto(url)
+                    page.wait_for_selector(ready, state="attached", timeout=120_000)
+                    out.append(page.evaluate("performance.now()"))
+                    context.close()
+            context = browser.new_context()
+            page = context.new_page()
+            calculator_bytes = transferred(page, base + "calculator/", READY)
+            timings = page.evaluate(CHANGES_JS, args.changes)
+            guide = context.new_page()
+            guide_bytes = transferred(guide, base + "guide/article/", "article")
+            context.close()
+            browser.close()
+        shutil.rmtree(site / "_bench")
+    bare_ms, first_ms = statistics.median(bare), statistics.median(first)
+    print(f"bare Pyodide boot (median of {args.runs}):        {bare_ms:8.0f} ms")
+    print(
+        f"calculator first result (median of {args.runs}):  {first_ms:8.0f} ms"
+        f"  = {first_ms / bare_ms:.2f}x the bare boot (target <= 1.2x)"
+    )
+    median, p95 = statistics.median(timings), percentile(timings, 0.95)
+    print(
+        f"input change to result, {len(timings)} changes:   median {median:.2f} ms,"
+        f" p95 {p95:.2f} ms (target p95 < 10 ms)"
+    )
+    print(f"bytes transferred, calculator page:   {calculator_bytes / 2**20:8.2f} MiB")
+    print(f"bytes transferred, a guide page:      {guide_bytes / 2**20:8.2f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The fit hints: each answer is the exact boundary the estimator itself draws."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calc import InferenceRequest
+from calc.api import resolve
+from calc.hints import _fits, fewest_gpus, fit_hint, longest_context
+
+MODELS = [
+    "llama-3.1-8b",
+    "qwen2.5-32b",
+    "gemma-2-27b",
+    "mixtral-8x7b",
+    "deepseek-r1",
+    "qwen3-30b-a3b",
+    "gpt-oss-20b",
+    "llama-3.3-70b",
+]
+GPUS = ["rtx-3060-12gb", "rtx-4090", "l40s", "a100-80gb-sxm", "h200-sxm-141gb"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(MODELS),
+    engine=st.sampled_from(["llama.cpp", "ollama", "vllm", "transformers"]),
+    gpu=st.sampled_from(GPUS),
+    gpus=st.integers(1, 4),
+    batch=st.integers(1, 8),
+)
+def test_longest_context_is_the_exact_boundary(catalogue, model, engine, gpu, gpus, batch):
+    resolved = resolve(
+        catalogue, InferenceRequest(model=model, engine=engine, gpu=gpu, gpus=gpus, batch=batch)
+    )
+    memo: dict = {}
+    limit = 200_000
+    found = longest_context(catalogue, resolved, memo, limit=limit)
+    if found is None:
+        assert not _fits(catalogue, replace(resolved, context=1), memo)
+        return
+    assert _fits(catalogue, replace(resolved, context=found), memo)
+    if found < limit:
+        assert not _fits(catalogue, replace(resolved, context=found + 1), memo)
+
+
+def test_fewest_gpus_is_the_exact_count(catalogue):
+    resolved = resolve(
+        catalogue, InferenceRequest(model="llama-3.1-405b", weights="q4_k_m", gpu="rtx-4090")
+    )
+    memo: dict = {}
+    count = fewest_gpus(catalogue, resolved, memo)
+    assert count is not None
+    device = resolved.devices[0]
+    assert _fits(catalogue, replace(resolved, devices=(device,) * count), memo)
+    assert not _fits(catalogue, replace(resolved, devices=(device,) * (count - 1)), memo)
+
+
+def test_a_setup_that_does_not_fit_gets_all_three_answers(catalogue):
+    resolved = resolve(
+        catalogue, InferenceRequest(model="llama-3.1-70b", weights="q8_0", gpu="rtx-4090")
+    )
+    hint = fit_hint(catalogue, resolved, {})
+    assert hint is not None and not hint.fits
+    assert hint.max_context is None  # the weights alone do not fit
+    assert hint.best_weights == "iq2_xxs"
+    assert hint.gpus_needed is not None and hint.gpus_needed > 1
+
+
+def test_no_gpu_no_hint(catalogue):
+    resolved = resolve(catalogue, InferenceRequest(model="llama-3.1-8b"))
+    assert fit_hint(catalogue, resolved, {}) is None
