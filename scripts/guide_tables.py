@@ -27,7 +27,8 @@ from calc.measurements import Comparison, Measurement, compare
 from calc.tensors import model_tensors
 from calc.units import GB, GIB, MIB
 
-MARKER = re.compile(r"<!--\s*table:\s*([A-Za-z0-9_-]+)\s*-->")
+# A marker stands alone on its line, so that docs can mention the syntax in running text.
+MARKER = re.compile(r"^<!--\s*table:\s*([A-Za-z0-9_-]+)\s*-->[ \t]*$", re.MULTILINE)
 
 # The article's table: the DeepSeek-R1 family, in its order.
 ARTICLE_MODELS = (

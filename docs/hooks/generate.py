@@ -37,7 +37,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         raise PluginError("the table renderer was not initialised")
     try:
         return _renderer.expand(markdown, page=page.file.src_uri)
-    except (guide_tables.UnknownTableError, CalcError) as error:
+    except guide_tables.UnknownTableError as error:
+        raise PluginError(str(error)) from None
+    except CalcError as error:
         raise PluginError(f"{page.file.src_uri}: {error}") from None
 
 
