@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from calc._errors import InputError, UnknownNameError
 from calc.architecture import Architecture, parse_config
 from calc.catalogue import Catalogue
-from calc.engines import ENGINES, Engine
+from calc.engines import (
+    ENGINES,
+    OLLAMA_MINIMUM_MEMORY,
+    VLLM_GPU_MEMORY_UTILIZATION,
+    Engine,
+    Release,
+    release_for,
+)
 from calc.estimate import (
     Device,
     Estimate,
+    Settings,
     WeightLayout,
     estimate_inference,
     validate_numbers,
     weight_layout,
 )
 from calc.formats import StorageType, WeightFormat
+from calc.units import GIB
 
 DEFAULT_ENGINE = "llama.cpp"
 
@@ -41,8 +50,13 @@ class InferenceRequest:
     batch: int | None = None
     kv_cache: str | None = None
     gpus: int = 1
-    gpu: str | None = None
+    gpu: str | None = None  # one name, or several separated by commas for mismatched GPUs
     gpu_memory_bytes: int | None = None
+    engine_version: str | None = None
+    flash_attention: bool | None = None
+    gpu_layers: int | None = None
+    cpu_moe_layers: int | None = None
+    tensor_split: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,10 @@ class Resolved:
     batch: int
     devices: tuple[Device, ...]
     defaults: tuple[str, ...]  # which options took the engine's default
+    release: Release
+    settings: Settings
+    notes: tuple[str, ...] = ()
+    asked_version: str | None = None
 
 
 def engine_by_name(name: str) -> Engine:
@@ -107,31 +125,156 @@ def loadable_formats(catalogue: Catalogue, engine: Engine) -> list[WeightFormat]
 
 def resolve(catalogue: Catalogue, request: InferenceRequest) -> Resolved:
     engine = engine_by_name(request.engine)
+    release = release_for(engine.id, request.engine_version)
     model_key, arch = resolve_architecture(catalogue, request)
     weights = catalogue.weight_format(request.weights or engine.default_weights)
     check_engine_accepts(catalogue, engine, weights)
+    devices = _devices(catalogue, request)
+    notes: list[str] = []
+    defaults: list[str] = []
+    flash = release.flash_attention if request.flash_attention is None else request.flash_attention
     kv_format = catalogue.kv_format(request.kv_cache or engine.default_kv)
-    context = request.context if request.context is not None else engine.default_context
-    batch = request.batch if request.batch is not None else engine.default_batch
-    validate_numbers(context=context, batch=batch, gpus=request.gpus)
-    defaults = []
-    if request.context is None and not engine.weights_only:
-        defaults.append(f"context {context} tokens")
-    if request.batch is None and not engine.weights_only:
-        defaults.append(f"{batch} sequence(s)")
-    if request.weights is None:
-        defaults.append(f"weights {weights.name}")
-    return Resolved(
+    kv_format = _kv_rules(engine, kv_format, flash, catalogue, notes)
+
+    context = request.context
+    if context is None:
+        context = _default_context(release, devices)
+        if not engine.weights_only:
+            defaults.append(f"context {context} tokens")
+    settings = Settings(
+        flash_attention=flash,
+        prompt_logits=release.prompt_logits,
+        gpu_layers=_optional_count(request.gpu_layers, "gpu_layers", minimum=0),
+        cpu_moe_layers=_optional_count(request.cpu_moe_layers, "cpu_moe_layers", minimum=0) or 0,
+        tensor_split=_tensor_split(request.tensor_split),
+        memory_utilization=VLLM_GPU_MEMORY_UTILIZATION if engine.id == "vllm" else 1.0,
+    )
+    if (settings.gpu_layers is not None or settings.cpu_moe_layers) and engine.id not in (
+        "llama.cpp",
+        "ollama",
+    ):
+        raise InputError(
+            f"partial offload (GPU layers, CPU experts) is a llama.cpp/Ollama setting, not "
+            f"{engine.name}'s",
+            field="gpu_layers",
+        )
+    batch = request.batch
+    validate_numbers(context=context, batch=batch or 1, gpus=len(devices))
+    resolved = Resolved(
         model_key=model_key,
         arch=arch,
         engine=engine,
         weights=weights,
         kv_format=kv_format,
         context=context,
-        batch=batch,
-        devices=_devices(catalogue, request),
-        defaults=tuple(defaults),
+        batch=batch or release.default_batch,
+        devices=devices,
+        defaults=(),
+        release=release,
+        settings=settings,
     )
+    if batch is None:
+        resolved, choice = _default_batch(catalogue, resolved)
+        if not engine.weights_only:
+            defaults.append(choice)
+    if request.weights is None:
+        defaults.append(f"weights {weights.name}")
+    if request.flash_attention is None and engine.id in ("llama.cpp", "ollama"):
+        defaults.append(f"flash attention {'on' if flash else 'off'}")
+    return replace(
+        resolved,
+        defaults=tuple(defaults),
+        notes=tuple(notes),
+        asked_version=request.engine_version,
+    )
+
+
+def _kv_rules(
+    engine: Engine, kv_format: StorageType, flash: bool, catalogue: Catalogue, notes: list[str]
+) -> StorageType:
+    """Quantised KV caches need flash attention in the llama.cpp family."""
+    quantised = kv_format.block_size > 1
+    if not quantised or flash:
+        return kv_format
+    if engine.id == "ollama":
+        # llm/memory.go reads OLLAMA_KV_CACHE_TYPE only "if envconfig.FlashAttention() && ..."
+        notes.append(
+            f"Ollama ignores a {kv_format.name} KV cache without flash attention and uses f16"
+        )
+        return catalogue.kv_format("f16")
+    if engine.id == "llama.cpp":
+        raise InputError(
+            f"llama.cpp needs flash attention for a quantised V cache ({kv_format.name}); "
+            "turn flash attention on or use an f16 cache",
+            field="kv_cache",
+        )
+    return kv_format
+
+
+def _default_context(release: Release, devices: Sequence[Device]) -> int:
+    if not release.context_tiers:
+        return release.default_context
+    capacities = [d.capacity_bytes for d in devices]
+    if any(c is None for c in capacities):
+        return release.default_context
+    total_gib = sum(c or 0 for c in capacities) / GIB
+    for minimum, context in release.context_tiers:
+        if total_gib >= minimum:
+            return context
+    return release.default_context
+
+
+def _default_batch(catalogue: Catalogue, resolved: Resolved) -> tuple[Resolved, str]:
+    """Ollama before 0.9.6 tried 4 parallel slots, then 1, keeping the first whose own
+    estimate fits (server/sched.go); other engines serve one sequence unless told."""
+    tries = resolved.release.parallel_tries
+    if not tries:
+        return resolved, f"{resolved.batch} sequence(s)"
+    if any(d.capacity_bytes is None for d in resolved.devices):
+        chosen = replace(resolved, batch=tries[0])
+        return chosen, f"{tries[0]} parallel sequences (Ollama picks {tries[0]} when it fits)"
+    for count in tries:
+        candidate = replace(resolved, batch=count)
+        if ollama_predicts_fit(catalogue, candidate):
+            return candidate, f"{count} parallel sequence(s), chosen as Ollama's scheduler would"
+    return replace(resolved, batch=tries[-1]), f"{tries[-1]} sequence(s)"
+
+
+def ollama_predicts_fit(catalogue: Catalogue, resolved: Resolved) -> bool:
+    """Ollama's own fit check (llm/memory.go): its estimate plus the 457 MiB minimum and one
+    layer's worth of buffer per GPU must fit each GPU."""
+    estimate = estimate_resolved(catalogue, resolved)
+    layout = weight_layout(resolved.arch, resolved.weights, catalogue.storage_types)
+    layer_buffer = max(layout.layer_bytes) if layout.layer_bytes else 0
+    for device in estimate.devices:
+        capacity = device.device.capacity_bytes or 0
+        need = device.total_bytes - device.components.runtime
+        if need + OLLAMA_MINIMUM_MEMORY + layer_buffer > capacity:
+            return False
+    return True
+
+
+def _optional_count(value: int | None, field: str, *, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{field} must be a whole number >= {minimum}, got {value!r}", field=field)
+    return value
+
+
+def _tensor_split(split: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    if split is None:
+        return None
+    if (
+        not split
+        or any(isinstance(x, bool) or not isinstance(x, int | float) or x < 0 for x in split)
+        or sum(split) <= 0
+    ):
+        raise InputError(
+            f"tensor split must be non-negative numbers, not all zero, got {split!r}",
+            field="tensor_split",
+        )
+    return tuple(float(x) for x in split)
 
 
 def estimate_resolved(
@@ -152,13 +295,19 @@ def estimate_resolved(
         context=resolved.context,
         batch=resolved.batch,
         devices=resolved.devices,
+        settings=resolved.settings,
         layout=layout,
     )
-    if not resolved.defaults:
-        return estimate
-    engine = resolved.engine
-    note = f"{engine.name} defaults ({engine.defaults_for}): " + ", ".join(resolved.defaults)
-    return replace(estimate, notes=(note, *estimate.notes))
+    notes = list(resolved.notes)
+    if resolved.defaults:
+        engine, release = resolved.engine, resolved.release.version
+        which = resolved.asked_version or f"{release} (the newest modelled)"
+        notes.insert(
+            0,
+            f"{engine.name} {which} defaults (as from release {release}): "
+            + ", ".join(resolved.defaults),
+        )
+    return replace(estimate, notes=(*notes, *estimate.notes)) if notes else estimate
 
 
 def run_inference(
@@ -171,16 +320,25 @@ def _devices(catalogue: Catalogue, request: InferenceRequest) -> tuple[Device, .
     if request.gpu is not None and request.gpu_memory_bytes is not None:
         raise InputError("give a GPU name or a memory size, not both")
     if request.gpu is not None:
-        gpu = catalogue.gpu(request.gpu)
+        names = [name for name in request.gpu.split(",") if name.strip()]
+        if not names:
+            raise InputError("no GPU named", field="gpu")
+        if len(names) > 1:
+            if request.gpus not in (1, len(names)):
+                raise InputError(
+                    f"{len(names)} GPUs named but gpus is {request.gpus}; name one GPU to "
+                    "repeat it, or list every GPU",
+                    field="gpus",
+                )
+            gpus = [catalogue.gpu(name) for name in names]
+            return tuple(Device(name=g.name, capacity_bytes=g.usable_bytes) for g in gpus)
+        gpu = catalogue.gpu(names[0])
         return (Device(name=gpu.name, capacity_bytes=gpu.usable_bytes),) * request.gpus
     if request.gpu_memory_bytes is not None:
-        if isinstance(request.gpu_memory_bytes, bool) or not isinstance(
-            request.gpu_memory_bytes, int
-        ):
-            raise InputError(
-                f"GPU memory must be a whole number of bytes, got {request.gpu_memory_bytes!r}"
-            )
-        if request.gpu_memory_bytes <= 0:
-            raise InputError(f"GPU memory must be positive, got {request.gpu_memory_bytes}")
-        return (Device(name="custom GPU", capacity_bytes=request.gpu_memory_bytes),) * request.gpus
+        memory = request.gpu_memory_bytes
+        if isinstance(memory, bool) or not isinstance(memory, int):
+            raise InputError(f"GPU memory must be a whole number of bytes, got {memory!r}")
+        if memory <= 0:
+            raise InputError(f"GPU memory must be positive, got {memory}")
+        return (Device(name="custom GPU", capacity_bytes=memory),) * request.gpus
     return (Device(),) * request.gpus

@@ -20,7 +20,7 @@ from typing import Any
 from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
 from calc.api import InferenceRequest, LayoutMemo, estimate_resolved, loadable_formats, resolve
 from calc.catalogue import Catalogue, build_catalogue
-from calc.engines import ENGINES
+from calc.engines import ENGINES, RELEASES
 from calc.estimate import WeightLayout
 from calc.hints import fit_hint
 from calc.units import GIB
@@ -36,6 +36,11 @@ INPUT_KEYS = (
     "gpus",
     "gpu",
     "gpu_memory_gib",
+    "engine_version",
+    "flash_attention",
+    "gpu_layers",
+    "cpu_moe_layers",
+    "tensor_split",
 )
 MAX_CONFIG_CHARS = 1_000_000  # a real config.json is a few kB
 
@@ -83,6 +88,7 @@ class Session:
                     "default_context": e.default_context,
                     "default_batch": e.default_batch,
                     "default_kv": e.default_kv,
+                    "versions": [r.version for r in RELEASES[e.id]],
                     "weights": [{"id": f.id, "name": f.name} for f in loadable_formats(c, e)],
                 }
                 for e in ENGINES.values()
@@ -180,6 +186,24 @@ def parse_inputs(inputs: object) -> InferenceRequest:
             )
         memory_bytes = int(memory * GIB)
     gpus = whole("gpus")
+    flash = inputs.get("flash_attention")
+    if flash in (None, ""):
+        flash_attention = None
+    elif flash in ("on", True):
+        flash_attention = True
+    elif flash in ("off", False):
+        flash_attention = False
+    else:
+        raise _field_error("flash_attention", f"flash_attention must be on or off, got {flash!r}")
+    split_text = text("tensor_split")
+    split = None
+    if split_text is not None:
+        try:
+            split = tuple(float(part) for part in split_text.split(","))
+        except ValueError:
+            raise _field_error(
+                "tensor_split", f"tensor split must be numbers like 3,1, got {split_text!r}"
+            ) from None
     return InferenceRequest(
         model=model,
         config=config,
@@ -191,4 +215,9 @@ def parse_inputs(inputs: object) -> InferenceRequest:
         gpus=1 if gpus is None else gpus,
         gpu=None if memory_bytes is not None else text("gpu"),
         gpu_memory_bytes=memory_bytes,
+        engine_version=text("engine_version"),
+        flash_attention=flash_attention,
+        gpu_layers=whole("gpu_layers"),
+        cpu_moe_layers=whole("cpu_moe_layers"),
+        tensor_split=split,
     )

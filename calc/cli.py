@@ -66,9 +66,41 @@ def build_parser() -> argparse.ArgumentParser:
     inference.add_argument("--kv-cache", metavar="FORMAT", help="KV cache type: f16, q8_0 ...")
     inference.add_argument("--gpus", metavar="N", type=int, default=1, help="number of GPUs")
     gpu = inference.add_mutually_exclusive_group()
-    gpu.add_argument("--gpu", metavar="NAME", help="GPU model, e.g. 'RTX 4090D'")
+    gpu.add_argument(
+        "--gpu",
+        metavar="NAME",
+        help="GPU model, e.g. 'RTX 4090D'; list several for mismatched GPUs: 'RTX 4090,RTX 3090'",
+    )
     gpu.add_argument(
         "--gpu-memory", metavar="SIZE", type=parse_size, help="memory per GPU, e.g. 24GiB or 80GB"
+    )
+    inference.add_argument(
+        "--engine-version",
+        metavar="VERSION",
+        help="the engine release whose defaults apply, e.g. 0.5.7 (default: the newest modelled)",
+    )
+    inference.add_argument(
+        "--flash-attention",
+        choices=["on", "off"],
+        help="flash attention (default: the engine release's default)",
+    )
+    inference.add_argument(
+        "--gpu-layers",
+        metavar="N",
+        type=int,
+        help="llama.cpp/Ollama -ngl: layers on the GPUs (one more than the layers adds the output)",
+    )
+    inference.add_argument(
+        "--n-cpu-moe",
+        metavar="N",
+        type=int,
+        help="llama.cpp: keep the routed experts of the first N layers in CPU RAM",
+    )
+    inference.add_argument(
+        "--tensor-split",
+        metavar="A,B,...",
+        type=parse_split,
+        help="llama.cpp: share of the layers per GPU, e.g. 3,1",
     )
     inference.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -85,6 +117,15 @@ def parse_size(text: str) -> int:
             f"{text!r} is not a memory size; write a number and a unit, e.g. 24GiB or 80GB"
         )
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of numbers; write e.g. 3,1"
+        ) from None
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -168,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             gpus=args.gpus,
             gpu=args.gpu,
             gpu_memory_bytes=args.gpu_memory,
+            engine_version=args.engine_version,
+            flash_attention=None if args.flash_attention is None else args.flash_attention == "on",
+            gpu_layers=args.gpu_layers,
+            cpu_moe_layers=args.n_cpu_moe,
+            tensor_split=args.tensor_split,
         )
         estimate = run_inference(catalogue, request)
     except CalcError as error:

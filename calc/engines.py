@@ -7,8 +7,10 @@ are and what each GPU loses to the CUDA context. Every constant here names where
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.units import MIB
 
@@ -155,49 +157,67 @@ ENGINES: dict[str, Engine] = {
 
 
 def compute_buffer_bytes(
-    arch: Architecture, engine: Engine, *, context_tokens: int, gpus: int
+    arch: Architecture,
+    engine: Engine,
+    *,
+    context_tokens: int,
+    batch: int,
+    partial: bool,
+    flash_attention: bool,
+    prompt_logits: bool = False,
+    tensor_parallel: int = 1,
 ) -> int:
     """Scratch memory for one forward pass on one GPU (the 'compute buffer' or activation peak).
 
+    ``context_tokens`` is the whole cache (context x sequences); ``batch`` the sequences.
+
     llama.cpp and Ollama: Ollama's own estimate of llama.cpp's compute graph, ``GraphSize`` in
-    llm/ggml.go (v0.5.x; unchanged in fs/ggml/ggml.go), with batch = n_ubatch 512 and the
-    context summed over parallel sequences. On several GPUs Ollama uses the partial-offload
-    figure for every GPU (llm/memory.go: "multigpu should always use the partial graph size").
+    llm/ggml.go (v0.5.x; unchanged in fs/ggml/ggml.go), with b = min(context, n_ubatch 512).
+    ``partial`` selects its partial-offload figure, which Ollama charges every GPU when there
+    are several (llm/memory.go: "multigpu should always use the partial graph size") and when
+    layers stay on the CPU. With flash attention the b x context x heads score matrix is never
+    built, so the context terms drop out (our adaptation; Ollama's v0.5 formula predates FA).
     """
     if engine.weights_only:
         return 0
     h, heads, vocab = arch.hidden_size, arch.num_attention_heads, arch.vocab_size
     if engine.id in ("llama.cpp", "ollama"):
-        batch = min(context_tokens, LLAMA_CPP_UBATCH)
-        ctx = context_tokens
+        b = min(context_tokens, LLAMA_CPP_UBATCH)
+        ctx = 0 if flash_attention else context_tokens
         if arch.model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
-            full = max(4 * batch * (h + vocab), 4 * batch * (1 + 2 * h + ctx + ctx * heads))
-            partial = max(
-                4 * batch * (h + vocab) + h * vocab * 105 // 128,
-                4 * (batch * (1 + 2 * h + ctx * (1 + heads)) + h * (1 + ctx)),
+            full = max(4 * b * (h + vocab), 4 * b * (1 + 2 * h + ctx + ctx * heads))
+            part = max(
+                4 * b * (h + vocab) + h * vocab * 105 // 128,
+                4 * (b * (1 + 2 * h + ctx * (1 + heads)) + h * (1 + ctx)),
             )
         else:
-            full = max(4 * batch * (1 + 4 * h + ctx * (1 + heads)), 4 * batch * (h + vocab))
+            full = max(4 * b * (1 + 4 * h + ctx * (1 + heads)), 4 * b * (h + vocab))
             head_dim, kv_heads = arch.head_dim, arch.num_kv_heads
-            partial = 4 * batch * h + max(
-                4 * batch * (1 + h + max(ctx, h))
+            part = 4 * b * h + max(
+                4 * b * (1 + h + max(ctx, h))
                 + h * h * 9 // 16
-                + 4 * ctx * (batch * heads + head_dim * kv_heads),
-                4 * batch * (h + vocab) + h * vocab * 105 // 128,
+                + 4 * ctx * (b * heads + head_dim * kv_heads),
+                4 * b * (h + vocab) + h * vocab * 105 // 128,
             )
-        return full if gpus == 1 else partial
+        return part if partial else full
     if engine.id == "vllm":
         # The profiling run pushes VLLM_PROFILE_TOKENS tokens through one layer at a time: the
         # peak holds the MLP's gate and up projections (2 x intermediate, sharded over the GPUs)
         # and a few hidden-sized buffers in 16-bit, plus the fp32 logits of the sampled tokens.
-        inner = _widest_mlp(arch) // gpus
+        inner = _widest_mlp(arch) // tensor_parallel
         tokens = VLLM_PROFILE_TOKENS
         return tokens * (3 * inner + 4 * h) * BF16 + VLLM_MAX_NUM_SEQS * vocab * FP32
-    # transformers: the prefill of the whole prompt at once; SDPA attention keeps no score
-    # matrix, so the MLP's gate/up/product in bf16 dominate, plus fp32 logits of the last token
-    # (generate() asks for the last position only since v4.45).
+    # transformers: the prefill of the whole prompt at once. The MLP's gate/up/product in bf16
+    # dominate; eager attention (flash attention off) also holds one layer's scores in bf16 and
+    # their fp32 softmax; logits are fp32 for the last token (generate() since v4.45) or, before,
+    # for every prompt token on top of their bf16 originals.
     inner = _widest_mlp(arch)
-    return context_tokens * (3 * inner + 4 * h) * BF16 + vocab * FP32
+    peak = context_tokens * (3 * inner + 4 * h) * BF16
+    per_sequence = context_tokens // max(batch, 1)
+    if not flash_attention:
+        peak += batch * heads * per_sequence * per_sequence * (BF16 + FP32)
+    logits_rows = context_tokens if prompt_logits else batch
+    return peak + logits_rows * vocab * (FP32 + (BF16 if prompt_logits else 0))
 
 
 def _widest_mlp(arch: Architecture) -> int:
@@ -297,3 +317,137 @@ CONSTANTS: tuple[Constant, ...] = (
         "https://github.com/ollama/ollama/pull/11330",
     ),
 )
+
+
+@dataclass(frozen=True)
+class Release:
+    """The defaults of one engine from one release on, until the next entry's release.
+
+    ``context_tiers`` makes the default context depend on the GPU memory, as Ollama does since
+    v0.15.5: (minimum GiB of usable GPU memory, context) pairs, highest first.
+    ``parallel_tries`` is Ollama's old automatic parallelism: the first count whose estimate
+    fits is used.
+    """
+
+    version: str
+    default_context: int
+    default_batch: int
+    flash_attention: bool
+    source: str
+    context_tiers: tuple[tuple[int, int], ...] = ()
+    parallel_tries: tuple[int, ...] = ()
+    prompt_logits: bool = False  # transformers before 4.45: fp32 logits for every prompt token
+
+
+RELEASES: dict[str, tuple[Release, ...]] = {
+    "ollama": (
+        Release(
+            version="0.1.33",
+            default_context=2048,
+            default_batch=1,
+            flash_attention=False,
+            # server/sched.go: "var defaultParallel = 4" ... "try larger then smaller, always end
+            # with 1"; the 0.5.7 log: "OLLAMA_FLASH_ATTENTION:false ... OLLAMA_NUM_PARALLEL:0"
+            parallel_tries=(4, 1),
+            source="https://github.com/ollama/ollama/issues/9246",
+        ),
+        Release(
+            version="0.6.7",
+            default_context=4096,  # "config: update default context length to 4096"
+            default_batch=1,
+            flash_attention=False,
+            parallel_tries=(4, 1),
+            source="https://github.com/ollama/ollama/pull/10452",
+        ),
+        Release(
+            # "Reduce default parallelism to 1", merged 2025-07-08; 0.9.5 was current on
+            # 2025-07-02 (ollama issue 11277), so the first release with it is 0.9.6.
+            version="0.9.6",
+            default_context=4096,
+            default_batch=1,
+            flash_attention=False,
+            source="https://github.com/ollama/ollama/pull/11330",
+        ),
+        Release(
+            # "Ollama v0.15.5 (2026-02-03) replaced that fixed default with one picked from
+            # available VRAM ... 4096 tokens below 24 GiB, 32768 tokens from 24 to 48 GiB, and
+            # 262144 tokens at 48 GiB and above" (https://github.com/open-webui/docs/pull/1393)
+            version="0.15.5",
+            default_context=4096,
+            default_batch=1,
+            flash_attention=False,
+            context_tiers=((48, 262144), (24, 32768), (0, 4096)),
+            source="https://github.com/open-webui/docs/pull/1393",
+        ),
+    ),
+    "llama.cpp": (
+        Release(
+            version="b1000",
+            default_context=4096,  # common/common.h: "int32_t n_ctx = 4096;"
+            default_batch=1,
+            flash_attention=False,
+            source="https://github.com/ggml-org/llama.cpp/blob/master/common/common.h",
+        ),
+    ),
+    "vllm": (
+        Release(
+            version="0.6.0",
+            default_context=4096,
+            default_batch=1,
+            flash_attention=True,  # vLLM's attention backends never materialise the scores
+            source=ENGINES["vllm"].source,
+        ),
+    ),
+    "transformers": (
+        Release(
+            version="4.40.0",
+            default_context=4096,
+            default_batch=1,
+            flash_attention=True,  # SDPA, the default attn_implementation, keeps no score matrix
+            prompt_logits=True,
+            # before num_logits_to_keep, the prefill computed logits for every prompt token and
+            # upcast them: "that line will almost always double the memory footprint of the
+            # logits" (https://github.com/huggingface/transformers/issues/30860)
+            source="https://github.com/huggingface/transformers/issues/30860",
+        ),
+        Release(
+            version="4.45.0",
+            default_context=4096,
+            default_batch=1,
+            flash_attention=True,
+            source="https://github.com/huggingface/transformers/pull/33902",
+        ),
+    ),
+    "theory": (
+        Release(
+            version="0",
+            default_context=4096,
+            default_batch=1,
+            flash_attention=False,
+            source=ENGINES["theory"].source,
+        ),
+    ),
+}
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """'0.5.7' -> (0, 5, 7); llama.cpp's build tags 'b4713' -> (4713,)."""
+    parts = re.findall(r"\d+", version)
+    if not parts:
+        raise InputError(f"engine version {version!r} has no number in it; e.g. 0.5.7 or b4713")
+    return tuple(int(p) for p in parts)
+
+
+def release_for(engine: str, version: str | None) -> Release:
+    """The release whose defaults hold for ``version`` (the newest one when None)."""
+    releases = RELEASES[engine]
+    if version is None:
+        return releases[-1]
+    wanted = version_key(version)
+    chosen = [r for r in releases if version_key(r.version) <= wanted]
+    if not chosen:
+        raise InputError(
+            f"{engine} {version} is older than the oldest release modelled ({releases[0].version})",
+            field="engine_version",
+        )
+    return chosen[-1]

@@ -6,8 +6,8 @@ parse (architecture) -> tensors -> place on devices -> one pure function per com
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import Any
 
@@ -97,6 +97,7 @@ class Estimate:
     devices: tuple[DeviceEstimate, ...]
     host: Components
     notes: tuple[str, ...] = field(default=())
+    details: Mapping[str, Any] = field(default_factory=dict)  # engine-specific figures
 
     @property
     def components(self) -> Components:
@@ -149,27 +150,33 @@ class Estimate:
                 "active": self.parameters.active,
             },
             "notes": list(self.notes),
+            "engine_details": dict(self.details),
         }
 
 
-def split_layers(num_layers: int, devices: Sequence[Device]) -> list[tuple[int, ...]]:
-    """Contiguous layer ranges per device, in proportion to capacity (llama.cpp's default
-    ``--tensor-split`` follows each device's memory); equal when capacities are unknown.
-    Largest remainders go to the first devices."""
-    weights = [d.capacity_bytes or 1 for d in devices]
-    if any(d.capacity_bytes is None for d in devices):
-        weights = [1] * len(devices)
-    total = sum(weights)
-    exact = [num_layers * w / total for w in weights]
+def split_layers(
+    layers: Sequence[int], devices: Sequence[Device], shares: Sequence[float] | None = None
+) -> list[tuple[int, ...]]:
+    """Contiguous runs of ``layers`` per device, in proportion to ``shares`` (llama.cpp's
+    ``--tensor-split``), else to each device's memory (llama.cpp's default follows free
+    memory), else equal. Largest remainders go to the first devices."""
+    if shares is None:
+        if any(d.capacity_bytes is None for d in devices):
+            shares = [1.0] * len(devices)
+        else:
+            shares = [float(d.capacity_bytes or 0) for d in devices]
+    total = sum(shares)
+    count = len(layers)
+    exact = [count * share / total for share in shares]
     counts = [int(x) for x in exact]
     order = sorted(range(len(devices)), key=lambda i: (-(exact[i] - counts[i]), i))
-    for i in order[: num_layers - sum(counts)]:
+    for i in order[: count - sum(counts)]:
         counts[i] += 1
-    ranges, start = [], 0
-    for count in counts:
-        ranges.append(tuple(range(start, start + count)))
-        start += count
-    return ranges
+    runs, start = [], 0
+    for n in counts:
+        runs.append(tuple(layers[start : start + n]))
+        start += n
+    return runs
 
 
 def validate_numbers(*, context: int, batch: int, gpus: int) -> None:
@@ -196,6 +203,7 @@ class WeightLayout:
 
     format_id: str
     layer_bytes: tuple[int, ...]  # per decoder layer
+    layer_routed_bytes: tuple[int, ...]  # of which routed experts (llama.cpp --n-cpu-moe)
     embedding_bytes: int  # token_embd
     output_bytes: int  # output head and final norm: with the last layer
     other_bytes: int  # outside the blocks (vision tower, projector): with the first device
@@ -212,6 +220,7 @@ def weight_layout(
 ) -> WeightLayout:
     tensors = model_tensors(arch)
     layers = [0] * arch.num_layers
+    routed = [0] * arch.num_layers
     embedding = output = other = matrices = 0
     for tensor in tensors:
         size = tensor_bytes(tensor, tensor_storage(tensor, weights, arch, storage_types))
@@ -219,6 +228,8 @@ def weight_layout(
             matrices += size
         if tensor.layer is not None:
             layers[tensor.layer] += size
+            if tensor.routed:
+                routed[tensor.layer] += size
         elif tensor.role == "token_embd":
             embedding += size
         elif tensor.role in ("output", "output_norm"):
@@ -228,12 +239,25 @@ def weight_layout(
     return WeightLayout(
         format_id=weights.id,
         layer_bytes=tuple(layers),
+        layer_routed_bytes=tuple(routed),
         embedding_bytes=embedding,
         output_bytes=output,
         other_bytes=other,
         matrix_bytes=matrices,
         parameters=count_parameters(arch, tensors),
     )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Engine switches that change memory; the defaults are an engine's plain behaviour."""
+
+    flash_attention: bool = False
+    prompt_logits: bool = False  # transformers before 4.45
+    gpu_layers: int | None = None  # llama.cpp -ngl: decoder layers on the GPUs; None: all + output
+    cpu_moe_layers: int = 0  # llama.cpp --n-cpu-moe: routed experts of the first N layers on CPU
+    tensor_split: tuple[float, ...] | None = None  # llama.cpp --tensor-split proportions
+    memory_utilization: float = 1.0  # vLLM gpu_memory_utilization: the share of a GPU it takes
 
 
 def estimate_inference(
@@ -246,6 +270,7 @@ def estimate_inference(
     context: int,
     batch: int,
     devices: Sequence[Device],
+    settings: Settings = Settings(),
     layout: WeightLayout | None = None,
 ) -> Estimate:
     """Memory to serve ``batch`` sequences of ``context`` tokens with ``engine`` on ``devices``.
@@ -271,11 +296,6 @@ def estimate_inference(
             f"({arch.max_position_embeddings})"
         )
 
-    host = Components()
-    if engine.embeddings_on_host:
-        host = Components(weights=layout.embedding_bytes)
-        notes.append(f"{engine.name} keeps the token embeddings in CPU RAM")
-
     def kv(layers: Sequence[int], kv_share: float = 1.0) -> int:
         full = kv_cache_bytes(
             arch,
@@ -289,63 +309,56 @@ def estimate_inference(
         return ceil(full * kv_share)
 
     n = len(devices)
-    activations = compute_buffer_bytes(arch, engine, context_tokens=padded_context * batch, gpus=n)
     runtime = runtime_bytes(engine, gpus=n)
-    results: list[DeviceEstimate] = []
     if engine.split == "tensor":
-        # Matrices are split over the ranks; vectors (norms, biases) are replicated.
-        vectors = layout.total_bytes - layout.matrix_bytes
-        weights_per_gpu = ceil(layout.matrix_bytes / n) + vectors
-        all_layers = tuple(range(arch.num_layers))
-        kv_per_gpu = kv(all_layers, _kv_heads_share(arch, n))
-        for index, device in enumerate(devices):
-            results.append(
-                DeviceEstimate(
-                    index=index,
-                    device=device,
-                    layers=all_layers,
-                    components=Components(
-                        weights=weights_per_gpu,
-                        kv_cache=kv_per_gpu,
-                        activations=activations,
-                        runtime=runtime,
-                    ),
-                )
-            )
+        results, host, details = _tensor_parallel(arch, layout, engine, devices, settings, kv)
+        activations = compute_buffer_bytes(
+            arch,
+            engine,
+            context_tokens=padded_context * batch,
+            batch=batch,
+            partial=False,
+            flash_attention=settings.flash_attention,
+            tensor_parallel=n,
+        )
+        results = [
+            replace(r, components=replace(r.components, activations=activations, runtime=runtime))
+            for r in results
+        ]
         if n > 1:
             notes.append(f"tensor parallel over {n} GPUs: each holds 1/{n} of every matrix")
     else:
-        ranges = split_layers(arch.num_layers, devices)
-        for index, (device, layers) in enumerate(zip(devices, ranges, strict=True)):
-            placed = sum(layout.layer_bytes[i] for i in layers)
-            if index == 0:
-                placed += layout.other_bytes
-                if not engine.embeddings_on_host:
-                    placed += layout.embedding_bytes
-            if index == n - 1:
-                placed += layout.output_bytes
-                if engine.embeddings_on_host and arch.tie_word_embeddings:
-                    # A tied model has no output.weight: llama.cpp loads token_embd a second
-                    # time (TENSOR_DUPLICATED) on the output layer's device.
-                    placed += layout.embedding_bytes
-            results.append(
-                DeviceEstimate(
-                    index=index,
-                    device=device,
-                    layers=layers,
-                    components=Components(
-                        weights=placed,
-                        kv_cache=kv(layers),
-                        activations=activations if layers or index == n - 1 else 0,
-                        runtime=runtime,
-                    ),
-                )
+        results, host, offloaded = _layer_split(arch, layout, engine, devices, settings, kv, notes)
+        activations = compute_buffer_bytes(
+            arch,
+            engine,
+            context_tokens=padded_context * batch,
+            batch=batch,
+            partial=n > 1 or not offloaded,
+            flash_attention=settings.flash_attention,
+            prompt_logits=settings.prompt_logits,
+        )
+        results = [
+            replace(
+                r,
+                components=replace(
+                    r.components,
+                    activations=activations if r.layers or r.index == n - 1 else 0,
+                    runtime=runtime,
+                ),
             )
-        if n > 1:
-            notes.append(
-                f"layers split over {n} GPUs in proportion to their memory; each GPU pays its "
-                "own CUDA context and compute buffer"
-            )
+            for r in results
+        ]
+        details = {}
+    if engine.embeddings_on_host:
+        notes.append(f"{engine.name} keeps the token embeddings in CPU RAM")
+    if engine.id == "vllm":
+        details = {**details, **_vllm_budget(results, settings.memory_utilization)}
+        notes.append(
+            f"vLLM takes {settings.memory_utilization:.0%} of each GPU "
+            "(gpu_memory_utilization) and fills what the model leaves with KV cache; fits "
+            "compares the model's need with that share"
+        )
     return Estimate(
         engine=engine.id,
         weights_format=weights.id,
@@ -356,7 +369,127 @@ def estimate_inference(
         devices=tuple(results),
         host=host,
         notes=tuple(notes),
+        details=details,
     )
+
+
+KvFunction = Callable[..., int]
+
+
+def _tensor_parallel(
+    arch: Architecture,
+    layout: WeightLayout,
+    engine: Engine,
+    devices: Sequence[Device],
+    settings: Settings,
+    kv: KvFunction,
+) -> tuple[list[DeviceEstimate], Components, dict[str, Any]]:
+    n = len(devices)
+    # Matrices are split over the ranks; vectors (norms, biases) are replicated.
+    vectors = layout.total_bytes - layout.matrix_bytes
+    weights_per_gpu = ceil(layout.matrix_bytes / n) + vectors
+    all_layers = tuple(range(arch.num_layers))
+    kv_per_gpu = kv(all_layers, _kv_heads_share(arch, n))
+    budget = settings.memory_utilization
+    results = [
+        DeviceEstimate(
+            index=index,
+            device=replace(
+                device,
+                capacity_bytes=int(device.capacity_bytes * budget)
+                if device.capacity_bytes is not None
+                else None,
+            ),
+            layers=all_layers,
+            components=Components(weights=weights_per_gpu, kv_cache=kv_per_gpu),
+        )
+        for index, device in enumerate(devices)
+    ]
+    return results, Components(), {}
+
+
+def _layer_split(
+    arch: Architecture,
+    layout: WeightLayout,
+    engine: Engine,
+    devices: Sequence[Device],
+    settings: Settings,
+    kv: KvFunction,
+    notes: list[str],
+) -> tuple[list[DeviceEstimate], Components, bool]:
+    """Layers over the GPUs; with -ngl below the layer count, the first layers stay on the CPU
+    (llama.cpp: ``i_gpu_start = n_layer - n_gpu_layers``) and the output layer goes to the GPU
+    only when n_gpu_layers exceeds the layer count. Returns whether everything is offloaded."""
+    total_layers = arch.num_layers
+    requested = settings.gpu_layers
+    on_gpu = total_layers if requested is None else min(requested, total_layers)
+    output_on_gpu = requested is None or requested > total_layers
+    gpu_layers = list(range(total_layers - on_gpu, total_layers))
+    cpu_layers = list(range(total_layers - on_gpu))
+    cpu_moe = set(range(min(settings.cpu_moe_layers, total_layers)))
+    if settings.tensor_split is not None and len(settings.tensor_split) != len(devices):
+        raise InputError(
+            f"tensor split has {len(settings.tensor_split)} parts for {len(devices)} GPUs",
+            field="tensor_split",
+        )
+    runs = split_layers(gpu_layers, devices, settings.tensor_split)
+    n = len(devices)
+    results = []
+    for index, (device, layers) in enumerate(zip(devices, runs, strict=True)):
+        placed = sum(layout.layer_bytes[i] for i in layers)
+        placed -= sum(layout.layer_routed_bytes[i] for i in layers if i in cpu_moe)
+        if index == 0:
+            placed += layout.other_bytes
+            if not engine.embeddings_on_host:
+                placed += layout.embedding_bytes
+        if index == n - 1 and output_on_gpu:
+            placed += layout.output_bytes
+            if engine.embeddings_on_host and arch.tie_word_embeddings:
+                # A tied model has no output.weight: llama.cpp loads token_embd a second
+                # time (TENSOR_DUPLICATED) on the output layer's device.
+                placed += layout.embedding_bytes
+        results.append(
+            DeviceEstimate(
+                index=index,
+                device=device,
+                layers=layers,
+                components=Components(weights=placed, kv_cache=kv(layers)),
+            )
+        )
+    host_weights = sum(layout.layer_bytes[i] for i in cpu_layers)
+    host_weights += sum(layout.layer_routed_bytes[i] for i in gpu_layers if i in cpu_moe)
+    if engine.embeddings_on_host:
+        host_weights += layout.embedding_bytes
+    if not output_on_gpu:
+        host_weights += layout.output_bytes
+    host = Components(weights=host_weights, kv_cache=kv(cpu_layers))
+    if cpu_layers:
+        notes.append(
+            f"{len(cpu_layers)} of {total_layers} layers stay on the CPU (weights and their KV "
+            "cache in CPU RAM)"
+        )
+    if cpu_moe and arch.moe is not None:
+        notes.append(f"the routed experts of the first {len(cpu_moe)} layers stay in CPU RAM")
+    if n > 1:
+        notes.append(
+            f"layers split over {n} GPUs in proportion to "
+            + ("--tensor-split" if settings.tensor_split else "their memory")
+            + "; each GPU pays its own CUDA context and compute buffer"
+        )
+    return results, host, not cpu_layers and output_on_gpu and not cpu_moe
+
+
+def _vllm_budget(results: Sequence[DeviceEstimate], utilization: float) -> dict[str, Any]:
+    """What vLLM reserves and how much KV cache that leaves room for, per GPU."""
+    if any(r.device.capacity_bytes is None for r in results):
+        return {"gpu_memory_utilization": utilization}
+    reserved = [r.device.capacity_bytes or 0 for r in results]
+    other = [r.components.total - r.components.kv_cache for r in results]
+    return {
+        "gpu_memory_utilization": utilization,
+        "reserved_bytes": reserved,
+        "kv_cache_capacity_bytes": [max(0, a - b) for a, b in zip(reserved, other, strict=True)],
+    }
 
 
 def _kv_heads_share(arch: Architecture, gpus: int) -> float:
@@ -383,7 +516,7 @@ def _theory(
     total = ceil(params.total * weights.storage.bits_per_weight / 8)
     n = len(devices)
     shares = [total // n + (1 if i < total % n else 0) for i in range(n)]
-    ranges = split_layers(arch.num_layers, devices)
+    ranges = split_layers(list(range(arch.num_layers)), devices)
     return Estimate(
         engine=engine.id,
         weights_format=weights.id,

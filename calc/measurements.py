@@ -24,8 +24,8 @@ class Measurement:
     engine_version: str
     weights: str
     kv_cache: str | None
-    context: int
-    batch: int
+    context: int | None  # None: the engine version's default
+    batch: int | None
     gpus: int
     gpu: str
     quantity: str
@@ -50,6 +50,7 @@ class Measurement:
             kv_cache=self.kv_cache,
             gpus=self.gpus,
             gpu=self.gpu,
+            engine_version=self.engine_version or None,
         )
 
 
@@ -79,8 +80,8 @@ def parse_measurements(docs: Sequence[Mapping[str, Any]]) -> tuple[Measurement, 
             engine_version=str(d.get("engine_version", "")),
             weights=str(d["weights"]),
             kv_cache=d.get("kv_cache"),
-            context=int(d["context"]),
-            batch=int(d["batch"]),
+            context=d.get("context"),
+            batch=d.get("batch"),
             gpus=int(d["gpus"]),
             gpu=str(d["gpu"]),
             quantity=str(d["quantity"]),

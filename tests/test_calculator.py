@@ -133,13 +133,18 @@ def set_inputs(root, values: dict[str, str]) -> None:
     page = root.page
     if "engine" in values:
         change(root, lambda: page.select_option("#vram-engine", values["engine"]))
-    for name, selector in (("weights", "#vram-weights"), ("kv_cache", "#vram-kv")):
+    for name, selector in (
+        ("weights", "#vram-weights"),
+        ("kv_cache", "#vram-kv"),
+        ("flash_attention", "#vram-flash"),
+    ):
         if name in values:
             change(root, lambda s=selector, v=values[name]: page.select_option(s, v))
     if "gpu" in values:
         change(root, lambda: page.select_option("#vram-gpu", values["gpu"]))
     for name, selector in (
         ("model", "#vram-model"),
+        ("engine_version", "#vram-version"),
         ("context", "#vram-context"),
         ("batch", "#vram-batch"),
         ("gpus", "#vram-gpus"),
@@ -251,19 +256,24 @@ SCENARIOS = [
         ],
     ),
     (
-        {"model": "mixtral-8x7b", "kv_cache": "ggml_q8_0", "context": "16384"},
-        [
-            "--model",
-            "mixtral-8x7b",
-            "--kv-cache",
-            "q8_0",
-            "--context",
-            "16384",
-            "--gpu",
-            "rtx-4090",
-            "--weights",
-            "q4_k_m",
-        ],
+        {
+            "model": "mixtral-8x7b",
+            "kv_cache": "ggml_q8_0",
+            "flash_attention": "on",
+            "context": "16384",
+        },
+        "--model mixtral-8x7b --kv-cache q8_0 --flash-attention on --context 16384 "
+        "--gpu rtx-4090 --weights q4_k_m",
+    ),
+    (
+        {
+            "model": "deepseek-r1-distill-qwen-32b",
+            "engine": "ollama",
+            "engine_version": "0.5.7",
+            "gpu": "rtx-4090d",
+        },
+        "--model deepseek-r1-distill-qwen-32b --engine ollama --engine-version 0.5.7 "
+        "--gpu rtx-4090d --weights q4_k_m",
     ),
     (
         {"model": "phi-4", "gpu": "custom", "gpu_memory_gib": "12"},
@@ -281,7 +291,7 @@ def test_page_shows_the_cli_answer(watched, base_url, inputs, cli_args):
     root = open_calculator(watched, base_url)
     set_inputs(root, inputs)
     assert root.get_attribute("data-error") == ""
-    expected = cli_json(*cli_args)
+    expected = cli_json(*(cli_args.split() if isinstance(cli_args, str) else cli_args))
     assert shown(root) == expected
     total = root.locator("[data-role=table] tr:last-child td[data-total-bytes]")
     assert total.inner_text() == format_bytes(expected["total_bytes"])

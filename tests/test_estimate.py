@@ -96,8 +96,11 @@ def test_layer_split_follows_memory():
     from calc import Device
 
     devices = [Device("a", 48), Device("b", 24)]
-    assert [len(r) for r in split_layers(80, devices)] == [53, 27]
-    assert [len(r) for r in split_layers(80, [Device(), Device(), Device()])] == [27, 27, 26]
+    layers = list(range(80))
+    assert [len(r) for r in split_layers(layers, devices)] == [53, 27]
+    assert [len(r) for r in split_layers(layers, [Device(), Device(), Device()])] == [27, 27, 26]
+    assert [len(r) for r in split_layers(layers, devices, (1.0, 3.0))] == [20, 60]
+    assert split_layers(layers, devices)[1][0] == 53  # contiguous, in order
 
 
 def test_tensor_parallel_shards_weights(catalogue):

@@ -10,7 +10,10 @@ const COMPONENTS = [
   ["activations", "Activations"],
   ["runtime", "Runtime"],
 ];
-const FIELDS = ["model", "config", "weights", "engine", "context", "batch", "kv_cache", "gpu", "gpus", "gpu_memory_gib"];
+const FIELDS = [
+  "model", "config", "weights", "engine", "engine_version", "flash_attention", "context",
+  "batch", "kv_cache", "gpu", "gpus", "gpu_memory_gib",
+];
 const DEFAULTS = { model: "llama-3.1-8b", engine: "llama.cpp", gpu: "rtx-4090", gpus: "1" };
 const CUSTOM_GPU = "custom";
 const SVG = "http://www.w3.org/2000/svg";
@@ -121,6 +124,8 @@ export async function mount(root) {
       ...options.kv_formats.map((f) => option(f.id, f.name)),
     );
     fields.kv_cache.value = keepKv;
+    root.querySelector("#vram-versions").replaceChildren(...engine.versions.map((v) => option(v, v)));
+    fields.engine_version.placeholder = `newest modelled: ${engine.versions[engine.versions.length - 1]}`;
     fields.context.placeholder = `default ${engine.default_context}`;
     fields.batch.placeholder = `default ${engine.default_batch}`;
   }
@@ -178,6 +183,8 @@ export async function mount(root) {
       config: values.config || null,
       weights: values.weights || null,
       engine: values.engine || DEFAULTS.engine,
+      engine_version: values.engine_version || null,
+      flash_attention: values.flash_attention || null,
       context: whole(values.context),
       batch: whole(values.batch),
       kv_cache: values.kv_cache || null,
