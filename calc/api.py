@@ -148,6 +148,8 @@ def resolve(catalogue: Catalogue, request: InferenceRequest) -> Resolved:
         cpu_moe_layers=_optional_count(request.cpu_moe_layers, "cpu_moe_layers", minimum=0) or 0,
         tensor_split=_tensor_split(request.tensor_split),
         memory_utilization=VLLM_GPU_MEMORY_UTILIZATION if engine.id == "vllm" else 1.0,
+        mla_cache=release.mla_cache,
+        profile_rule=release.profile_rule,
     )
     if (settings.gpu_layers is not None or settings.cpu_moe_layers) and engine.id not in (
         "llama.cpp",

@@ -37,6 +37,19 @@ VLLM_GPU_MEMORY_UTILIZATION = 0.90
 VLLM_MAX_NUM_SEQS = 256
 # Tokens in vLLM's profiling forward pass (V1 default max_num_batched_tokens for online serving).
 VLLM_PROFILE_TOKENS = 8192
+VLLM_V0_CHUNKED_PREFILL_TOKENS = 2048  # V0's max_num_batched_tokens with chunked prefill
+VLLM_V0_CHUNKED_ABOVE = 32768  # V0 enabled chunked prefill above this max_model_len
+
+
+def vllm_profile_tokens(rule: str, max_model_len: int) -> int:
+    """Tokens in vLLM's profiling forward pass."""
+    if rule == "v0":
+        if max_model_len > VLLM_V0_CHUNKED_ABOVE:
+            return VLLM_V0_CHUNKED_PREFILL_TOKENS
+        return max(max_model_len, VLLM_V0_CHUNKED_PREFILL_TOKENS)
+    return VLLM_PROFILE_TOKENS
+
+
 # "Graph capturing finished in 14 secs, took 0.21 GiB" (Llama-3.2-1B,
 # https://github.com/vllm-project/vllm/pull/11349); larger models capture more, this is a floor.
 VLLM_CUDA_GRAPH_BYTES = int(0.21 * 1024**3)
@@ -166,6 +179,7 @@ def compute_buffer_bytes(
     flash_attention: bool,
     prompt_logits: bool = False,
     tensor_parallel: int = 1,
+    profile_tokens: int = VLLM_PROFILE_TOKENS,
 ) -> int:
     """Scratch memory for one forward pass on one GPU (the 'compute buffer' or activation peak).
 
@@ -205,7 +219,7 @@ def compute_buffer_bytes(
         # peak holds the MLP's gate and up projections (2 x intermediate, sharded over the GPUs)
         # and a few hidden-sized buffers in 16-bit, plus the fp32 logits of the sampled tokens.
         inner = _widest_mlp(arch) // tensor_parallel
-        tokens = VLLM_PROFILE_TOKENS
+        tokens = profile_tokens
         return tokens * (3 * inner + 4 * h) * BF16 + VLLM_MAX_NUM_SEQS * vocab * FP32
     # transformers: the prefill of the whole prompt at once. The MLP's gate/up/product in bf16
     # dominate; eager attention (flash attention off) also holds one layer's scores in bf16 and
@@ -337,6 +351,13 @@ class Release:
     context_tiers: tuple[tuple[int, int], ...] = ()
     parallel_tries: tuple[int, ...] = ()
     prompt_logits: bool = False  # transformers before 4.45: fp32 logits for every prompt token
+    # How the llama.cpp family caches MLA models (DeepSeek V2/V3/R1): "full" per-head K and V
+    # as plain attention, "latent_kv" the 576-value latent as K plus a 512-value V,
+    # "latent" the latent alone.
+    mla_cache: str = "latent"
+    # vLLM's profiling batch: "v1" is a fixed max_num_batched_tokens; "v0" is max(max_model_len,
+    # 2048), or 2048 when chunked prefill is on (V0 turned it on above a 32k max_model_len).
+    profile_rule: str = "v1"
 
 
 RELEASES: dict[str, tuple[Release, ...]] = {
@@ -349,6 +370,10 @@ RELEASES: dict[str, tuple[Release, ...]] = {
             # server/sched.go: "var defaultParallel = 4" ... "try larger then smaller, always end
             # with 1"; the 0.5.7 log: "OLLAMA_FLASH_ATTENTION:false ... OLLAMA_NUM_PARALLEL:0"
             parallel_tries=(4, 1),
+            # Ollama 0.5.x's estimate for deepseek-r1:671b at 2048 tokens:
+            # memory.required.kv="9.5 GiB" (https://github.com/ollama/ollama/issues/8447), the
+            # size of per-head K (192) and V (128) over 128 heads and 61 layers.
+            mla_cache="full",
             source="https://github.com/ollama/ollama/issues/9246",
         ),
         Release(
@@ -357,6 +382,9 @@ RELEASES: dict[str, tuple[Release, ...]] = {
             default_batch=1,
             flash_attention=False,
             parallel_tries=(4, 1),
+            # llama.cpp's MLA cache (https://github.com/ggml-org/llama.cpp/pull/12801, April
+            # 2025) stores the latent as K and a 512-value V; we assume Ollama follows it.
+            mla_cache="latent_kv",
             source="https://github.com/ollama/ollama/pull/10452",
         ),
         Release(
@@ -366,6 +394,7 @@ RELEASES: dict[str, tuple[Release, ...]] = {
             default_context=4096,
             default_batch=1,
             flash_attention=False,
+            mla_cache="latent_kv",
             source="https://github.com/ollama/ollama/pull/11330",
         ),
         Release(
@@ -376,6 +405,9 @@ RELEASES: dict[str, tuple[Release, ...]] = {
             default_context=4096,
             default_batch=1,
             flash_attention=False,
+            # "Support V-less KV cache ... for MLA models such as DeepSeek"
+            # (https://github.com/ggml-org/llama.cpp/pull/19067, 2026-01-24)
+            mla_cache="latent",
             context_tiers=((48, 262144), (24, 32768), (0, 4096)),
             source="https://github.com/open-webui/docs/pull/1393",
         ),
@@ -395,7 +427,16 @@ RELEASES: dict[str, tuple[Release, ...]] = {
             default_context=4096,
             default_batch=1,
             flash_attention=True,  # vLLM's attention backends never materialise the scores
+            profile_rule="v0",
             source=ENGINES["vllm"].source,
+        ),
+        Release(
+            # the V1 engine became the default in 0.8.0; max_num_batched_tokens 8192 for serving
+            version="0.8.0",
+            default_context=4096,
+            default_batch=1,
+            flash_attention=True,
+            source="https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py",
         ),
     ),
     "transformers": (
@@ -434,8 +475,12 @@ def version_key(version: str) -> tuple[int, ...]:
     """'0.5.7' -> (0, 5, 7); llama.cpp's build tags 'b4713' -> (4713,)."""
     parts = re.findall(r"\d+", version)
     if not parts:
-        raise InputError(f"engine version {version!r} has no number in it; e.g. 0.5.7 or b4713")
-    return tuple(int(p) for p in parts)
+        raise InputError(
+            f"engine version {version!r} has no number in it; e.g. 0.5.7 or b4713",
+            field="engine_version",
+        )
+    numbers = [int(p) for p in parts[:4]]
+    return tuple(numbers + [0] * (4 - len(numbers)))  # "0.6" is "0.6.0"
 
 
 def release_for(engine: str, version: str | None) -> Release:

@@ -13,7 +13,7 @@ from typing import Any
 
 from calc._errors import InputError
 from calc.architecture import Architecture
-from calc.engines import Engine, compute_buffer_bytes, runtime_bytes
+from calc.engines import Engine, compute_buffer_bytes, runtime_bytes, vllm_profile_tokens
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
 from calc.kv_cache import kv_cache_bytes
 from calc.tensors import WEIGHT, ParameterCount, count_parameters, model_tensors
@@ -258,6 +258,8 @@ class Settings:
     cpu_moe_layers: int = 0  # llama.cpp --n-cpu-moe: routed experts of the first N layers on CPU
     tensor_split: tuple[float, ...] | None = None  # llama.cpp --tensor-split proportions
     memory_utilization: float = 1.0  # vLLM gpu_memory_utilization: the share of a GPU it takes
+    mla_cache: str = "latent"  # see kv_cache.kv_row_values
+    profile_rule: str = "v1"  # vLLM: see engines.vllm_profile_tokens
 
 
 def estimate_inference(
@@ -305,6 +307,7 @@ def estimate_inference(
             layers=layers,
             sliding_window_cache=engine.sliding_window_cache,
             swa_extra=engine.swa_extra_tokens,
+            mla_cache=settings.mla_cache,
         )
         return ceil(full * kv_share)
 
@@ -320,6 +323,7 @@ def estimate_inference(
             partial=False,
             flash_attention=settings.flash_attention,
             tensor_parallel=n,
+            profile_tokens=vllm_profile_tokens(settings.profile_rule, padded_context),
         )
         results = [
             replace(r, components=replace(r.components, activations=activations, runtime=runtime))

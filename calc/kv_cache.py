@@ -8,16 +8,26 @@ from calc.architecture import SLIDING, Architecture
 from calc.formats import StorageType
 
 
-def kv_row_values(arch: Architecture) -> tuple[int, ...]:
+def kv_row_values(arch: Architecture, mla_cache: str = "latent") -> tuple[int, ...]:
     """The rows one token adds to one layer's cache, as a count of values per row.
 
     Standard attention stores a K row and a V row of ``num_kv_heads * head_dim`` values (MHA,
     GQA and MQA differ only in num_kv_heads). MLA stores one compressed latent of
     ``kv_lora_rank`` values plus the shared RoPE key of ``qk_rope_head_dim`` values
-    (DeepSeek-V2 paper, section 2.1.2: "(d_c + d_h^R) l elements").
+    (DeepSeek-V2 paper, section 2.1.2: "(d_c + d_h^R) l elements"). Engines that predate MLA
+    support cache the expanded per-head K and V instead (``mla_cache="full"``), and llama.cpp
+    from April 2025 to January 2026 kept a V row of ``kv_lora_rank`` beside the latent
+    (``"latent_kv"``).
     """
     if arch.mla is not None:
-        return (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim,)
+        m = arch.mla
+        latent = m.kv_lora_rank + m.qk_rope_head_dim
+        if mla_cache == "full":
+            heads = arch.num_attention_heads
+            return (heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim)
+        if mla_cache == "latent_kv":
+            return (latent, m.kv_lora_rank)
+        return (latent,)
     width = arch.num_kv_heads * arch.head_dim
     return (width, width)
 
@@ -41,13 +51,14 @@ def kv_cache_bytes(
     layers: Iterable[int] | None = None,
     sliding_window_cache: bool = True,
     swa_extra: int = 0,
+    mla_cache: str = "latent",
 ) -> int:
     """Bytes of KV cache for ``sequences`` sequences of ``context`` tokens over ``layers``.
 
     Quantised cache types are stored in whole blocks per row (q8_0: 34 bytes per 32 values),
     as ggml_row_size does.
     """
-    per_token = sum(storage.row_bytes(values) for values in kv_row_values(arch))
+    per_token = sum(storage.row_bytes(values) for values in kv_row_values(arch, mla_cache))
     chosen = range(arch.num_layers) if layers is None else layers
     total_tokens = sum(
         cached_tokens(

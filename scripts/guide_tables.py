@@ -23,7 +23,7 @@ from calc.catalogue import GPU, Catalogue, Model, Precision
 from calc.data_files import DATA_ENV, default_data_dir, load_catalogue, load_measurements
 from calc.engines import CONSTANTS
 from calc.formats import tensor_bytes, tensor_storage
-from calc.measurements import Comparison, Measurement, compare
+from calc.measurements import UNIT_BYTES, Comparison, Measurement, compare, summarise
 from calc.tensors import model_tensors
 from calc.units import GB, GIB, MIB
 
@@ -446,6 +446,57 @@ def component_rows(comparison: Comparison) -> list[ComponentRow]:
     return [ComponentRow(name, gib(value), gb(value)) for name, value in parts]
 
 
+@dataclass(frozen=True)
+class ValidationRow:
+    measurement: Measurement
+    model: str
+    measured: str
+    estimated: str
+    error: str
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    engine: str
+    cases: int
+    median: str
+    p90: str
+
+
+def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dict[str, Any]:
+    rows, comparisons, skipped = [], [], []
+    for m in measurements:
+        if m.not_modelled:
+            skipped.append(m)
+            continue
+        comparison = compare(catalogue, m)
+        comparisons.append(comparison)
+        unit = UNIT_BYTES[m.unit]
+        rows.append(
+            ValidationRow(
+                measurement=m,
+                model=catalogue.models[m.model].name,
+                measured=f"{m.value:,.2f} {m.unit}",
+                estimated=f"{comparison.estimated_bytes / unit:,.2f} {m.unit}",
+                error=f"{comparison.error * 100:+.1f}%",
+            )
+        )
+    summaries = []
+    engines = sorted({c.measurement.engine for c in comparisons})
+    for engine in [*engines, "all"]:
+        summary = summarise([c for c in comparisons if engine in ("all", c.measurement.engine)])
+        if summary:
+            summaries.append(
+                SummaryRow(
+                    engine,
+                    summary.cases,
+                    f"{summary.median_abs_error * 100:.1f}%",
+                    f"{summary.p90_abs_error * 100:.1f}%",
+                )
+            )
+    return {"rows": rows, "skipped": skipped, "summaries": summaries}
+
+
 # -- rendering -----------------------------------------------------------------------------
 
 
@@ -473,6 +524,7 @@ TABLES: dict[str, Callable[[Sources], dict[str, Any]]] = {
     "gpus": lambda s: {"rows": gpu_rows(s.catalogue)},
     "constants": lambda s: {"constants": CONSTANTS},
     "article-setups": lambda s: {"rows": article_setups(s.catalogue, s.measurements)},
+    "validation": lambda s: validation(s.catalogue, s.measurements),
     "article-components": lambda s: {
         "setups": [
             (row, component_rows(row.comparison))

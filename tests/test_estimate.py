@@ -139,12 +139,104 @@ def test_bad_requests_are_rejected(catalogue, kwargs, message):
 
 
 def test_the_articles_setups_are_within_three_percent(catalogue):
-    # Seed article: 21.1 (one RTX 4090D), 44.6 (two) and 45.3 (three), read as GiB; the
-    # settings each entry states are Ollama 0.5.x defaults (num_ctx 2048, 4 parallel slots).
-    comparisons = [compare(catalogue, m) for m in load_measurements()]
-    article = [c for c in comparisons if c.measurement.id.startswith("article-")]
+    # Seed article: 21.1 (one RTX 4090D), 44.6 (two) and 45.3 (three), read as GiB, with Ollama
+    # 0.5.x defaults that the estimator applies itself (num_ctx 2048, 4 parallel slots).
+    article = [compare(catalogue, m) for m in load_measurements() if m.id.startswith("article-")]
     assert len(article) == 3
     for comparison in article:
         assert abs(comparison.error) < 0.03, comparison.measurement.id
     two, three = (c for c in article if c.measurement.gpus > 1)
     assert three.estimated_bytes > two.estimated_bytes
+
+
+def test_ollama_057_picks_the_articles_defaults(catalogue):
+    result = estimate(
+        catalogue,
+        model="deepseek-r1-distill-qwen-32b",
+        engine="ollama",
+        engine_version="0.5.7",
+        gpu="RTX 4090D",
+    )
+    assert (result.context, result.batch) == (2048, 4)
+    small = estimate(
+        catalogue,
+        model="deepseek-r1-distill-qwen-32b",
+        engine="ollama",
+        engine_version="0.5.7",
+        gpu="RTX 3060 12GB",
+    )
+    assert small.batch == 1  # four slots do not fit, so Ollama falls back to one
+    newer = estimate(catalogue, model="qwen3-8b", engine="ollama", engine_version="0.9.6")
+    assert (newer.context, newer.batch) == (4096, 1)
+
+
+def test_ollama_0155_sizes_the_context_by_vram(catalogue):
+    def context(gpu):
+        return estimate(catalogue, model="qwen3-8b", engine="ollama", gpu=gpu).context
+
+    assert context("rtx-4060-ti-16gb") == 4096
+    assert context("rtx-4090") == 4096  # 24564 MiB is just under 24 GiB
+    assert context("rtx-5090") == 32768
+    assert context("h100-sxm-80gb") == 262144
+
+
+def test_flash_attention_shrinks_llama_cpp_compute_buffers(catalogue):
+    off = estimate(catalogue, model="llama-3.1-8b", context=32768, flash_attention=False)
+    on = estimate(catalogue, model="llama-3.1-8b", context=32768, flash_attention=True)
+    assert on.components.activations < off.components.activations / 4
+
+
+def test_quantised_kv_needs_flash_attention(catalogue):
+    with pytest.raises(CalcError, match="needs flash attention"):
+        estimate(catalogue, model="llama-3.1-8b", kv_cache="q8_0")
+    ollama = estimate(catalogue, model="llama-3.1-8b", engine="ollama", kv_cache="q8_0")
+    assert ollama.kv_format == "fp16"
+    assert any("ignores" in note for note in ollama.notes)
+
+
+def test_partial_offload_moves_layers_and_their_cache_to_the_host(catalogue):
+    full = estimate(catalogue, model="llama-3.1-70b", context=8192)
+    half = estimate(catalogue, model="llama-3.1-70b", context=8192, gpu_layers=40)
+    assert half.components.weights < full.components.weights * 0.55
+    assert half.host.weights > full.host.weights
+    assert half.host.kv_cache == full.components.kv_cache // 2
+    moe = estimate(catalogue, model="qwen3-30b-a3b", cpu_moe_layers=48)
+    assert moe.components.weights < 0.2 * moe.host.weights
+
+
+def test_mismatched_gpus_and_tensor_split(catalogue):
+    mixed = estimate(catalogue, model="llama-3.1-70b", gpu="rtx 4090, rtx 3060 12gb")
+    assert [d.device.name for d in mixed.devices] == ["GeForce RTX 4090", "GeForce RTX 3060 12GB"]
+    assert len(mixed.devices[0].layers) == 2 * len(mixed.devices[1].layers) - 1
+    split = estimate(catalogue, model="llama-3.1-70b", gpus=2, tensor_split=(1.0, 3.0))
+    assert [len(d.layers) for d in split.devices] == [20, 60]
+
+
+def test_ollama_before_mla_support_caches_full_heads(catalogue):
+    old = estimate(
+        catalogue,
+        model="deepseek-r1",
+        engine="ollama",
+        engine_version="0.5.7",
+        context=2048,
+        batch=1,
+    )
+    # Ollama 0.5.x's own estimate: memory.required.kv="9.5 GiB" (ollama issue 8447)
+    assert old.components.kv_cache / 2**30 == pytest.approx(9.5, rel=0.01)
+    new = estimate(catalogue, model="deepseek-r1", engine="ollama", context=2048, batch=1)
+    assert new.components.kv_cache < old.components.kv_cache / 50
+
+
+def test_vllm_reports_its_reserve(catalogue):
+    result = estimate(catalogue, model="llama-3.1-8b", engine="vllm", gpu="a100-80gb-sxm")
+    details = result.to_json()["engine_details"]
+    assert details["gpu_memory_utilization"] == 0.9
+    assert details["reserved_bytes"][0] == int(81920 * 2**20 * 0.9)
+    assert details["kv_cache_capacity_bytes"][0] > 50 * 2**30
+
+
+@pytest.mark.parametrize("version", ["0.1", "b12"])
+def test_versions_older_than_modelled_are_refused(catalogue, version):
+    engine = "ollama" if version == "0.1" else "llama.cpp"
+    with pytest.raises(CalcError, match="older than the oldest release modelled"):
+        estimate(catalogue, model="llama-3.1-8b", engine=engine, engine_version=version)

@@ -1,0 +1,75 @@
+"""Compare the estimator with every published measurement in data/measurements.yaml.
+
+    .venv/bin/python scripts/validate.py [--target-median 0.05] [--target-p90 0.10]
+
+Prints one row per case (measured, estimated, signed error), the cases the estimator cannot
+model yet, and the median and 90th-percentile absolute error per engine and overall. Exits 1
+when the overall median absolute error exceeds the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from calc._errors import CalcError  # noqa: E402
+from calc.data_files import load_catalogue, load_measurements  # noqa: E402
+from calc.measurements import compare, summarise  # noqa: E402
+from calc.units import GIB  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target-median", type=float, default=0.05)
+    parser.add_argument("--target-p90", type=float, default=0.10)
+    args = parser.parse_args(argv)
+    try:
+        catalogue = load_catalogue()
+        measurements = load_measurements()
+    except CalcError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    comparisons = [compare(catalogue, m) for m in measurements if not m.not_modelled]
+    print(
+        f"{'case':58} {'engine':12} {'of':17} {'measured GiB':>12} {'estimate GiB':>12}"
+        f" {'error':>8}"
+    )
+    for c in comparisons:
+        m = c.measurement
+        print(
+            f"{m.id[:58]:58} {m.engine:12} {m.estimate_of:17} {m.measured_bytes / GIB:12.3f} "
+            f"{c.estimated_bytes / GIB:12.3f} {c.error * 100:+7.1f}%"
+        )
+    skipped = [m for m in measurements if m.not_modelled]
+    if skipped:
+        print("\nnot modelled yet:")
+        for m in skipped:
+            print(f"  {m.id}: {m.not_modelled}")
+    print(f"\n{'engine':14} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
+    engines = sorted({c.measurement.engine for c in comparisons})
+    for engine in [*engines, "all"]:
+        chosen = [c for c in comparisons if engine in ("all", c.measurement.engine)]
+        summary = summarise(chosen)
+        if summary:
+            print(
+                f"{engine:14} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
+                f"{summary.p90_abs_error * 100:11.1f}%"
+            )
+    overall = summarise(comparisons)
+    if overall is None:
+        return 1
+    ok = overall.median_abs_error <= args.target_median
+    print(
+        f"\ntarget: median <= {args.target_median:.0%} ({'met' if ok else 'MISSED'}), "
+        f"p90 <= {args.target_p90:.0%} "
+        f"({'met' if overall.p90_abs_error <= args.target_p90 else 'missed'})"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
