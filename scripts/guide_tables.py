@@ -21,7 +21,7 @@ import jinja2
 from calc import InferenceRequest, run_inference
 from calc.catalogue import GPU, Catalogue, Model, Precision
 from calc.data_files import DATA_ENV, default_data_dir, load_catalogue, load_measurements
-from calc.engines import CONSTANTS
+from calc.engines import CONSTANTS, ENGINES, RELEASES
 from calc.formats import tensor_bytes, tensor_storage
 from calc.measurements import UNIT_BYTES, Comparison, Measurement, compare, summarise
 from calc.tensors import model_tensors
@@ -523,6 +523,7 @@ TABLES: dict[str, Callable[[Sources], dict[str, Any]]] = {
     },
     "gpus": lambda s: {"rows": gpu_rows(s.catalogue)},
     "constants": lambda s: {"constants": CONSTANTS},
+    "engine-releases": lambda s: {"engines": ENGINES, "releases": RELEASES},
     "article-setups": lambda s: {"rows": article_setups(s.catalogue, s.measurements)},
     "validation": lambda s: validation(s.catalogue, s.measurements),
     "article-components": lambda s: {
