@@ -314,7 +314,7 @@ def estimate_inference(
     n = len(devices)
     runtime = runtime_bytes(engine, gpus=n)
     if engine.split == "tensor":
-        results, host, details = _tensor_parallel(arch, layout, engine, devices, settings, kv)
+        results, host = _tensor_parallel(arch, layout, devices, settings, kv), Components()
         activations = compute_buffer_bytes(
             arch,
             engine,
@@ -353,11 +353,11 @@ def estimate_inference(
             )
             for r in results
         ]
-        details = {}
+    details: dict[str, Any] = {}
     if engine.embeddings_on_host:
         notes.append(f"{engine.name} keeps the token embeddings in CPU RAM")
     if engine.id == "vllm":
-        details = {**details, **_vllm_budget(results, settings.memory_utilization)}
+        details = _vllm_budget(results, settings.memory_utilization)
         notes.append(
             f"vLLM takes {settings.memory_utilization:.0%} of each GPU "
             "(gpu_memory_utilization) and fills what the model leaves with KV cache; fits "
@@ -383,11 +383,10 @@ KvFunction = Callable[..., int]
 def _tensor_parallel(
     arch: Architecture,
     layout: WeightLayout,
-    engine: Engine,
     devices: Sequence[Device],
     settings: Settings,
     kv: KvFunction,
-) -> tuple[list[DeviceEstimate], Components, dict[str, Any]]:
+) -> list[DeviceEstimate]:
     n = len(devices)
     # Matrices are split over the ranks; vectors (norms, biases) are replicated.
     vectors = layout.total_bytes - layout.matrix_bytes
@@ -395,7 +394,7 @@ def _tensor_parallel(
     all_layers = tuple(range(arch.num_layers))
     kv_per_gpu = kv(all_layers, _kv_heads_share(arch, n))
     budget = settings.memory_utilization
-    results = [
+    return [
         DeviceEstimate(
             index=index,
             device=replace(
@@ -409,7 +408,6 @@ def _tensor_parallel(
         )
         for index, device in enumerate(devices)
     ]
-    return results, Components(), {}
 
 
 def _layer_split(
