@@ -121,6 +121,35 @@ FAMILIES: dict[str, Family] = {
     ),
 }
 
+# The config.json keys the estimator reads (or that say what it needs to know, such as the
+# dtype); the catalogue keeps these and drops the rest (tokeniser ids, rope scaling ...).
+MEMORY_KEYS = frozenset(
+    {
+        "architectures", "model_type", "torch_dtype", "hidden_size", "intermediate_size",
+        "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+        "vocab_size", "max_position_embeddings", "tie_word_embeddings", "attention_bias",
+        "mlp_bias", "sliding_window", "use_sliding_window", "max_window_layers", "layer_types",
+        "sliding_window_pattern", "num_local_experts", "num_experts", "n_routed_experts",
+        "num_experts_per_tok", "experts_per_token", "n_shared_experts", "moe_intermediate_size",
+        "shared_expert_intermediate_size", "decoder_sparse_step", "mlp_only_layers",
+        "first_k_dense_replace", "moe_layer_freq", "topk_method", "q_lora_rank",
+        "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+        "num_nextn_predict_layers", "text_config", "vision_config", "mm_tokens_per_image",
+        "patch_size", "image_size", "num_channels",
+    }
+)  # fmt: skip
+
+
+def memory_keys(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a config.json that memory depends on, nested configs included."""
+    kept: dict[str, Any] = {}
+    for key, value in config.items():
+        if key not in MEMORY_KEYS:
+            continue
+        kept[key] = memory_keys(value) if isinstance(value, Mapping) else value
+    return kept
+
+
 # Multimodal wrappers whose language model sits under "text_config".
 WRAPPERS: dict[str, str] = {"gemma3": "gemma3_text"}
 

@@ -235,6 +235,8 @@ def check_catalogue(
             seen.add(ident)
 
     for index, entry in enumerate(models):
+        if not isinstance(entry.get("config"), Mapping):
+            continue  # the schema reports a missing or malformed config
         try:
             parse_config(entry["config"], where="config")
         except ConfigError as error:
@@ -251,10 +253,10 @@ def check_catalogue(
             )
     for index, entry in enumerate(precisions):
         mix = entry.get("mix")
-        if not mix:
+        if not isinstance(mix, Mapping) or "base" not in mix:
             continue
-        rules = [*mix.get("rules", ()), *mix.get("post", ())]
-        for name in [mix["base"], *(rule["type"] for rule in rules)]:
+        rules = [r for r in (*mix.get("rules", ()), *mix.get("post", ())) if isinstance(r, Mapping)]
+        for name in [mix["base"], *(rule.get("type") for rule in rules)]:
             if name not in known:
                 problem(PRECISIONS_FILE, index, entry, "mix", f"mix names unknown type {name!r}")
         for rule in rules:

@@ -170,17 +170,19 @@ def _read_and_check(root: Path) -> tuple[dict[str, Document], list[CatalogueErro
     problems = []
     for name, document in documents.items():
         problems += schema_problems(document, load_schema(root, name))
-    if problems:
+    if any(not isinstance(d.data, list) for d in documents.values()):
         return documents, problems
     locate = _locator(documents)
-    problems = check_catalogue(
+    # The semantic rules run even when the schemas found something, so that a contributor
+    # sees every problem at once; the measurements are checked against a sound catalogue only.
+    problems += check_catalogue(
         documents["models"].data,
         documents["precisions"].data,
         documents["gpus"].data,
         locate=locate,
     )
     if problems:
-        return documents, problems
+        return documents, sorted(problems, key=lambda p: (p.file, p.line or 0))
     catalogue = build_catalogue(
         documents["models"].data, documents["precisions"].data, documents["gpus"].data
     )
