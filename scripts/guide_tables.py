@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -583,6 +584,23 @@ class Renderer:
                 raise UnknownTableError(f"{page}: {error}") from None
 
         return MARKER.sub(replace, markdown)
+
+
+def commit_timestamp(root: Path) -> int | None:
+    """The checked-out commit's time, or None outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "log", "-1", "--format=%ct"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = result.stdout.strip()
+    return int(text) if text.isdigit() else None
 
 
 def table_names(markdown: str) -> Iterable[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -166,3 +167,58 @@ def test_no_page_requests_a_third_party_host(site):
         text = asset.read_text(encoding="utf-8", errors="replace")
         assert "fonts.googleapis.com" not in text, asset
         assert not re.search(r"@import\s+url\(\s*['\"]?https?://", text), asset
+
+
+class Anchors(HTMLParser):
+    """Every id on a page, and every link it makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if attributes.get("id"):
+            self.ids.add(attributes["id"])
+        if tag == "a" and attributes.get("href"):
+            self.links.append(attributes["href"])
+
+
+def test_every_internal_link_and_anchor_resolves(site):
+    site_url = re.search(r"^site_url: (\S+)$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    assert site_url is not None
+    base_path = urlparse(site_url.group(1)).path  # the 404 page links from the site's root
+    pages = {}
+    for page in site.rglob("*.html"):
+        parser = Anchors()
+        parser.feed(page.read_text(encoding="utf-8"))
+        pages[page.resolve()] = parser
+    broken = []
+    for page, parser in pages.items():
+        for link in parser.links:
+            if re.match(r"^[a-z]+:", link):  # https:, mailto: ... leave the site
+                continue
+            path, _, fragment = link.partition("#")
+            if path.startswith(base_path):
+                target = (site / path[len(base_path) :]).resolve()
+            else:
+                target = (page.parent / path).resolve() if path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(site.resolve())}: {link} (no such file)")
+                continue
+            if fragment and target.suffix == ".html" and fragment not in pages[target].ids:
+                broken.append(f"{page.relative_to(site.resolve())}: {link} (no such anchor)")
+    assert broken == []
+
+
+def test_two_builds_of_one_commit_are_byte_identical(site, tmp_path):
+    again = tmp_path / "again"
+    result = build(again)
+    assert result.returncode == 0, result.stderr
+    first = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []

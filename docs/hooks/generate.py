@@ -7,6 +7,7 @@ tests use without MkDocs. An unknown marker or a bad catalogue entry fails the b
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,16 @@ from calc.data_files import default_data_dir  # noqa: E402
 from scripts import guide_tables, site_assets  # noqa: E402
 
 _renderer: guide_tables.Renderer | None = None
+
+
+def on_config(config: Any) -> Any:
+    # Dates in the built site (the sitemap's lastmod, its gzip header) follow the commit, not
+    # the clock, so that two builds of one commit are byte-identical.
+    if "SOURCE_DATE_EPOCH" not in os.environ:
+        stamp = guide_tables.commit_timestamp(ROOT)
+        if stamp is not None:
+            os.environ["SOURCE_DATE_EPOCH"] = str(stamp)
+    return config
 
 
 def on_pre_build(config: Any) -> None:
