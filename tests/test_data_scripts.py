@@ -108,3 +108,26 @@ def test_check_data_prints_every_problem_with_its_place(data_copy, monkeypatch):
 def test_check_data_passes_on_the_catalogue():
     code, out, _ = run(check_data.main)
     assert code == 0 and "data files OK (0 warning(s))" in out
+
+
+def test_every_data_file_names_its_schema_for_editors():
+    from tests.conftest import ROOT
+
+    for path in (ROOT / "data").glob("*.yaml"):
+        first = path.read_text().splitlines()[0]
+        schema = first.removeprefix("# yaml-language-server: $schema=")
+        assert schema != first, path
+        assert (path.parent / schema).is_file(), path
+
+
+def test_workflows_run_the_readme_test_command_and_the_data_check():
+    from tests.conftest import ROOT
+
+    test = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    steps = [step.get("run", "") for step in test["jobs"]["test"]["steps"]]
+    assert "./dev test" in steps
+    assert any("scripts/check_data.py" in step for step in steps)
+    deploy = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    assert "deploy" in deploy["jobs"]
+    readme = (ROOT / "README.md").read_text()
+    assert "./dev test" in readme.split("```")[1]
