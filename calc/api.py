@@ -28,6 +28,7 @@ from calc.estimate import (
     validate_numbers,
     weight_layout,
 )
+from calc.finetune import FinetuneEstimate, FinetuneRequest, estimate_finetune
 from calc.formats import StorageType, WeightFormat
 from calc.units import GIB
 
@@ -344,3 +345,27 @@ def _devices(catalogue: Catalogue, request: InferenceRequest) -> tuple[Device, .
             raise InputError(f"GPU memory must be positive, got {memory}")
         return (Device(name="custom GPU", capacity_bytes=memory),) * request.gpus
     return (Device(),) * request.gpus
+
+
+def run_finetune(
+    catalogue: Catalogue,
+    request: FinetuneRequest,
+    *,
+    model: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    gpu: str | None = None,
+    gpu_memory_bytes: int | None = None,
+) -> FinetuneEstimate:
+    """Fine-tuning memory for a catalogue model or a config.json on these GPUs."""
+    where = InferenceRequest(
+        model=model, config=config, gpus=request.gpus, gpu=gpu, gpu_memory_bytes=gpu_memory_bytes
+    )
+    _, arch = resolve_architecture(catalogue, where)
+    return estimate_finetune(
+        arch,
+        request,
+        storage_types=catalogue.storage_types,
+        nf4=catalogue.weight_format("nf4"),
+        bf16=catalogue.weight_format("bf16"),
+        devices=_devices(catalogue, where),
+    )

@@ -1,5 +1,9 @@
 """Edge: the ``vram-calc`` / ``python -m calc`` command line.
 
+    python -m calc finetune (--model ID | --config PATH) --method full|freeze|lora|qlora
+        [--precision amp|bf16] [--optimizer NAME] [--lora-rank R] [--lora-targets LIST]
+        [--seq-len N] [--micro-batch N] [--grad-checkpointing off|full] [--gpus N]
+        [--zero 0|1|2|3] [--offload none|optimizer|all] [--json]
     python -m calc inference (--model ID | --config PATH) [--weights FORMAT]
         [--engine theory|transformers|vllm|llama.cpp|ollama] [--context TOKENS]
         [--batch SEQUENCES] [--kv-cache FORMAT] [--gpus N] [--gpu NAME | --gpu-memory SIZE]
@@ -19,9 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from calc._errors import CalcError, InputError
-from calc.api import InferenceRequest, run_inference
+from calc.api import InferenceRequest, run_finetune, run_inference
 from calc.engines import ENGINES
 from calc.estimate import Estimate
+from calc.finetune import (
+    LORA_GROUPS,
+    METHODS,
+    OFFLOAD,
+    OPTIMIZERS,
+    PRECISIONS,
+    SHARDING,
+    FinetuneEstimate,
+    FinetuneRequest,
+    TrainComponents,
+)
 from calc.units import GB, GIB, MIB, format_bytes
 
 EXIT_BAD_INPUT = 2
@@ -103,7 +118,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="llama.cpp: share of the layers per GPU, e.g. 3,1",
     )
     inference.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_finetune(commands)
     return parser
+
+
+def _add_finetune(commands: Any) -> None:
+    finetune = commands.add_parser(
+        "finetune", help="memory to fine-tune a model", description="Memory to fine-tune a model."
+    )
+    source = finetune.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="ID", help="a catalogue model id")
+    source.add_argument("--config", metavar="PATH", type=Path, help="a Hugging Face config.json")
+    finetune.add_argument("--method", required=True, choices=METHODS)
+    finetune.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="amp",
+        help="amp: 16-bit compute with fp32 master weights; bf16: everything in bf16",
+    )
+    finetune.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    finetune.add_argument("--lora-rank", metavar="R", type=int, default=16)
+    finetune.add_argument(
+        "--lora-targets",
+        metavar="LIST",
+        default="all",
+        help="attention, mlp, all, or modules: q_proj,v_proj,... embed_tokens,lm_head",
+    )
+    finetune.add_argument(
+        "--freeze-layers",
+        metavar="N",
+        type=int,
+        default=2,
+        help="freeze: how many of the last layers train (default 2)",
+    )
+    finetune.add_argument("--seq-len", metavar="N", type=int, default=1024)
+    finetune.add_argument("--micro-batch", metavar="N", type=int, default=1)
+    finetune.add_argument("--grad-checkpointing", choices=["off", "full"], default="off")
+    finetune.add_argument("--flash-attention", choices=["on", "off"], default="on")
+    finetune.add_argument("--gpus", metavar="N", type=int, default=1)
+    finetune.add_argument(
+        "--zero", type=int, choices=SHARDING, default=0, help="ZeRO stage (3 is FSDP full sharding)"
+    )
+    finetune.add_argument("--offload", choices=OFFLOAD, default="none")
+    gpu = finetune.add_mutually_exclusive_group()
+    gpu.add_argument("--gpu", metavar="NAME", help="GPU model, e.g. 'A100 80GB'")
+    gpu.add_argument("--gpu-memory", metavar="SIZE", type=parse_size, help="memory per GPU")
+    finetune.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def lora_targets(text: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        names += list(LORA_GROUPS.get(part, (part,)))
+    return tuple(dict.fromkeys(names))
 
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|MiB|MB)\s*$", re.IGNORECASE)
@@ -191,8 +259,84 @@ def render_table(estimate: Estimate, label: str) -> str:
     return "\n".join(lines)
 
 
+def render_finetune(estimate: FinetuneEstimate, label: str) -> str:
+    r = estimate.request
+    lines = [
+        f"{label}: {r.method} fine-tuning, {r.precision}, {r.optimizer}, sequence {r.seq_len} "
+        f"x micro-batch {r.micro_batch}, gradient checkpointing "
+        f"{'full' if r.grad_checkpointing else 'off'}, {r.gpus} GPU(s), ZeRO {r.zero}",
+        "",
+    ]
+    keys = list(TrainComponents().as_dict())
+    width = 24
+    lines.append(f"{'':{width}}  " + "  ".join(f"{k:>11}" for k in [*keys, "total"]))
+    for device in estimate.devices:
+        values = [*device.components.as_dict().values(), device.total_bytes]
+        fit = ""
+        if device.headroom_bytes is not None:
+            verdict = "fits" if device.headroom_bytes >= 0 else "DOES NOT FIT"
+            fit = f"  {verdict} ({format_bytes(device.headroom_bytes, unit='GiB')} headroom)"
+        name = f"GPU {device.index} {device.device.name}"[:width]
+        lines.append(
+            f"{name:{width}}  "
+            + "  ".join(f"{format_bytes(v, unit='GiB'):>11}" for v in values)
+            + fit
+        )
+    lines.append("")
+    lines.append(f"all GPUs: {format_bytes(estimate.total_bytes)}")
+    lines.append(f"CPU RAM (offloaded): {format_bytes(estimate.host.total)}")
+    lines.append(
+        f"parameters: {estimate.total_parameters:,} total, "
+        f"{estimate.trainable_parameters:,} trainable"
+    )
+    lines += [f"note: {note}" for note in estimate.notes]
+    return "\n".join(lines)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from calc.data_files import load_catalogue
+
+    catalogue = load_catalogue()
+    config = read_config(args.config) if args.config is not None else None
+    request = FinetuneRequest(
+        method=args.method,
+        precision=args.precision,
+        optimizer=args.optimizer,
+        lora_rank=args.lora_rank,
+        lora_targets=lora_targets(args.lora_targets),
+        freeze_trainable_layers=args.freeze_layers,
+        seq_len=args.seq_len,
+        micro_batch=args.micro_batch,
+        grad_checkpointing=args.grad_checkpointing == "full",
+        flash_attention=args.flash_attention == "on",
+        gpus=args.gpus,
+        zero=args.zero,
+        offload=args.offload,
+    )
+    estimate = run_finetune(
+        catalogue,
+        request,
+        model=args.model,
+        config=config,
+        gpu=args.gpu,
+        gpu_memory_bytes=args.gpu_memory,
+    )
+    if args.json:
+        print(json.dumps(estimate.to_json(), indent=2))
+    else:
+        label = catalogue.model(args.model).name if args.model else str(args.config)
+        print(render_finetune(estimate, label))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "finetune":
+        try:
+            return _finetune(args)
+        except CalcError as error:
+            sys.stderr.write(f"error: {error}\n")
+            return EXIT_BAD_INPUT
     try:
         from calc.data_files import load_catalogue
 

@@ -1,0 +1,422 @@
+"""Fine-tuning memory: weights, gradients, optimizer state, activations and runtime, per GPU.
+
+One pure function per component, each with its source:
+
+- mixed precision with fp32 master weights: 2 bytes of 16-bit weights, 2 of gradients and 12 of
+  optimizer state (fp32 master copy, momentum, variance) per parameter (ZeRO, Rajbhandari et
+  al. 2020, section 3.1: "2Ψ + 2Ψ + KΨ" with K = 12 for Adam);
+- activations per layer after Korthikanti et al. 2022 ("Reducing Activation Recomputation in
+  Large Transformer Models", section 4.1), rewritten for gated MLPs, grouped-query attention and
+  no dropout: every tensor a backward pass reads, in 16-bit, plus the attention scores when
+  flash attention is off;
+- LoRA (Hu et al. 2021): r x (in + out) adapter parameters per adapted matrix, trained in fp32
+  (PEFT's default autocast_adapter_dtype=True) over frozen 16-bit weights; QLoRA (Dettmers et
+  al. 2023): the frozen weights in NF4 with double quantisation, 4.127 bits per parameter;
+- sharding (ZeRO stages, FSDP): stage 1 divides optimizer state over the GPUs, stage 2 also the
+  gradients, stage 3 (FSDP full shard) also the weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from math import ceil
+from typing import Any
+
+from calc._errors import InputError
+from calc.architecture import Architecture
+from calc.engines import CUDA_CONTEXT_BYTES
+from calc.estimate import Device
+from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
+from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
+
+METHODS = ("full", "freeze", "lora", "qlora")
+PRECISIONS = ("amp", "bf16")
+OPTIMIZERS = (
+    "adamw",
+    "adamw_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",
+    "sgd",
+    "sgd_momentum",
+    "adafactor",
+)
+SHARDING = (0, 1, 2, 3)
+OFFLOAD = ("none", "optimizer", "all")
+# LoRA target names, as PEFT spells the modules of Llama-style models, and llama.cpp's roles.
+LORA_MODULES = {
+    "q_proj": ("attn_q", "attn_q_b"),
+    "k_proj": ("attn_k",),
+    "v_proj": ("attn_v",),
+    "o_proj": ("attn_output",),
+    "gate_proj": ("ffn_gate", "ffn_gate_exps", "ffn_gate_shexp"),
+    "up_proj": ("ffn_up", "ffn_up_exps", "ffn_up_shexp"),
+    "down_proj": ("ffn_down", "ffn_down_exps", "ffn_down_shexp"),
+    "embed_tokens": ("token_embd",),
+    "lm_head": ("output",),
+}
+LORA_GROUPS = {
+    "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "mlp": ("gate_proj", "up_proj", "down_proj"),
+    "all": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+}
+
+BF16 = 2
+FP32 = 4
+# Optimizer state bytes per trainable parameter, by the dtype of the trained weights.
+#   AdamW: momentum and variance (Loshchilov & Hutter 2019); 8-bit AdamW: two 8-bit states with
+#   one fp32 scale per block of 2048 (bitsandbytes, Dettmers et al. 2022, "8-bit Optimizers via
+#   Block-wise Quantization"); SGD with momentum: one state; Adafactor: factored second moment
+#   (Shazeer & Stern 2018), counted per matrix below.
+BNB_BLOCK = 2048
+
+
+def optimizer_state_bytes(
+    optimizer: str, tensor_numel: int, shape: Sequence[int], width: int
+) -> int:
+    """State bytes for one trainable tensor of ``tensor_numel`` values stored ``width`` wide."""
+    if optimizer in ("adamw", "paged_adamw_32bit"):
+        return 2 * width * tensor_numel
+    if optimizer in ("adamw_8bit", "paged_adamw_8bit"):
+        return 2 * (tensor_numel + ceil(tensor_numel / BNB_BLOCK) * FP32)
+    if optimizer == "sgd_momentum":
+        return width * tensor_numel
+    if optimizer == "adafactor":
+        if len(shape) >= 2:
+            rows = tensor_numel // shape[0]
+            return FP32 * (shape[0] + rows)  # row and column statistics, no momentum
+        return FP32 * tensor_numel
+    return 0  # plain SGD
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    method: str
+    precision: str = "amp"
+    optimizer: str = "adamw"
+    lora_rank: int = 16
+    lora_targets: tuple[str, ...] = LORA_GROUPS["all"]
+    freeze_trainable_layers: int = 2
+    seq_len: int = 1024
+    micro_batch: int = 1
+    grad_checkpointing: bool = False
+    flash_attention: bool = True
+    gpus: int = 1
+    zero: int = 0
+    offload: str = "none"
+
+
+@dataclass(frozen=True)
+class TrainComponents:
+    weights: int = 0
+    gradients: int = 0
+    optimizer: int = 0
+    activations: int = 0
+    runtime: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.runtime
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "weights": self.weights,
+            "gradients": self.gradients,
+            "optimizer": self.optimizer,
+            "activations": self.activations,
+            "runtime": self.runtime,
+        }
+
+
+@dataclass(frozen=True)
+class TrainDevice:
+    index: int
+    device: Device
+    components: TrainComponents
+
+    @property
+    def total_bytes(self) -> int:
+        return self.components.total
+
+    @property
+    def headroom_bytes(self) -> int | None:
+        capacity = self.device.capacity_bytes
+        return None if capacity is None else capacity - self.total_bytes
+
+
+@dataclass(frozen=True)
+class FinetuneEstimate:
+    request: FinetuneRequest
+    trainable_parameters: int
+    total_parameters: int
+    devices: tuple[TrainDevice, ...]
+    host: TrainComponents
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def components(self) -> TrainComponents:
+        sums = {key: 0 for key in TrainComponents().as_dict()}
+        for device in self.devices:
+            for key, value in device.components.as_dict().items():
+                sums[key] += value
+        return TrainComponents(**sums)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.components.total
+
+    @property
+    def fits(self) -> bool | None:
+        rooms = [d.headroom_bytes for d in self.devices]
+        return None if None in rooms else all((r or 0) >= 0 for r in rooms)
+
+    def to_json(self) -> dict[str, Any]:
+        """The same shape as the inference estimate's JSON."""
+        r = self.request
+        return {
+            "total_bytes": self.total_bytes,
+            "components": self.components.as_dict(),
+            "devices": [
+                {
+                    "index": d.index,
+                    "name": d.device.name,
+                    "capacity_bytes": d.device.capacity_bytes,
+                    "total_bytes": d.total_bytes,
+                    "components": d.components.as_dict(),
+                    "headroom_bytes": d.headroom_bytes,
+                    "fits": None if d.headroom_bytes is None else d.headroom_bytes >= 0,
+                }
+                for d in self.devices
+            ],
+            "host_bytes": self.host.total,
+            "host_components": self.host.as_dict(),
+            "fits": self.fits,
+            "method": r.method,
+            "precision": r.precision,
+            "optimizer": r.optimizer,
+            "seq_len": r.seq_len,
+            "micro_batch": r.micro_batch,
+            "parameters": {"total": self.total_parameters, "trainable": self.trainable_parameters},
+            "notes": list(self.notes),
+        }
+
+
+def validate(request: FinetuneRequest, arch: Architecture) -> None:
+    """Reject combinations that make no sense, naming the inputs involved."""
+
+    def choice(name: str, value: object, allowed: Sequence[object]) -> None:
+        if value not in allowed:
+            options = ", ".join(str(a) for a in allowed)
+            raise InputError(f"{name} must be one of {options}, got {value!r}", field=name)
+
+    choice("method", request.method, METHODS)
+    choice("precision", request.precision, PRECISIONS)
+    choice("optimizer", request.optimizer, OPTIMIZERS)
+    choice("zero", request.zero, SHARDING)
+    choice("offload", request.offload, OFFLOAD)
+    for name, value, top in (
+        ("seq_len", request.seq_len, 10_000_000),
+        ("micro_batch", request.micro_batch, 65_536),
+        ("gpus", request.gpus, 4096),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise InputError(
+                f"{name} must be a whole number from 1 to {top:,}, got {value!r}", field=name
+            )
+    if request.offload != "none" and request.zero == 0:
+        raise InputError(
+            "offload needs ZeRO (zero 1, 2 or 3) to move state off the GPU", field="offload"
+        )
+    if request.offload == "all" and request.zero != 3:
+        raise InputError("offloading the parameters (offload all) needs ZeRO-3", field="offload")
+    if request.method == "qlora" and request.offload == "all":
+        raise InputError(
+            "QLoRA's 4-bit base weights cannot be offloaded with ZeRO-3 (offload all); use "
+            "offload optimizer, or zero 3 without offload (FSDP-QLoRA)",
+            field="offload",
+        )
+    if request.method in ("lora", "qlora"):
+        if request.lora_rank < 1:
+            raise InputError(
+                f"lora_rank must be at least 1, got {request.lora_rank}", field="lora_rank"
+            )
+        unknown = [t for t in request.lora_targets if t not in LORA_MODULES]
+        if unknown or not request.lora_targets:
+            raise InputError(
+                f"unknown LoRA target {unknown[0] if unknown else '(none)'}; use attention, "
+                f"mlp, all or module names: {', '.join(LORA_MODULES)}",
+                field="lora_targets",
+            )
+        smallest = _smallest_adapted_dimension(arch, request.lora_targets)
+        if request.lora_rank > smallest:
+            raise InputError(
+                f"lora_rank {request.lora_rank} is larger than the smallest adapted projection "
+                f"dimension ({smallest}); a rank cannot exceed it",
+                field="lora_rank",
+            )
+    if request.method == "freeze" and not 1 <= request.freeze_trainable_layers <= arch.num_layers:
+        raise InputError(
+            f"freeze trains the last N layers: N must be 1 to {arch.num_layers}, got "
+            f"{request.freeze_trainable_layers}",
+            field="freeze_trainable_layers",
+        )
+
+
+def _adapted(tensor: Tensor, targets: Sequence[str]) -> bool:
+    return tensor.kind == WEIGHT and any(tensor.role in LORA_MODULES[t] for t in targets)
+
+
+def _smallest_adapted_dimension(arch: Architecture, targets: Sequence[str]) -> int:
+    dims = [min(t.shape[0], t.shape[1]) for t in model_tensors(arch) if _adapted(t, targets)]
+    return min(dims) if dims else 0
+
+
+def lora_parameters(tensor: Tensor, rank: int) -> int:
+    """A (r x in) and B (out x r) for each matrix; per expert for expert stacks."""
+    n_in, n_out = tensor.shape[0], tensor.shape[1]
+    experts = tensor.shape[2] if len(tensor.shape) > 2 else 1
+    return rank * (n_in + n_out) * experts
+
+
+def _trainable(tensor: Tensor, request: FinetuneRequest, arch: Architecture) -> bool:
+    if request.method == "full":
+        return True
+    if request.method == "freeze":
+        first = arch.num_layers - request.freeze_trainable_layers
+        return tensor.layer is not None and tensor.layer >= first
+    return False  # LoRA/QLoRA: only the adapters train
+
+
+def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
+    """Activations kept for the backward pass of one micro-batch on one GPU.
+
+    Per token and layer, in 16-bit: the attention block's input, its norm, q and the attention
+    output (4h) and k and v (the kv width), and the MLP's input, norm, gate, up, activation and
+    product (2h + 4 x the widest MLP a token passes: routed experts count experts_per_token
+    times). Without flash attention each layer also keeps the scores and softmax (4 bytes per
+    head per pair of tokens, Korthikanti's 5as/h term without its dropout mask). With full
+    gradient checkpointing only each layer's input is kept, plus one layer's activations
+    while it is recomputed. The loss adds fp32 logits, their 16-bit originals and the fp32
+    gradient over the vocabulary for every token.
+    """
+    h, s, b = arch.hidden_size, request.seq_len, request.micro_batch
+    kv_width = 2 * arch.num_kv_heads * arch.head_dim
+    if arch.mla is not None:
+        kv_width = arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
+    if arch.moe is not None:
+        routed = arch.moe.experts_per_token * arch.moe.expert_intermediate_size
+        mlp = max(arch.intermediate_size, routed + arch.moe.shared_intermediate_size)
+    else:
+        mlp = arch.intermediate_size
+    per_token_layer = BF16 * (6 * h + kv_width + 4 * mlp)
+    layer = s * b * per_token_layer
+    if not request.flash_attention:
+        layer += b * arch.num_attention_heads * s * s * (BF16 + BF16)
+    if request.grad_checkpointing:
+        kept = arch.num_layers * s * b * h * BF16 + layer
+    else:
+        kept = arch.num_layers * layer
+    logits = s * b * arch.vocab_size * (BF16 + FP32 + FP32)
+    return kept + logits
+
+
+def estimate_finetune(
+    arch: Architecture,
+    request: FinetuneRequest,
+    *,
+    storage_types: Mapping[str, StorageType],
+    nf4: WeightFormat,
+    bf16: WeightFormat,
+    devices: Sequence[Device],
+) -> FinetuneEstimate:
+    validate(request, arch)
+    if len(devices) != request.gpus:
+        raise InputError(f"{request.gpus} GPUs asked but {len(devices)} described", field="gpus")
+    tensors = model_tensors(arch)
+    amp = request.precision == "amp"
+    train_width = FP32 if amp else BF16
+    notes = []
+    weights = gradients = optimizer = master = 0
+    trainable_params = 0
+    base_format = nf4 if request.method == "qlora" else bf16
+    for tensor in tensors:
+        stored = tensor_bytes(tensor, tensor_storage(tensor, base_format, arch, storage_types))
+        weights += stored
+        if _trainable(tensor, request, arch):
+            trainable_params += tensor.numel
+            gradients += BF16 * tensor.numel
+            optimizer += optimizer_state_bytes(
+                request.optimizer, tensor.numel, tensor.shape, train_width
+            )
+            if amp:
+                master += FP32 * tensor.numel
+        elif request.method in ("lora", "qlora") and _adapted(tensor, request.lora_targets):
+            adapter = lora_parameters(tensor, request.lora_rank)
+            trainable_params += adapter
+            # PEFT trains the adapters in fp32 (autocast_adapter_dtype=True): weights, gradients
+            # and AdamW states all fp32.
+            weights += FP32 * adapter
+            gradients += FP32 * adapter
+            optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), FP32)
+    optimizer += master
+    if amp and request.method in ("full", "freeze"):
+        notes.append(
+            "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
+            "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
+        )
+    if request.optimizer.startswith("paged"):
+        notes.append(
+            "paged optimizer: its state can spill to CPU RAM under memory pressure; "
+            "counted on the GPU here"
+        )
+
+    n = request.gpus
+    stage = request.zero
+    shard = {
+        "optimizer": n if stage >= 1 else 1,
+        "gradients": n if stage >= 2 else 1,
+        "weights": n if stage >= 3 else 1,
+    }
+    host = TrainComponents()
+    on_gpu_optimizer = ceil(optimizer / shard["optimizer"])
+    on_gpu_weights = ceil(weights / shard["weights"])
+    if request.offload in ("optimizer", "all"):
+        host = replace(host, optimizer=optimizer)
+        on_gpu_optimizer = 0
+        notes.append("optimizer state offloaded to CPU RAM")
+    if request.offload == "all":
+        host = replace(host, weights=weights)
+        # ZeRO-3 offload still gathers one layer's weights at a time onto the GPU.
+        on_gpu_weights = max(weights // max(arch.num_layers, 1), 0)
+        notes.append("parameters offloaded to CPU RAM; one layer is gathered at a time")
+    per_gpu = TrainComponents(
+        weights=on_gpu_weights,
+        gradients=ceil(gradients / shard["gradients"]),
+        optimizer=on_gpu_optimizer,
+        activations=activation_bytes(arch, request),
+        runtime=CUDA_CONTEXT_BYTES,
+    )
+    if n > 1 and stage:
+        notes.append(
+            f"ZeRO-{stage} over {n} GPUs: "
+            + ", ".join(k for k, v in shard.items() if v > 1)
+            + " divided"
+        )
+    elif n > 1:
+        notes.append(f"data parallel over {n} GPUs: every GPU holds a full copy")
+    if arch.moe is not None:
+        notes.append(
+            "MoE: every expert's weights (and, when trained, their gradients and "
+            "optimizer state) are held; activations count the routed experts only"
+        )
+    params = count_parameters(arch, tensors)
+    return FinetuneEstimate(
+        request=request,
+        trainable_parameters=trainable_params,
+        total_parameters=params.total,
+        devices=tuple(
+            TrainDevice(index=i, device=d, components=per_gpu) for i, d in enumerate(devices)
+        ),
+        host=host,
+        notes=tuple(notes),
+    )

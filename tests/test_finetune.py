@@ -1,0 +1,163 @@
+"""Fine-tuning memory: golden values with their sources, relations, and bad combinations."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calc import CalcError
+from calc.api import run_finetune
+from calc.cli import main
+from calc.finetune import FinetuneRequest
+from tests.conftest import ROOT
+
+
+def ft(catalogue, model="llama-3.1-8b", **kwargs):
+    return run_finetune(catalogue, FinetuneRequest(**{"method": "full", **kwargs}), model=model)
+
+
+def test_mixed_precision_adamw_is_16_bytes_per_parameter(catalogue):
+    # ZeRO paper, section 3.1: 2 (fp16 weights) + 2 (gradients) + 12 (fp32 master, m, v).
+    result = ft(catalogue, precision="amp", optimizer="adamw")
+    c, params = result.components, result.total_parameters
+    assert c.weights + c.gradients + c.optimizer == pytest.approx(16 * params, rel=0.001)
+
+
+def test_pure_bf16_adamw_is_8_bytes_per_parameter(catalogue):
+    result = ft(catalogue, precision="bf16", optimizer="adamw")
+    c, params = result.components, result.total_parameters
+    assert c.weights + c.gradients + c.optimizer == pytest.approx(8 * params, rel=0.001)
+
+
+def test_lora_rank_16_on_every_projection_of_llama_8b(catalogue):
+    # r x (in + out) per matrix: 41,943,040 trainable parameters for Llama 3.1 8B at r=16 on
+    # q, k, v, o, gate, up, down (the figure PEFT's print_trainable_parameters reports).
+    result = ft(catalogue, method="lora", lora_rank=16)
+    assert result.trainable_parameters == 41_943_040
+
+
+def test_qlora_stores_the_base_in_nf4(catalogue):
+    lora = ft(catalogue, method="lora")
+    qlora = ft(catalogue, method="qlora")
+    assert qlora.components.weights < lora.components.weights / 2.5
+
+
+def test_eight_bit_adam_quarters_the_state(catalogue):
+    adam = ft(catalogue, precision="bf16", optimizer="adamw").components.optimizer
+    eight = ft(catalogue, precision="bf16", optimizer="adamw_8bit").components.optimizer
+    assert eight == pytest.approx(adam / 2, rel=0.01)  # bf16 states are 2 bytes, 8-bit 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["full", "freeze", "lora", "qlora"]),
+    seq=st.integers(1, 16384),
+    extra=st.integers(1, 8192),
+    checkpointing=st.booleans(),
+)
+def test_longer_sequences_never_need_less(catalogue, method, seq, extra, checkpointing):
+    short = ft(catalogue, method=method, seq_len=seq, grad_checkpointing=checkpointing)
+    long = ft(catalogue, method=method, seq_len=seq + extra, grad_checkpointing=checkpointing)
+    assert long.total_bytes > short.total_bytes
+
+
+def test_methods_order_and_training_needs_more_than_inference(catalogue):
+    from calc import InferenceRequest, run_inference
+
+    totals = {m: ft(catalogue, method=m).total_bytes for m in ("full", "freeze", "lora", "qlora")}
+    assert totals["full"] > totals["freeze"] > totals["lora"] > totals["qlora"]
+    serving = run_inference(
+        catalogue, InferenceRequest(model="llama-3.1-8b", engine="transformers", context=1024)
+    )
+    assert totals["lora"] > serving.components.weights
+    assert totals["full"] > serving.total_bytes
+
+
+def test_checkpointing_and_sharding_cut_memory(catalogue):
+    assert ft(catalogue, grad_checkpointing=True).total_bytes < ft(catalogue).total_bytes
+    one = ft(catalogue, gpus=1).devices[0].total_bytes
+    zero3 = run_finetune(
+        catalogue,
+        FinetuneRequest(method="full", gpus=4, zero=3),
+        model="llama-3.1-8b",
+        gpu="a100-80gb-sxm",
+    )
+    assert len(zero3.devices) == 4
+    assert zero3.devices[0].total_bytes < one / 3
+    offloaded = run_finetune(
+        catalogue,
+        FinetuneRequest(method="full", gpus=4, zero=2, offload="optimizer"),
+        model="llama-3.1-8b",
+    )
+    assert offloaded.devices[0].components.optimizer == 0
+    assert offloaded.host.optimizer > 0
+
+
+def test_moe_training_holds_every_expert(catalogue):
+    result = ft(catalogue, model="qwen3-30b-a3b", method="lora")
+    assert result.components.weights > 2 * 30e9 * 0.95  # all 30.5B parameters in bf16
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "qlora", "gpus": 2, "zero": 3, "offload": "all"}, "QLoRA's 4-bit base"),
+        ({"method": "lora", "lora_rank": 5000}, "larger than the smallest adapted projection"),
+        ({"seq_len": 0}, "seq_len must be a whole number from 1"),
+        ({"offload": "optimizer"}, "offload needs ZeRO"),
+        ({"zero": 2, "offload": "all", "gpus": 2}, "needs ZeRO-3"),
+        ({"method": "freeze", "freeze_trainable_layers": 99}, "N must be 1 to 32"),
+        ({"method": "lora", "lora_targets": ("qkv",)}, "unknown LoRA target qkv"),
+        ({"optimizer": "lion"}, "optimizer must be one of"),
+    ],
+)
+def test_nonsense_combinations_name_their_inputs(catalogue, kwargs, message):
+    with pytest.raises(CalcError, match=message):
+        ft(catalogue, **kwargs)
+
+
+def test_cli_json_has_the_inference_shape():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["finetune", "--model", "qwen2.5-7b", "--method", "lora", "--json"]) == 0
+    data = json.loads(out.getvalue())
+    assert {"total_bytes", "components", "devices", "host_bytes", "notes"} <= set(data)
+    assert {"weights", "gradients", "optimizer", "activations", "runtime"} <= set(
+        data["components"]
+    )
+    assert data["total_bytes"] == sum(d["total_bytes"] for d in data["devices"])
+
+
+def test_cli_bad_input_exits_2():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "calc",
+            "finetune",
+            "--model",
+            "llama-3.1-8b",
+            "--method",
+            "qlora",
+            "--zero",
+            "3",
+            "--offload",
+            "all",
+            "--gpus",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "QLoRA's 4-bit base weights cannot be offloaded" in result.stderr
+    assert "Traceback" not in result.stderr
