@@ -498,6 +498,44 @@ def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dic
     return {"rows": rows, "skipped": skipped, "summaries": summaries}
 
 
+# The LLaMA-Factory layout: one model per size column, one row per method.
+FINETUNE_SIZES = (
+    ("7B", "qwen2.5-7b"),
+    ("14B", "qwen2.5-14b"),
+    ("32B", "qwen2.5-32b"),
+    ("72B", "qwen2.5-72b"),
+)
+FINETUNE_ROWS = (
+    ("Full, mixed precision (AdamW, fp32 master)", {"method": "full", "precision": "amp"}),
+    ("Full, pure bf16 (AdamW)", {"method": "full", "precision": "bf16"}),
+    ("Freeze (last 2 layers train)", {"method": "freeze", "freeze_trainable_layers": 2}),
+    ("LoRA r=16, all projections", {"method": "lora"}),
+    ("QLoRA r=16, NF4 base", {"method": "qlora"}),
+)
+FINETUNE_DEFAULTS = {"micro_batch": 1, "grad_checkpointing": True, "flash_attention": True}
+
+
+@dataclass(frozen=True)
+class FinetuneRow:
+    label: str
+    cells: list[str]
+
+
+def finetune_table(catalogue: Catalogue, seq_len: int) -> list[FinetuneRow]:
+    from calc.api import run_finetune
+    from calc.finetune import FinetuneRequest
+
+    rows = []
+    for label, options in FINETUNE_ROWS:
+        cells = []
+        for _size, model in FINETUNE_SIZES:
+            request = FinetuneRequest(**{**FINETUNE_DEFAULTS, **options, "seq_len": seq_len})
+            total = run_finetune(catalogue, request, model=model).total_bytes
+            cells.append(f"{total / GIB:,.0f} ({total / GB:,.0f})")
+        rows.append(FinetuneRow(label, cells))
+    return rows
+
+
 # -- rendering -----------------------------------------------------------------------------
 
 
@@ -527,6 +565,16 @@ TABLES: dict[str, Callable[[Sources], dict[str, Any]]] = {
     "engine-releases": lambda s: {"engines": ENGINES, "releases": RELEASES},
     "article-setups": lambda s: {"rows": article_setups(s.catalogue, s.measurements)},
     "validation": lambda s: validation(s.catalogue, s.measurements),
+    "finetune-1024": lambda s: {
+        "rows": finetune_table(s.catalogue, 1024),
+        "sizes": FINETUNE_SIZES,
+        "seq_len": 1024,
+    },
+    "finetune-4096": lambda s: {
+        "rows": finetune_table(s.catalogue, 4096),
+        "sizes": FINETUNE_SIZES,
+        "seq_len": 4096,
+    },
     "article-components": lambda s: {
         "setups": [
             (row, component_rows(row.comparison))
