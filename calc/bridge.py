@@ -6,7 +6,9 @@ estimates of one model (each keystroke in the form) stay fast.
 
 Request:  {"action": "options"}
           {"action": "estimate", "inputs": {"model" | "config", "weights", "engine",
-           "context", "batch", "kv_cache", "gpus", "gpu" | "gpu_memory_gib"}}
+           "context", "batch", "kv_cache", "gpus", "gpu" | "gpu_memory_gib", ...}}
+          {"action": "finetune", "inputs": {"model" | "config", "method", "precision",
+           "optimizer", "lora_rank", "lora_targets", "seq_len", "micro_batch", ...}}
 Response: {"ok": true, "options": {...}} or {"ok": true, "result": {...}, "hint": {...} | null}
           {"ok": false, "error": {"message": "...", "field": "..."}}
 """
@@ -18,10 +20,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
-from calc.api import InferenceRequest, LayoutMemo, estimate_resolved, loadable_formats, resolve
+from calc.api import (
+    InferenceRequest,
+    LayoutMemo,
+    estimate_resolved,
+    loadable_formats,
+    resolve,
+    run_finetune,
+)
 from calc.catalogue import Catalogue, build_catalogue
 from calc.engines import ENGINES, RELEASES
 from calc.estimate import WeightLayout
+from calc.finetune import LORA_GROUPS, FinetuneRequest
 from calc.hints import fit_hint
 from calc.units import GIB
 
@@ -67,8 +77,12 @@ class Session:
                 response: dict[str, Any] = {"ok": True, "options": self.options()}
             elif action == "estimate":
                 response = self.estimate(request.get("inputs"))
+            elif action == "finetune":
+                response = self.finetune(request.get("inputs"))
             else:
-                raise InputError(f"unknown action {action!r}; expected 'options' or 'estimate'")
+                raise InputError(
+                    f"unknown action {action!r}; expected 'options', 'estimate' or 'finetune'"
+                )
         except CalcError as error:
             response = {"ok": False, "error": _error(error)}
         except (ValueError, TypeError) as error:  # malformed request JSON from the page
@@ -113,6 +127,83 @@ class Session:
             "result": estimate.to_json(),
             "hint": hint.to_json() if hint else None,
         }
+
+    def finetune(self, inputs: object) -> dict[str, Any]:
+        request, where = parse_finetune_inputs(inputs)
+        estimate = run_finetune(self.catalogue, request, **where)
+        return {"ok": True, "result": estimate.to_json(), "hint": None}
+
+
+FINETUNE_KEYS = (
+    "model",
+    "config",
+    "method",
+    "precision",
+    "optimizer",
+    "lora_rank",
+    "lora_targets",
+    "freeze_layers",
+    "seq_len",
+    "micro_batch",
+    "grad_checkpointing",
+    "flash_attention",
+    "gpus",
+    "zero",
+    "offload",
+    "gpu",
+    "gpu_memory_gib",
+)
+
+
+def parse_finetune_inputs(inputs: object) -> tuple[FinetuneRequest, dict[str, Any]]:
+    """The fine-tuning form's inputs; shared fields are read as for inference."""
+    if not isinstance(inputs, Mapping):
+        raise _field_error("", "inputs must be a JSON object")
+    unknown = sorted(set(inputs) - set(FINETUNE_KEYS))
+    if unknown:
+        raise _field_error(unknown[0], f"unknown input {unknown[0]!r}")
+    shared = parse_inputs({k: inputs[k] for k in INPUT_KEYS if k in inputs})
+
+    def pick(key: str, default: Any) -> Any:
+        value = inputs.get(key)
+        return default if value is None or value == "" else value
+
+    def switch(key: str, default: bool) -> bool:
+        value = pick(key, default)
+        if value in ("on", "full", True):
+            return True
+        if value in ("off", False):
+            return False
+        raise _field_error(key, f"{key} must be on or off, got {value!r}")
+
+    targets = pick("lora_targets", "all")
+    if not isinstance(targets, str):
+        raise _field_error("lora_targets", "lora_targets must be text such as all or q_proj,v_proj")
+    names: list[str] = []
+    for part in targets.split(","):
+        names += list(LORA_GROUPS.get(part.strip(), (part.strip(),)))
+    request = FinetuneRequest(
+        method=pick("method", "lora"),
+        precision=pick("precision", "amp"),
+        optimizer=pick("optimizer", "adamw"),
+        lora_rank=pick("lora_rank", 16),
+        lora_targets=tuple(dict.fromkeys(names)),
+        freeze_trainable_layers=pick("freeze_layers", 2),
+        seq_len=pick("seq_len", 1024),
+        micro_batch=pick("micro_batch", 1),
+        grad_checkpointing=switch("grad_checkpointing", False),
+        flash_attention=switch("flash_attention", True),
+        gpus=shared.gpus,
+        zero=pick("zero", 0),
+        offload=pick("offload", "none"),
+    )
+    where = {
+        "model": shared.model,
+        "config": shared.config,
+        "gpu": shared.gpu,
+        "gpu_memory_bytes": shared.gpu_memory_bytes,
+    }
+    return request, where
 
 
 def _error(error: CalcError) -> dict[str, Any]:

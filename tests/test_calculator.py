@@ -115,9 +115,13 @@ def change(root, action) -> None:
 
 
 def cli_json(*args: str) -> dict:
+    return cli_json_command("inference", *args)
+
+
+def cli_json_command(command: str, *args: str) -> dict:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert cli_main(["inference", *args, "--json"]) == 0
+        assert cli_main([command, *args, "--json"]) == 0
     return json.loads(out.getvalue())
 
 
@@ -414,3 +418,36 @@ def test_phone_width_and_dark_mode(browser, base_url):
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= 375
     context.close()
+
+
+def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched, base_url):
+    root = open_calculator(watched, base_url)
+    page = root.page
+    change(root, lambda: page.check("input[name=mode][value=finetune]"))
+    assert page.locator("[data-role=inference-group]").is_hidden()
+    change(root, lambda: page.select_option("#vram-method", "qlora"))
+    change(root, lambda: page.fill("#vram-seq", "4096"))
+    change(root, lambda: page.select_option("#vram-gc", "full"))
+    expected = cli_json_command(
+        "finetune",
+        "--model",
+        "llama-3.1-8b",
+        "--method",
+        "qlora",
+        "--seq-len",
+        "4096",
+        "--grad-checkpointing",
+        "full",
+        "--gpu",
+        "rtx-4090",
+    )
+    assert shown(root) == expected
+    labels = root.locator("[data-role=legend] li").all_inner_texts()
+    assert "Optimizer state" in labels and "KV cache" not in labels
+    page.wait_for_function("location.search.includes('mode=finetune')")
+    page.wait_for_function("location.search.includes('grad_checkpointing=full')")
+    link = page.url
+    page.goto(link)
+    page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+    assert shown(page.locator("#vram-calculator")) == expected
+    assert watched.errors == []

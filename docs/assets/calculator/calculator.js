@@ -4,17 +4,36 @@
 
 const GIB = 2 ** 30;
 const GB = 1e9;
-const COMPONENTS = [
-  ["weights", "Weights"],
-  ["kv_cache", "KV cache"],
-  ["activations", "Activations"],
-  ["runtime", "Runtime"],
-];
-const FIELDS = [
-  "model", "config", "weights", "engine", "engine_version", "flash_attention", "context",
-  "batch", "kv_cache", "gpu", "gpus", "gpu_memory_gib",
-];
-const DEFAULTS = { model: "llama-3.1-8b", engine: "llama.cpp", gpu: "rtx-4090", gpus: "1" };
+const COMPONENTS_BY_MODE = {
+  inference: [
+    ["weights", "Weights"],
+    ["kv_cache", "KV cache"],
+    ["activations", "Activations"],
+    ["runtime", "Runtime"],
+  ],
+  finetune: [
+    ["weights", "Weights"],
+    ["gradients", "Gradients"],
+    ["optimizer", "Optimizer state"],
+    ["activations", "Activations"],
+    ["runtime", "Runtime"],
+  ],
+};
+let COMPONENTS = COMPONENTS_BY_MODE.inference;
+const SHARED_FIELDS = ["model", "config", "flash_attention", "gpu", "gpus", "gpu_memory_gib"];
+const MODE_FIELDS = {
+  inference: ["weights", "engine", "engine_version", "context", "batch", "kv_cache"],
+  finetune: [
+    "method", "precision", "optimizer", "lora_rank", "lora_targets", "freeze_layers", "seq_len",
+    "micro_batch", "grad_checkpointing", "zero", "offload",
+  ],
+};
+const FIELDS = [...SHARED_FIELDS, ...MODE_FIELDS.inference, ...MODE_FIELDS.finetune];
+const DEFAULTS = {
+  model: "llama-3.1-8b", engine: "llama.cpp", gpu: "rtx-4090", gpus: "1",
+  method: "lora", precision: "amp", optimizer: "adamw", grad_checkpointing: "off", zero: "0",
+  offload: "none",
+};
 const CUSTOM_GPU = "custom";
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -83,6 +102,7 @@ export async function mount(root) {
     FIELDS.map((name) => [name, form.elements.namedItem(name)]),
   );
   const source = () => form.elements.namedItem("source").value;
+  const mode = () => form.elements.namedItem("mode").value;
 
   const onProgress = (stage) => {
     status.textContent = `${stage}…`;
@@ -131,6 +151,10 @@ export async function mount(root) {
   }
 
   function showSource() {
+    const training = mode() === "finetune";
+    COMPONENTS = COMPONENTS_BY_MODE[mode()];
+    $("inference-group").hidden = training;
+    $("finetune-group").hidden = !training;
     const fromConfig = source() === "config";
     $("model-row").hidden = fromConfig;
     $("config-row").hidden = !fromConfig;
@@ -141,6 +165,12 @@ export async function mount(root) {
   function setForm(values) {
     const problems = [];
     form.elements.namedItem("source").value = values.config ? "config" : "model";
+    const wantedMode = values.mode || "inference";
+    form.elements.namedItem("mode").value = wantedMode;
+    if (form.elements.namedItem("mode").value !== wantedMode) {
+      problems.push(`unknown mode ${JSON.stringify(values.mode)}`);
+      form.elements.namedItem("mode").value = "inference";
+    }
     fields.engine.value = values.engine || DEFAULTS.engine;
     if (fields.engine.value !== (values.engine || DEFAULTS.engine)) {
       problems.push(`unknown engine ${JSON.stringify(values.engine)}`);
@@ -153,6 +183,10 @@ export async function mount(root) {
       if (name === "weights" && wanted === "") continue; // keep the engine's default format
       fields[name].value = wanted;
       if (fields[name].tagName === "SELECT" && fields[name].value !== wanted) {
+        if (wanted === "" && name !== "kv_cache" && name !== "flash_attention" && name !== "gpu") {
+          fields[name].selectedIndex = 0;
+          continue;
+        }
         problems.push(`unknown ${name.replace("_", " ")} ${JSON.stringify(wanted)}`);
       }
     }
@@ -162,13 +196,41 @@ export async function mount(root) {
   }
 
   function readForm() {
-    const values = {};
-    for (const name of FIELDS) values[name] = fields[name].value.trim();
+    const values = { mode: mode() };
+    const used = [...SHARED_FIELDS, ...MODE_FIELDS[mode()]];
+    for (const name of FIELDS) values[name] = used.includes(name) ? fields[name].value.trim() : "";
     if (source() === "config") values.model = "";
     else values.config = "";
     if (values.gpu === CUSTOM_GPU) values.gpu = "";
     else values.gpu_memory_gib = "";
     return values;
+  }
+
+  function toFinetuneInputs(values) {
+    const whole = (text) => {
+      if (text === "") return null;
+      const value = Number(text);
+      return Number.isInteger(value) ? value : text;
+    };
+    return {
+      model: values.model || null,
+      config: values.config || null,
+      method: values.method || null,
+      precision: values.precision || null,
+      optimizer: values.optimizer || null,
+      lora_rank: whole(values.lora_rank),
+      lora_targets: values.lora_targets || null,
+      freeze_layers: whole(values.freeze_layers),
+      seq_len: whole(values.seq_len),
+      micro_batch: whole(values.micro_batch),
+      grad_checkpointing: values.grad_checkpointing || null,
+      flash_attention: values.flash_attention || null,
+      gpus: whole(values.gpus) ?? 1,
+      zero: whole(values.zero),
+      offload: values.offload || null,
+      gpu: values.gpu || null,
+      gpu_memory_gib: values.gpu_memory_gib === "" ? null : Number(values.gpu_memory_gib),
+    };
   }
 
   function toInputs(values) {
@@ -196,6 +258,7 @@ export async function mount(root) {
 
   function writeUrl(values) {
     const params = new URLSearchParams();
+    if (values.mode === "finetune") params.set("mode", "finetune");
     for (const name of FIELDS) if (values[name]) params.set(name, values[name]);
     const url = `${location.pathname}?${params}${location.hash}`;
     history.replaceState(history.state, "", url);
@@ -205,7 +268,7 @@ export async function mount(root) {
     const params = new URLSearchParams(location.search);
     const values = {};
     let any = false;
-    for (const name of FIELDS) {
+    for (const name of ["mode", ...FIELDS]) {
       if (params.has(name)) {
         values[name] = params.get(name);
         any = true;
@@ -220,7 +283,10 @@ export async function mount(root) {
     const values = readForm();
     const ticket = ++latest;
     started = performance.now();
-    const response = await ask({ action: "estimate", inputs: toInputs(values) });
+    const response =
+      values.mode === "finetune"
+        ? await ask({ action: "finetune", inputs: toFinetuneInputs(values) })
+        : await ask({ action: "estimate", inputs: toInputs(values) });
     if (ticket !== latest || !root.isConnected) return; // a newer input has been sent
     if (!response.ok) {
       if (fallback) {
@@ -261,6 +327,7 @@ export async function mount(root) {
     const section = $("result");
     section.hidden = false;
     const gpus = result.devices.length;
+    root.dataset.mode = mode();
     $("total").textContent = `${formatBytes(result.total_bytes)} of GPU memory in all, on ${gpus} GPU${gpus > 1 ? "s" : ""}; ${formatBytes(result.host_bytes)} in CPU RAM.`;
     const verdict = $("verdict");
     if (result.fits === null) {
