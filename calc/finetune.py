@@ -104,6 +104,17 @@ class FinetuneRequest:
     gpus: int = 1
     zero: int = 0
     offload: str = "none"
+    # Framework features that cut memory (torchtune's names): the loss computed over chunks of
+    # the output (CEWithChunkedOutputLoss, 8 chunks), the optimizer stepped inside the backward
+    # pass so that gradients never exist all at once (optimizer_in_bwd), and activations moved
+    # to CPU RAM between the forward and backward passes (enable_activation_offloading).
+    chunked_loss: bool = False
+    optimizer_in_backward: bool = False
+    activation_offloading: bool = False
+
+
+# torchtune's CEWithChunkedOutputLoss: "num_output_chunks: int = 8"
+LOSS_CHUNKS = 8
 
 
 @dataclass(frozen=True)
@@ -312,11 +323,14 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     layer = s * b * per_token_layer
     if not request.flash_attention:
         layer += b * arch.num_attention_heads * s * s * (BF16 + BF16)
-    if request.grad_checkpointing:
+    if request.activation_offloading:
+        kept = layer  # the layer being computed; the rest wait in CPU RAM
+    elif request.grad_checkpointing:
         kept = arch.num_layers * s * b * h * BF16 + layer
     else:
         kept = arch.num_layers * layer
-    logits = s * b * arch.vocab_size * (BF16 + FP32 + FP32)
+    fp32_share = 1 / LOSS_CHUNKS if request.chunked_loss else 1
+    logits = s * b * arch.vocab_size * (BF16 + int((FP32 + FP32) * fp32_share))
     return kept + logits
 
 
@@ -338,6 +352,7 @@ def estimate_finetune(
     notes = []
     weights = gradients = optimizer = master = 0
     trainable_params = 0
+    largest_gradient = 0
     base_format = nf4 if request.method == "qlora" else bf16
     for tensor in tensors:
         stored = tensor_bytes(tensor, tensor_storage(tensor, base_format, arch, storage_types))
@@ -345,6 +360,7 @@ def estimate_finetune(
         if _trainable(tensor, request, arch):
             trainable_params += tensor.numel
             gradients += BF16 * tensor.numel
+            largest_gradient = max(largest_gradient, BF16 * tensor.numel)
             optimizer += optimizer_state_bytes(
                 request.optimizer, tensor.numel, tensor.shape, train_width
             )
@@ -359,6 +375,13 @@ def estimate_finetune(
             gradients += FP32 * adapter
             optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), FP32)
     optimizer += master
+    if request.optimizer_in_backward and request.method in ("full", "freeze"):
+        gradients = largest_gradient  # each gradient is applied and freed as it is produced
+        notes.append("optimizer in the backward pass: one gradient at a time")
+    if request.activation_offloading:
+        notes.append("activations offloaded to CPU RAM between forward and backward")
+    if request.chunked_loss:
+        notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
     if amp and request.method in ("full", "freeze"):
         notes.append(
             "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
@@ -389,6 +412,9 @@ def estimate_finetune(
         # ZeRO-3 offload still gathers one layer's weights at a time onto the GPU.
         on_gpu_weights = max(weights // max(arch.num_layers, 1), 0)
         notes.append("parameters offloaded to CPU RAM; one layer is gathered at a time")
+    if request.activation_offloading:
+        full = activation_bytes(arch, replace(request, activation_offloading=False))
+        host = replace(host, activations=full - activation_bytes(arch, request))
     per_gpu = TrainComponents(
         weights=on_gpu_weights,
         gradients=ceil(gradients / shard["gradients"]),

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from calc._errors import CalcError, CatalogueError
-from calc.api import InferenceRequest, run_inference
+from calc.api import InferenceRequest, run_finetune, run_inference
 from calc.catalogue import Catalogue, Locator
 from calc.estimate import Estimate
+from calc.finetune import LORA_GROUPS, FinetuneEstimate, FinetuneRequest
 from calc.units import GB, GIB, MB, MIB
 
 MEASUREMENTS_FILE = "data/measurements.yaml"
@@ -42,10 +43,18 @@ class Measurement:
     unit_reading: str
     source: str
     not_modelled: str | None = None
+    kind: str = "inference"
+    finetune: FinetuneRequest | None = None  # the setup, for kind "finetune"
+    framework: str = ""
 
     @property
     def measured_bytes(self) -> int:
         return round(self.value * UNIT_BYTES[self.unit])
+
+    @property
+    def runs_on(self) -> str:
+        """The engine or training framework, for grouping."""
+        return self.framework if self.kind == "finetune" else self.engine
 
     def request(self) -> InferenceRequest:
         return InferenceRequest(
@@ -67,7 +76,7 @@ class Measurement:
 @dataclass(frozen=True)
 class Comparison:
     measurement: Measurement
-    estimate: Estimate
+    estimate: Estimate | FinetuneEstimate
 
     @property
     def estimated_bytes(self) -> int:
@@ -80,9 +89,16 @@ class Comparison:
         return (self.estimated_bytes - measured) / measured
 
 
-def estimated_quantity(estimate: Estimate, measurement: Measurement) -> int:
+def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measurement) -> int:
     """The estimate's figure for exactly what the source measured."""
     what, device = measurement.estimate_of, measurement.device
+    if isinstance(estimate, FinetuneEstimate):
+        chosen = estimate.devices[device or 0].components
+        if what == "allocated_bytes":
+            return chosen.total - chosen.runtime
+        if what == "total_bytes":
+            return chosen.total
+        raise CalcError(f"a fine-tuning estimate has no {what!r}")
     if what == "host_bytes":
         return estimate.host_bytes
     if what == "kv_cache_capacity":
@@ -104,18 +120,41 @@ def estimated_quantity(estimate: Estimate, measurement: Measurement) -> int:
     return sum(getattr(c, what) for c in parts)
 
 
+def _finetune_request(d: Mapping[str, Any]) -> FinetuneRequest:
+    targets = str(d.get("lora_targets", "all"))
+    names: list[str] = []
+    for part in targets.split(","):
+        names += list(LORA_GROUPS.get(part.strip(), (part.strip(),)))
+    return FinetuneRequest(
+        method=str(d["method"]),
+        precision=str(d.get("precision", "bf16")),
+        optimizer=str(d.get("optimizer", "adamw")),
+        lora_rank=int(d.get("lora_rank", 16)),
+        lora_targets=tuple(names),
+        seq_len=int(d.get("seq_len") or 1),
+        micro_batch=int(d["micro_batch"]),
+        grad_checkpointing=bool(d.get("grad_checkpointing", False)),
+        gpus=int(d["gpus"]),
+        zero=int(d.get("zero", 0)),
+        offload=str(d.get("offload", "none")),
+        chunked_loss=bool(d.get("chunked_loss", False)),
+        optimizer_in_backward=bool(d.get("optimizer_in_backward", False)),
+        activation_offloading=bool(d.get("activation_offloading", False)),
+    )
+
+
 def parse_measurements(docs: Sequence[Mapping[str, Any]]) -> tuple[Measurement, ...]:
     return tuple(
         Measurement(
             id=str(d["id"]),
             model=str(d["model"]),
-            engine=str(d["engine"]),
+            engine=str(d.get("engine", "")),
             engine_version=d.get("engine_version"),
-            weights=str(d["weights"]),
+            weights=str(d.get("weights", "")),
             kv_cache=d.get("kv_cache"),
             context=d.get("context"),
             batch=d.get("batch"),
-            gpus=int(d["gpus"]),
+            gpus=int(d.get("gpus", 1)),
             gpu=d.get("gpu"),
             gpu_memory_gib=d.get("gpu_memory_gib"),
             flash_attention=d.get("flash_attention"),
@@ -129,6 +168,9 @@ def parse_measurements(docs: Sequence[Mapping[str, Any]]) -> tuple[Measurement, 
             unit_reading=str(d["unit_reading"]),
             source=str(d["source"]),
             not_modelled=d.get("not_modelled"),
+            kind=str(d.get("kind", "inference")),
+            finetune=_finetune_request(d) if d.get("kind") == "finetune" else None,
+            framework=str(d.get("framework", "")),
         )
         for d in docs
     )
@@ -158,6 +200,11 @@ def check_measurements(
 
 
 def compare(catalogue: Catalogue, measurement: Measurement) -> Comparison:
+    if measurement.finetune is not None:
+        estimate = run_finetune(
+            catalogue, measurement.finetune, model=measurement.model, gpu=measurement.gpu
+        )
+        return Comparison(measurement, estimate)
     return Comparison(measurement, run_inference(catalogue, measurement.request()))
 
 

@@ -464,6 +464,10 @@ class SummaryRow:
     p90: str
 
 
+def _groups(m: Measurement) -> set[str]:
+    return {m.runs_on, "all", "fine-tuning" if m.kind == "finetune" else "inference"}
+
+
 def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dict[str, Any]:
     rows, comparisons, skipped = [], [], []
     for m in measurements:
@@ -483,9 +487,9 @@ def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dic
             )
         )
     summaries = []
-    engines = sorted({c.measurement.engine for c in comparisons})
-    for engine in [*engines, "all"]:
-        summary = summarise([c for c in comparisons if engine in ("all", c.measurement.engine)])
+    engines = sorted({c.measurement.runs_on for c in comparisons})
+    for engine in [*engines, "inference", "fine-tuning", "all"]:
+        summary = summarise([c for c in comparisons if engine in _groups(c.measurement)])
         if summary:
             summaries.append(
                 SummaryRow(

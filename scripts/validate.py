@@ -18,14 +18,19 @@ sys.path.insert(0, str(ROOT))
 
 from calc._errors import CalcError  # noqa: E402
 from calc.data_files import load_catalogue, load_measurements  # noqa: E402
-from calc.measurements import compare, summarise  # noqa: E402
+from calc.measurements import Measurement, compare, summarise  # noqa: E402
 from calc.units import GIB  # noqa: E402
+
+
+def _group(m: Measurement) -> set[str]:
+    return {m.runs_on, "all", "fine-tuning" if m.kind == "finetune" else "inference"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target-median", type=float, default=0.05)
     parser.add_argument("--target-p90", type=float, default=0.10)
+    parser.add_argument("--target-finetune", type=float, default=0.10)
     args = parser.parse_args(argv)
     try:
         catalogue = load_catalogue()
@@ -34,14 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     comparisons = [compare(catalogue, m) for m in measurements if not m.not_modelled]
+    width = max(len(m.id) for m in measurements)
     print(
-        f"{'case':58} {'engine':12} {'of':17} {'measured GiB':>12} {'estimate GiB':>12}"
+        f"{'case':{width}} {'engine':12} {'of':17} {'measured GiB':>12} {'estimate GiB':>12}"
         f" {'error':>8}"
     )
     for c in comparisons:
         m = c.measurement
         print(
-            f"{m.id[:58]:58} {m.engine:12} {m.estimate_of:17} {m.measured_bytes / GIB:12.3f} "
+            f"{m.id:{width}} {m.runs_on:12} {m.estimate_of:17} {m.measured_bytes / GIB:12.3f} "
             f"{c.estimated_bytes / GIB:12.3f} {c.error * 100:+7.1f}%"
         )
     skipped = [m for m in measurements if m.not_modelled]
@@ -50,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         for m in skipped:
             print(f"  {m.id}: {m.not_modelled}")
     print(f"\n{'engine':14} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
-    engines = sorted({c.measurement.engine for c in comparisons})
-    for engine in [*engines, "all"]:
-        chosen = [c for c in comparisons if engine in ("all", c.measurement.engine)]
+    engines = sorted({c.measurement.runs_on for c in comparisons})
+    for engine in [*engines, "inference", "fine-tuning", "all"]:
+        chosen = [c for c in comparisons if _group(c.measurement) >= {engine}]
         summary = summarise(chosen)
         if summary:
             print(
@@ -68,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         f"p90 <= {args.target_p90:.0%} "
         f"({'met' if overall.p90_abs_error <= args.target_p90 else 'missed'})"
     )
+    tuning = summarise([c for c in comparisons if c.measurement.kind == "finetune"])
+    if tuning is not None:
+        met = tuning.median_abs_error <= args.target_finetune
+        print(
+            f"fine-tuning target: median <= {args.target_finetune:.0%} "
+            f"({'met' if met else 'missed'})"
+        )
     return 0 if ok else 1
 
 
