@@ -329,46 +329,45 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "finetune":
-        try:
-            return _finetune(args)
-        except CalcError as error:
-            sys.stderr.write(f"error: {error}\n")
-            return EXIT_BAD_INPUT
-    try:
-        from calc.data_files import load_catalogue
+def _inference(args: argparse.Namespace) -> int:
+    from calc.data_files import load_catalogue
 
-        catalogue = load_catalogue()
-        config = read_config(args.config) if args.config is not None else None
-        request = InferenceRequest(
-            model=args.model,
-            config=config,
-            weights=args.weights,
-            engine=args.engine,
-            context=args.context,
-            batch=args.batch,
-            kv_cache=args.kv_cache,
-            gpus=args.gpus,
-            gpu=args.gpu,
-            gpu_memory_bytes=args.gpu_memory,
-            engine_version=args.engine_version,
-            flash_attention=None if args.flash_attention is None else args.flash_attention == "on",
-            gpu_layers=args.gpu_layers,
-            cpu_moe_layers=args.n_cpu_moe,
-            tensor_split=args.tensor_split,
-        )
-        estimate = run_inference(catalogue, request)
-    except CalcError as error:
-        sys.stderr.write(f"error: {error}\n")
-        return EXIT_BAD_INPUT
+    catalogue = load_catalogue()
+    config = read_config(args.config) if args.config is not None else None
+    request = InferenceRequest(
+        model=args.model,
+        config=config,
+        weights=args.weights,
+        engine=args.engine,
+        context=args.context,
+        batch=args.batch,
+        kv_cache=args.kv_cache,
+        gpus=args.gpus,
+        gpu=args.gpu,
+        gpu_memory_bytes=args.gpu_memory,
+        engine_version=args.engine_version,
+        flash_attention=None if args.flash_attention is None else args.flash_attention == "on",
+        gpu_layers=args.gpu_layers,
+        cpu_moe_layers=args.n_cpu_moe,
+        tensor_split=args.tensor_split,
+    )
+    estimate = run_inference(catalogue, request)
     if args.json:
         print(json.dumps(estimate.to_json(), indent=2))
     else:
         label = catalogue.model(args.model).name if args.model else str(args.config)
         print(render_table(estimate, label))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = _finetune if args.command == "finetune" else _inference
+    try:
+        return command(args)
+    except CalcError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover
