@@ -113,15 +113,20 @@ def longest_context(
 
 
 def fewest_gpus(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> int | None:
-    """How many of these GPUs the setup needs; more GPUs never make a GPU fuller."""
+    """How many of these GPUs the setup needs; more GPUs never make a GPU fuller. Doubling
+    first, then bisecting, keeps the estimates small: most setups need a handful of GPUs."""
     device = resolved.devices[0]
 
     def fits_on(count: int) -> bool:
         return _fits(catalogue, replace(resolved, devices=(device,) * count), layouts)
 
-    low, high = len(resolved.devices), MAX_GPUS  # low does not fit
-    if not fits_on(high):
-        return None
+    low = len(resolved.devices)  # does not fit
+    high = low * 2
+    while not fits_on(min(high, MAX_GPUS)):
+        if high >= MAX_GPUS:
+            return None
+        low, high = high, high * 2
+    high = min(high, MAX_GPUS)
     while high - low > 1:
         middle = (low + high) // 2
         if fits_on(middle):
