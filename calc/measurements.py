@@ -117,6 +117,8 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
         return sum(c.total for c in parts)
     if what == "allocated_bytes":
         return sum(c.total - c.runtime for c in parts)
+    if what == "resident_bytes":
+        return sum(c.weights + c.kv_cache for c in parts)
     return sum(getattr(c, what) for c in parts)
 
 
