@@ -111,6 +111,9 @@ class FinetuneRequest:
     chunked_loss: bool = False
     optimizer_in_backward: bool = False
     activation_offloading: bool = False
+    # torch.compile: AOTAutograd's min-cut partitioner recomputes cheap pointwise ops in the
+    # backward pass instead of saving their outputs (see activation_bytes).
+    compiled: bool = False
 
 
 # torchtune's CEWithChunkedOutputLoss: "num_output_chunks: int = 8"
@@ -307,7 +310,8 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     times). Without flash attention each layer also keeps the scores and softmax (4 bytes per
     head per pair of tokens, Korthikanti's 5as/h term without its dropout mask). With full
     gradient checkpointing only each layer's input is kept, plus one layer's activations
-    while it is recomputed. The loss adds fp32 logits, their 16-bit originals and the fp32
+    while it is recomputed. Eager code adds the fp32 copies RMSNorm makes (see below); with
+    ``compiled`` they are fused away. The loss adds fp32 logits, their 16-bit originals and the fp32
     gradient over the vocabulary for every token.
     """
     h, s, b = arch.hidden_size, request.seq_len, request.micro_batch
@@ -320,6 +324,14 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     else:
         mlp = arch.intermediate_size
     per_token_layer = BF16 * (6 * h + kv_width + 4 * mlp)
+    if not request.compiled:
+        # Eager RMSNorm upcasts its input to fp32 and autograd keeps that copy and the bf16
+        # normalised tensor for the backward pass (transformers LlamaRMSNorm, torchtune
+        # RMSNorm, LitGPT RMSNorm all compute `x.float()` first): 4h bytes more per norm, two
+        # norms per layer. torch.compile fuses the norm into one kernel and keeps its bf16
+        # input only (AOTAutograd's min-cut partitioner recomputes pointwise ops: functorch
+        # partitioners.py, min_cut_rematerialization_partition).
+        per_token_layer += FP32 * 2 * h
     layer = s * b * per_token_layer
     if not request.flash_attention:
         layer += b * arch.num_attention_heads * s * s * (BF16 + BF16)
@@ -353,6 +365,7 @@ def estimate_finetune(
     weights = gradients = optimizer = master = 0
     trainable_params = 0
     largest_gradient = 0
+    head_gradient = 0  # the output layer's (tied: the embedding's), the first one backward makes
     base_format = nf4 if request.method == "qlora" else bf16
     for tensor in tensors:
         stored = tensor_bytes(tensor, tensor_storage(tensor, base_format, arch, storage_types))
@@ -361,6 +374,9 @@ def estimate_finetune(
             trainable_params += tensor.numel
             gradients += BF16 * tensor.numel
             largest_gradient = max(largest_gradient, BF16 * tensor.numel)
+            tied = tensor.role == "token_embd" and arch.tie_word_embeddings
+            if tensor.role == "output" or tied:
+                head_gradient = BF16 * tensor.numel
             optimizer += optimizer_state_bytes(
                 request.optimizer, tensor.numel, tensor.shape, train_width
             )
@@ -380,6 +396,8 @@ def estimate_finetune(
         notes.append("optimizer in the backward pass: one gradient at a time")
     if request.activation_offloading:
         notes.append("activations offloaded to CPU RAM between forward and backward")
+    if request.compiled:
+        notes.append("torch.compile: pointwise activations recomputed in the backward pass")
     if request.chunked_loss:
         notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
     if amp and request.method in ("full", "freeze"):
@@ -415,11 +433,30 @@ def estimate_finetune(
     if request.activation_offloading:
         full = activation_bytes(arch, replace(request, activation_offloading=False))
         host = replace(host, activations=full - activation_bytes(arch, request))
+    on_gpu_gradients = ceil(gradients / shard["gradients"])
+    activations = activation_bytes(arch, request)
+    if n == 1 and on_gpu_gradients > head_gradient:
+        # One process without DDP's persistent gradient buckets: gradients do not exist during
+        # the forward pass (zero_grad(set_to_none=True), PyTorch's default since 2.0), and the
+        # backward pass frees each layer's saved activations as it makes that layer's
+        # gradients. Both change linearly layer by layer, so the peak is at one end: every
+        # activation plus the output layer's gradient, or every gradient and no activation.
+        if activations + head_gradient >= on_gpu_gradients:
+            on_gpu_gradients = head_gradient
+            notes.append(
+                "peak at the start of the backward pass: all activations, only the output "
+                "layer's gradient"
+            )
+        else:
+            activations = 0
+            notes.append(
+                "peak at the end of the backward pass: every gradient, the activations freed"
+            )
     per_gpu = TrainComponents(
         weights=on_gpu_weights,
-        gradients=ceil(gradients / shard["gradients"]),
+        gradients=on_gpu_gradients,
         optimizer=on_gpu_optimizer,
-        activations=activation_bytes(arch, request),
+        activations=activations,
         runtime=CUDA_CONTEXT_BYTES,
     )
     if n > 1 and stage:

@@ -142,6 +142,7 @@ def _finetune_request(d: Mapping[str, Any]) -> FinetuneRequest:
         chunked_loss=bool(d.get("chunked_loss", False)),
         optimizer_in_backward=bool(d.get("optimizer_in_backward", False)),
         activation_offloading=bool(d.get("activation_offloading", False)),
+        compiled=bool(d.get("compile", False)),
     )
 
 
