@@ -35,6 +35,7 @@ const DEFAULTS = {
   offload: "none",
 };
 const CUSTOM_GPU = "custom";
+const URL_DELAY_MS = 250; // inputs idle this long before the address bar is rewritten
 const SVG = "http://www.w3.org/2000/svg";
 
 let worker = null;
@@ -264,6 +265,24 @@ export async function mount(root) {
     history.replaceState(history.state, "", url);
   }
 
+  // The address bar follows the inputs once they settle. history.replaceState costs Chromium a
+  // few milliseconds of main-thread and browser-process work per call; on every keystroke it
+  // delayed the next result by more than the estimate itself took (scripts/bench_calculator.py:
+  // p95 14 ms per change with a write per update, 4 ms with this delay).
+  let urlTimer = 0;
+  let urlValues = null;
+  function scheduleUrl(values) {
+    urlValues = values;
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(flushUrl, URL_DELAY_MS);
+  }
+  function flushUrl() {
+    clearTimeout(urlTimer);
+    // After instant navigation this page is gone: never write its inputs onto another page.
+    if (urlValues && root.isConnected) writeUrl(urlValues);
+    urlValues = null;
+  }
+
   function readUrl() {
     const params = new URLSearchParams(location.search);
     const values = {};
@@ -304,9 +323,7 @@ export async function mount(root) {
     showError("");
     render(response);
     root.dataset.lastUpdateMs = (performance.now() - started).toFixed(2);
-    // The address bar follows after the result is on screen: Chromium's history API can take
-    // a few milliseconds, which the reader should not wait for.
-    setTimeout(() => writeUrl(values), 0);
+    scheduleUrl(values);
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
     root.dataset.state = "ready";
   }
@@ -448,6 +465,7 @@ export async function mount(root) {
     update();
   });
   $("copy").addEventListener("click", async () => {
+    flushUrl();
     try {
       await navigator.clipboard.writeText(location.href);
       $("copy").textContent = "Link copied";
