@@ -7,7 +7,16 @@ const post = (message) => self.postMessage(message);
 
 async function boot() {
   post({ type: "progress", stage: "Loading the Python runtime" });
-  const manifest = await (await fetch(new URL("manifest.json", here))).json();
+  // The wheel and the catalogue download while the runtime starts.
+  const files = fetch(new URL("manifest.json", here))
+    .then((r) => r.json())
+    .then((manifest) =>
+      Promise.all([
+        fetch(new URL(manifest.wheel, here)).then((r) => r.arrayBuffer()),
+        fetch(new URL("catalogue.json", here)).then((r) => r.text()),
+      ]),
+    );
+  files.catch(() => {}); // a failure surfaces where it is awaited, not as an unhandled rejection
   const { loadPyodide } = await import(new URL("../pyodide/pyodide.mjs", here).href);
   const pyodide = await loadPyodide({
     indexURL: new URL("../pyodide/", here).href,
@@ -15,10 +24,7 @@ async function boot() {
     stderr: () => {},
   });
   post({ type: "progress", stage: "Installing the estimator" });
-  const [wheel, catalogue] = await Promise.all([
-    fetch(new URL(manifest.wheel, here)).then((r) => r.arrayBuffer()),
-    fetch(new URL("catalogue.json", here)).then((r) => r.text()),
-  ]);
+  const [wheel, catalogue] = await files;
   pyodide.unpackArchive(wheel, "wheel");
   const bridge = pyodide.pyimport("calc.bridge");
   const session = bridge.Session.from_json(catalogue);
