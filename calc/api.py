@@ -58,6 +58,7 @@ class InferenceRequest:
     gpu_layers: int | None = None
     cpu_moe_layers: int | None = None
     tensor_split: tuple[float, ...] | None = None
+    gpu_memory_utilization: float | None = None  # vLLM: share of each GPU it reserves
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def resolve(catalogue: Catalogue, request: InferenceRequest) -> Resolved:
         gpu_layers=_optional_count(request.gpu_layers, "gpu_layers", minimum=0),
         cpu_moe_layers=_optional_count(request.cpu_moe_layers, "cpu_moe_layers", minimum=0) or 0,
         tensor_split=_tensor_split(request.tensor_split),
-        memory_utilization=VLLM_GPU_MEMORY_UTILIZATION if engine.id == "vllm" else 1.0,
+        memory_utilization=_memory_utilization(request.gpu_memory_utilization, engine),
         mla_cache=release.mla_cache,
         profile_rule=release.profile_rule,
     )
@@ -255,6 +256,22 @@ def ollama_predicts_fit(catalogue: Catalogue, resolved: Resolved) -> bool:
         if need + OLLAMA_MINIMUM_MEMORY + layer_buffer > capacity:
             return False
     return True
+
+
+def _memory_utilization(value: float | None, engine: Engine) -> float:
+    if value is None:
+        return VLLM_GPU_MEMORY_UTILIZATION if engine.id == "vllm" else 1.0
+    if engine.id != "vllm":
+        raise InputError(
+            f"gpu_memory_utilization is a vLLM setting, not {engine.name}'s",
+            field="gpu_memory_utilization",
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise InputError(
+            f"gpu_memory_utilization must be a fraction above 0 and at most 1, got {value!r}",
+            field="gpu_memory_utilization",
+        )
+    return float(value)
 
 
 def _optional_count(value: int | None, field: str, *, minimum: int) -> int | None:

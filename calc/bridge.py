@@ -51,6 +51,7 @@ INPUT_KEYS = (
     "gpu_layers",
     "cpu_moe_layers",
     "tensor_split",
+    "gpu_memory_utilization",
 )
 MAX_CONFIG_CHARS = 1_000_000  # a real config.json is a few kB
 
@@ -295,6 +296,16 @@ def parse_inputs(inputs: object) -> InferenceRequest:
             raise _field_error(
                 "tensor_split", f"tensor split must be numbers like 3,1, got {split_text!r}"
             ) from None
+    utilization_text = text("gpu_memory_utilization")
+    utilization = None
+    if utilization_text is not None:
+        try:
+            utilization = float(utilization_text)
+        except ValueError:
+            raise _field_error(
+                "gpu_memory_utilization",
+                f"gpu_memory_utilization must be a fraction like 0.9, got {utilization_text!r}",
+            ) from None
     return InferenceRequest(
         model=model,
         config=config,
@@ -311,4 +322,5 @@ def parse_inputs(inputs: object) -> InferenceRequest:
         gpu_layers=whole("gpu_layers"),
         cpu_moe_layers=whole("cpu_moe_layers"),
         tensor_split=split,
+        gpu_memory_utilization=utilization,
     )

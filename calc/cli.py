@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_split,
         help="llama.cpp: share of the layers per GPU, e.g. 3,1",
     )
+    inference.add_argument(
+        "--gpu-memory-utilization",
+        metavar="F",
+        type=float,
+        help="vLLM: share of each GPU it reserves (default 0.9); sets the KV capacity reported",
+    )
     inference.add_argument("--json", action="store_true", help="print one JSON object")
     _add_finetune(commands)
     return parser
@@ -350,6 +356,7 @@ def _inference(args: argparse.Namespace) -> int:
         gpu_layers=args.gpu_layers,
         cpu_moe_layers=args.n_cpu_moe,
         tensor_split=args.tensor_split,
+        gpu_memory_utilization=args.gpu_memory_utilization,
     )
     estimate = run_inference(catalogue, request)
     if args.json:

@@ -54,6 +54,15 @@ def vllm_profile_tokens(rule: str, max_model_len: int) -> int:
 # https://github.com/vllm-project/vllm/pull/11349); larger models capture more, this is a floor.
 VLLM_CUDA_GRAPH_BYTES = int(0.21 * 1024**3)
 
+# vLLM V0's profiling run samples with top_p=0.99, top_k=vocab-1 "to reflect the accurate
+# memory usage" (worker/model_runner.py profile_run), so the sampler takes its sort path over
+# max_num_seqs rows of the vocabulary. Live at its peak, in units of one fp32 [seqs x vocab]
+# tensor (vllm/model_executor/layers/sampler.py, Sampler.forward and _apply_top_k_top_p): the
+# bf16 logits from the LM head (0.5), their fp32 copy (1), the sorted copy (1) and its int64
+# indices (2), the top-k and top-p masks (0.25 each), the sorted softmax (1) and its cumulative
+# sum (1), and the re-scattered logits (1): 8 units. Only the driver worker (TP rank 0) samples.
+VLLM_V0_SAMPLER_UNITS_X4 = 32  # 8 units, kept in quarters so the sum stays an integer
+
 BF16 = 2  # bytes per activation value
 FP32 = 4  # bytes per logit (engines upcast logits before sampling)
 
@@ -180,6 +189,8 @@ def compute_buffer_bytes(
     prompt_logits: bool = False,
     tensor_parallel: int = 1,
     profile_tokens: int = VLLM_PROFILE_TOKENS,
+    profile_rule: str = "v1",
+    driver: bool = True,
 ) -> int:
     """Scratch memory for one forward pass on one GPU (the 'compute buffer' or activation peak).
 
@@ -198,7 +209,21 @@ def compute_buffer_bytes(
     if engine.id in ("llama.cpp", "ollama"):
         b = min(context_tokens, LLAMA_CPP_UBATCH)
         ctx = 0 if flash_attention else context_tokens
-        if arch.model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+        if arch.mla is not None:
+            # Ollama's deepseek2 branch. Its GGUF stores MLA expanded, so the KV heads are the
+            # attention heads and a key is qk_nope + qk_rope wide.
+            kv_heads, key = heads, arch.mla.qk_nope_head_dim + arch.mla.qk_rope_head_dim
+            full = max(
+                4 * b * (3 * h + vocab),
+                4 * b * (3 * h + 2 + ctx * (1 + kv_heads) + 2 * key * kv_heads),
+            )
+            part = max(
+                4 * b * (3 * h + vocab) + h * vocab * 105 // 128,
+                4 * b * (2 * h + 1 + 2 * key * kv_heads + ctx + ctx * kv_heads)
+                + 4 * key * ctx * kv_heads
+                + h * key * kv_heads * 9 // 16,
+            )
+        elif arch.model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
             full = max(4 * b * (h + vocab), 4 * b * (1 + 2 * h + ctx + ctx * heads))
             part = max(
                 4 * b * (h + vocab) + h * vocab * 105 // 128,
@@ -220,7 +245,15 @@ def compute_buffer_bytes(
         # and a few hidden-sized buffers in 16-bit, plus the fp32 logits of the sampled tokens.
         inner = _widest_mlp(arch) // tensor_parallel
         tokens = profile_tokens
-        return tokens * (3 * inner + 4 * h) * BF16 + VLLM_MAX_NUM_SEQS * vocab * FP32
+        forward = tokens * (3 * inner + 4 * h) * BF16
+        if profile_rule != "v0":
+            return forward + VLLM_MAX_NUM_SEQS * vocab * FP32
+        if not driver:
+            return forward  # V0: "Only perform sampling in the driver worker"
+        # V0: the forward pass's scratch is freed before sampling; its output hidden states
+        # (tokens x h, 16-bit) stay referenced while the sort-path sampler runs.
+        sampler = VLLM_MAX_NUM_SEQS * vocab * FP32 * VLLM_V0_SAMPLER_UNITS_X4 // 4
+        return max(forward, sampler + tokens * h * BF16)
     # transformers: the prefill of the whole prompt at once. The MLP's gate/up/product in bf16
     # dominate; eager attention (flash attention off) also holds one layer's scores in bf16 and
     # their fp32 softmax; logits are fp32 for the last token (generate() since v4.45) or, before,

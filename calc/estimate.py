@@ -315,18 +315,31 @@ def estimate_inference(
     runtime = runtime_bytes(engine, gpus=n)
     if engine.split == "tensor":
         results, host = _tensor_parallel(arch, layout, devices, settings, kv), Components()
-        activations = compute_buffer_bytes(
-            arch,
-            engine,
-            context_tokens=padded_context * batch,
-            batch=batch,
-            partial=False,
-            flash_attention=settings.flash_attention,
-            tensor_parallel=n,
-            profile_tokens=vllm_profile_tokens(settings.profile_rule, padded_context),
-        )
+
+        def tp_activations(driver: bool) -> int:
+            return compute_buffer_bytes(
+                arch,
+                engine,
+                context_tokens=padded_context * batch,
+                batch=batch,
+                partial=False,
+                flash_attention=settings.flash_attention,
+                tensor_parallel=n,
+                profile_tokens=vllm_profile_tokens(settings.profile_rule, padded_context),
+                profile_rule=settings.profile_rule,
+                driver=driver,
+            )
+
+        on_driver, on_others = tp_activations(True), tp_activations(False)
         results = [
-            replace(r, components=replace(r.components, activations=activations, runtime=runtime))
+            replace(
+                r,
+                components=replace(
+                    r.components,
+                    activations=on_driver if r.index == 0 else on_others,
+                    runtime=runtime,
+                ),
+            )
             for r in results
         ]
         if n > 1:
@@ -338,7 +351,10 @@ def estimate_inference(
             engine,
             context_tokens=padded_context * batch,
             batch=batch,
-            partial=n > 1 or not offloaded,
+            # Ollama's estimate charges every GPU its partial-offload graph when there are
+            # several (llm/memory.go); llama.cpp itself builds the full graph whenever every
+            # layer and the output are on GPUs.
+            partial=(n > 1 and engine.id == "ollama") or not offloaded,
             flash_attention=settings.flash_attention,
             prompt_logits=settings.prompt_logits,
         )

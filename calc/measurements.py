@@ -34,6 +34,7 @@ class Measurement:
     gpu_memory_gib: float | None
     flash_attention: bool | None
     gpu_layers: int | None
+    gpu_memory_utilization: float | None
     quantity: str
     estimate_of: str
     device: int | None
@@ -70,6 +71,7 @@ class Measurement:
             engine_version=self.engine_version,
             flash_attention=self.flash_attention,
             gpu_layers=self.gpu_layers,
+            gpu_memory_utilization=self.gpu_memory_utilization,
         )
 
 
@@ -162,6 +164,7 @@ def parse_measurements(docs: Sequence[Mapping[str, Any]]) -> tuple[Measurement, 
             gpu_memory_gib=d.get("gpu_memory_gib"),
             flash_attention=d.get("flash_attention"),
             gpu_layers=d.get("gpu_layers"),
+            gpu_memory_utilization=d.get("gpu_memory_utilization"),
             quantity=str(d["quantity"]),
             estimate_of=str(d["estimate_of"]),
             device=d.get("device"),

@@ -131,3 +131,13 @@ def test_gpu_memory_sizes(capsys):
     assert main(["inference", "--model", "llama-3.1-8b", "--gpu-memory", "12GiB", "--json"]) == 0
     device = json.loads(capsys.readouterr().out)["devices"][0]
     assert device["capacity_bytes"] == 12 * 2**30
+
+
+def test_gpu_memory_utilization_flag_sets_vllms_reserve(capsys):
+    args = ["inference", "--model", "llama-3.1-8b", "--engine", "vllm", "--gpu", "a100-80gb-sxm"]
+    assert main([*args, "--gpu-memory-utilization", "0.5", "--json"]) == 0
+    details = json.loads(capsys.readouterr().out)["engine_details"]
+    assert details["gpu_memory_utilization"] == 0.5
+    assert details["reserved_bytes"] == [int(81920 * 2**20 * 0.5)]
+    assert main([*args, "--gpu-memory-utilization", "1.2"]) == 2
+    assert "gpu_memory_utilization must be a fraction" in capsys.readouterr().err

@@ -235,6 +235,45 @@ def test_vllm_reports_its_reserve(catalogue):
     assert details["kv_cache_capacity_bytes"][0] > 50 * 2**30
 
 
+def test_gpu_memory_utilization_moves_the_kv_capacity(catalogue):
+    def capacity(utilization):
+        result = estimate(
+            catalogue,
+            model="llama-3.1-8b",
+            engine="vllm",
+            gpu="a100-80gb-sxm",
+            gpu_memory_utilization=utilization,
+        )
+        details = result.to_json()["engine_details"]
+        assert details["reserved_bytes"][0] == int(81920 * 2**20 * utilization)
+        return details["kv_cache_capacity_bytes"][0]
+
+    # The model's own needs do not change, so every 0.1 of the GPU is 8 GiB more KV cache.
+    assert capacity(0.95) - capacity(0.85) == pytest.approx(0.1 * 81920 * 2**20, abs=2)
+
+
+@pytest.mark.parametrize("value", [0, 1.5, -0.2])
+def test_gpu_memory_utilization_must_be_a_fraction(catalogue, value):
+    with pytest.raises(CalcError, match="gpu_memory_utilization must be a fraction"):
+        estimate(catalogue, model="llama-3.1-8b", engine="vllm", gpu_memory_utilization=value)
+
+
+def test_gpu_memory_utilization_is_vllm_only(catalogue):
+    with pytest.raises(CalcError, match="is a vLLM setting"):
+        estimate(catalogue, model="llama-3.1-8b", engine="ollama", gpu_memory_utilization=0.8)
+
+
+def test_vllm_v0_samples_on_the_driver_only(catalogue):
+    # V0's profiling run sorts max_num_seqs x vocabulary logits on TP rank 0 alone: 8 fp32
+    # copies of 256 x 128,256 plus the hidden states, larger than Llama 3.1 8B's MLP scratch.
+    result = estimate(
+        catalogue, model="llama-3.1-8b", engine="vllm", engine_version="0.6.4", gpus=2, context=8192
+    )
+    driver, worker = (d.components.activations for d in result.devices)
+    assert driver == 8 * 256 * 128_256 * 4 + 8192 * 4096 * 2
+    assert worker == 8192 * (3 * 14336 // 2 + 4 * 4096) * 2  # the forward pass alone
+
+
 @pytest.mark.parametrize("version", ["0.1", "b12"])
 def test_versions_older_than_modelled_are_refused(catalogue, version):
     engine = "ollama" if version == "0.1" else "llama.cpp"
