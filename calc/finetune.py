@@ -114,6 +114,9 @@ class FinetuneRequest:
     # torch.compile: AOTAutograd's min-cut partitioner recomputes cheap pointwise ops in the
     # backward pass instead of saving their outputs (see activation_bytes).
     compiled: bool = False
+    # LoRA adapters' dtype: PEFT keeps them in fp32 (autocast_adapter_dtype=True); frameworks
+    # that build the whole model in bf16 (torchtune, LitGPT's bf16-true) train them in bf16.
+    adapter_precision: str = "fp32"
 
 
 # torchtune's CEWithChunkedOutputLoss: "num_output_chunks: int = 8"
@@ -228,6 +231,7 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
     choice("optimizer", request.optimizer, OPTIMIZERS)
     choice("zero", request.zero, SHARDING)
     choice("offload", request.offload, OFFLOAD)
+    choice("adapter_precision", request.adapter_precision, ("fp32", "bf16"))
     for name, value, top in (
         ("seq_len", request.seq_len, 10_000_000),
         ("micro_batch", request.micro_batch, 65_536),
@@ -341,8 +345,22 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         kept = arch.num_layers * s * b * h * BF16 + layer
     else:
         kept = arch.num_layers * layer
-    fp32_share = 1 / LOSS_CHUNKS if request.chunked_loss else 1
-    logits = s * b * arch.vocab_size * (BF16 + int((FP32 + FP32) * fp32_share))
+    tokens_x_vocab = s * b * arch.vocab_size
+    if not request.chunked_loss:
+        # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass
+        logits = tokens_x_vocab * (BF16 + FP32 + FP32)
+    elif request.compiled:
+        # torchtune compiles the loss: each chunk's fp32 upcast and cross-entropy fuse into
+        # kernels that keep only the 16-bit chunk (and one log-sum-exp per token), so the fp32
+        # copy exists for one chunk at a time.
+        logits = tokens_x_vocab * BF16 + tokens_x_vocab * FP32 // LOSS_CHUNKS
+    else:
+        # eager: every chunk's fp32 log-softmax is kept; only the upcast is one chunk at a time
+        logits = tokens_x_vocab * (BF16 + FP32) + tokens_x_vocab * FP32 // LOSS_CHUNKS
+    if request.activation_offloading:
+        # Each layer's activations leave for CPU RAM as the next layer starts, so the loss runs
+        # with none of them on the GPU: the peak is one layer's or the loss's, not both.
+        return max(kept, logits)
     return kept + logits
 
 
@@ -385,11 +403,11 @@ def estimate_finetune(
         elif request.method in ("lora", "qlora") and _adapted(tensor, request.lora_targets):
             adapter = lora_parameters(tensor, request.lora_rank)
             trainable_params += adapter
-            # PEFT trains the adapters in fp32 (autocast_adapter_dtype=True): weights, gradients
-            # and AdamW states all fp32.
-            weights += FP32 * adapter
-            gradients += FP32 * adapter
-            optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), FP32)
+            # Weights, gradients and AdamW states all at the adapters' width.
+            width = FP32 if request.adapter_precision == "fp32" else BF16
+            weights += width * adapter
+            gradients += width * adapter
+            optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), width)
     optimizer += master
     if request.optimizer_in_backward and request.method in ("full", "freeze"):
         gradients = largest_gradient  # each gradient is applied and freed as it is produced

@@ -145,6 +145,7 @@ def _finetune_request(d: Mapping[str, Any]) -> FinetuneRequest:
         optimizer_in_backward=bool(d.get("optimizer_in_backward", False)),
         activation_offloading=bool(d.get("activation_offloading", False)),
         compiled=bool(d.get("compile", False)),
+        adapter_precision=str(d.get("adapter_precision", "fp32")),
     )
 
 

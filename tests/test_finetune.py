@@ -185,3 +185,43 @@ def test_cli_bad_input_exits_2():
     assert result.returncode == 2
     assert "QLoRA's 4-bit base weights cannot be offloaded" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bf16_adapters_take_half_of_fp32_ones(catalogue):
+    fp32 = ft(catalogue, method="lora", lora_rank=64).components
+    bf16 = ft(catalogue, method="lora", lora_rank=64, adapter_precision="bf16").components
+    per_layer = 64 * ((4096 + 4096) * 2 + (4096 + 1024) * 2 + 3 * (4096 + 14336))
+    adapters = 32 * per_layer  # q, o, k, v, gate, up, down at rank 64: 167,772,160
+    assert adapters == 167_772_160
+    # The weights take 4 bytes or 2; AdamW's two states 8 or 4. (At the peak, the start of the
+    # backward pass, no adapter gradient exists yet.)
+    assert fp32.weights - bf16.weights == 2 * adapters
+    assert fp32.optimizer - bf16.optimizer == 4 * adapters
+    with pytest.raises(CalcError, match="adapter_precision must be one of fp32, bf16"):
+        ft(catalogue, method="lora", adapter_precision="fp16")
+
+
+def test_compile_drops_the_fp32_norm_copies(catalogue):
+    eager = ft(catalogue, method="lora", seq_len=2048).components.activations
+    compiled = ft(catalogue, method="lora", seq_len=2048, compiled=True).components.activations
+    assert eager - compiled == 32 * 2048 * 2 * 4096 * 4  # layers x tokens x two norms x h x fp32
+
+
+def test_a_compiled_chunked_loss_keeps_16_bit_logits_and_one_fp32_chunk(catalogue):
+    def logits_part(**kwargs):
+        base = ft(catalogue, method="lora", seq_len=4096, compiled=True, **kwargs)
+        return base.components.activations
+
+    full = logits_part()
+    chunked = logits_part(chunked_loss=True)
+    tokens_x_vocab = 4096 * 128_256
+    assert full - chunked == tokens_x_vocab * (2 + 4 + 4) - (
+        tokens_x_vocab * 2 + tokens_x_vocab * 4 // 8
+    )
+
+
+def test_offloaded_activations_peak_at_one_layer_or_the_loss(catalogue):
+    on = ft(catalogue, method="lora", seq_len=4096, activation_offloading=True)
+    tokens_x_vocab = 4096 * 128_256
+    assert on.components.activations == tokens_x_vocab * 10  # the loss outweighs one layer here
+    assert on.host.activations > 0
