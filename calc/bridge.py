@@ -153,6 +153,11 @@ FINETUNE_KEYS = (
     "offload",
     "gpu",
     "gpu_memory_gib",
+    "compile",
+    "chunked_loss",
+    "optimizer_in_backward",
+    "activation_offloading",
+    "adapter_precision",
 )
 
 
@@ -197,6 +202,11 @@ def parse_finetune_inputs(inputs: object) -> tuple[FinetuneRequest, dict[str, An
         gpus=shared.gpus,
         zero=pick("zero", 0),
         offload=pick("offload", "none"),
+        compiled=switch("compile", False),
+        chunked_loss=switch("chunked_loss", False),
+        optimizer_in_backward=switch("optimizer_in_backward", False),
+        activation_offloading=switch("activation_offloading", False),
+        adapter_precision=pick("adapter_precision", "fp32"),
     )
     where = {
         "model": shared.model,

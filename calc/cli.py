@@ -166,6 +166,29 @@ def _add_finetune(commands: Any) -> None:
         "--zero", type=int, choices=SHARDING, default=0, help="ZeRO stage (3 is FSDP full sharding)"
     )
     finetune.add_argument("--offload", choices=OFFLOAD, default="none")
+    savers = finetune.add_argument_group("framework features (torchtune's names)")
+    savers.add_argument("--compile", choices=["on", "off"], default="off", help="torch.compile")
+    savers.add_argument(
+        "--chunked-loss", choices=["on", "off"], default="off", help="loss over 8 chunks"
+    )
+    savers.add_argument(
+        "--optimizer-in-backward",
+        choices=["on", "off"],
+        default="off",
+        help="step each parameter as its gradient arrives",
+    )
+    savers.add_argument(
+        "--activation-offloading",
+        choices=["on", "off"],
+        default="off",
+        help="activations wait in CPU RAM",
+    )
+    savers.add_argument(
+        "--adapter-precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="LoRA adapters: fp32 (PEFT) or bf16 (torchtune, LitGPT bf16-true)",
+    )
     gpu = finetune.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", metavar="NAME", help="GPU model, e.g. 'A100 80GB'")
     gpu.add_argument("--gpu-memory", metavar="SIZE", type=parse_size, help="memory per GPU")
@@ -318,6 +341,11 @@ def _finetune(args: argparse.Namespace) -> int:
         gpus=args.gpus,
         zero=args.zero,
         offload=args.offload,
+        compiled=args.compile == "on",
+        chunked_loss=args.chunked_loss == "on",
+        optimizer_in_backward=args.optimizer_in_backward == "on",
+        activation_offloading=args.activation_offloading == "on",
+        adapter_precision=args.adapter_precision,
     )
     estimate = run_finetune(
         catalogue,

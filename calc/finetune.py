@@ -414,8 +414,12 @@ def estimate_finetune(
         notes.append("optimizer in the backward pass: one gradient at a time")
     if request.activation_offloading:
         notes.append("activations offloaded to CPU RAM between forward and backward")
+    if request.method in ("lora", "qlora"):
+        notes.append(
+            f"LoRA adapters, their gradients and optimizer state in {request.adapter_precision}"
+        )
     if request.compiled:
-        notes.append("torch.compile: pointwise activations recomputed in the backward pass")
+        notes.append("torch.compile: norms fused, their fp32 copies not kept")
     if request.chunked_loss:
         notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
     if amp and request.method in ("full", "freeze"):

@@ -428,6 +428,9 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
     change(root, lambda: page.select_option("#vram-method", "qlora"))
     change(root, lambda: page.fill("#vram-seq", "4096"))
     change(root, lambda: page.select_option("#vram-gc", "full"))
+    change(root, lambda: page.select_option("#vram-adapter", "bf16"))
+    change(root, lambda: page.select_option("#vram-compile", "on"))
+    change(root, lambda: page.select_option("#vram-chunked", "on"))
     expected = cli_json_command(
         "finetune",
         "--model",
@@ -438,6 +441,12 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
         "4096",
         "--grad-checkpointing",
         "full",
+        "--adapter-precision",
+        "bf16",
+        "--compile",
+        "on",
+        "--chunked-loss",
+        "on",
         "--gpu",
         "rtx-4090",
     )

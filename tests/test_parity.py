@@ -1,5 +1,6 @@
 """Parity: calc.bridge in Pyodide (under Node, from the npm package the site ships) answers
-500 generated requests with exactly the JSON that CPython gives."""
+500 generated estimate requests and 100 fine-tuning ones with exactly the JSON that CPython
+gives."""
 
 from __future__ import annotations
 
@@ -53,6 +54,28 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
                 [-1, "x", "{not json", 0, "llama"]
             )
         requests.append(json.dumps({"action": "estimate", "inputs": inputs}))
+    on_off = ["on", "off", None]
+    for _ in range(count // 5):  # the fine-tuning mode through the same bridge
+        inputs = {
+            "model": rng.choice(models),
+            "method": rng.choice(["full", "freeze", "lora", "qlora"]),
+            "precision": rng.choice(["amp", "bf16", None]),
+            "optimizer": rng.choice(["adamw", "adamw_8bit", "sgd", "adafactor", None]),
+            "lora_rank": rng.choice([None, 8, 64, rng.randint(1, 512)]),
+            "seq_len": rng.choice([None, 512, 4096, rng.randint(1, 65_536)]),
+            "micro_batch": rng.choice([None, 1, 4]),
+            "grad_checkpointing": rng.choice(["off", "full", None]),
+            "gpus": rng.choice([1, 2, 8]),
+            "zero": rng.choice([0, 1, 2, 3, None]),
+            "offload": rng.choice(["none", "optimizer", "all", None]),
+            "gpu": rng.choice([None, *gpus]),
+            "compile": rng.choice(on_off),
+            "chunked_loss": rng.choice(on_off),
+            "optimizer_in_backward": rng.choice(on_off),
+            "activation_offloading": rng.choice(on_off),
+            "adapter_precision": rng.choice(["fp32", "bf16", None]),
+        }
+        requests.append(json.dumps({"action": "finetune", "inputs": inputs}))
     requests.append(json.dumps({"action": "options"}))
     return requests
 
@@ -87,7 +110,7 @@ def test_pyodide_and_cpython_give_identical_json(catalogue, tmp_path):
     assert pyodide["python"].startswith("3.")
     session = Session.from_json(cat.read_text())
     cpython = [session.handle(request) for request in requests]
-    assert len(pyodide["responses"]) == len(cpython) == REQUESTS + 1
+    assert len(pyodide["responses"]) == len(cpython) == REQUESTS + REQUESTS // 5 + 1
     mismatches = [
         (request, a, b)
         for request, a, b in zip(requests, cpython, pyodide["responses"], strict=True)

@@ -25,14 +25,16 @@ const MODE_FIELDS = {
   inference: ["weights", "engine", "engine_version", "context", "batch", "kv_cache"],
   finetune: [
     "method", "precision", "optimizer", "lora_rank", "lora_targets", "freeze_layers", "seq_len",
-    "micro_batch", "grad_checkpointing", "zero", "offload",
+    "micro_batch", "grad_checkpointing", "zero", "offload", "adapter_precision", "compile",
+    "chunked_loss", "optimizer_in_backward", "activation_offloading",
   ],
 };
 const FIELDS = [...SHARED_FIELDS, ...MODE_FIELDS.inference, ...MODE_FIELDS.finetune];
 const DEFAULTS = {
   model: "llama-3.1-8b", engine: "llama.cpp", gpu: "rtx-4090", gpus: "1",
   method: "lora", precision: "amp", optimizer: "adamw", grad_checkpointing: "off", zero: "0",
-  offload: "none",
+  offload: "none", adapter_precision: "fp32", compile: "off", chunked_loss: "off",
+  optimizer_in_backward: "off", activation_offloading: "off",
 };
 const CUSTOM_GPU = "custom";
 const URL_DELAY_MS = 250; // inputs idle this long before the address bar is rewritten
@@ -229,6 +231,11 @@ export async function mount(root) {
       gpus: whole(values.gpus) ?? 1,
       zero: whole(values.zero),
       offload: values.offload || null,
+      adapter_precision: values.adapter_precision || null,
+      compile: values.compile || null,
+      chunked_loss: values.chunked_loss || null,
+      optimizer_in_backward: values.optimizer_in_backward || null,
+      activation_offloading: values.activation_offloading || null,
       gpu: values.gpu || null,
       gpu_memory_gib: values.gpu_memory_gib === "" ? null : Number(values.gpu_memory_gib),
     };
