@@ -297,7 +297,7 @@ def render_finetune(estimate: FinetuneEstimate, label: str) -> str:
         "",
     ]
     keys = list(TrainComponents().as_dict())
-    width = 24
+    width = max(len(f"GPU {d.index} {d.device.name}") for d in estimate.devices)
     lines.append(f"{'':{width}}  " + "  ".join(f"{k:>11}" for k in [*keys, "total"]))
     for device in estimate.devices:
         values = [*device.components.as_dict().values(), device.total_bytes]
@@ -305,7 +305,7 @@ def render_finetune(estimate: FinetuneEstimate, label: str) -> str:
         if device.headroom_bytes is not None:
             verdict = "fits" if device.headroom_bytes >= 0 else "DOES NOT FIT"
             fit = f"  {verdict} ({format_bytes(device.headroom_bytes, unit='GiB')} headroom)"
-        name = f"GPU {device.index} {device.device.name}"[:width]
+        name = f"GPU {device.index} {device.device.name}"
         lines.append(
             f"{name:{width}}  "
             + "  ".join(f"{format_bytes(v, unit='GiB'):>11}" for v in values)
