@@ -167,22 +167,13 @@ def _add_finetune(commands: Any) -> None:
     )
     finetune.add_argument("--offload", choices=OFFLOAD, default="none")
     savers = finetune.add_argument_group("framework features (torchtune's names)")
-    savers.add_argument("--compile", choices=["on", "off"], default="off", help="torch.compile")
-    savers.add_argument(
-        "--chunked-loss", choices=["on", "off"], default="off", help="loss over 8 chunks"
-    )
-    savers.add_argument(
-        "--optimizer-in-backward",
-        choices=["on", "off"],
-        default="off",
-        help="step each parameter as its gradient arrives",
-    )
-    savers.add_argument(
-        "--activation-offloading",
-        choices=["on", "off"],
-        default="off",
-        help="activations wait in CPU RAM",
-    )
+    for flag, meaning in (
+        ("--compile", "torch.compile"),
+        ("--chunked-loss", "the loss over 8 chunks"),
+        ("--optimizer-in-backward", "step each parameter as its gradient arrives"),
+        ("--activation-offloading", "activations wait in CPU RAM"),
+    ):
+        savers.add_argument(flag, choices=["on", "off"], default="off", help=meaning)
     savers.add_argument(
         "--adapter-precision",
         choices=["fp32", "bf16"],
