@@ -32,7 +32,7 @@ from calc.catalogue import Catalogue, build_catalogue
 from calc.engines import ENGINES, RELEASES
 from calc.estimate import WeightLayout
 from calc.finetune import LORA_GROUPS, FinetuneRequest
-from calc.hints import fit_hint
+from calc.hints import finetune_hint, fit_hint
 from calc.units import GIB
 
 INPUT_KEYS = (
@@ -132,7 +132,12 @@ class Session:
     def finetune(self, inputs: object) -> dict[str, Any]:
         request, where = parse_finetune_inputs(inputs)
         estimate = run_finetune(self.catalogue, request, **where)
-        return {"ok": True, "result": estimate.to_json(), "hint": None}
+        hint = finetune_hint(self.catalogue, request, where)
+        return {
+            "ok": True,
+            "result": estimate.to_json(),
+            "hint": hint.to_json() if hint else None,
+        }
 
 
 FINETUNE_KEYS = (

@@ -7,12 +7,23 @@ few dozen cheap estimates.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from calc._errors import CalcError
-from calc.api import LayoutMemo, Resolved, estimate_resolved, loadable_formats
+from calc.api import (
+    InferenceRequest,
+    LayoutMemo,
+    Resolved,
+    estimate_resolved,
+    loadable_formats,
+    resolve_architecture,
+    run_finetune,
+)
 from calc.catalogue import Catalogue
 from calc.estimate import MAX_CONTEXT, MAX_GPUS
+from calc.finetune import FinetuneRequest
 
 # Weight formats tried for "the best format that fits", from most to least faithful.
 # GGUF files for llama.cpp and Ollama; checkpoint formats for vLLM and transformers.
@@ -81,19 +92,25 @@ def longest_context(
     """
     step = resolved.engine.kv_padding
 
-    def context_of(units: int) -> int:
-        return min(units * step, limit)
-
     def headroom(units: int) -> float:
-        value = _headroom(catalogue, replace(resolved, context=context_of(units)), layouts)
+        context = min(units * step, limit)
+        value = _headroom(catalogue, replace(resolved, context=context), layouts)
         return -1.0 if value is None else float(value)
 
-    low, high = 1, -(-limit // step)
+    units = largest_fitting(headroom, -(-limit // step))
+    return None if units is None else min(units * step, limit)
+
+
+def largest_fitting(headroom: Callable[[int], float], limit: int) -> int | None:
+    """The largest n in 1..limit whose headroom is >= 0, for a headroom that never grows with
+    n; None if n = 1 does not fit. It runs by false position (Illinois variant): headroom falls
+    almost linearly, so a handful of evaluations pin the boundary exactly."""
+    low, high = 1, limit
     low_room, high_room = headroom(low), headroom(high)
     if low_room < 0:
         return None
     if high_room >= 0:
-        return limit
+        return high
     kept = 0  # which end stayed put last time: +1 low, -1 high
     while high - low > 1:
         guess = low + int((high - low) * low_room / (low_room - high_room))
@@ -109,18 +126,24 @@ def longest_context(
             if kept == 1:
                 low_room /= 2
             kept = 1
-    return context_of(low)
+    return low
 
 
 def fewest_gpus(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> int | None:
-    """How many of these GPUs the setup needs; more GPUs never make a GPU fuller. Doubling
-    first, then bisecting, keeps the estimates small: most setups need a handful of GPUs."""
+    """How many of these GPUs the setup needs."""
     device = resolved.devices[0]
 
     def fits_on(count: int) -> bool:
         return _fits(catalogue, replace(resolved, devices=(device,) * count), layouts)
 
-    low = len(resolved.devices)  # does not fit
+    return fewest(fits_on, len(resolved.devices))
+
+
+def fewest(fits_on: Callable[[int], bool], start: int) -> int | None:
+    """The smallest count above ``start`` (which does not fit) that fits, for a setup where
+    more GPUs never make a GPU fuller; None beyond MAX_GPUS. Doubling first, then bisecting,
+    keeps the estimates few: most setups need a handful of GPUs."""
+    low = start
     high = low * 2
     while not fits_on(min(high, MAX_GPUS)):
         if high >= MAX_GPUS:
@@ -157,3 +180,59 @@ def fit_hint(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> F
                 break
         gpus_needed = fewest_gpus(catalogue, resolved, layouts)
     return FitHint(fits=fits, max_context=max_context, best_weights=best, gpus_needed=gpus_needed)
+
+
+# Fine-tuning: the same questions, asked of the training estimate.
+FINETUNE_SEQ_LIMIT = 1_048_576
+
+
+@dataclass(frozen=True)
+class FinetuneHint:
+    fits: bool
+    max_seq_len: int | None  # longest sequence per sample that fits, same everything else
+    gpus_needed: int | None  # how many of these GPUs, sharded at `zero`, the setup needs
+    zero: int  # the sharding gpus_needed assumes: the request's, or ZeRO-3 if it had none
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "fits": self.fits,
+            "max_seq_len": self.max_seq_len,
+            "gpus_needed": self.gpus_needed,
+            "zero": self.zero,
+        }
+
+
+def finetune_hint(
+    catalogue: Catalogue, request: FinetuneRequest, where: Mapping[str, Any]
+) -> FinetuneHint | None:
+    """None when the GPU memory is unknown. More GPUs only help when something is sharded, so
+    a request without ZeRO is answered for ZeRO-3."""
+
+    def headroom(changed: FinetuneRequest) -> float:
+        try:
+            estimate = run_finetune(catalogue, changed, **where)
+        except CalcError:
+            return -1.0
+        rooms = [d.headroom_bytes for d in estimate.devices]
+        if any(room is None for room in rooms):
+            return float("nan")
+        return float(min(room or 0 for room in rooms))
+
+    first = headroom(request)
+    if first != first:  # NaN: no GPU memory to compare with
+        return None
+    fits = first >= 0
+    _, arch = resolve_architecture(
+        catalogue, InferenceRequest(model=where.get("model"), config=where.get("config"))
+    )
+    limit = min(arch.max_position_embeddings or FINETUNE_SEQ_LIMIT, FINETUNE_SEQ_LIMIT)
+    max_seq = largest_fitting(lambda n: headroom(replace(request, seq_len=n)), limit)
+    zero = request.zero or 3
+
+    def fits_on(count: int) -> bool:
+        return headroom(replace(request, gpus=count, zero=zero)) >= 0
+
+    gpus_needed = None
+    if not fits:
+        gpus_needed = 1 if fits_on(1) else fewest(fits_on, 1)
+    return FinetuneHint(fits=fits, max_seq_len=max_seq, gpus_needed=gpus_needed, zero=zero)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 
 from calc.architecture import Architecture, VisionTower
@@ -38,6 +39,7 @@ class Tensor:
         return f"{prefix}{self.role}.{'bias' if self.kind == BIAS else 'weight'}"
 
 
+@lru_cache(maxsize=32)  # a pure function of a frozen architecture; hints call it many times
 def model_tensors(arch: Architecture) -> tuple[Tensor, ...]:
     """Every tensor of the language model (and vision tower, if any), in load order."""
     h, v = arch.hidden_size, arch.vocab_size

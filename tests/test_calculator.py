@@ -460,3 +460,32 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
     page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
     assert shown(page.locator("#vram-calculator")) == expected
     assert watched.errors == []
+
+
+def test_hints_say_what_would_fit_in_both_modes(watched, base_url, catalogue):
+    from calc import InferenceRequest
+    from calc.api import resolve
+    from calc.finetune import FinetuneRequest
+    from calc.hints import fewest_gpus, finetune_hint
+
+    root = open_calculator(watched, base_url)
+    page = root.page
+    set_inputs(root, {"model": "llama-3.1-70b", "weights": "q8_0"})
+    resolved = resolve(
+        catalogue, InferenceRequest(model="llama-3.1-70b", weights="q8_0", gpu="rtx-4090")
+    )
+    needed = fewest_gpus(catalogue, resolved, {})
+    hint = root.locator("[data-role=hint]").inner_text()
+    assert f"It would fit on {needed} of these GPUs." in hint
+    change(root, lambda: page.check("input[name=mode][value=finetune]"))
+    change(root, lambda: page.select_option("#vram-method", "full"))
+    change(root, lambda: page.select_option("#vram-gc", "full"))
+    expected = finetune_hint(
+        catalogue,
+        FinetuneRequest(method="full", grad_checkpointing=True),
+        {"model": "llama-3.1-70b", "gpu": "rtx-4090"},
+    )
+    assert expected is not None and expected.gpus_needed is not None
+    hint = root.locator("[data-role=hint]").inner_text()
+    assert f"It would fit on {expected.gpus_needed} of these GPUs with ZeRO-3." in hint
+    assert watched.errors == []

@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calc import InferenceRequest
-from calc.api import resolve
-from calc.hints import _fits, fewest_gpus, fit_hint, longest_context
+from calc.api import resolve, run_finetune
+from calc.finetune import FinetuneRequest
+from calc.hints import _fits, fewest_gpus, finetune_hint, fit_hint, longest_context
 
 MODELS = [
     "llama-3.1-8b",
@@ -73,3 +74,49 @@ def test_a_setup_that_does_not_fit_gets_all_three_answers(catalogue):
 def test_no_gpu_no_hint(catalogue):
     resolved = resolve(catalogue, InferenceRequest(model="llama-3.1-8b"))
     assert fit_hint(catalogue, resolved, {}) is None
+
+
+TRAIN_MODEL = "llama-3.1-8b"
+
+
+def _train_room(catalogue, request, gpu):
+    estimate = run_finetune(catalogue, request, model=TRAIN_MODEL, gpu=gpu)
+    return min(d.headroom_bytes for d in estimate.devices)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["full", "lora", "qlora"]),
+    gpu=st.sampled_from(GPUS),
+    checkpointing=st.booleans(),
+    micro_batch=st.integers(1, 8),
+)
+def test_longest_training_sequence_is_the_exact_boundary(
+    catalogue, method, gpu, checkpointing, micro_batch
+):
+    request = FinetuneRequest(
+        method=method, grad_checkpointing=checkpointing, micro_batch=micro_batch
+    )
+    hint = finetune_hint(catalogue, request, {"model": TRAIN_MODEL, "gpu": gpu})
+    assert hint is not None
+    found = hint.max_seq_len
+    if found is None:
+        assert _train_room(catalogue, replace(request, seq_len=1), gpu) < 0
+        return
+    assert _train_room(catalogue, replace(request, seq_len=found), gpu) >= 0
+    if found < 131_072:  # Llama 3.1's context
+        assert _train_room(catalogue, replace(request, seq_len=found + 1), gpu) < 0
+
+
+def test_a_training_setup_that_does_not_fit_gets_a_gpu_count_with_zero_3(catalogue):
+    request = FinetuneRequest(method="full", seq_len=2048, grad_checkpointing=True)
+    hint = finetune_hint(catalogue, request, {"model": TRAIN_MODEL, "gpu": "rtx-4090"})
+    assert hint is not None and not hint.fits and hint.zero == 3
+    count = hint.gpus_needed
+    assert count is not None
+
+    def room(n):
+        return _train_room(catalogue, replace(request, gpus=n, zero=3), "rtx-4090")
+
+    assert room(count) >= 0 and room(count - 1) < 0
+    assert finetune_hint(catalogue, request, {"model": TRAIN_MODEL}) is None  # no GPU

@@ -372,6 +372,7 @@ export async function mount(root) {
 
   function hintText(hint, result) {
     if (!hint) return "";
+    if (mode() === "finetune") return finetuneHintText(hint);
     const parts = [];
     if (hint.max_context !== null && hint.max_context !== undefined) {
       parts.push(`Longest context that fits: ${hint.max_context.toLocaleString("en")} tokens per sequence.`);
@@ -384,6 +385,19 @@ export async function mount(root) {
         parts.push(`It would fit with ${name} weights.`);
       }
       if (hint.gpus_needed) parts.push(`It would fit on ${hint.gpus_needed} of these GPUs.`);
+    }
+    return parts.join(" ");
+  }
+
+  function finetuneHintText(hint) {
+    const parts = [];
+    if (hint.max_seq_len !== null && hint.max_seq_len !== undefined) {
+      parts.push(`Longest sequence that fits: ${hint.max_seq_len.toLocaleString("en")} tokens per sample.`);
+    } else {
+      parts.push("Not even a one-token sequence fits.");
+    }
+    if (!hint.fits && hint.gpus_needed) {
+      parts.push(`It would fit on ${hint.gpus_needed} of these GPUs with ZeRO-${hint.zero}.`);
     }
     return parts.join(" ");
   }
