@@ -60,7 +60,8 @@ VLLM_CUDA_GRAPH_BYTES = int(0.21 * 1024**3)
 # tensor (vllm/model_executor/layers/sampler.py, Sampler.forward and _apply_top_k_top_p): the
 # bf16 logits from the LM head (0.5), their fp32 copy (1), the sorted copy (1) and its int64
 # indices (2), the top-k and top-p masks (0.25 each), the sorted softmax (1) and its cumulative
-# sum (1), and the re-scattered logits (1): 8 units. Only the driver worker (TP rank 0) samples.
+# sum (1), and the re-scattered logits (1): 8 units (the scatter since vLLM PR 8619, v0.6.2; before
+# it an int64 inverse index and a gather added 2 more). Only the driver worker (TP rank 0) samples.
 VLLM_V0_SAMPLER_UNITS_X4 = 32  # 8 units, kept in quarters so the sum stays an integer
 
 BF16 = 2  # bytes per activation value
