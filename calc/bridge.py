@@ -311,15 +311,17 @@ def parse_inputs(inputs: object) -> InferenceRequest:
             raise _field_error(
                 "tensor_split", f"tensor split must be numbers like 3,1, got {split_text!r}"
             ) from None
-    utilization_text = text("gpu_memory_utilization")
-    utilization = None
-    if utilization_text is not None:
+    raw_utilization = inputs.get("gpu_memory_utilization")
+    utilization: float | None = None
+    if raw_utilization not in (None, ""):
         try:
-            utilization = float(utilization_text)
-        except ValueError:
+            if isinstance(raw_utilization, bool):
+                raise ValueError
+            utilization = float(raw_utilization)  # a number, or text such as "0.9"
+        except (TypeError, ValueError):
             raise _field_error(
                 "gpu_memory_utilization",
-                f"gpu_memory_utilization must be a fraction like 0.9, got {utilization_text!r}",
+                f"gpu_memory_utilization must be a fraction like 0.9, got {raw_utilization!r}",
             ) from None
     return InferenceRequest(
         model=model,

@@ -153,6 +153,7 @@ def set_inputs(root, values: dict[str, str]) -> None:
         ("batch", "#vram-batch"),
         ("gpus", "#vram-gpus"),
         ("gpu_memory_gib", "#vram-memory"),
+        ("gpu_memory_utilization", "#vram-util"),
     ):
         if name in values:
             change(root, lambda s=selector, v=values[name]: page.fill(s, v))
@@ -160,6 +161,26 @@ def set_inputs(root, values: dict[str, str]) -> None:
 
 SCENARIOS = [
     # (form inputs, the same request on the command line)
+    (
+        {
+            "engine": "vllm",
+            "model": "qwen2.5-7b",
+            "weights": "awq_4bit_g128",
+            "gpu_memory_utilization": "0.8",
+        },
+        [
+            "--model",
+            "qwen2.5-7b",
+            "--engine",
+            "vllm",
+            "--weights",
+            "awq_4bit_g128",
+            "--gpu-memory-utilization",
+            "0.8",
+            "--gpu",
+            "rtx-4090",
+        ],
+    ),
     (
         {"model": "llama-3.1-8b"},
         ["--model", "llama-3.1-8b", "--weights", "q4_k_m", "--gpu", "rtx-4090"],

@@ -40,6 +40,8 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
             "kv_cache": rng.choice(kv),
             "gpus": rng.randint(1, 8),
         }
+        if engine == "vllm" and rng.random() < 0.5:
+            inputs["gpu_memory_utilization"] = rng.choice([0.5, 0.85, 0.95, "0.9", 1.2])
         if rng.random() < 0.15:
             inputs["gpu_memory_gib"] = round(rng.uniform(4, 200), 2)
         else:

@@ -22,7 +22,9 @@ const COMPONENTS_BY_MODE = {
 let COMPONENTS = COMPONENTS_BY_MODE.inference;
 const SHARED_FIELDS = ["model", "config", "flash_attention", "gpu", "gpus", "gpu_memory_gib"];
 const MODE_FIELDS = {
-  inference: ["weights", "engine", "engine_version", "context", "batch", "kv_cache"],
+  inference: [
+    "weights", "engine", "engine_version", "context", "batch", "kv_cache", "gpu_memory_utilization",
+  ],
   finetune: [
     "method", "precision", "optimizer", "lora_rank", "lora_targets", "freeze_layers", "seq_len",
     "micro_batch", "grad_checkpointing", "zero", "offload", "adapter_precision", "compile",
@@ -162,6 +164,7 @@ export async function mount(root) {
     $("model-row").hidden = fromConfig;
     $("config-row").hidden = !fromConfig;
     $("memory-row").hidden = fields.gpu.value !== CUSTOM_GPU;
+    $("utilization-row").hidden = fields.engine.value !== "vllm";
   }
 
   // Returns the inputs that name something the lists do not have.
@@ -206,6 +209,7 @@ export async function mount(root) {
     else values.config = "";
     if (values.gpu === CUSTOM_GPU) values.gpu = "";
     else values.gpu_memory_gib = "";
+    if (values.engine !== "vllm") values.gpu_memory_utilization = ""; // a vLLM setting only
     return values;
   }
 
@@ -261,6 +265,7 @@ export async function mount(root) {
       gpus: whole(values.gpus) ?? 1,
       gpu: values.gpu || null,
       gpu_memory_gib: number(values.gpu_memory_gib),
+      gpu_memory_utilization: number(values.gpu_memory_utilization),
     };
   }
 
