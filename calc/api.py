@@ -13,6 +13,7 @@ from calc.architecture import Architecture, parse_config
 from calc.catalogue import Catalogue
 from calc.engines import (
     ENGINES,
+    MODEL_MAX,
     OLLAMA_MINIMUM_MEMORY,
     VLLM_GPU_MEMORY_UTILIZATION,
     Engine,
@@ -20,6 +21,7 @@ from calc.engines import (
     release_for,
 )
 from calc.estimate import (
+    MAX_CONTEXT,
     Device,
     Estimate,
     Settings,
@@ -140,7 +142,7 @@ def resolve(catalogue: Catalogue, request: InferenceRequest) -> Resolved:
 
     context = request.context
     if context is None:
-        context = _default_context(release, devices)
+        context = _default_context(release, devices, arch)
         if not engine.weights_only:
             defaults.append(f"context {context} tokens")
     settings = Settings(
@@ -215,7 +217,9 @@ def _kv_rules(
     return kv_format
 
 
-def _default_context(release: Release, devices: Sequence[Device]) -> int:
+def _default_context(release: Release, devices: Sequence[Device], arch: Architecture) -> int:
+    if release.default_context == MODEL_MAX:
+        return min(arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
     if not release.context_tiers:
         return release.default_context
     capacities = [d.capacity_bytes for d in devices]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from calc._errors import CalcError, InputError
-from calc.api import InferenceRequest, run_finetune, run_inference
+from calc.api import InferenceRequest, LayoutMemo, estimate_resolved, resolve, run_finetune
 from calc.engines import ENGINES
 from calc.estimate import Estimate
 from calc.finetune import (
@@ -37,6 +37,7 @@ from calc.finetune import (
     FinetuneRequest,
     TrainComponents,
 )
+from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.units import GB, GIB, MIB, format_bytes
 
 EXIT_BAD_INPUT = 2
@@ -338,19 +339,20 @@ def _finetune(args: argparse.Namespace) -> int:
         activation_offloading=args.activation_offloading == "on",
         adapter_precision=args.adapter_precision,
     )
-    estimate = run_finetune(
-        catalogue,
-        request,
-        model=args.model,
-        config=config,
-        gpu=args.gpu,
-        gpu_memory_bytes=args.gpu_memory,
-    )
+    where: dict[str, Any] = {
+        "model": args.model,
+        "config": config,
+        "gpu": args.gpu,
+        "gpu_memory_bytes": args.gpu_memory,
+    }
+    estimate = run_finetune(catalogue, request, **where)
     if args.json:
         print(json.dumps(estimate.to_json(), indent=2))
     else:
         label = catalogue.model(args.model).name if args.model else str(args.config)
         print(render_finetune(estimate, label))
+        if estimate.fits is False:
+            print(finetune_hint_line(finetune_hint(catalogue, request, where)))
     return 0
 
 
@@ -377,13 +379,43 @@ def _inference(args: argparse.Namespace) -> int:
         tensor_split=args.tensor_split,
         gpu_memory_utilization=args.gpu_memory_utilization,
     )
-    estimate = run_inference(catalogue, request)
+    resolved = resolve(catalogue, request)
+    layouts: LayoutMemo = {}
+    estimate = estimate_resolved(catalogue, resolved, layouts=layouts)
     if args.json:
         print(json.dumps(estimate.to_json(), indent=2))
     else:
         label = catalogue.model(args.model).name if args.model else str(args.config)
         print(render_table(estimate, label))
+        if estimate.fits is False:
+            hint = fit_hint(catalogue, resolved, layouts)
+            print(inference_hint_line(hint))
     return 0
+
+
+def inference_hint_line(hint: FitHint | None) -> str:
+    """What would fit, in words, for a setup that does not."""
+    if hint is None:
+        return ""
+    parts = []
+    if hint.max_context is not None:
+        parts.append(f"a context of up to {hint.max_context:,} tokens per sequence")
+    if hint.best_weights is not None:
+        parts.append(f"{hint.best_weights} weights")
+    if hint.gpus_needed is not None:
+        parts.append(f"{hint.gpus_needed} of these GPUs")
+    return "would fit: " + ("; or ".join(parts) if parts else "nothing on these GPUs")
+
+
+def finetune_hint_line(hint: FinetuneHint | None) -> str:
+    if hint is None:
+        return ""
+    parts = []
+    if hint.max_seq_len is not None:
+        parts.append(f"sequences of up to {hint.max_seq_len:,} tokens")
+    if hint.gpus_needed is not None:
+        parts.append(f"{hint.gpus_needed} of these GPUs with ZeRO-{hint.zero}")
+    return "would fit: " + ("; or ".join(parts) if parts else "nothing on these GPUs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

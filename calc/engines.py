@@ -64,6 +64,11 @@ VLLM_CUDA_GRAPH_BYTES = int(0.21 * 1024**3)
 # it an int64 inverse index and a gather added 2 more). Only the driver worker (TP rank 0) samples.
 VLLM_V0_SAMPLER_UNITS_X4 = 32  # 8 units, kept in quarters so the sum stays an integer
 
+# A default context of MODEL_MAX means the model's own maximum (max_position_embeddings):
+# vLLM's `max_model_len` "will be automatically derived from the model config" when unset
+# (vllm/engine/arg_utils.py), so by default it sizes for the longest sequence the model takes.
+MODEL_MAX = 0
+
 BF16 = 2  # bytes per activation value
 FP32 = 4  # bytes per logit (engines upcast logits before sampling)
 
@@ -144,7 +149,7 @@ ENGINES: dict[str, Engine] = {
         id="vllm",
         name="vLLM",
         defaults_for="0.10",
-        default_context=4096,
+        default_context=MODEL_MAX,
         default_batch=1,
         default_kv="bf16",
         default_weights="bf16",
@@ -458,7 +463,7 @@ RELEASES: dict[str, tuple[Release, ...]] = {
     "vllm": (
         Release(
             version="0.6.0",
-            default_context=4096,
+            default_context=MODEL_MAX,
             default_batch=1,
             flash_attention=True,  # vLLM's attention backends never materialise the scores
             profile_rule="v0",
@@ -467,7 +472,7 @@ RELEASES: dict[str, tuple[Release, ...]] = {
         Release(
             # the V1 engine became the default in 0.8.0; max_num_batched_tokens 8192 for serving
             version="0.8.0",
-            default_context=4096,
+            default_context=MODEL_MAX,
             default_batch=1,
             flash_attention=True,
             source="https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py",

@@ -141,3 +141,15 @@ def test_gpu_memory_utilization_flag_sets_vllms_reserve(capsys):
     assert details["reserved_bytes"] == [int(81920 * 2**20 * 0.5)]
     assert main([*args, "--gpu-memory-utilization", "1.2"]) == 2
     assert "gpu_memory_utilization must be a fraction" in capsys.readouterr().err
+
+
+def test_a_setup_that_does_not_fit_says_what_would(capsys):
+    assert (
+        main(["inference", "--model", "llama-3.1-8b", "--engine", "vllm", "--gpu", "rtx-4090"]) == 0
+    )
+    out = capsys.readouterr().out
+    # vLLM's default max_model_len is the model's own 131,072 tokens, which a 4090 cannot hold
+    assert "context 131072 tokens" in out and "DOES NOT FIT" in out
+    assert "would fit: a context of up to" in out and "of these GPUs" in out
+    assert main(["inference", "--model", "llama-3.1-8b", "--gpu", "rtx-4090"]) == 0
+    assert "would fit" not in capsys.readouterr().out  # it fits: no hint

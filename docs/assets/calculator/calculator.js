@@ -151,7 +151,7 @@ export async function mount(root) {
     fields.kv_cache.value = keepKv;
     root.querySelector("#vram-versions").replaceChildren(...engine.versions.map((v) => option(v, v)));
     fields.engine_version.placeholder = `newest modelled: ${engine.versions[engine.versions.length - 1]}`;
-    fields.context.placeholder = `default ${engine.default_context}`;
+    fields.context.placeholder = engine.default_context ? `default ${engine.default_context}` : "default: the model's maximum";
     fields.batch.placeholder = `default ${engine.default_batch}`;
   }
 
