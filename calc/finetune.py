@@ -429,7 +429,8 @@ def estimate_finetune(
         )
     if request.optimizer.startswith("paged"):
         notes.append(
-            "paged optimizer: its state can spill to CPU RAM under memory pressure; "
+            "paged optimizer: its state lives in CUDA unified memory, which can spill to CPU "
+            "RAM under memory pressure and which PyTorch's memory counters do not see; "
             "counted on the GPU here"
         )
 

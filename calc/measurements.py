@@ -97,7 +97,11 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
     if isinstance(estimate, FinetuneEstimate):
         chosen = estimate.devices[device or 0].components
         if what == "allocated_bytes":
-            return chosen.total - chosen.runtime
+            # bitsandbytes' paged optimizers keep their state in CUDA unified memory
+            # (cudaMallocManaged), outside PyTorch's caching allocator, so PyTorch's counters
+            # (max_memory_allocated, active_bytes) never include it.
+            unseen = chosen.optimizer if estimate.request.optimizer.startswith("paged") else 0
+            return chosen.total - chosen.runtime - unseen
         if what == "total_bytes":
             return chosen.total
         raise CalcError(f"a fine-tuning estimate has no {what!r}")
