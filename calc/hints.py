@@ -7,6 +7,7 @@ few dozen cheap estimates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -219,7 +220,7 @@ def finetune_hint(
         return float(min(room or 0 for room in rooms))
 
     first = headroom(request)
-    if first != first:  # NaN: no GPU memory to compare with
+    if math.isnan(first):  # no GPU memory to compare with
         return None
     fits = first >= 0
     _, arch = resolve_architecture(
