@@ -397,24 +397,28 @@ def inference_hint_line(hint: FitHint | None) -> str:
     """What would fit, in words, for a setup that does not."""
     if hint is None:
         return ""
-    parts = []
-    if hint.max_context is not None:
-        parts.append(f"a context of up to {hint.max_context:,} tokens per sequence")
-    if hint.best_weights is not None:
-        parts.append(f"{hint.best_weights} weights")
-    if hint.gpus_needed is not None:
-        parts.append(f"{hint.gpus_needed} of these GPUs")
-    return "would fit: " + ("; or ".join(parts) if parts else "nothing on these GPUs")
+    return _would_fit(
+        None
+        if hint.max_context is None
+        else f"a context of up to {hint.max_context:,} tokens per sequence",
+        None if hint.best_weights is None else f"{hint.best_weights} weights",
+        None if hint.gpus_needed is None else f"{hint.gpus_needed} of these GPUs",
+    )
 
 
 def finetune_hint_line(hint: FinetuneHint | None) -> str:
     if hint is None:
         return ""
-    parts = []
-    if hint.max_seq_len is not None:
-        parts.append(f"sequences of up to {hint.max_seq_len:,} tokens")
-    if hint.gpus_needed is not None:
-        parts.append(f"{hint.gpus_needed} of these GPUs with ZeRO-{hint.zero}")
+    return _would_fit(
+        None if hint.max_seq_len is None else f"sequences of up to {hint.max_seq_len:,} tokens",
+        None
+        if hint.gpus_needed is None
+        else f"{hint.gpus_needed} of these GPUs with ZeRO-{hint.zero}",
+    )
+
+
+def _would_fit(*answers: str | None) -> str:
+    parts = [a for a in answers if a is not None]
     return "would fit: " + ("; or ".join(parts) if parts else "nothing on these GPUs")
 
 
