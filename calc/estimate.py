@@ -7,9 +7,9 @@ parse (architecture) -> tensors -> place on devices -> one pure function per com
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from math import ceil
-from typing import Any
+from typing import Any, Self
 
 from calc._errors import InputError
 from calc.architecture import Architecture
@@ -26,33 +26,30 @@ MAX_GPUS = 64
 
 
 @dataclass(frozen=True)
-class Components:
+class ByKind:
+    """Bytes by kind: the total, the sum of two, and the JSON mapping (in field order) all
+    follow the subclass's fields."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.as_dict().values())
+
+    def __add__(self, other: Self) -> Self:
+        mine, theirs = self.as_dict(), other.as_dict()
+        return replace(self, **{key: mine[key] + theirs[key] for key in mine})
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Components(ByKind):
     """Bytes by kind. ``runtime`` is memory outside the engine's own tensors."""
 
     weights: int = 0
     kv_cache: int = 0
     activations: int = 0
     runtime: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.kv_cache + self.activations + self.runtime
-
-    def __add__(self, other: Components) -> Components:
-        return Components(
-            weights=self.weights + other.weights,
-            kv_cache=self.kv_cache + other.kv_cache,
-            activations=self.activations + other.activations,
-            runtime=self.runtime + other.runtime,
-        )
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "weights": self.weights,
-            "kv_cache": self.kv_cache,
-            "activations": self.activations,
-            "runtime": self.runtime,
-        }
 
 
 @dataclass(frozen=True)

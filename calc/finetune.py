@@ -26,7 +26,7 @@ from typing import Any
 from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.engines import CUDA_CONTEXT_BYTES
-from calc.estimate import Device
+from calc.estimate import ByKind, Device
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
 from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
 
@@ -118,31 +118,23 @@ class FinetuneRequest:
     # that build the whole model in bf16 (torchtune, LitGPT's bf16-true) train them in bf16.
     adapter_precision: str = "fp32"
 
+    @property
+    def paged_optimizer(self) -> bool:
+        """bitsandbytes' paged optimizers keep their state in CUDA unified memory."""
+        return self.optimizer.startswith("paged")
+
 
 # torchtune's CEWithChunkedOutputLoss: "num_output_chunks: int = 8"
 LOSS_CHUNKS = 8
 
 
 @dataclass(frozen=True)
-class TrainComponents:
+class TrainComponents(ByKind):
     weights: int = 0
     gradients: int = 0
     optimizer: int = 0
     activations: int = 0
     runtime: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.runtime
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "weights": self.weights,
-            "gradients": self.gradients,
-            "optimizer": self.optimizer,
-            "activations": self.activations,
-            "runtime": self.runtime,
-        }
 
 
 @dataclass(frozen=True)
@@ -172,11 +164,10 @@ class FinetuneEstimate:
 
     @property
     def components(self) -> TrainComponents:
-        sums = {key: 0 for key in TrainComponents().as_dict()}
+        total = TrainComponents()
         for device in self.devices:
-            for key, value in device.components.as_dict().items():
-                sums[key] += value
-        return TrainComponents(**sums)
+            total = total + device.components
+        return total
 
     @property
     def total_bytes(self) -> int:
@@ -427,7 +418,7 @@ def estimate_finetune(
             "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
             "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
         )
-    if request.optimizer.startswith("paged"):
+    if request.paged_optimizer:
         notes.append(
             "paged optimizer: its state lives in CUDA unified memory, which can spill to CPU "
             "RAM under memory pressure and which PyTorch's memory counters do not see; "

@@ -100,7 +100,7 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
             # bitsandbytes' paged optimizers keep their state in CUDA unified memory
             # (cudaMallocManaged), outside PyTorch's caching allocator, so PyTorch's counters
             # (max_memory_allocated, active_bytes) never include it.
-            unseen = chosen.optimizer if estimate.request.optimizer.startswith("paged") else 0
+            unseen = chosen.optimizer if estimate.request.paged_optimizer else 0
             return chosen.total - chosen.runtime - unseen
         if what == "total_bytes":
             return chosen.total
