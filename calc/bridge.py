@@ -163,6 +163,8 @@ FINETUNE_KEYS = (
     "optimizer_in_backward",
     "activation_offloading",
     "adapter_precision",
+    "lora_dropout",
+    "fused_qkv",
 )
 
 
@@ -212,6 +214,8 @@ def parse_finetune_inputs(inputs: object) -> tuple[FinetuneRequest, dict[str, An
         optimizer_in_backward=switch("optimizer_in_backward", False),
         activation_offloading=switch("activation_offloading", False),
         adapter_precision=pick("adapter_precision", "fp32"),
+        lora_dropout=_fraction(inputs, "lora_dropout", "0.05") or 0.0,
+        fused_qkv=switch("fused_qkv", False),
     )
     where = {
         "model": shared.model,
@@ -235,6 +239,19 @@ def _error(error: CalcError) -> dict[str, Any]:
             "engine": "engine",
         }.get(error.kind, "")
     return {"message": str(error), "field": field}
+
+
+def _fraction(inputs: Mapping[str, Any], key: str, example: str) -> float | None:
+    """A number sent as a number or as text such as "0.9"; None when left empty."""
+    raw = inputs.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        return float(raw)
+    except (TypeError, ValueError):
+        raise _field_error(key, f"{key} must be a fraction like {example}, got {raw!r}") from None
 
 
 def _field_error(field: str, message: str) -> InputError:
@@ -311,18 +328,7 @@ def parse_inputs(inputs: object) -> InferenceRequest:
             raise _field_error(
                 "tensor_split", f"tensor split must be numbers like 3,1, got {split_text!r}"
             ) from None
-    raw_utilization = inputs.get("gpu_memory_utilization")
-    utilization: float | None = None
-    if raw_utilization not in (None, ""):
-        try:
-            if isinstance(raw_utilization, bool):
-                raise ValueError
-            utilization = float(raw_utilization)  # a number, or text such as "0.9"
-        except (TypeError, ValueError):
-            raise _field_error(
-                "gpu_memory_utilization",
-                f"gpu_memory_utilization must be a fraction like 0.9, got {raw_utilization!r}",
-            ) from None
+    utilization = _fraction(inputs, "gpu_memory_utilization", "0.9")
     return InferenceRequest(
         model=model,
         config=config,

@@ -2,6 +2,7 @@
 
     python -m calc finetune (--model ID | --config PATH) --method full|freeze|lora|qlora
         [--precision amp|bf16] [--optimizer NAME] [--lora-rank R] [--lora-targets LIST]
+        [--lora-dropout P]
         [--seq-len N] [--micro-batch N] [--grad-checkpointing off|full] [--gpus N]
         [--zero 0|1|2|3] [--offload none|optimizer|all] [--json]
     python -m calc inference (--model ID | --config PATH) [--weights FORMAT]
@@ -152,6 +153,13 @@ def _add_finetune(commands: Any) -> None:
         help="attention, mlp, all, or modules: q_proj,v_proj,... embed_tokens,lm_head",
     )
     finetune.add_argument(
+        "--lora-dropout",
+        metavar="P",
+        type=float,
+        default=0.0,
+        help="dropout on the adapters' input (default 0; LitGPT and ms-swift use 0.05)",
+    )
+    finetune.add_argument(
         "--freeze-layers",
         metavar="N",
         type=int,
@@ -180,6 +188,12 @@ def _add_finetune(commands: Any) -> None:
         choices=["fp32", "bf16"],
         default="fp32",
         help="LoRA adapters: fp32 (PEFT) or bf16 (torchtune, LitGPT bf16-true)",
+    )
+    savers.add_argument(
+        "--fused-qkv",
+        choices=["on", "off"],
+        default="off",
+        help="q, k and v as one projection with one adapter input (LitGPT)",
     )
     gpu = finetune.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", metavar="NAME", help="GPU model, e.g. 'A100 80GB'")
@@ -338,6 +352,8 @@ def _finetune(args: argparse.Namespace) -> int:
         optimizer_in_backward=args.optimizer_in_backward == "on",
         activation_offloading=args.activation_offloading == "on",
         adapter_precision=args.adapter_precision,
+        lora_dropout=args.lora_dropout,
+        fused_qkv=args.fused_qkv == "on",
     )
     where: dict[str, Any] = {
         "model": args.model,

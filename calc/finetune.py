@@ -117,6 +117,11 @@ class FinetuneRequest:
     # LoRA adapters' dtype: PEFT keeps them in fp32 (autocast_adapter_dtype=True); frameworks
     # that build the whole model in bf16 (torchtune, LitGPT's bf16-true) train them in bf16.
     adapter_precision: str = "fp32"
+    # Dropout on the adapters' input (PEFT's and torchtune's default 0.0, LitGPT's configs 0.05,
+    # ms-swift's 0.05): each adapted projection keeps its own dropped-out copy and mask.
+    lora_dropout: float = 0.0
+    # q, k and v as one projection with one adapter input (LitGPT's LoRAQKVLinear).
+    fused_qkv: bool = False
 
     @property
     def paged_optimizer(self) -> bool:
@@ -238,6 +243,17 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
         )
     if request.offload == "all" and request.zero != 3:
         raise InputError("offloading the parameters (offload all) needs ZeRO-3", field="offload")
+    dropout = request.lora_dropout
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise InputError(
+            f"lora_dropout must be a probability from 0 up to (not including) 1, got {dropout!r}",
+            field="lora_dropout",
+        )
+    if dropout and request.method not in ("lora", "qlora"):
+        raise InputError(
+            f"lora_dropout applies to LoRA and QLoRA adapters; method {request.method} has none",
+            field="lora_dropout",
+        )
     if request.method == "qlora" and request.offload == "all":
         raise InputError(
             "QLoRA's 4-bit base weights cannot be offloaded with ZeRO-3 (offload all); use "
@@ -296,37 +312,90 @@ def _trainable(tensor: Tensor, request: FinetuneRequest, arch: Architecture) -> 
     return False  # LoRA/QLoRA: only the adapters train
 
 
-def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
-    """Activations kept for the backward pass of one micro-batch on one GPU.
+def _mlp_width(arch: Architecture) -> int:
+    """The widest MLP a token passes: routed experts count experts_per_token times."""
+    if arch.moe is None:
+        return arch.intermediate_size
+    routed = arch.moe.experts_per_token * arch.moe.expert_intermediate_size
+    return max(arch.intermediate_size, routed + arch.moe.shared_intermediate_size)
 
-    Per token and layer, in 16-bit: the attention block's input, its norm, q and the attention
+
+def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
+    """Bytes one token keeps in one layer for the backward pass.
+
+    Trained weights (full, freeze): the attention block's input, its norm, q and the attention
     output (4h) and k and v (the kv width), and the MLP's input, norm, gate, up, activation and
-    product (2h + 4 x the widest MLP a token passes: routed experts count experts_per_token
-    times). Without flash attention each layer also keeps the scores and softmax (4 bytes per
-    head per pair of tokens, Korthikanti's 5as/h term without its dropout mask). With full
-    gradient checkpointing only each layer's input is kept, plus one layer's activations
-    while it is recomputed. Eager code adds the fp32 copies RMSNorm makes (see below); with
-    ``compiled`` they are fused away. The loss adds fp32 logits, their 16-bit originals and the fp32
-    gradient over the vocabulary for every token.
+    product (2h + 4 x the MLP width), all 16-bit (Korthikanti et al. 2022 rewritten for gated
+    MLPs and grouped-query attention).
+
+    Frozen weights (LoRA, QLoRA): autograd saves an input only for the gradient that needs it
+    (PyTorch's autograd codegen guards each saved tensor used by one derivative with
+    should_compute_output, tools/autograd/gen_variable_type.py ``guard_for``), and a frozen
+    projection's input is needed only for its weight's gradient. What stays: the attention
+    kernel's q, k, v and output, the MLP's gate, up and activation (their products need them),
+    the norms' inputs, and what each adapter's first matrix reads:
+
+    - no dropout, 16-bit adapters: the projection's input itself, once for all the adapters that
+      share it (q, k and v read the same normalised input; so do gate and up);
+    - fp32 adapters (PEFT): each adapter casts the input to fp32 and autocast casts it back to
+      16-bit for the matrix product, so every adapted projection keeps its own 16-bit copy;
+    - dropout: every adapted projection keeps its own dropped-out 16-bit copy and a one-byte
+      mask (one nn.Dropout per LoRA module in PEFT, torchtune and LitGPT; LitGPT's fused QKV
+      projection has one for q, k and v together).
+
+    Eager RMSNorm upcasts its input to fp32 and autograd keeps that copy (transformers
+    LlamaRMSNorm, torchtune RMSNorm and LitGPT RMSNorm all compute ``x.float()`` first), plus
+    the 16-bit normalised tensor when the norm's weight trains; torch.compile fuses the norm
+    into one kernel that keeps its 16-bit input only (AOTAutograd's min-cut partitioner
+    recomputes pointwise ops: functorch partitioners.py, min_cut_rematerialization_partition).
     """
-    h, s, b = arch.hidden_size, request.seq_len, request.micro_batch
+    h = arch.hidden_size
     kv_width = 2 * arch.num_kv_heads * arch.head_dim
     if arch.mla is not None:
         kv_width = arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
-    if arch.moe is not None:
-        routed = arch.moe.experts_per_token * arch.moe.expert_intermediate_size
-        mlp = max(arch.intermediate_size, routed + arch.moe.shared_intermediate_size)
-    else:
-        mlp = arch.intermediate_size
-    per_token_layer = BF16 * (6 * h + kv_width + 4 * mlp)
-    if not request.compiled:
-        # Eager RMSNorm upcasts its input to fp32 and autograd keeps that copy and the bf16
-        # normalised tensor for the backward pass (transformers LlamaRMSNorm, torchtune
-        # RMSNorm, LitGPT RMSNorm all compute `x.float()` first): 4h bytes more per norm, two
-        # norms per layer. torch.compile fuses the norm into one kernel and keeps its bf16
-        # input only (AOTAutograd's min-cut partitioner recomputes pointwise ops: functorch
-        # partitioners.py, min_cut_rematerialization_partition).
-        per_token_layer += FP32 * 2 * h
+    mlp = _mlp_width(arch)
+    if request.method not in ("lora", "qlora"):
+        per_token_layer = BF16 * (6 * h + kv_width + 4 * mlp)
+        if not request.compiled:
+            # the two norms' fp32 copies: 4h bytes more per norm
+            per_token_layer += FP32 * 2 * h
+        return per_token_layer
+    norms = 2 * (BF16 if request.compiled else FP32) * h
+    kept = norms + BF16 * (2 * h + kv_width + 3 * mlp)
+    targets = set(request.lora_targets)
+    qkv = len(targets & {"q_proj", "k_proj", "v_proj"})
+    if request.fused_qkv:
+        qkv = min(qkv, 1)
+    groups = (
+        (qkv, h),
+        (int("o_proj" in targets), h),
+        (len(targets & {"gate_proj", "up_proj"}), h),
+        (int("down_proj" in targets), mlp),
+    )
+    for modules, width in groups:
+        if not modules:
+            continue
+        if request.lora_dropout:
+            kept += modules * (BF16 + 1) * width
+        elif request.adapter_precision == "fp32":
+            kept += modules * BF16 * width
+        else:
+            kept += BF16 * width
+    return kept
+
+
+def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
+    """Activations kept for the backward pass of one micro-batch on one GPU.
+
+    Per token and layer, in 16-bit unless said: see ``layer_token_bytes``. Without flash
+    attention each layer also keeps the scores and softmax (4 bytes per head per pair of tokens,
+    Korthikanti's 5as/h term without its dropout mask). With full gradient checkpointing only
+    each layer's input is kept, plus one layer's activations while it is recomputed. The loss
+    adds fp32 logits, their 16-bit originals and the fp32 gradient over the vocabulary for every
+    token.
+    """
+    h, s, b = arch.hidden_size, request.seq_len, request.micro_batch
+    per_token_layer = layer_token_bytes(arch, request)
     layer = s * b * per_token_layer
     if not request.flash_attention:
         layer += b * arch.num_attention_heads * s * s * (BF16 + BF16)
@@ -336,6 +405,9 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         kept = arch.num_layers * s * b * h * BF16 + layer
     else:
         kept = arch.num_layers * layer
+    if request.method in ("lora", "qlora") and "lm_head" in request.lora_targets:
+        # the output layer's adapter reads the final norm's output (a copy with dropout)
+        kept += s * b * h * (BF16 + (1 if request.lora_dropout else 0))
     tokens_x_vocab = s * b * arch.vocab_size
     if not request.chunked_loss:
         # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass

@@ -150,6 +150,8 @@ def _finetune_request(d: Mapping[str, Any]) -> FinetuneRequest:
         activation_offloading=bool(d.get("activation_offloading", False)),
         compiled=bool(d.get("compile", False)),
         adapter_precision=str(d.get("adapter_precision", "fp32")),
+        lora_dropout=float(d.get("lora_dropout", 0.0)),
+        fused_qkv=bool(d.get("fused_qkv", False)),
     )
 
 

@@ -452,6 +452,8 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
     change(root, lambda: page.select_option("#vram-adapter", "bf16"))
     change(root, lambda: page.select_option("#vram-compile", "on"))
     change(root, lambda: page.select_option("#vram-chunked", "on"))
+    change(root, lambda: page.fill("#vram-dropout", "0.05"))
+    change(root, lambda: page.select_option("#vram-fusedqkv", "on"))
     expected = cli_json_command(
         "finetune",
         "--model",
@@ -468,6 +470,10 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
         "on",
         "--chunked-loss",
         "on",
+        "--lora-dropout",
+        "0.05",
+        "--fused-qkv",
+        "on",
         "--gpu",
         "rtx-4090",
     )
@@ -476,6 +482,7 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
     assert "Optimizer state" in labels and "KV cache" not in labels
     page.wait_for_function("location.search.includes('mode=finetune')")
     page.wait_for_function("location.search.includes('grad_checkpointing=full')")
+    page.wait_for_function("location.search.includes('lora_dropout=0.05')")
     link = page.url
     page.goto(link)
     page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)

@@ -159,6 +159,31 @@ def test_cli_json_has_the_inference_shape():
     assert data["total_bytes"] == sum(d["total_bytes"] for d in data["devices"])
 
 
+def test_cli_lora_dropout_and_fused_qkv_reach_the_estimate():
+    def activations(*flags):
+        out = io.StringIO()
+        args = ["finetune", "--model", "llama-3.1-8b", "--method", "lora", "--json", *flags]
+        with contextlib.redirect_stdout(out):
+            assert main(args) == 0
+        return json.loads(out.getvalue())["components"]["activations"]
+
+    plain = activations()
+    dropped = activations("--lora-dropout", "0.05")
+    fused = activations("--lora-dropout", "0.05", "--fused-qkv", "on")
+    assert plain < fused < dropped
+
+
+def test_bridge_reads_lora_dropout_as_a_number_or_text(catalogue):
+    from calc.bridge import parse_finetune_inputs
+
+    request, _ = parse_finetune_inputs({"model": "llama-3.1-8b", "lora_dropout": "0.05"})
+    assert request.lora_dropout == 0.05
+    request, _ = parse_finetune_inputs({"model": "llama-3.1-8b", "fused_qkv": "on"})
+    assert request.fused_qkv is True
+    with pytest.raises(CalcError, match="lora_dropout must be a fraction like 0.05"):
+        parse_finetune_inputs({"model": "llama-3.1-8b", "lora_dropout": "a lot"})
+
+
 def test_cli_bad_input_exits_2():
     result = subprocess.run(
         [
@@ -202,9 +227,68 @@ def test_bf16_adapters_take_half_of_fp32_ones(catalogue):
 
 
 def test_compile_drops_the_fp32_norm_copies(catalogue):
-    eager = ft(catalogue, method="lora", seq_len=2048).components.activations
-    compiled = ft(catalogue, method="lora", seq_len=2048, compiled=True).components.activations
-    assert eager - compiled == 32 * 2048 * 2 * 4096 * 4  # layers x tokens x two norms x h x fp32
+    # 8192 tokens, so that a full fine-tune peaks with its activations, not its gradients
+    def activations(method, compiled):
+        result = ft(catalogue, method=method, seq_len=8192, compiled=compiled)
+        return result.components.activations
+
+    # Trained norms: eager keeps each norm's fp32 copy on top of what compiled code keeps.
+    full = activations("full", False) - activations("full", True)
+    assert full == 32 * 8192 * 2 * 4096 * 4  # layers x tokens x two norms x h x fp32
+    # Frozen norms (LoRA): eager keeps the fp32 copy (4 bytes), compiled code the 16-bit input.
+    lora = activations("lora", False) - activations("lora", True)
+    assert lora == 32 * 8192 * 2 * 4096 * (4 - 2)
+
+
+def lora_activations(catalogue, **kwargs):
+    request = {"method": "lora", "seq_len": 1024, "adapter_precision": "bf16", **kwargs}
+    return ft(catalogue, **request).components.activations
+
+
+def test_a_frozen_projection_keeps_no_input(catalogue):
+    # Llama 3.1 8B: 32 layers, h 4096, MLP 14336; 1024 tokens. Autograd saves a frozen
+    # projection's input only for an adapter that reads it.
+    tokens_layers = 32 * 1024
+    q = lora_activations(catalogue, lora_targets=("q_proj",))
+    # v reads the same normalised input as q: nothing more is kept
+    assert lora_activations(catalogue, lora_targets=("q_proj", "v_proj")) == q
+    # o reads the attention output, down the MLP product: one 16-bit copy each
+    with_o = lora_activations(catalogue, lora_targets=("q_proj", "o_proj"))
+    assert with_o - q == tokens_layers * 4096 * 2
+    with_down = lora_activations(catalogue, lora_targets=("q_proj", "down_proj"))
+    assert with_down - q == tokens_layers * 14336 * 2
+    # fp32 adapters (PEFT) cast the input per adapter: q and v keep one 16-bit copy each
+    fp32 = lora_activations(catalogue, lora_targets=("q_proj", "v_proj"), adapter_precision="fp32")
+    assert fp32 - q == tokens_layers * 4096 * 2
+
+
+def test_lora_dropout_keeps_a_copy_and_a_mask_per_adapted_projection(catalogue):
+    tokens_layers = 32 * 1024
+    qkv = ("q_proj", "k_proj", "v_proj")
+    plain = lora_activations(catalogue, lora_targets=qkv)
+    dropped = lora_activations(catalogue, lora_targets=qkv, lora_dropout=0.05)
+    # three copies (16-bit) and three masks (one byte) replace the one shared input
+    assert dropped - plain == tokens_layers * 4096 * (3 * (2 + 1) - 2)
+    # LitGPT's fused QKV projection has one dropout for q, k and v together
+    fused = lora_activations(catalogue, lora_targets=qkv, lora_dropout=0.05, fused_qkv=True)
+    assert fused - plain == tokens_layers * 4096 * (2 + 1 - 2)
+    # the output layer's adapter: one copy and mask of the final norm's output
+    head = lora_activations(catalogue, lora_targets=(*qkv, "lm_head"), lora_dropout=0.05)
+    assert head - dropped == 1024 * 4096 * (2 + 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "full", "lora_dropout": 0.1}, "lora_dropout applies to LoRA and QLoRA"),
+        ({"method": "lora", "lora_dropout": 1.0}, "lora_dropout must be a probability"),
+        ({"method": "lora", "lora_dropout": -0.1}, "lora_dropout must be a probability"),
+        ({"method": "lora", "lora_dropout": True}, "lora_dropout must be a probability"),
+    ],
+)
+def test_bad_lora_dropout_is_named(catalogue, kwargs, message):
+    with pytest.raises(CalcError, match=message):
+        ft(catalogue, **kwargs)
 
 
 def test_a_compiled_chunked_loss_keeps_16_bit_logits_and_one_fp32_chunk(catalogue):

@@ -76,6 +76,8 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
             "optimizer_in_backward": rng.choice(on_off),
             "activation_offloading": rng.choice(on_off),
             "adapter_precision": rng.choice(["fp32", "bf16", None]),
+            "lora_dropout": rng.choice([None, 0.05, "0.1", 0]),
+            "fused_qkv": rng.choice(on_off),
         }
         requests.append(json.dumps({"action": "finetune", "inputs": inputs}))
     requests.append(json.dumps({"action": "options"}))

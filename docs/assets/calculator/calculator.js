@@ -27,8 +27,8 @@ const MODE_FIELDS = {
   ],
   finetune: [
     "method", "precision", "optimizer", "lora_rank", "lora_targets", "freeze_layers", "seq_len",
-    "micro_batch", "grad_checkpointing", "zero", "offload", "adapter_precision", "compile",
-    "chunked_loss", "optimizer_in_backward", "activation_offloading",
+    "micro_batch", "grad_checkpointing", "zero", "offload", "adapter_precision", "lora_dropout",
+    "fused_qkv", "compile", "chunked_loss", "optimizer_in_backward", "activation_offloading",
   ],
 };
 const FIELDS = [...SHARED_FIELDS, ...MODE_FIELDS.inference, ...MODE_FIELDS.finetune];
@@ -36,7 +36,7 @@ const DEFAULTS = {
   model: "llama-3.1-8b", engine: "llama.cpp", gpu: "rtx-4090", gpus: "1",
   method: "lora", precision: "amp", optimizer: "adamw", grad_checkpointing: "off", zero: "0",
   offload: "none", adapter_precision: "fp32", compile: "off", chunked_loss: "off",
-  optimizer_in_backward: "off", activation_offloading: "off",
+  optimizer_in_backward: "off", activation_offloading: "off", fused_qkv: "off",
 };
 const CUSTOM_GPU = "custom";
 const URL_DELAY_MS = 250; // inputs idle this long before the address bar is rewritten
@@ -210,6 +210,7 @@ export async function mount(root) {
     if (values.gpu === CUSTOM_GPU) values.gpu = "";
     else values.gpu_memory_gib = "";
     if (values.engine !== "vllm") values.gpu_memory_utilization = ""; // a vLLM setting only
+    if (values.method === "full" || values.method === "freeze") values.lora_dropout = ""; // no adapters
     return values;
   }
 
@@ -236,6 +237,8 @@ export async function mount(root) {
       zero: whole(values.zero),
       offload: values.offload || null,
       adapter_precision: values.adapter_precision || null,
+      lora_dropout: values.lora_dropout === "" ? null : values.lora_dropout, // the bridge reads text
+      fused_qkv: values.fused_qkv || null,
       compile: values.compile || null,
       chunked_loss: values.chunked_loss || null,
       optimizer_in_backward: values.optimizer_in_backward || null,
