@@ -17,8 +17,11 @@ from calc.engines import (
     OLLAMA_MINIMUM_MEMORY,
     VLLM_GPU_MEMORY_UTILIZATION,
     Engine,
+    ExpertPadding,
     Release,
+    expert_padding,
     release_for,
+    vllm_profile_batch,
 )
 from calc.estimate import (
     MAX_CONTEXT,
@@ -38,7 +41,7 @@ DEFAULT_ENGINE = "llama.cpp"
 
 # Weight layouts already computed, by (model key, format id); a caller that estimates the same
 # model many times (the browser, the site build) passes one in.
-LayoutMemo = MutableMapping[tuple[str, str], WeightLayout]
+LayoutMemo = MutableMapping[tuple[str, str, ExpertPadding | None], WeightLayout]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class InferenceRequest:
     cpu_moe_layers: int | None = None
     tensor_split: tuple[float, ...] | None = None
     gpu_memory_utilization: float | None = None  # vLLM: share of each GPU it reserves
+    max_num_seqs: int | None = None  # vLLM: sequences per step, the profiling run's logits rows
+    max_num_batched_tokens: int | None = None  # vLLM: tokens per step, the profiling pass
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,25 @@ def resolve(catalogue: Catalogue, request: InferenceRequest) -> Resolved:
         mla_cache=release.mla_cache,
         profile_rule=release.profile_rule,
     )
+    if engine.id == "vllm":
+        asked_tokens = _optional_count(
+            request.max_num_batched_tokens, "max_num_batched_tokens", minimum=1
+        )
+        asked_seqs = _optional_count(request.max_num_seqs, "max_num_seqs", minimum=1)
+        tokens, seqs = vllm_profile_batch(
+            release,
+            max_model_len=context,
+            gpu_name=devices[0].name,
+            gpu_bytes=devices[0].capacity_bytes,
+            max_num_batched_tokens=asked_tokens,
+            max_num_seqs=asked_seqs,
+        )
+        settings = replace(settings, profile_tokens=tokens, profile_seqs=seqs)
+        if asked_tokens is None or asked_seqs is None:
+            defaults.append(f"max_num_batched_tokens {tokens}, max_num_seqs {seqs}")
+    elif request.max_num_seqs is not None or request.max_num_batched_tokens is not None:
+        field = "max_num_seqs" if request.max_num_seqs is not None else "max_num_batched_tokens"
+        raise InputError(f"{field} is a vLLM setting, not {engine.name}'s", field=field)
     if (settings.gpu_layers is not None or settings.cpu_moe_layers) and engine.id not in (
         "llama.cpp",
         "ollama",
@@ -304,10 +328,11 @@ def _tensor_split(split: tuple[float, ...] | None) -> tuple[float, ...] | None:
 def estimate_resolved(
     catalogue: Catalogue, resolved: Resolved, *, layouts: LayoutMemo | None = None
 ) -> Estimate:
-    key = (resolved.model_key, resolved.weights.id)
+    padding = expert_padding(resolved.engine, resolved.weights.id, len(resolved.devices))
+    key = (resolved.model_key, resolved.weights.id, padding)
     layout = layouts.get(key) if layouts is not None else None
     if layout is None:
-        layout = weight_layout(resolved.arch, resolved.weights, catalogue.storage_types)
+        layout = weight_layout(resolved.arch, resolved.weights, catalogue.storage_types, padding)
         if layouts is not None:
             layouts[key] = layout
     estimate = estimate_inference(

@@ -30,7 +30,6 @@ from calc.api import (
 )
 from calc.catalogue import Catalogue, build_catalogue
 from calc.engines import ENGINES, RELEASES
-from calc.estimate import WeightLayout
 from calc.finetune import LORA_GROUPS, FinetuneRequest
 from calc.hints import finetune_hint, fit_hint
 from calc.units import GIB
@@ -52,6 +51,8 @@ INPUT_KEYS = (
     "cpu_moe_layers",
     "tensor_split",
     "gpu_memory_utilization",
+    "max_num_seqs",
+    "max_num_batched_tokens",
 )
 MAX_CONFIG_CHARS = 1_000_000  # a real config.json is a few kB
 
@@ -59,7 +60,7 @@ MAX_CONFIG_CHARS = 1_000_000  # a real config.json is a few kB
 class Session:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
-        self.layouts: dict[tuple[str, str], WeightLayout] = {}
+        self.layouts: LayoutMemo = {}
 
     @classmethod
     def from_json(cls, catalogue_json: str) -> Session:
@@ -346,4 +347,6 @@ def parse_inputs(inputs: object) -> InferenceRequest:
         cpu_moe_layers=whole("cpu_moe_layers"),
         tensor_split=split,
         gpu_memory_utilization=utilization,
+        max_num_seqs=whole("max_num_seqs"),
+        max_num_batched_tokens=whole("max_num_batched_tokens"),
     )

@@ -125,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="vLLM: share of each GPU it reserves (default 0.9); sets the KV capacity reported",
     )
+    inference.add_argument(
+        "--max-num-seqs",
+        metavar="N",
+        type=int,
+        help="vLLM: sequences per step (default 256; 1024 on GPUs of 70 GiB or more from 0.9)",
+    )
+    inference.add_argument(
+        "--max-num-batched-tokens",
+        metavar="N",
+        type=int,
+        help="vLLM: tokens per step, the size of its profiling pass",
+    )
     inference.add_argument("--json", action="store_true", help="print one JSON object")
     _add_finetune(commands)
     return parser
@@ -394,6 +406,8 @@ def _inference(args: argparse.Namespace) -> int:
         cpu_moe_layers=args.n_cpu_moe,
         tensor_split=args.tensor_split,
         gpu_memory_utilization=args.gpu_memory_utilization,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
     )
     resolved = resolve(catalogue, request)
     layouts: LayoutMemo = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from calc._errors import InputError
 from calc.architecture import Architecture
-from calc.units import MIB
+from calc.units import GIB, MIB
 
 OLLAMA = "https://github.com/ollama/ollama/blob"
 LLAMA_CPP = "https://github.com/ggml-org/llama.cpp/blob"
@@ -35,19 +35,52 @@ OLLAMA_MINIMUM_MEMORY = 457 * MIB
 VLLM_BLOCK_SIZE = 16
 VLLM_GPU_MEMORY_UTILIZATION = 0.90
 VLLM_MAX_NUM_SEQS = 256
-# Tokens in vLLM's profiling forward pass (V1 default max_num_batched_tokens for online serving).
-VLLM_PROFILE_TOKENS = 8192
 VLLM_V0_CHUNKED_PREFILL_TOKENS = 2048  # V0's max_num_batched_tokens with chunked prefill
 VLLM_V0_CHUNKED_ABOVE = 32768  # V0 enabled chunked prefill above this max_model_len
+# V1's scheduler defaults for `vllm serve` (engine/arg_utils.py, the OPENAI_API_SERVER entries):
+# max_num_batched_tokens 2048 and max_num_seqs 256; from 0.9 a GPU with at least 70 GiB that is not
+# an A100 gets 8192 and 1024 ("For GPUs like H100 and MI300x, use larger default values"; the A100
+# is excluded because "Setting large `max_num_batched_tokens` for A100 reduces throughput, see PR
+# #17885"). Chunked prefill is always on in V1, so the profiling pass is that many tokens.
+VLLM_SERVE_BATCH = (2048, 256)
+VLLM_LARGE_GPU_BATCH = (8192, 1024)
+VLLM_LARGE_GPU_BYTES = 70 * GIB
 
 
 def vllm_profile_tokens(rule: str, max_model_len: int) -> int:
-    """Tokens in vLLM's profiling forward pass."""
+    """Tokens in vLLM's profiling forward pass with the default scheduler settings."""
     if rule == "v0":
         if max_model_len > VLLM_V0_CHUNKED_ABOVE:
             return VLLM_V0_CHUNKED_PREFILL_TOKENS
         return max(max_model_len, VLLM_V0_CHUNKED_PREFILL_TOKENS)
-    return VLLM_PROFILE_TOKENS
+    return VLLM_SERVE_BATCH[0]
+
+
+def vllm_profile_batch(
+    release: Release,
+    *,
+    max_model_len: int,
+    gpu_name: str,
+    gpu_bytes: int | None,
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
+) -> tuple[int, int]:
+    """Tokens and sequences in vLLM's profiling run: what was asked, else the defaults.
+
+    V1 sizes its defaults by the first GPU as vLLM sees it (its total memory, its name)."""
+    if release.profile_rule == "v0":
+        tokens = vllm_profile_tokens("v0", max_model_len)
+        seqs = VLLM_MAX_NUM_SEQS
+    else:
+        large = (
+            release.large_gpu_batch
+            and gpu_bytes is not None
+            and gpu_bytes >= VLLM_LARGE_GPU_BYTES
+            and "a100" not in gpu_name.lower()
+        )
+        tokens, seqs = VLLM_LARGE_GPU_BATCH if large else VLLM_SERVE_BATCH
+    tokens = max_num_batched_tokens or tokens
+    return tokens, min(max_num_seqs or seqs, tokens)
 
 
 # "Graph capturing finished in 14 secs, took 0.21 GiB" (Llama-3.2-1B,
@@ -194,7 +227,8 @@ def compute_buffer_bytes(
     flash_attention: bool,
     prompt_logits: bool = False,
     tensor_parallel: int = 1,
-    profile_tokens: int = VLLM_PROFILE_TOKENS,
+    profile_tokens: int = VLLM_SERVE_BATCH[0],
+    profile_seqs: int = VLLM_MAX_NUM_SEQS,
     profile_rule: str = "v1",
     driver: bool = True,
 ) -> int:
@@ -246,19 +280,20 @@ def compute_buffer_bytes(
             )
         return part if partial else full
     if engine.id == "vllm":
-        # The profiling run pushes VLLM_PROFILE_TOKENS tokens through one layer at a time: the
+        # The profiling run pushes profile_tokens tokens through one layer at a time: the
         # peak holds the MLP's gate and up projections (2 x intermediate, sharded over the GPUs)
-        # and a few hidden-sized buffers in 16-bit, plus the fp32 logits of the sampled tokens.
+        # and a few hidden-sized buffers in 16-bit. Then the sampler runs over one row of logits
+        # per sequence (profile_seqs).
         inner = _widest_mlp(arch) // tensor_parallel
         tokens = profile_tokens
         forward = tokens * (3 * inner + 4 * h) * BF16
-        if profile_rule != "v0":
-            return forward + VLLM_MAX_NUM_SEQS * vocab * FP32
-        if not driver:
+        if profile_rule == "v0" and not driver:
             return forward  # V0: "Only perform sampling in the driver worker"
-        # V0: the forward pass's scratch is freed before sampling; its output hidden states
-        # (tokens x h, 16-bit) stay referenced while the sort-path sampler runs.
-        sampler = VLLM_MAX_NUM_SEQS * vocab * FP32 * VLLM_V0_SAMPLER_UNITS_X4 // 4
+        # The forward pass's scratch is freed before sampling; its output hidden states (tokens x
+        # h, 16-bit) stay referenced while the sort-path sampler runs. V1 gathers the logits on
+        # every rank and samples there, with the same sort path: its dummy sampler run asks for
+        # top_p 0.9 and top_k vocab-1 (v1/worker/gpu_model_runner.py, _dummy_sampler_run).
+        sampler = profile_seqs * vocab * FP32 * VLLM_V0_SAMPLER_UNITS_X4 // 4
         return max(forward, sampler + tokens * h * BF16)
     # transformers: the prefill of the whole prompt at once. The MLP's gate/up/product in bf16
     # dominate; eager attention (flash attention off) also holds one layer's scores in bf16 and
@@ -280,6 +315,33 @@ def _widest_mlp(arch: Architecture) -> int:
     routed = arch.moe.experts_per_token * arch.moe.expert_intermediate_size
     dense = arch.intermediate_size if not all(arch.moe.moe_layers) else 0
     return max(dense, routed + arch.moe.shared_intermediate_size)
+
+
+@dataclass(frozen=True)
+class ExpertPadding:
+    """Routed-expert tensors padded for an engine's MoE kernel: each tensor-parallel rank's
+    intermediate size rounded up to a multiple of ``intermediate``, the hidden size to
+    ``hidden``."""
+
+    intermediate: int
+    hidden: int
+    ranks: int = 1
+
+
+# vLLM's MXFP4 MoE with its Marlin backend (model_executor/layers/quantization/mxfp4.py,
+# Mxfp4MoEMethod.create_weights): "The moe marlin kernel requires that for each linear n % 256 == 0
+# and k % 128 == 0", so each rank's expert intermediate size is rounded up to 128 and the hidden
+# size to 256 (gpt-oss: 2880 becomes 2944 and 3072, 9% more expert memory). vLLM picks Marlin
+# below Hopper, and on Hopper without triton_kernels or torch 2.8 (get_mxfp4_backend); its Triton
+# (Hopper) and FlashInfer (Blackwell) backends pad to 64 and to 256 instead.
+VLLM_MXFP4_MARLIN_PADDING = (128, 256)
+
+
+def expert_padding(engine: Engine, weights_id: str, ranks: int) -> ExpertPadding | None:
+    """How ``engine`` pads routed experts stored as ``weights_id`` over ``ranks`` GPUs."""
+    if engine.id == "vllm" and weights_id == "mxfp4":
+        return ExpertPadding(*VLLM_MXFP4_MARLIN_PADDING, ranks=ranks)
+    return None
 
 
 def runtime_bytes(engine: Engine, *, gpus: int) -> int:
@@ -341,13 +403,15 @@ CONSTANTS: tuple[Constant, ...] = (
     ),
     Constant(
         "vLLM max_num_seqs",
-        str(VLLM_MAX_NUM_SEQS),
+        f"{VLLM_MAX_NUM_SEQS}; V1 from 0.9 on a GPU of 70 GiB or more (not an A100): "
+        f"{VLLM_LARGE_GPU_BATCH[1]}",
         "sampler logits in the profiling run",
-        ENGINES["vllm"].source,
+        "https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py",
     ),
     Constant(
         "vLLM profiling tokens",
-        str(VLLM_PROFILE_TOKENS),
+        f"V0: max(max_model_len, 2048), 2048 above 32k; V1: {VLLM_SERVE_BATCH[0]}, "
+        f"{VLLM_LARGE_GPU_BATCH[0]} on a GPU of 70 GiB or more (not an A100) from 0.9",
         "activation peak",
         "https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py",
     ),
@@ -397,6 +461,9 @@ class Release:
     # vLLM's profiling batch: "v1" is a fixed max_num_batched_tokens; "v0" is max(max_model_len,
     # 2048), or 2048 when chunked prefill is on (V0 turned it on above a 32k max_model_len).
     profile_rule: str = "v1"
+    # vLLM V1 from 0.9: larger scheduler defaults on GPUs of 70 GiB or more (see
+    # vllm_profile_batch).
+    large_gpu_batch: bool = False
 
 
 RELEASES: dict[str, tuple[Release, ...]] = {
@@ -470,12 +537,22 @@ RELEASES: dict[str, tuple[Release, ...]] = {
             source=ENGINES["vllm"].source,
         ),
         Release(
-            # the V1 engine became the default in 0.8.0; max_num_batched_tokens 8192 for serving
+            # the V1 engine became the default in 0.8.0: 2048 batched tokens and 256 sequences
+            # for `vllm serve`
             version="0.8.0",
             default_context=MODEL_MAX,
             default_batch=1,
             flash_attention=True,
             source="https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py",
+        ),
+        Release(
+            # 8192 batched tokens and 1024 sequences on GPUs of 70 GiB or more, not A100s
+            version="0.9.0",
+            default_context=MODEL_MAX,
+            default_batch=1,
+            flash_attention=True,
+            large_gpu_batch=True,
+            source="https://github.com/vllm-project/vllm/pull/17885",
         ),
     ),
     "transformers": (

@@ -13,10 +13,18 @@ from typing import Any, Self
 
 from calc._errors import InputError
 from calc.architecture import Architecture
-from calc.engines import Engine, compute_buffer_bytes, runtime_bytes, vllm_profile_tokens
+from calc.engines import (
+    VLLM_MAX_NUM_SEQS,
+    Engine,
+    ExpertPadding,
+    compute_buffer_bytes,
+    expert_padding,
+    runtime_bytes,
+    vllm_profile_tokens,
+)
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
 from calc.kv_cache import kv_cache_bytes
-from calc.tensors import WEIGHT, ParameterCount, count_parameters, model_tensors
+from calc.tensors import WEIGHT, ParameterCount, Tensor, count_parameters, model_tensors
 
 # Limits that catch typos, not real deployments: a 100M-token context or 64 GPUs in one
 # tensor-parallel group are beyond anything an engine runs.
@@ -206,21 +214,50 @@ class WeightLayout:
     other_bytes: int  # outside the blocks (vision tower, projector): with the first device
     matrix_bytes: int  # all tensors of two or more dimensions, for tensor-parallel sharding
     parameters: ParameterCount
+    padding: ExpertPadding | None = None
 
     @property
     def total_bytes(self) -> int:
         return sum(self.layer_bytes) + self.embedding_bytes + self.output_bytes + self.other_bytes
 
 
+def pad_expert(tensor: Tensor, padding: ExpertPadding) -> Tensor:
+    """``tensor`` as an engine that pads routed experts allocates it (ggml order: the row
+    length first: gate and up are hidden x intermediate, down intermediate x hidden)."""
+
+    def up(n: int, multiple: int) -> int:
+        return ceil(n / multiple) * multiple
+
+    def inner(n: int) -> int:
+        return up(ceil(n / padding.ranks), padding.intermediate) * padding.ranks
+
+    shape = list(tensor.shape)
+    if tensor.role in ("ffn_gate_exps", "ffn_up_exps"):
+        if tensor.kind == WEIGHT:
+            shape[0], shape[1] = up(shape[0], padding.hidden), inner(shape[1])
+        else:
+            shape[0] = inner(shape[0])
+    elif tensor.role == "ffn_down_exps":
+        if tensor.kind == WEIGHT:
+            shape[0], shape[1] = inner(shape[0]), up(shape[1], padding.hidden)
+        else:
+            shape[0] = up(shape[0], padding.hidden)
+    return replace(tensor, shape=tuple(shape))
+
+
 def weight_layout(
-    arch: Architecture, weights: WeightFormat, storage_types: Mapping[str, StorageType]
+    arch: Architecture,
+    weights: WeightFormat,
+    storage_types: Mapping[str, StorageType],
+    padding: ExpertPadding | None = None,
 ) -> WeightLayout:
     tensors = model_tensors(arch)
     layers = [0] * arch.num_layers
     routed = [0] * arch.num_layers
     embedding = output = other = matrices = 0
     for tensor in tensors:
-        size = tensor_bytes(tensor, tensor_storage(tensor, weights, arch, storage_types))
+        stored = pad_expert(tensor, padding) if padding and tensor.routed else tensor
+        size = tensor_bytes(stored, tensor_storage(tensor, weights, arch, storage_types))
         if tensor.kind == WEIGHT and len(tensor.shape) >= 2:
             matrices += size
         if tensor.layer is not None:
@@ -242,6 +279,7 @@ def weight_layout(
         other_bytes=other,
         matrix_bytes=matrices,
         parameters=count_parameters(arch, tensors),
+        padding=padding,
     )
 
 
@@ -257,6 +295,10 @@ class Settings:
     memory_utilization: float = 1.0  # vLLM gpu_memory_utilization: the share of a GPU it takes
     mla_cache: str = "latent"  # see kv_cache.kv_row_values
     profile_rule: str = "v1"  # vLLM: see engines.vllm_profile_tokens
+    # vLLM's max_num_batched_tokens and max_num_seqs for the profiling run; None: the defaults
+    # (engines.vllm_profile_batch, which the API applies per GPU)
+    profile_tokens: int | None = None
+    profile_seqs: int | None = None
 
 
 def estimate_inference(
@@ -277,12 +319,18 @@ def estimate_inference(
     ``layout`` may be passed in when the same model and format are estimated repeatedly.
     """
     validate_numbers(context=context, batch=batch, gpus=len(devices))
-    if layout is None or layout.format_id != weights.id:
-        layout = weight_layout(arch, weights, storage_types)
+    padding = expert_padding(engine, weights.id, len(devices))
+    if layout is None or layout.format_id != weights.id or layout.padding != padding:
+        layout = weight_layout(arch, weights, storage_types, padding)
     if engine.weights_only:
         return _theory(layout, weights, engine, kv_format, context, batch, devices, arch)
 
     notes: list[str] = []
+    if padding is not None and arch.moe is not None:
+        notes.append(
+            f"{engine.name} pads each routed expert for its MoE kernel: the intermediate size per "
+            f"GPU to a multiple of {padding.intermediate}, the hidden size to {padding.hidden}"
+        )
     padded_context = ceil(context / engine.kv_padding) * engine.kv_padding
     if padded_context != context:
         notes.append(
@@ -322,7 +370,9 @@ def estimate_inference(
                 partial=False,
                 flash_attention=settings.flash_attention,
                 tensor_parallel=n,
-                profile_tokens=vllm_profile_tokens(settings.profile_rule, padded_context),
+                profile_tokens=settings.profile_tokens
+                or vllm_profile_tokens(settings.profile_rule, padded_context),
+                profile_seqs=settings.profile_seqs or VLLM_MAX_NUM_SEQS,
                 profile_rule=settings.profile_rule,
                 driver=driver,
             )

@@ -35,6 +35,8 @@ class Measurement:
     flash_attention: bool | None
     gpu_layers: int | None
     gpu_memory_utilization: float | None
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
     quantity: str
     estimate_of: str
     device: int | None
@@ -72,6 +74,8 @@ class Measurement:
             flash_attention=self.flash_attention,
             gpu_layers=self.gpu_layers,
             gpu_memory_utilization=self.gpu_memory_utilization,
+            max_num_seqs=self.max_num_seqs,
+            max_num_batched_tokens=self.max_num_batched_tokens,
         )
 
 
@@ -172,6 +176,8 @@ def parse_measurements(docs: Sequence[Mapping[str, Any]]) -> tuple[Measurement, 
             flash_attention=d.get("flash_attention"),
             gpu_layers=d.get("gpu_layers"),
             gpu_memory_utilization=d.get("gpu_memory_utilization"),
+            max_num_seqs=d.get("max_num_seqs"),
+            max_num_batched_tokens=d.get("max_num_batched_tokens"),
             quantity=str(d["quantity"]),
             estimate_of=str(d["estimate_of"]),
             device=d.get("device"),

@@ -143,6 +143,20 @@ def test_gpu_memory_utilization_flag_sets_vllms_reserve(capsys):
     assert "gpu_memory_utilization must be a fraction" in capsys.readouterr().err
 
 
+def test_vllm_batch_flags_size_the_profiling_run(capsys):
+    args = ["inference", "--model", "llama-3.1-8b", "--engine", "vllm", "--gpu", "h100", "--json"]
+
+    def activations(*flags):
+        assert main([*args, *flags]) == 0
+        return json.loads(capsys.readouterr().out)["components"]["activations"]
+
+    default = activations()  # 8192 tokens, 1024 sequences on an 80 GB H100
+    assert activations("--max-num-seqs", "256") < default
+    assert activations("--max-num-batched-tokens", "512") == 8 * 512 * 128_256 * 4 + 512 * 4096 * 2
+    assert main(["inference", "--model", "llama-3.1-8b", "--max-num-seqs", "4"]) == 2
+    assert "max_num_seqs is a vLLM setting" in capsys.readouterr().err
+
+
 def test_a_setup_that_does_not_fit_says_what_would(capsys):
     assert (
         main(["inference", "--model", "llama-3.1-8b", "--engine", "vllm", "--gpu", "rtx-4090"]) == 0

@@ -279,3 +279,67 @@ def test_versions_older_than_modelled_are_refused(catalogue, version):
     engine = "ollama" if version == "0.1" else "llama.cpp"
     with pytest.raises(CalcError, match="older than the oldest release modelled"):
         estimate(catalogue, model="llama-3.1-8b", engine=engine, engine_version=version)
+
+
+def test_vllm_v1_samples_on_every_rank(catalogue):
+    # V1 gathers the logits on every rank, and its dummy sampler run takes the sort path
+    # (top_k vocab - 1, top_p 0.9) over max_num_seqs rows: 2048 tokens and 256 sequences are
+    # `vllm serve`'s defaults on a GPU under 70 GiB.
+    result = estimate(
+        catalogue, model="llama-3.1-8b", engine="vllm", engine_version="0.10.0", gpus=2
+    )
+    ranks = {d.components.activations for d in result.devices}
+    assert ranks == {8 * 256 * 128_256 * 4 + 2048 * 4096 * 2}
+
+
+@pytest.mark.parametrize(
+    ("gpu", "version", "tokens", "seqs"),
+    [
+        ("h100-sxm-80gb", "0.10.0", 8192, 1024),  # 70 GiB or more, not an A100
+        ("a100-80gb-sxm", "0.10.0", 2048, 256),  # excluded: "reduces throughput" on an A100
+        ("rtx-4090", "0.10.0", 2048, 256),
+        ("h100-sxm-80gb", "0.8.5", 2048, 256),  # before the per-GPU defaults
+    ],
+)
+def test_vllm_v1_scheduler_defaults_follow_the_gpu(catalogue, gpu, version, tokens, seqs):
+    result = estimate(
+        catalogue, model="llama-3.1-8b", engine="vllm", engine_version=version, gpu=gpu
+    )
+    assert f"max_num_batched_tokens {tokens}, max_num_seqs {seqs}" in result.notes[0]
+    sampler = 8 * seqs * 128_256 * 4 + tokens * 4096 * 2
+    forward = tokens * (3 * 14336 + 4 * 4096) * 2
+    assert result.components.activations == max(sampler, forward)
+
+
+def test_vllm_batch_settings_override_the_defaults(catalogue):
+    asked = estimate(
+        catalogue,
+        model="llama-3.1-8b",
+        engine="vllm",
+        engine_version="0.10.0",
+        gpu="h100-sxm-80gb",
+        max_num_batched_tokens=1024,
+        max_num_seqs=4096,
+    )
+    # max_num_seqs is capped by the tokens a step holds
+    assert asked.components.activations == 8 * 1024 * 128_256 * 4 + 1024 * 4096 * 2
+    with pytest.raises(CalcError, match="max_num_seqs is a vLLM setting"):
+        estimate(catalogue, model="llama-3.1-8b", engine="llama.cpp", max_num_seqs=8)
+    with pytest.raises(CalcError, match="max_num_batched_tokens must be a whole number"):
+        estimate(catalogue, model="llama-3.1-8b", engine="vllm", max_num_batched_tokens=0)
+
+
+def test_vllm_pads_mxfp4_experts_for_marlin(catalogue):
+    # gpt-oss-20b: 24 layers x 32 experts, hidden and intermediate 2880. vLLM's Marlin MoE
+    # kernel needs n % 256 and k % 128, so the intermediate size becomes 2944 and the hidden
+    # size 3072 (quantization/mxfp4.py), for weights, scales and biases alike.
+    vllm = estimate(catalogue, model="gpt-oss-20b", engine="vllm", weights="mxfp4", context=4096)
+    plain = estimate(
+        catalogue, model="gpt-oss-20b", engine="transformers", weights="mxfp4", context=4096
+    )
+    mx = 4.25 / 8  # bytes per MXFP4 value: 4 bits and an 8-bit scale per 32
+    weights = 24 * 32 * 3 * (2944 * 3072 - 2880 * 2880) * mx
+    biases = 24 * 32 * (2 * (2944 - 2880) + (3072 - 2880)) * 2
+    grown = vllm.components.weights - plain.components.weights
+    assert grown == pytest.approx(weights + biases, rel=1e-6)
+    assert any("pads each routed expert" in note for note in vllm.notes)

@@ -180,7 +180,7 @@ def test_bridge_reads_lora_dropout_as_a_number_or_text(catalogue):
     assert request.lora_dropout == 0.05
     request, _ = parse_finetune_inputs({"model": "llama-3.1-8b", "fused_qkv": "on"})
     assert request.fused_qkv is True
-    with pytest.raises(CalcError, match="lora_dropout must be a fraction like 0.05"):
+    with pytest.raises(CalcError, match=r"lora_dropout must be a fraction like 0\.05"):
         parse_finetune_inputs({"model": "llama-3.1-8b", "lora_dropout": "a lot"})
 
 

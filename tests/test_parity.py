@@ -42,6 +42,8 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
         }
         if engine == "vllm" and rng.random() < 0.5:
             inputs["gpu_memory_utilization"] = rng.choice([0.5, 0.85, 0.95, "0.9", 1.2])
+            inputs["max_num_seqs"] = rng.choice([None, 1, 256, 1024])
+            inputs["max_num_batched_tokens"] = rng.choice([None, 512, 8192, 0])
         if rng.random() < 0.15:
             inputs["gpu_memory_gib"] = round(rng.uniform(4, 200), 2)
         else:

@@ -24,6 +24,7 @@ const SHARED_FIELDS = ["model", "config", "flash_attention", "gpu", "gpus", "gpu
 const MODE_FIELDS = {
   inference: [
     "weights", "engine", "engine_version", "context", "batch", "kv_cache", "gpu_memory_utilization",
+    "max_num_seqs", "max_num_batched_tokens",
   ],
   finetune: [
     "method", "precision", "optimizer", "lora_rank", "lora_targets", "freeze_layers", "seq_len",
@@ -209,7 +210,12 @@ export async function mount(root) {
     else values.config = "";
     if (values.gpu === CUSTOM_GPU) values.gpu = "";
     else values.gpu_memory_gib = "";
-    if (values.engine !== "vllm") values.gpu_memory_utilization = ""; // a vLLM setting only
+    if (values.engine !== "vllm") {
+      // vLLM settings only
+      for (const name of ["gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens"]) {
+        values[name] = "";
+      }
+    }
     if (values.method === "full" || values.method === "freeze") values.lora_dropout = ""; // no adapters
     return values;
   }
@@ -269,6 +275,8 @@ export async function mount(root) {
       gpu: values.gpu || null,
       gpu_memory_gib: number(values.gpu_memory_gib),
       gpu_memory_utilization: number(values.gpu_memory_utilization),
+      max_num_seqs: whole(values.max_num_seqs),
+      max_num_batched_tokens: whole(values.max_num_batched_tokens),
     };
   }
 
