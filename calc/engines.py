@@ -287,6 +287,16 @@ def compute_buffer_bytes(
         inner = _widest_mlp(arch) // tensor_parallel
         tokens = profile_tokens
         forward = tokens * (3 * inner + 4 * h) * BF16
+        if arch.moe is not None:
+            # vLLM's fused MoE kernels hold, per token and routed expert, one buffer of the wider
+            # of the gate/up output (2 x the expert's share of the intermediate size) and the
+            # down output (the whole hidden size, unsharded), plus the activation between them
+            # (fused_marlin_moe: intermediate_cache13 of M x topk x max(2N, K) and
+            # intermediate_cache2 of M x topk x N; fused_moe.py's Triton path likewise).
+            share = arch.moe.expert_intermediate_size // tensor_parallel
+            routed = arch.moe.experts_per_token * (max(2 * share, h) + share)
+            shared = 3 * arch.moe.shared_intermediate_size // tensor_parallel
+            forward = max(forward, tokens * (routed + shared + 4 * h) * BF16)
         if profile_rule == "v0" and not driver:
             return forward  # V0: "Only perform sampling in the driver worker"
         # The forward pass's scratch is freed before sampling; its output hidden states (tokens x

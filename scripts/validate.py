@@ -1,10 +1,12 @@
 """Compare the estimator with every published measurement in data/measurements.yaml.
 
     .venv/bin/python scripts/validate.py [--target-median 0.05] [--target-p90 0.10]
+        [--target-finetune 0.10]
 
 Prints one row per case (measured, estimated, signed error), the cases the estimator cannot
 model yet, and the median and 90th-percentile absolute error per engine and overall. Exits 1
-when the overall median absolute error exceeds the target.
+when the median absolute error of the inference cases exceeds --target-median, or that of the
+fine-tuning cases exceeds --target-finetune.
 """
 
 from __future__ import annotations
@@ -65,21 +67,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{engine:14} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
                 f"{summary.p90_abs_error * 100:11.1f}%"
             )
-    overall = summarise(comparisons)
-    if overall is None:
-        return 1
-    ok = overall.median_abs_error <= args.target_median
-    print(
-        f"\ntarget: median <= {args.target_median:.0%} ({'met' if ok else 'MISSED'}), "
-        f"p90 <= {args.target_p90:.0%} "
-        f"({'met' if overall.p90_abs_error <= args.target_p90 else 'missed'})"
-    )
+    serving = summarise([c for c in comparisons if c.measurement.kind != "finetune"])
     tuning = summarise([c for c in comparisons if c.measurement.kind == "finetune"])
+    if serving is None:
+        return 1
+    ok = serving.median_abs_error <= args.target_median
+    print(
+        f"\ninference target: median <= {args.target_median:.0%} ({'met' if ok else 'MISSED'}), "
+        f"p90 <= {args.target_p90:.0%} "
+        f"({'met' if serving.p90_abs_error <= args.target_p90 else 'missed'})"
+    )
     if tuning is not None:
         met = tuning.median_abs_error <= args.target_finetune
+        ok = ok and met
         print(
             f"fine-tuning target: median <= {args.target_finetune:.0%} "
-            f"({'met' if met else 'missed'})"
+            f"({'met' if met else 'MISSED'})"
         )
     return 0 if ok else 1
 
