@@ -343,3 +343,19 @@ def test_vllm_pads_mxfp4_experts_for_marlin(catalogue):
     grown = vllm.components.weights - plain.components.weights
     assert grown == pytest.approx(weights + biases, rel=1e-6)
     assert any("pads each routed expert" in note for note in vllm.notes)
+
+
+def test_vllm_moe_profiling_holds_the_fused_kernels_buffers(catalogue):
+    # Qwen3-30B-A3B: 8 of 128 experts of 768, hidden 2048, no shared expert. vLLM's fused MoE
+    # keeps M x topk x max(2N, K) and M x topk x N 16-bit values (N: the expert's share of 768
+    # per GPU, K: the whole hidden size). V0's second GPU runs the forward pass alone.
+    result = estimate(
+        catalogue,
+        model="qwen3-30b-a3b",
+        engine="vllm",
+        engine_version="0.6.4",
+        gpus=2,
+        context=8192,
+    )
+    worker = result.devices[1].components.activations
+    assert worker == 8192 * (8 * (max(2 * 384, 2048) + 384) + 4 * 2048) * 2
