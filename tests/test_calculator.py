@@ -154,6 +154,8 @@ def set_inputs(root, values: dict[str, str]) -> None:
         ("gpus", "#vram-gpus"),
         ("gpu_memory_gib", "#vram-memory"),
         ("gpu_memory_utilization", "#vram-util"),
+        ("max_num_seqs", "#vram-seqs"),
+        ("max_num_batched_tokens", "#vram-tokens"),
     ):
         if name in values:
             change(root, lambda s=selector, v=values[name]: page.fill(s, v))
@@ -167,6 +169,8 @@ SCENARIOS = [
             "model": "qwen2.5-7b",
             "weights": "awq_4bit_g128",
             "gpu_memory_utilization": "0.8",
+            "max_num_seqs": "64",
+            "max_num_batched_tokens": "4096",
         },
         [
             "--model",
@@ -177,6 +181,10 @@ SCENARIOS = [
             "awq_4bit_g128",
             "--gpu-memory-utilization",
             "0.8",
+            "--max-num-seqs",
+            "64",
+            "--max-num-batched-tokens",
+            "4096",
             "--gpu",
             "rtx-4090",
         ],
