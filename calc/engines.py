@@ -95,7 +95,9 @@ VLLM_CUDA_GRAPH_BYTES = int(0.21 * 1024**3)
 # indices (2), the top-k and top-p masks (0.25 each), the sorted softmax (1) and its cumulative
 # sum (1), and the re-scattered logits (1): 8 units (the scatter since vLLM PR 8619, v0.6.2; before
 # it an int64 inverse index and a gather added 2 more). Only the driver worker (TP rank 0) samples.
-VLLM_V0_SAMPLER_UNITS_X4 = 32  # 8 units, kept in quarters so the sum stays an integer
+# V1's dummy sampler run takes the same path (top_p 0.9, top_k vocab-1) on every rank, and its
+# apply_top_k_top_p holds the same tensors; we count the same 8 units.
+VLLM_SAMPLER_UNITS_X4 = 32  # 8 units, kept in quarters so the sum stays an integer
 
 # A default context of MODEL_MAX means the model's own maximum (max_position_embeddings):
 # vLLM's `max_model_len` "will be automatically derived from the model config" when unset
@@ -303,7 +305,7 @@ def compute_buffer_bytes(
         # h, 16-bit) stay referenced while the sort-path sampler runs. V1 gathers the logits on
         # every rank and samples there, with the same sort path: its dummy sampler run asks for
         # top_p 0.9 and top_k vocab-1 (v1/worker/gpu_model_runner.py, _dummy_sampler_run).
-        sampler = profile_seqs * vocab * FP32 * VLLM_V0_SAMPLER_UNITS_X4 // 4
+        sampler = profile_seqs * vocab * FP32 * VLLM_SAMPLER_UNITS_X4 // 4
         return max(forward, sampler + tokens * h * BF16)
     # transformers: the prefill of the whole prompt at once. The MLP's gate/up/product in bf16
     # dominate; eager attention (flash attention off) also holds one layer's scores in bf16 and
