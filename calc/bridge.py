@@ -30,7 +30,7 @@ from calc.api import (
 )
 from calc.catalogue import Catalogue, build_catalogue
 from calc.engines import ENGINES, RELEASES
-from calc.finetune import LORA_GROUPS, FinetuneRequest
+from calc.finetune import FinetuneRequest, parse_lora_targets
 from calc.hints import finetune_hint, fit_hint
 from calc.units import GIB
 
@@ -193,15 +193,12 @@ def parse_finetune_inputs(inputs: object) -> tuple[FinetuneRequest, dict[str, An
     targets = pick("lora_targets", "all")
     if not isinstance(targets, str):
         raise _field_error("lora_targets", "lora_targets must be text such as all or q_proj,v_proj")
-    names: list[str] = []
-    for part in targets.split(","):
-        names += list(LORA_GROUPS.get(part.strip(), (part.strip(),)))
     request = FinetuneRequest(
         method=pick("method", "lora"),
         precision=pick("precision", "amp"),
         optimizer=pick("optimizer", "adamw"),
         lora_rank=pick("lora_rank", 16),
-        lora_targets=tuple(dict.fromkeys(names)),
+        lora_targets=parse_lora_targets(targets),
         freeze_trainable_layers=pick("freeze_layers", 2),
         seq_len=pick("seq_len", 1024),
         micro_batch=pick("micro_batch", 1),

@@ -28,7 +28,6 @@ from calc.api import InferenceRequest, LayoutMemo, estimate_resolved, resolve, r
 from calc.engines import ENGINES
 from calc.estimate import Estimate
 from calc.finetune import (
-    LORA_GROUPS,
     METHODS,
     OFFLOAD,
     OPTIMIZERS,
@@ -37,6 +36,7 @@ from calc.finetune import (
     FinetuneEstimate,
     FinetuneRequest,
     TrainComponents,
+    parse_lora_targets,
 )
 from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.units import GB, GIB, MIB, format_bytes
@@ -193,6 +193,7 @@ def _add_finetune(commands: Any) -> None:
         ("--chunked-loss", "the loss over 8 chunks"),
         ("--optimizer-in-backward", "step each parameter as its gradient arrives"),
         ("--activation-offloading", "activations wait in CPU RAM"),
+        ("--fused-qkv", "q, k and v as one projection with one adapter input (LitGPT)"),
     ):
         savers.add_argument(flag, choices=["on", "off"], default="off", help=meaning)
     savers.add_argument(
@@ -201,24 +202,10 @@ def _add_finetune(commands: Any) -> None:
         default="fp32",
         help="LoRA adapters: fp32 (PEFT) or bf16 (torchtune, LitGPT bf16-true)",
     )
-    savers.add_argument(
-        "--fused-qkv",
-        choices=["on", "off"],
-        default="off",
-        help="q, k and v as one projection with one adapter input (LitGPT)",
-    )
     gpu = finetune.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", metavar="NAME", help="GPU model, e.g. 'A100 80GB'")
     gpu.add_argument("--gpu-memory", metavar="SIZE", type=parse_size, help="memory per GPU")
     finetune.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def lora_targets(text: str) -> tuple[str, ...]:
-    names: list[str] = []
-    for part in text.split(","):
-        part = part.strip()
-        names += list(LORA_GROUPS.get(part, (part,)))
-    return tuple(dict.fromkeys(names))
 
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|MiB|MB)\s*$", re.IGNORECASE)
@@ -350,7 +337,7 @@ def _finetune(args: argparse.Namespace) -> int:
         precision=args.precision,
         optimizer=args.optimizer,
         lora_rank=args.lora_rank,
-        lora_targets=lora_targets(args.lora_targets),
+        lora_targets=parse_lora_targets(args.lora_targets),
         freeze_trainable_layers=args.freeze_layers,
         seq_len=args.seq_len,
         micro_batch=args.micro_batch,

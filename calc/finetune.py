@@ -61,6 +61,16 @@ LORA_GROUPS = {
     "all": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
 }
 
+
+def parse_lora_targets(text: str) -> tuple[str, ...]:
+    """'all', 'attention,lm_head' or 'q_proj,v_proj' as module names, groups expanded, once each."""
+    names: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        names += list(LORA_GROUPS.get(part, (part,)))
+    return tuple(dict.fromkeys(names))
+
+
 BF16 = 2
 FP32 = 4
 # Optimizer state bytes per trainable parameter, by the dtype of the trained weights.

@@ -11,7 +11,7 @@ from calc._errors import CalcError, CatalogueError
 from calc.api import InferenceRequest, run_finetune, run_inference
 from calc.catalogue import Catalogue, Locator
 from calc.estimate import Estimate
-from calc.finetune import LORA_GROUPS, FinetuneEstimate, FinetuneRequest
+from calc.finetune import FinetuneEstimate, FinetuneRequest, parse_lora_targets
 from calc.units import GB, GIB, MB, MIB
 
 MEASUREMENTS_FILE = "data/measurements.yaml"
@@ -133,16 +133,12 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
 
 
 def _finetune_request(d: Mapping[str, Any]) -> FinetuneRequest:
-    targets = str(d.get("lora_targets", "all"))
-    names: list[str] = []
-    for part in targets.split(","):
-        names += list(LORA_GROUPS.get(part.strip(), (part.strip(),)))
     return FinetuneRequest(
         method=str(d["method"]),
         precision=str(d.get("precision", "bf16")),
         optimizer=str(d.get("optimizer", "adamw")),
         lora_rank=int(d.get("lora_rank", 16)),
-        lora_targets=tuple(names),
+        lora_targets=parse_lora_targets(str(d.get("lora_targets", "all"))),
         seq_len=int(d.get("seq_len") or 1),
         micro_batch=int(d["micro_batch"]),
         grad_checkpointing=bool(d.get("grad_checkpointing", False)),
