@@ -6,7 +6,7 @@ parse (architecture) -> tensors -> place on devices -> one pure function per com
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from math import ceil
 from typing import Any, Self
@@ -48,6 +48,14 @@ class ByKind:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def sum_of(cls, parts: Iterable[Self]) -> Self:
+        """The kind-by-kind sum of ``parts`` (all zero when there are none)."""
+        total = cls()
+        for part in parts:
+            total = total + part
+        return total
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,7 @@ class Estimate:
 
     @property
     def components(self) -> Components:
-        total = Components()
-        for device in self.devices:
-            total = total + device.components
-        return total
+        return Components.sum_of(d.components for d in self.devices)
 
     @property
     def total_bytes(self) -> int:

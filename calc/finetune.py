@@ -179,10 +179,7 @@ class FinetuneEstimate:
 
     @property
     def components(self) -> TrainComponents:
-        total = TrainComponents()
-        for device in self.devices:
-            total = total + device.components
-        return total
+        return TrainComponents.sum_of(d.components for d in self.devices)
 
     @property
     def total_bytes(self) -> int:
