@@ -7,9 +7,10 @@ under Pyodide. The public API is small; everything else is private detail.
 from calc._errors import CalcError, CatalogueError, ConfigError, InputError, UnknownNameError
 from calc.api import InferenceRequest, run_inference
 from calc.architecture import Architecture, parse_config
+from calc.breakdown import Components, Device, DeviceEstimate, Estimate
 from calc.catalogue import Catalogue, build_catalogue
 from calc.engines import ENGINES
-from calc.estimate import Components, Device, DeviceEstimate, Estimate, estimate_inference
+from calc.estimate import estimate_inference
 from calc.kv_cache import kv_cache_bytes
 from calc.tensors import ParameterCount, count_parameters
 from calc.units import format_bytes

@@ -9,7 +9,8 @@ Request:  {"action": "options"}
            "context", "batch", "kv_cache", "gpus", "gpu" | "gpu_memory_gib", ...}}
           {"action": "finetune", "inputs": {"model" | "config", "method", "precision",
            "optimizer", "lora_rank", "lora_targets", "seq_len", "micro_batch", ...}}
-Response: {"ok": true, "options": {...}} or {"ok": true, "result": {...}, "hint": {...} | null}
+Response: {"ok": true, "options": {...}}
+          {"ok": true, "result": {...}, "hint": {...} | null, "defaults": {input: value}}
           {"ok": false, "error": {"message": "...", "field": "..."}}
 """
 
@@ -20,16 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
-from calc.api import (
-    InferenceRequest,
-    LayoutMemo,
-    estimate_resolved,
-    loadable_formats,
-    resolve,
-    run_finetune,
-)
+from calc.api import InferenceRequest, loadable_formats, resolve, run_finetune
 from calc.catalogue import Catalogue, build_catalogue
-from calc.engines import ENGINES, RELEASES
+from calc.engines import ENGINES
+from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest, parse_lora_targets
 from calc.hints import finetune_hint, fit_hint
 from calc.units import GIB
@@ -99,12 +94,9 @@ class Session:
                 {
                     "id": e.id,
                     "name": e.name,
-                    "defaults_for": e.defaults_for,
                     "default_weights": e.default_weights,
-                    "default_context": e.default_context,
-                    "default_batch": e.default_batch,
                     "default_kv": e.default_kv,
-                    "versions": [r.version for r in RELEASES[e.id]],
+                    "versions": [r.version for r in e.history.releases],
                     "weights": [{"id": f.id, "name": f.name} for f in loadable_formats(c, e)],
                 }
                 for e in ENGINES.values()
@@ -120,14 +112,15 @@ class Session:
 
     def estimate(self, inputs: object) -> dict[str, Any]:
         request = parse_inputs(inputs)
-        resolved = resolve(self.catalogue, request)
         layouts: LayoutMemo = self.layouts
-        estimate = estimate_resolved(self.catalogue, resolved, layouts=layouts)
-        hint = fit_hint(self.catalogue, resolved, layouts)
+        plan = resolve(self.catalogue, request, layouts=layouts)
+        estimate = estimate_inference(plan, layouts=layouts)
+        hint = fit_hint(self.catalogue, plan, layouts)
         return {
             "ok": True,
             "result": estimate.to_json(),
             "hint": hint.to_json() if hint else None,
+            "defaults": plan.default_values(),
         }
 
     def finetune(self, inputs: object) -> dict[str, Any]:

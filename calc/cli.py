@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from calc._errors import CalcError, InputError
-from calc.api import InferenceRequest, LayoutMemo, estimate_resolved, resolve, run_finetune
+from calc.api import InferenceRequest, resolve, run_finetune
+from calc.breakdown import Estimate
 from calc.engines import ENGINES
-from calc.estimate import Estimate
+from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import (
     METHODS,
     OFFLOAD,
@@ -396,16 +397,16 @@ def _inference(args: argparse.Namespace) -> int:
         max_num_seqs=args.max_num_seqs,
         max_num_batched_tokens=args.max_num_batched_tokens,
     )
-    resolved = resolve(catalogue, request)
     layouts: LayoutMemo = {}
-    estimate = estimate_resolved(catalogue, resolved, layouts=layouts)
+    plan = resolve(catalogue, request, layouts=layouts)
+    estimate = estimate_inference(plan, layouts=layouts)
     if args.json:
         print(json.dumps(estimate.to_json(), indent=2))
     else:
         label = catalogue.model(args.model).name if args.model else str(args.config)
         print(render_table(estimate, label))
         if estimate.fits is False:
-            hint = fit_hint(catalogue, resolved, layouts)
+            hint = fit_hint(catalogue, plan, layouts)
             print(inference_hint_line(hint))
     return 0
 

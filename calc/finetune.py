@@ -25,8 +25,8 @@ from typing import Any
 
 from calc._errors import InputError
 from calc.architecture import Architecture
-from calc.engines import CUDA_CONTEXT_BYTES
-from calc.estimate import ByKind, Device
+from calc.breakdown import ByKind, Device
+from calc.engines.base import CUDA_CONTEXT_BYTES
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
 from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
 

@@ -13,18 +13,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from calc._errors import CalcError
-from calc.api import (
-    InferenceRequest,
-    LayoutMemo,
-    Resolved,
-    estimate_resolved,
-    loadable_formats,
-    resolve_architecture,
-    run_finetune,
-)
+from calc.api import InferenceRequest, loadable_formats, resolve_architecture, run_finetune
 from calc.catalogue import Catalogue
-from calc.estimate import MAX_CONTEXT, MAX_GPUS
+from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest
+from calc.plan import MAX_CONTEXT, MAX_GPUS, Plan
 
 # Weight formats tried for "the best format that fits", from most to least faithful.
 # GGUF files for llama.cpp and Ollama; checkpoint formats for vLLM and transformers.
@@ -67,23 +60,21 @@ class FitHint:
         }
 
 
-def _headroom(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> int | None:
+def _headroom(plan: Plan, layouts: LayoutMemo) -> int | None:
     """The smallest headroom over the GPUs (negative: short by that much); None if invalid."""
     try:
-        estimate = estimate_resolved(catalogue, resolved, layouts=layouts)
+        estimate = estimate_inference(plan, layouts=layouts)
     except CalcError:
         return None
     return min(d.headroom_bytes or 0 for d in estimate.devices)
 
 
-def _fits(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> bool:
-    headroom = _headroom(catalogue, resolved, layouts)
+def _fits(plan: Plan, layouts: LayoutMemo) -> bool:
+    headroom = _headroom(plan, layouts)
     return headroom is not None and headroom >= 0
 
 
-def longest_context(
-    catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo, *, limit: int
-) -> int | None:
+def longest_context(plan: Plan, layouts: LayoutMemo, *, limit: int) -> int | None:
     """The largest context per sequence that fits, up to ``limit``; None if none does.
 
     Memory never shrinks as the context grows, and the engine allocates the cache in steps of
@@ -91,11 +82,11 @@ def longest_context(
     runs over steps by false position (Illinois variant): headroom falls almost linearly with
     the context, so a handful of estimates pin the boundary exactly.
     """
-    step = resolved.engine.kv_padding
+    step = plan.engine.kv_padding
 
     def headroom(units: int) -> float:
         context = min(units * step, limit)
-        value = _headroom(catalogue, replace(resolved, context=context), layouts)
+        value = _headroom(replace(plan, context=context), layouts)
         return -1.0 if value is None else float(value)
 
     units = largest_fitting(headroom, -(-limit // step))
@@ -130,14 +121,14 @@ def largest_fitting(headroom: Callable[[int], float], limit: int) -> int | None:
     return low
 
 
-def fewest_gpus(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> int | None:
+def fewest_gpus(plan: Plan, layouts: LayoutMemo) -> int | None:
     """How many of these GPUs the setup needs."""
-    device = resolved.devices[0]
+    device = plan.devices[0]
 
     def fits_on(count: int) -> bool:
-        return _fits(catalogue, replace(resolved, devices=(device,) * count), layouts)
+        return _fits(replace(plan, devices=(device,) * count), layouts)
 
-    return fewest(fits_on, len(resolved.devices))
+    return fewest(fits_on, len(plan.devices))
 
 
 def fewest(fits_on: Callable[[int], bool], start: int) -> int | None:
@@ -160,26 +151,24 @@ def fewest(fits_on: Callable[[int], bool], start: int) -> int | None:
     return high
 
 
-def fit_hint(catalogue: Catalogue, resolved: Resolved, layouts: LayoutMemo) -> FitHint | None:
+def fit_hint(catalogue: Catalogue, plan: Plan, layouts: LayoutMemo) -> FitHint | None:
     """None when the GPU memory is unknown."""
-    if any(d.capacity_bytes is None for d in resolved.devices):
+    if any(d.capacity_bytes is None for d in plan.devices):
         return None
-    fits = _fits(catalogue, resolved, layouts)
-    limit = min(resolved.arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
+    fits = _fits(plan, layouts)
+    limit = min(plan.arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
     max_context = None
-    if not resolved.engine.weights_only:
-        max_context = longest_context(catalogue, resolved, layouts, limit=limit)
+    if not plan.engine.weights_only:
+        max_context = longest_context(plan, layouts, limit=limit)
     best = None
     gpus_needed = None
     if not fits:
-        accepted = {f.id: f for f in loadable_formats(catalogue, resolved.engine)}
+        accepted = {f.id: f for f in loadable_formats(catalogue, plan.engine)}
         for format_id in FORMAT_LADDER:
-            if format_id in accepted and _fits(
-                catalogue, replace(resolved, weights=accepted[format_id]), layouts
-            ):
+            if format_id in accepted and _fits(replace(plan, weights=accepted[format_id]), layouts):
                 best = format_id
                 break
-        gpus_needed = fewest_gpus(catalogue, resolved, layouts)
+        gpus_needed = fewest_gpus(plan, layouts)
     return FitHint(fits=fits, max_context=max_context, best_weights=best, gpus_needed=gpus_needed)
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from calc.architecture import SLIDING, Architecture
 from calc.formats import StorageType
 
+# How an engine caches MLA (DeepSeek V2/V3/R1): "full" per-head K and V as plain attention,
+# "latent_kv" the latent as K plus a kv_lora_rank-wide V, "latent" the latent alone.
+MlaCache = Literal["full", "latent_kv", "latent"]
 
-def kv_row_values(arch: Architecture, mla_cache: str = "latent") -> tuple[int, ...]:
+
+def kv_row_values(arch: Architecture, mla_cache: MlaCache = "latent") -> tuple[int, ...]:
     """The rows one token adds to one layer's cache, as a count of values per row.
 
     Standard attention stores a K row and a V row of ``num_kv_heads * head_dim`` values (MHA,
@@ -51,7 +56,7 @@ def kv_cache_bytes(
     layers: Iterable[int] | None = None,
     sliding_window_cache: bool = True,
     swa_extra: int = 0,
-    mla_cache: str = "latent",
+    mla_cache: MlaCache = "latent",
 ) -> int:
     """Bytes of KV cache for ``sequences`` sequences of ``context`` tokens over ``layers``.
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from calc._errors import CalcError, CatalogueError
 from calc.api import InferenceRequest, run_finetune, run_inference
+from calc.breakdown import Estimate
 from calc.catalogue import Catalogue, Locator
-from calc.estimate import Estimate
 from calc.finetune import FinetuneEstimate, FinetuneRequest, parse_lora_targets
 from calc.units import GB, GIB, MB, MIB
 

@@ -22,7 +22,7 @@ import jinja2
 from calc import InferenceRequest, run_inference
 from calc.catalogue import GPU, Catalogue, Model, Precision
 from calc.data_files import DATA_ENV, default_data_dir, load_catalogue, load_measurements
-from calc.engines import CONSTANTS, ENGINES, RELEASES
+from calc.engines import CONSTANTS, ENGINES
 from calc.formats import tensor_bytes, tensor_storage
 from calc.measurements import UNIT_BYTES, Comparison, Measurement, compare, summarise
 from calc.tensors import model_tensors
@@ -540,6 +540,24 @@ def finetune_table(catalogue: Catalogue, seq_len: int) -> list[FinetuneRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class ReleaseRow:
+    engine: str
+    version: str
+    words: dict[str, str]
+    source: str
+
+
+def release_rows() -> list[ReleaseRow]:
+    """Every modelled release of every engine but the theory, with its defaults in words."""
+    return [
+        ReleaseRow(engine.name, release.version, engine.describe(release), release.source)
+        for engine in ENGINES.values()
+        if not engine.weights_only
+        for release in engine.history.releases
+    ]
+
+
 # -- rendering -----------------------------------------------------------------------------
 
 
@@ -566,7 +584,7 @@ TABLES: dict[str, Callable[[Sources], dict[str, Any]]] = {
     },
     "gpus": lambda s: {"rows": gpu_rows(s.catalogue)},
     "constants": lambda s: {"constants": CONSTANTS},
-    "engine-releases": lambda s: {"engines": ENGINES, "releases": RELEASES},
+    "engine-releases": lambda s: {"rows": release_rows()},
     "article-setups": lambda s: {"rows": article_setups(s.catalogue, s.measurements)},
     "validation": lambda s: validation(s.catalogue, s.measurements),
     "finetune-1024": lambda s: {

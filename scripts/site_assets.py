@@ -51,10 +51,11 @@ def build_wheel(root: Path) -> bytes:
     """The wheel's bytes; the same source always gives the same bytes."""
     name, version = project_version(root)
     dist_info = f"{name}-{version}.dist-info"
+    package = root / "calc"
     files: list[tuple[str, bytes]] = [
-        (f"calc/{path.name}", path.read_bytes())
-        for path in sorted((root / "calc").glob("*.py"))
-        if path.name not in EDGE_MODULES
+        (path.relative_to(root).as_posix(), path.read_bytes())
+        for path in sorted(package.rglob("*.py"))
+        if path.relative_to(package).as_posix() not in EDGE_MODULES
     ]
     files.append(
         (

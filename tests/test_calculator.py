@@ -510,7 +510,7 @@ def test_hints_say_what_would_fit_in_both_modes(watched, base_url, catalogue):
     resolved = resolve(
         catalogue, InferenceRequest(model="llama-3.1-70b", weights="q8_0", gpu="rtx-4090")
     )
-    needed = fewest_gpus(catalogue, resolved, {})
+    needed = fewest_gpus(resolved, {})
     hint = root.locator("[data-role=hint]").inner_text()
     assert f"It would fit on {needed} of these GPUs." in hint
     change(root, lambda: page.check("input[name=mode][value=finetune]"))

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from calc import CalcError, InferenceRequest, run_inference
 from calc.data_files import load_measurements
-from calc.estimate import split_layers
 from calc.measurements import compare
+from calc.placement import split_layers
 
 MODELS = [
     "llama-3.1-8b",

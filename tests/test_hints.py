@@ -39,13 +39,13 @@ def test_longest_context_is_the_exact_boundary(catalogue, model, engine, gpu, gp
     )
     memo: dict = {}
     limit = 200_000
-    found = longest_context(catalogue, resolved, memo, limit=limit)
+    found = longest_context(resolved, memo, limit=limit)
     if found is None:
-        assert not _fits(catalogue, replace(resolved, context=1), memo)
+        assert not _fits(replace(resolved, context=1), memo)
         return
-    assert _fits(catalogue, replace(resolved, context=found), memo)
+    assert _fits(replace(resolved, context=found), memo)
     if found < limit:
-        assert not _fits(catalogue, replace(resolved, context=found + 1), memo)
+        assert not _fits(replace(resolved, context=found + 1), memo)
 
 
 def test_fewest_gpus_is_the_exact_count(catalogue):
@@ -53,11 +53,11 @@ def test_fewest_gpus_is_the_exact_count(catalogue):
         catalogue, InferenceRequest(model="llama-3.1-405b", weights="q4_k_m", gpu="rtx-4090")
     )
     memo: dict = {}
-    count = fewest_gpus(catalogue, resolved, memo)
+    count = fewest_gpus(resolved, memo)
     assert count is not None
     device = resolved.devices[0]
-    assert _fits(catalogue, replace(resolved, devices=(device,) * count), memo)
-    assert not _fits(catalogue, replace(resolved, devices=(device,) * (count - 1)), memo)
+    assert _fits(replace(resolved, devices=(device,) * count), memo)
+    assert not _fits(replace(resolved, devices=(device,) * (count - 1)), memo)
 
 
 def test_a_setup_that_does_not_fit_gets_all_three_answers(catalogue):

@@ -152,8 +152,6 @@ export async function mount(root) {
     fields.kv_cache.value = keepKv;
     root.querySelector("#vram-versions").replaceChildren(...engine.versions.map((v) => option(v, v)));
     fields.engine_version.placeholder = `newest modelled: ${engine.versions[engine.versions.length - 1]}`;
-    fields.context.placeholder = engine.default_context ? `default ${engine.default_context}` : "default: the model's maximum";
-    fields.batch.placeholder = `default ${engine.default_batch}`;
   }
 
   function showSource() {
@@ -361,8 +359,17 @@ export async function mount(root) {
     if (message && !keepResult) $("result").hidden = true;
   }
 
-  function render({ result, hint }) {
+  // Each empty field shows what the estimate took for it: the same resolution as the notes.
+  function showDefaults(defaults) {
+    for (const [name, value] of Object.entries(defaults || {})) {
+      const field = fields[name];
+      if (field && field.tagName === "INPUT") field.placeholder = `default ${value}`;
+    }
+  }
+
+  function render({ result, hint, defaults }) {
     root.dataset.result = JSON.stringify(result);
+    showDefaults(defaults);
     root.dataset.totalBytes = String(result.total_bytes);
     const section = $("result");
     section.hidden = false;

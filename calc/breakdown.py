@@ -1,0 +1,144 @@
+"""What an estimate returns: bytes by kind, per device, with a total and a JSON form.
+
+Nothing here computes memory; the engines fill these records and the edges format them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Self
+
+from calc.tensors import ParameterCount
+
+
+@dataclass(frozen=True)
+class ByKind:
+    """Bytes by kind: the total, the sum of two, and the JSON mapping (in field order) all
+    follow the subclass's fields."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.as_dict().values())
+
+    def __add__(self, other: Self) -> Self:
+        mine, theirs = self.as_dict(), other.as_dict()
+        return replace(self, **{key: mine[key] + theirs[key] for key in mine})
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def sum_of(cls, parts: Iterable[Self]) -> Self:
+        """The kind-by-kind sum of ``parts`` (all zero when there are none)."""
+        total = cls()
+        for part in parts:
+            total = total + part
+        return total
+
+
+@dataclass(frozen=True)
+class Components(ByKind):
+    """Bytes by kind. ``runtime`` is memory outside the engine's own tensors."""
+
+    weights: int = 0
+    kv_cache: int = 0
+    activations: int = 0
+    runtime: int = 0
+
+
+@dataclass(frozen=True)
+class Device:
+    """One GPU the model is placed on: a name and, when known, how much memory it offers."""
+
+    name: str = "GPU"
+    capacity_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class DeviceEstimate:
+    index: int
+    device: Device
+    layers: tuple[int, ...]
+    components: Components
+
+    @property
+    def total_bytes(self) -> int:
+        return self.components.total
+
+    @property
+    def headroom_bytes(self) -> int | None:
+        if self.device.capacity_bytes is None:
+            return None
+        return self.device.capacity_bytes - self.total_bytes
+
+    @property
+    def fits(self) -> bool | None:
+        headroom = self.headroom_bytes
+        return None if headroom is None else headroom >= 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    engine: str
+    weights_format: str
+    kv_format: str
+    context: int
+    batch: int
+    parameters: ParameterCount
+    devices: tuple[DeviceEstimate, ...]
+    host: Components
+    notes: tuple[str, ...] = field(default=())
+    details: Mapping[str, Any] = field(default_factory=dict)  # engine-specific figures
+
+    @property
+    def components(self) -> Components:
+        return Components.sum_of(d.components for d in self.devices)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.components.total
+
+    @property
+    def host_bytes(self) -> int:
+        return self.host.total
+
+    @property
+    def fits(self) -> bool | None:
+        verdicts = [d.fits for d in self.devices]
+        return None if None in verdicts else all(verdicts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's ``--json`` object and the browser bridge's result."""
+        return {
+            "total_bytes": self.total_bytes,
+            "components": self.components.as_dict(),
+            "devices": [_device_json(d) for d in self.devices],
+            "host_bytes": self.host_bytes,
+            "host_components": self.host.as_dict(),
+            "fits": self.fits,
+            "engine": self.engine,
+            "weights": self.weights_format,
+            "kv_cache": self.kv_format,
+            "context": self.context,
+            "batch": self.batch,
+            "parameters": {
+                "total": self.parameters.total,
+                "active": self.parameters.active,
+            },
+            "notes": list(self.notes),
+            "engine_details": dict(self.details),
+        }
+
+
+def _device_json(d: DeviceEstimate) -> dict[str, Any]:
+    return {
+        "index": d.index,
+        "name": d.device.name,
+        "capacity_bytes": d.device.capacity_bytes,
+        "layers": len(d.layers),
+        "total_bytes": d.total_bytes,
+        "components": d.components.as_dict(),
+        "headroom_bytes": d.headroom_bytes,
+        "fits": d.fits,
+    }

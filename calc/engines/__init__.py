@@ -1,0 +1,57 @@
+"""Engine profiles: one module per inference engine behind :class:`~calc.engines.base.Engine`,
+and the registry that names them.
+
+Every engine-specific rule lives in its own module (``theory``, ``llama_cpp``, ``ollama``,
+``vllm``, ``transformers``), with its release history as data and the source of each default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from calc._errors import UnknownNameError
+from calc.engines.base import CUDA_CONTEXT_BYTES, Constant, Engine
+from calc.engines.history import MODEL_MAX, Change, History, Release, version_key
+from calc.engines.llama_cpp import LlamaCpp
+from calc.engines.ollama import Ollama
+from calc.engines.theory import Theory
+from calc.engines.transformers import Transformers
+from calc.engines.vllm import Vllm
+
+ENGINES: dict[str, Engine[Any, Any]] = {
+    engine.id: engine for engine in (Theory(), LlamaCpp(), Ollama(), Vllm(), Transformers())
+}
+DEFAULT_ENGINE = "llama.cpp"
+
+CONSTANTS: tuple[Constant, ...] = (
+    Constant(
+        "CUDA context per GPU",
+        f"{CUDA_CONTEXT_BYTES:,} bytes",
+        "runtime, every engine but theory",
+        "https://github.com/pytorch/pytorch/pull/86509",
+    ),
+    *(constant for engine in ENGINES.values() for constant in engine.constants),
+)
+
+
+def engine_by_name(name: str) -> Engine[Any, Any]:
+    wanted = name.strip().lower()
+    if wanted in ENGINES:
+        return ENGINES[wanted]
+    raise UnknownNameError("engine", name, difflib.get_close_matches(wanted, list(ENGINES)))
+
+
+__all__ = [
+    "CONSTANTS",
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "MODEL_MAX",
+    "Change",
+    "Constant",
+    "Engine",
+    "History",
+    "Release",
+    "engine_by_name",
+    "version_key",
+]

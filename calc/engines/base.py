@@ -1,0 +1,240 @@
+"""What every engine profile answers, and the flow that turns its answers into an estimate.
+
+An engine decides more of the memory than the model does: how long a context it allocates by
+default, for how many sequences, where the token embeddings live, how large its scratch buffers
+are and what each GPU loses to the CUDA context. Each engine module subclasses :class:`Engine`
+and overrides what it does differently; nothing outside its module asks which engine it is.
+
+The interface, in the order a request meets it:
+
+- ``release(version)``: the release whose defaults apply (its history is data, with sources);
+- ``default_context``, ``resolve_options``, ``choose_batch``: what that release defaults to for
+  a model and GPUs;
+- ``loads``, ``kv_type``, ``expert_padding``: which formats and KV types it loads, and how;
+- ``place``: how it places layers, and what it keeps in CPU RAM;
+- ``buffer_bytes``, ``activation_bytes``, ``runtime_bytes``: its per-device buffers and
+  profiling pass;
+- ``finish``: figures and notes of its own (vLLM's reserve).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from math import ceil
+from typing import Any, Generic, TypeVar, cast
+
+from calc.architecture import Architecture
+from calc.breakdown import Device, DeviceEstimate, Estimate
+from calc.engines.history import MODEL_MAX, History, Release
+from calc.formats import StorageType, WeightFormat
+from calc.kv_cache import MlaCache, kv_cache_bytes
+from calc.layout import ExpertPadding, WeightLayout
+from calc.placement import Placement, place_layers
+from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
+
+# The CUDA context (driver state and loaded kernels) of one process on one GPU, with lazy module
+# loading (the default since CUDA 11.7 / PyTorch 1.13): 287,047,680 bytes measured in
+# https://github.com/pytorch/pytorch/pull/86509 ("shows a memory usage of: 287,047,680 bytes");
+# "around 400MB" per a PyTorch maintainer in https://github.com/pytorch/pytorch/issues/109888.
+# Engines add cuBLAS workspaces and their own allocations on top; we take the measured figure.
+CUDA_CONTEXT_BYTES = 287_047_680
+
+BF16 = 2  # bytes per activation value
+FP32 = 4  # bytes per logit (engines upcast logits before sampling)
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A number the estimator relies on, for the methodology page."""
+
+    name: str
+    value: str
+    used_for: str
+    source: str
+
+
+R = TypeVar("R", bound=Release)
+Opt = TypeVar("Opt", bound=EngineOptions)
+
+# The catalogue's f16 KV cache type, for engines that fall back to it.
+F16Lookup = Callable[[], StorageType]
+
+
+class Engine(Generic[R, Opt]):
+    """An inference engine's defaults and allocation rules. Subclasses set the attributes and
+    override the methods where the engine differs."""
+
+    id: str
+    name: str
+    source: str
+    history: History[R]
+    default_weights: str
+    default_kv: str
+    accepts: tuple[str, ...] = ()  # weight-format families it loads; empty: any
+    weights_only = False  # theory: parameters x bytes and nothing else
+    kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
+    sliding_window_cache = True  # sliding-window layers keep only their window
+    swa_extra_tokens = 0  # ... plus this many tokens
+    embeddings_on_host = False
+    mentions_flash_default = False  # the defaults note names the flash-attention default
+    takes: tuple[str, ...] = ()  # the engine-only inputs it reads (see resolve_options)
+    constants: tuple[Constant, ...] = ()
+
+    # -- releases and defaults ----------------------------------------------------------------
+
+    def release(self, version: str | None) -> R:
+        """The release whose defaults hold for ``version`` (the newest modelled when None)."""
+        return self.history.at(version)
+
+    def release_of(self, plan: Plan) -> R:
+        return cast(R, plan.release)
+
+    def options_of(self, plan: Plan) -> Opt:
+        return cast(Opt, plan.options)
+
+    def default_context(self, release: R, arch: Architecture, devices: Sequence[Device]) -> int:
+        if release.default_context == MODEL_MAX:
+            return min(arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
+        return release.default_context
+
+    def resolve_options(self, plan: Plan, asked: Any) -> tuple[EngineOptions, tuple[Default, ...]]:
+        """The engine's own settings from the request ``asked``, and the defaults it applied."""
+        return EngineOptions(), ()
+
+    def choose_batch(self, plan: Plan, layout: Callable[[], WeightLayout]) -> tuple[int, str]:
+        """Sequences served at once when the request does not say, and the words for it."""
+        batch = plan.release.default_batch
+        return batch, f"{batch} sequence(s)"
+
+    def describe(self, release: R) -> dict[str, str]:
+        """A release's defaults in words, for the table of releases."""
+        context = release.default_context
+        return {
+            "context": "the model's maximum" if context == MODEL_MAX else f"{context:,}",
+            "sequences": str(release.default_batch),
+            "flash_attention": "on" if release.flash_attention else "off",
+            "mla_cache": "latent",
+        }
+
+    # -- formats ------------------------------------------------------------------------------
+
+    def loads(self, weights: WeightFormat) -> bool:
+        return (weights.loadable or self.weights_only) and (
+            not self.accepts or weights.family in self.accepts
+        )
+
+    def kv_type(
+        self, kv_format: StorageType, flash_attention: bool, f16: F16Lookup
+    ) -> tuple[StorageType, str | None]:
+        """The KV cache type the engine really uses for the one asked, and a note if it
+        differs."""
+        return kv_format, None
+
+    def expert_padding(self, weights_id: str, ranks: int) -> ExpertPadding | None:
+        return None
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def padded_context(self, context: int) -> int:
+        return ceil(context / self.kv_padding) * self.kv_padding
+
+    def mla_cache(self, plan: Plan) -> MlaCache:
+        return "latent"
+
+    def kv_bytes(self, plan: Plan, layers: Sequence[int], share: float = 1.0) -> int:
+        full = kv_cache_bytes(
+            plan.arch,
+            context=self.padded_context(plan.context),
+            sequences=plan.batch,
+            storage=plan.kv_format,
+            layers=layers,
+            sliding_window_cache=self.sliding_window_cache,
+            swa_extra=self.swa_extra_tokens,
+            mla_cache=self.mla_cache(plan),
+        )
+        return ceil(full * share)
+
+    def place(self, plan: Plan, layout: WeightLayout) -> Placement:
+        def kv(layers: Sequence[int], share: float) -> int:
+            return self.kv_bytes(plan, layers, share)
+
+        return place_layers(
+            plan.arch, layout, plan.devices, kv, embeddings_on_host=self.embeddings_on_host
+        )
+
+    def buffer_bytes(self, plan: Plan, placement: Placement) -> int:
+        """The compute buffer of one GPU that holds layers."""
+        return 0
+
+    def activation_bytes(self, plan: Plan, placement: Placement) -> list[int]:
+        """Per GPU: the compute buffer where it holds layers or the output layer."""
+        buffer = self.buffer_bytes(plan, placement)
+        last = len(placement.devices) - 1
+        return [buffer if d.layers or d.index == last else 0 for d in placement.devices]
+
+    def runtime_bytes(self, plan: Plan) -> int:
+        """Memory per GPU outside the engine's own tensors: the CUDA context, graphs."""
+        return CUDA_CONTEXT_BYTES
+
+    def finish(
+        self, plan: Plan, devices: Sequence[DeviceEstimate]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Engine-specific figures for the JSON, and notes."""
+        return {}, []
+
+    def estimate(self, plan: Plan, layout: WeightLayout) -> Estimate:
+        """Place the weights and KV cache, add each GPU's buffers and runtime."""
+        notes = _common_notes(self, plan, layout)
+        placement = self.place(plan, layout)
+        notes += placement.notes
+        runtime = self.runtime_bytes(plan)
+        devices = tuple(
+            replace(d, components=replace(d.components, activations=a, runtime=runtime))
+            for d, a in zip(placement.devices, self.activation_bytes(plan, placement), strict=True)
+        )
+        if self.embeddings_on_host:
+            notes.append(f"{self.name} keeps the token embeddings in CPU RAM")
+        details, more = self.finish(plan, devices)
+        return Estimate(
+            engine=self.id,
+            weights_format=plan.weights.id,
+            kv_format=plan.kv_format.id,
+            context=plan.context,
+            batch=plan.batch,
+            parameters=layout.parameters,
+            devices=devices,
+            host=placement.host,
+            notes=(*notes, *more),
+            details=details,
+        )
+
+
+def _common_notes(engine: Engine[Any, Any], plan: Plan, layout: WeightLayout) -> list[str]:
+    notes = []
+    padding = layout.padding
+    if padding is not None and plan.arch.moe is not None:
+        notes.append(
+            f"{engine.name} pads each routed expert for its MoE kernel: the intermediate size per "
+            f"GPU to a multiple of {padding.intermediate}, the hidden size to {padding.hidden}"
+        )
+    context = plan.context
+    padded = engine.padded_context(context)
+    if padded != context:
+        notes.append(
+            f"{engine.name} allocates the KV cache in steps of {engine.kv_padding} tokens: "
+            f"{context} becomes {padded} per sequence"
+        )
+    limit = plan.arch.max_position_embeddings
+    if limit and context > limit:
+        notes.append(f"context {context} exceeds the model's max_position_embeddings ({limit})")
+    return notes
+
+
+def widest_mlp(arch: Architecture) -> int:
+    """The largest intermediate width a token passes through in one layer."""
+    if arch.moe is None:
+        return arch.intermediate_size
+    routed = arch.moe.experts_per_token * arch.moe.expert_intermediate_size
+    dense = arch.intermediate_size if not all(arch.moe.moe_layers) else 0
+    return max(dense, routed + arch.moe.shared_intermediate_size)

@@ -1,0 +1,304 @@
+"""vLLM: tensor parallel over the GPUs, a share of each GPU (``gpu_memory_utilization``) filled
+with KV cache blocks after a profiling pass, CUDA graphs, and expert padding for its kernels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from calc._errors import InputError
+from calc.architecture import Architecture
+from calc.breakdown import Device, DeviceEstimate
+from calc.engines.base import BF16, CUDA_CONTEXT_BYTES, FP32, Constant, Engine, widest_mlp
+from calc.engines.history import MODEL_MAX, Change, History, Release
+from calc.layout import ExpertPadding, WeightLayout
+from calc.placement import Placement, place_tensor_parallel
+from calc.plan import Default, EngineOptions, Plan
+from calc.units import GIB
+
+ARG_UTILS = (
+    "https://github.com/vllm-project/vllm/blob/99d7eb5d6a512cfcc5a2b104f24ebf2d6cda772b/"
+    "vllm/engine/arg_utils.py"
+)
+ARG_UTILS_MAIN = "https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py"
+
+# vLLM's defaults (vllm/engine/arg_utils.py: `block_size: int = 16`,
+# `gpu_memory_utilization: float = 0.90`, `max_num_seqs: int = 256`).
+BLOCK_SIZE = 16
+GPU_MEMORY_UTILIZATION = 0.90
+MAX_NUM_SEQS = 256
+V0_CHUNKED_PREFILL_TOKENS = 2048  # V0's max_num_batched_tokens with chunked prefill
+V0_CHUNKED_ABOVE = 32768  # V0 enabled chunked prefill above this max_model_len
+# V1's scheduler defaults for `vllm serve` (engine/arg_utils.py, the OPENAI_API_SERVER entries):
+# max_num_batched_tokens 2048 and max_num_seqs 256; from 0.9 a GPU with at least 70 GiB that is not
+# an A100 gets 8192 and 1024 ("For GPUs like H100 and MI300x, use larger default values"; the A100
+# is excluded because "Setting large `max_num_batched_tokens` for A100 reduces throughput, see PR
+# #17885"). Chunked prefill is always on in V1, so the profiling pass is that many tokens.
+SERVE_BATCH = (2048, 256)
+LARGE_GPU_BATCH = (8192, 1024)
+LARGE_GPU_BYTES = 70 * GIB
+
+# "Graph capturing finished in 14 secs, took 0.21 GiB" (Llama-3.2-1B,
+# https://github.com/vllm-project/vllm/pull/11349); larger models capture more, this is a floor.
+CUDA_GRAPH_BYTES = int(0.21 * 1024**3)
+
+# vLLM V0's profiling run samples with top_p=0.99, top_k=vocab-1 "to reflect the accurate
+# memory usage" (worker/model_runner.py profile_run), so the sampler takes its sort path over
+# max_num_seqs rows of the vocabulary. Live at its peak, in units of one fp32 [seqs x vocab]
+# tensor (vllm/model_executor/layers/sampler.py, Sampler.forward and _apply_top_k_top_p): the
+# bf16 logits from the LM head (0.5), their fp32 copy (1), the sorted copy (1) and its int64
+# indices (2), the top-k and top-p masks (0.25 each), the sorted softmax (1) and its cumulative
+# sum (1), and the re-scattered logits (1): 8 units (the scatter since vLLM PR 8619, v0.6.2; before
+# it an int64 inverse index and a gather added 2 more). Only the driver worker (TP rank 0) samples.
+# V1's dummy sampler run takes the same path (top_p 0.9, top_k vocab-1) on every rank, and its
+# apply_top_k_top_p holds the same tensors; we count the same 8 units.
+SAMPLER_UNITS_X4 = 32  # 8 units, kept in quarters so the sum stays an integer
+
+# vLLM's MXFP4 MoE with its Marlin backend (model_executor/layers/quantization/mxfp4.py,
+# Mxfp4MoEMethod.create_weights): "The moe marlin kernel requires that for each linear n % 256 == 0
+# and k % 128 == 0", so each rank's expert intermediate size is rounded up to 128 and the hidden
+# size to 256 (gpt-oss: 2880 becomes 2944 and 3072, 9% more expert memory). vLLM picks Marlin
+# below Hopper, and on Hopper without triton_kernels or torch 2.8 (get_mxfp4_backend); its Triton
+# (Hopper) and FlashInfer (Blackwell) backends pad to 64 and to 256 instead.
+MXFP4_MARLIN_PADDING = (128, 256)
+
+ProfileRule = Literal["v0", "v1"]
+
+
+@dataclass(frozen=True)
+class VllmRelease(Release):
+    # The profiling batch: "v1" is a fixed max_num_batched_tokens; "v0" is max(max_model_len,
+    # 2048), or 2048 when chunked prefill is on (V0 turned it on above a 32k max_model_len).
+    profile_rule: ProfileRule = "v1"
+    # From 0.9: larger scheduler defaults on GPUs of 70 GiB or more (see profile_batch).
+    large_gpu_batch: bool = False
+
+
+HISTORY = History(
+    "vllm",
+    VllmRelease(
+        version="0.6.0",
+        default_context=MODEL_MAX,  # max_model_len "will be automatically derived from the model"
+        default_batch=1,
+        flash_attention=True,  # vLLM's attention backends never materialise the scores
+        profile_rule="v0",
+        source=ARG_UTILS,
+    ),
+    (
+        # the V1 engine became the default in 0.8.0: 2048 batched tokens and 256 sequences for
+        # `vllm serve`
+        Change("0.8.0", ARG_UTILS_MAIN, {"profile_rule": "v1"}),
+        # 8192 batched tokens and 1024 sequences on GPUs of 70 GiB or more, not A100s
+        Change(
+            "0.9.0", "https://github.com/vllm-project/vllm/pull/17885", {"large_gpu_batch": True}
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Scheduler(EngineOptions):
+    """The share of each GPU vLLM takes, and its profiling run's tokens and sequences."""
+
+    memory_utilization: float = GPU_MEMORY_UTILIZATION
+    profile_tokens: int = SERVE_BATCH[0]
+    profile_seqs: int = SERVE_BATCH[1]
+
+
+def profile_batch(
+    release: VllmRelease,
+    *,
+    max_model_len: int,
+    gpu: Device,
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
+) -> tuple[int, int]:
+    """Tokens and sequences in vLLM's profiling run: what was asked, else the defaults.
+
+    V1 sizes its defaults by the first GPU as vLLM sees it (its total memory, its name)."""
+    if release.profile_rule == "v0":
+        tokens = max(max_model_len, V0_CHUNKED_PREFILL_TOKENS)
+        if max_model_len > V0_CHUNKED_ABOVE:
+            tokens = V0_CHUNKED_PREFILL_TOKENS
+        seqs = MAX_NUM_SEQS
+    else:
+        large = (
+            release.large_gpu_batch
+            and gpu.capacity_bytes is not None
+            and gpu.capacity_bytes >= LARGE_GPU_BYTES
+            and "a100" not in gpu.name.lower()
+        )
+        tokens, seqs = LARGE_GPU_BATCH if large else SERVE_BATCH
+    tokens = max_num_batched_tokens or tokens
+    return tokens, min(max_num_seqs or seqs, tokens)
+
+
+def profile_peak(
+    arch: Architecture, *, tokens: int, seqs: int, tensor_parallel: int, samples: bool
+) -> int:
+    """The activation peak of vLLM's profiling run on one GPU.
+
+    The run pushes ``tokens`` tokens through one layer at a time: the peak holds the MLP's gate
+    and up projections (2 x intermediate, sharded over the GPUs) and a few hidden-sized buffers
+    in 16-bit. Then, where ``samples``, the sampler runs over one row of logits per sequence.
+    """
+    h = arch.hidden_size
+    inner = widest_mlp(arch) // tensor_parallel
+    forward = tokens * (3 * inner + 4 * h) * BF16
+    if arch.moe is not None:
+        # vLLM's fused MoE kernels hold, per token and routed expert, one buffer of the wider
+        # of the gate/up output (2 x the expert's share of the intermediate size) and the
+        # down output (the whole hidden size, unsharded), plus the activation between them
+        # (fused_marlin_moe: intermediate_cache13 of M x topk x max(2N, K) and
+        # intermediate_cache2 of M x topk x N; fused_moe.py's Triton path likewise).
+        share = arch.moe.expert_intermediate_size // tensor_parallel
+        routed = arch.moe.experts_per_token * (max(2 * share, h) + share)
+        shared = 3 * arch.moe.shared_intermediate_size // tensor_parallel
+        forward = max(forward, tokens * (routed + shared + 4 * h) * BF16)
+    if not samples:
+        return forward
+    # The forward pass's scratch is freed before sampling; its output hidden states (tokens x
+    # h, 16-bit) stay referenced while the sort-path sampler runs.
+    sampler = seqs * arch.vocab_size * FP32 * SAMPLER_UNITS_X4 // 4
+    return max(forward, sampler + tokens * h * BF16)
+
+
+class Vllm(Engine[VllmRelease, Scheduler]):
+    id = "vllm"
+    name = "vLLM"
+    source = ARG_UTILS
+    history = HISTORY
+    default_weights = "bf16"
+    default_kv = "bf16"
+    accepts = ("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "nvidia", "gguf")
+    kv_padding = BLOCK_SIZE
+    takes = ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")
+    constants = (
+        Constant("vLLM block size", f"{BLOCK_SIZE} tokens", "KV cache length rounding", ARG_UTILS),
+        Constant(
+            "vLLM gpu_memory_utilization",
+            f"{GPU_MEMORY_UTILIZATION}",
+            "what vLLM reserves (reported, not predicted)",
+            ARG_UTILS,
+        ),
+        Constant(
+            "vLLM max_num_seqs",
+            f"{MAX_NUM_SEQS}; V1 from 0.9 on a GPU of 70 GiB or more (not an A100): "
+            f"{LARGE_GPU_BATCH[1]}",
+            "sampler logits in the profiling run",
+            ARG_UTILS_MAIN,
+        ),
+        Constant(
+            "vLLM profiling tokens",
+            f"V0: max(max_model_len, 2048), 2048 above 32k; V1: {SERVE_BATCH[0]}, "
+            f"{LARGE_GPU_BATCH[0]} on a GPU of 70 GiB or more (not an A100) from 0.9",
+            "activation peak",
+            ARG_UTILS_MAIN,
+        ),
+        Constant(
+            "vLLM CUDA graphs",
+            "0.21 GiB",
+            "runtime (vLLM)",
+            "https://github.com/vllm-project/vllm/pull/11349",
+        ),
+    )
+
+    def resolve_options(self, plan: Plan, asked: Any) -> tuple[Scheduler, tuple[Default, ...]]:
+        tokens, seqs = profile_batch(
+            self.release_of(plan),
+            max_model_len=plan.context,
+            gpu=plan.devices[0],
+            max_num_batched_tokens=asked.max_num_batched_tokens,
+            max_num_seqs=asked.max_num_seqs,
+        )
+        defaults = []
+        if asked.gpu_memory_utilization is None:
+            utilization = GPU_MEMORY_UTILIZATION
+            defaults.append(Default({"gpu_memory_utilization": utilization}, ""))
+        else:
+            utilization = check_fraction(asked.gpu_memory_utilization)
+        if asked.max_num_batched_tokens is None or asked.max_num_seqs is None:
+            defaults.append(
+                Default(
+                    {"max_num_batched_tokens": tokens, "max_num_seqs": seqs},
+                    f"max_num_batched_tokens {tokens}, max_num_seqs {seqs}",
+                )
+            )
+        options = Scheduler(
+            memory_utilization=utilization, profile_tokens=tokens, profile_seqs=seqs
+        )
+        return options, tuple(defaults)
+
+    def expert_padding(self, weights_id: str, ranks: int) -> ExpertPadding | None:
+        if weights_id == "mxfp4":
+            return ExpertPadding(*MXFP4_MARLIN_PADDING, ranks=ranks)
+        return None
+
+    def place(self, plan: Plan, layout: WeightLayout) -> Placement:
+        def kv(layers: Sequence[int], share: float) -> int:
+            return self.kv_bytes(plan, layers, share)
+
+        return place_tensor_parallel(
+            plan.arch,
+            layout,
+            plan.devices,
+            kv,
+            memory_utilization=self.options_of(plan).memory_utilization,
+        )
+
+    def activation_bytes(self, plan: Plan, placement: Placement) -> list[int]:
+        """V0 samples on the driver worker (TP rank 0) alone ("Only perform sampling in the
+        driver worker"); V1 gathers the logits on every rank and samples there, with the same
+        sort path: its dummy sampler run asks for top_p 0.9 and top_k vocab-1
+        (v1/worker/gpu_model_runner.py, _dummy_sampler_run)."""
+        options = self.options_of(plan)
+        v0 = self.release_of(plan).profile_rule == "v0"
+
+        def peak(samples: bool) -> int:
+            return profile_peak(
+                plan.arch,
+                tokens=options.profile_tokens,
+                seqs=options.profile_seqs,
+                tensor_parallel=len(plan.devices),
+                samples=samples,
+            )
+
+        driver, others = peak(True), peak(not v0)
+        return [driver if d.index == 0 else others for d in placement.devices]
+
+    def runtime_bytes(self, plan: Plan) -> int:
+        return CUDA_CONTEXT_BYTES + CUDA_GRAPH_BYTES
+
+    def finish(
+        self, plan: Plan, devices: Sequence[DeviceEstimate]
+    ) -> tuple[dict[str, Any], list[str]]:
+        utilization = self.options_of(plan).memory_utilization
+        note = (
+            f"vLLM takes {utilization:.0%} of each GPU (gpu_memory_utilization) and fills what "
+            "the model leaves with KV cache; fits compares the model's need with that share"
+        )
+        return budget(devices, utilization), [note]
+
+
+def budget(devices: Sequence[DeviceEstimate], utilization: float) -> dict[str, Any]:
+    """What vLLM reserves and how much KV cache that leaves room for, per GPU."""
+    if any(d.device.capacity_bytes is None for d in devices):
+        return {"gpu_memory_utilization": utilization}
+    reserved = [d.device.capacity_bytes or 0 for d in devices]
+    other = [d.components.total - d.components.kv_cache for d in devices]
+    return {
+        "gpu_memory_utilization": utilization,
+        "reserved_bytes": reserved,
+        "kv_cache_capacity_bytes": [max(0, a - b) for a, b in zip(reserved, other, strict=True)],
+    }
+
+
+def check_fraction(value: object) -> float:
+    """gpu_memory_utilization: above 0, at most 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise InputError(
+            f"gpu_memory_utilization must be a fraction above 0 and at most 1, got {value!r}",
+            field="gpu_memory_utilization",
+        )
+    return float(value)
