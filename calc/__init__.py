@@ -1,40 +1,129 @@
-"""LLM VRAM Guide's estimator: GPU memory for inference, per device, from a model's architecture.
+"""LLM VRAM Guide's estimator: GPU memory for inference and fine-tuning, per device, from a
+model's architecture.
 
 Pure Python and standard library only, so the same code runs in CPython and in the browser
-under Pyodide. The public API is small; everything else is private detail.
+under Pyodide. These names are the public API; scripts and tools use nothing else. The
+catalogue readers (``load_catalogue`` and the rest of ``calc.data_files``, which need PyYAML and
+jsonschema) are imported on first use, so the browser never loads them.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from calc._errors import CalcError, CatalogueError, ConfigError, InputError, UnknownNameError
-from calc.api import InferenceRequest, run_inference
-from calc.architecture import Architecture, parse_config
+from calc.api import loadable_formats, resolve, run_finetune, run_inference
+from calc.architecture import Architecture, memory_keys, parse_config
 from calc.breakdown import Components, Device, DeviceEstimate, Estimate
-from calc.catalogue import Catalogue, build_catalogue
-from calc.engines import ENGINES
-from calc.estimate import estimate_inference
+from calc.catalogue import GPU, Catalogue, Model, Precision, build_catalogue
+from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
+from calc.estimate import LayoutMemo, estimate_inference
+from calc.finetune import FinetuneEstimate, FinetuneRequest, TrainComponents
+from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
+from calc.inputs import INPUTS, Input, page_table
 from calc.kv_cache import kv_cache_bytes
+from calc.layout import WeightLayout, weight_layout
+from calc.measurements import UNIT_BYTES, Comparison, Measurement, compare, summaries, summarise
+from calc.plan import Plan
+from calc.requests import InferenceRequest
 from calc.tensors import ParameterCount, count_parameters
-from calc.units import format_bytes
+from calc.units import GB, GIB, MB, MIB, format_bytes
+
+if TYPE_CHECKING:
+    from calc.data_files import (
+        DATA_ENV,
+        catalogue_documents,
+        catalogue_problems,
+        default_data_dir,
+        load_catalogue,
+        load_measurements,
+        read_documents,
+    )
+
+# The edge: reading data/*.yaml. Imported on first use (PEP 562).
+_DATA_FILES = frozenset(
+    {
+        "DATA_ENV",
+        "catalogue_documents",
+        "catalogue_problems",
+        "default_data_dir",
+        "load_catalogue",
+        "load_measurements",
+        "read_documents",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DATA_FILES:
+        from calc import data_files
+
+        return getattr(data_files, name)
+    raise AttributeError(f"module 'calc' has no attribute {name!r}")
+
 
 __all__ = [
+    "CONSTANTS",
+    "DATA_ENV",
     "ENGINES",
+    "GB",
+    "GIB",
+    "GPU",
+    "INPUTS",
+    "MB",
+    "MIB",
+    "UNIT_BYTES",
     "Architecture",
     "CalcError",
     "Catalogue",
     "CatalogueError",
+    "Comparison",
     "Components",
     "ConfigError",
+    "Constant",
     "Device",
     "DeviceEstimate",
+    "Engine",
     "Estimate",
+    "FinetuneEstimate",
+    "FinetuneHint",
+    "FinetuneRequest",
+    "FitHint",
     "InferenceRequest",
+    "Input",
     "InputError",
+    "LayoutMemo",
+    "Measurement",
+    "Model",
     "ParameterCount",
+    "Plan",
+    "Precision",
+    "Release",
+    "TrainComponents",
     "UnknownNameError",
+    "WeightLayout",
     "build_catalogue",
+    "catalogue_documents",
+    "catalogue_problems",
+    "compare",
     "count_parameters",
+    "default_data_dir",
     "estimate_inference",
+    "finetune_hint",
+    "fit_hint",
     "format_bytes",
     "kv_cache_bytes",
+    "load_catalogue",
+    "load_measurements",
+    "loadable_formats",
+    "memory_keys",
+    "page_table",
     "parse_config",
+    "read_documents",
+    "resolve",
+    "run_finetune",
     "run_inference",
+    "summaries",
+    "summarise",
+    "weight_layout",
 ]

@@ -5,42 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from calc import inputs
 from calc._errors import InputError
 from calc.architecture import Architecture, parse_config
 from calc.breakdown import Device, Estimate
 from calc.catalogue import Catalogue
-from calc.engines import DEFAULT_ENGINE, ENGINES, Engine, engine_by_name
+from calc.engines import Engine, engine_by_name
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneEstimate, FinetuneRequest, estimate_finetune
 from calc.formats import WeightFormat
-from calc.plan import Default, Plan, validate_numbers
-
-
-@dataclass(frozen=True)
-class InferenceRequest:
-    """What a reader asks. Unset options take the engine's defaults."""
-
-    model: str | None = None
-    config: Mapping[str, Any] | None = None
-    weights: str | None = None
-    engine: str = DEFAULT_ENGINE
-    context: int | None = None
-    batch: int | None = None
-    kv_cache: str | None = None
-    gpus: int = 1
-    gpu: str | None = None  # one name, or several separated by commas for mismatched GPUs
-    gpu_memory_bytes: int | None = None
-    engine_version: str | None = None
-    flash_attention: bool | None = None
-    gpu_layers: int | None = None
-    cpu_moe_layers: int | None = None
-    tensor_split: tuple[float, ...] | None = None
-    gpu_memory_utilization: float | None = None  # vLLM: share of each GPU it reserves
-    max_num_seqs: int | None = None  # vLLM: sequences per step, the profiling run's logits rows
-    max_num_batched_tokens: int | None = None  # vLLM: tokens per step, the profiling pass
+from calc.plan import Default, Plan
+from calc.requests import InferenceRequest
 
 
 def resolve_architecture(
@@ -81,6 +59,7 @@ def resolve(
     catalogue: Catalogue, request: InferenceRequest, *, layouts: LayoutMemo | None = None
 ) -> Plan:
     """The request with every name looked up and every default applied."""
+    inputs.check_request("inference", request)
     engine = engine_by_name(request.engine)
     release = engine.release(request.engine_version)
     model_key, arch = resolve_architecture(catalogue, request)
@@ -93,11 +72,10 @@ def resolve(
         flash,
         lambda: catalogue.kv_format("f16"),
     )
-    _check_engine_inputs(engine, request)
+    inputs.check_applies("inference", _given(request), engine=engine.id)
     context = request.context
     if context is None:
         context = engine.default_context(release, arch, devices)
-    validate_numbers(context=context, batch=request.batch or 1, gpus=len(devices))
     plan = Plan(
         model_key=model_key,
         arch=arch,
@@ -121,6 +99,15 @@ def resolve(
         plan = replace(plan, batch=batch)
         batch_default = Default({"batch": batch}, "" if engine.weights_only else words)
     return replace(plan, defaults=_defaults(plan, request, engine_defaults, batch_default))
+
+
+def _given(request: InferenceRequest) -> dict[str, object]:
+    """The inputs the request sets, by input name."""
+    return {
+        item.name: getattr(request, item.field_name)
+        for item in inputs.for_mode("inference")
+        if getattr(request, item.field_name) is not None and item.engines
+    }
 
 
 def _defaults(
@@ -149,41 +136,6 @@ def _defaults(
     if request.engine_version is None:
         defaults.append(Default({"engine_version": plan.release.version}, ""))
     return tuple(defaults)
-
-
-def _check_engine_inputs(engine: Engine[Any, Any], request: InferenceRequest) -> None:
-    """Counts are whole numbers; an engine-only input is refused by the other engines."""
-    for name in ("gpu_layers", "cpu_moe_layers"):
-        _optional_count(getattr(request, name), name, minimum=0)
-    for name in ("max_num_seqs", "max_num_batched_tokens"):
-        _optional_count(getattr(request, name), name, minimum=1)
-    _check_tensor_split(request.tensor_split)
-    for name in sorted({n for e in ENGINES.values() for n in e.takes}):
-        if getattr(request, name) is not None and name not in engine.takes:
-            owners = "/".join(e.name for e in ENGINES.values() if name in e.takes)
-            raise InputError(f"{name} is a {owners} setting, not {engine.name}'s", field=name)
-
-
-def _optional_count(value: int | None, field: str, *, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{field} must be a whole number >= {minimum}, got {value!r}", field=field)
-    return value
-
-
-def _check_tensor_split(split: tuple[float, ...] | None) -> None:
-    if split is None:
-        return
-    if (
-        not split
-        or any(isinstance(x, bool) or not isinstance(x, int | float) or x < 0 for x in split)
-        or sum(split) <= 0
-    ):
-        raise InputError(
-            f"tensor split must be non-negative numbers, not all zero, got {split!r}",
-            field="tensor_split",
-        )
 
 
 def run_inference(
@@ -230,6 +182,7 @@ def run_finetune(
     gpu_memory_bytes: int | None = None,
 ) -> FinetuneEstimate:
     """Fine-tuning memory for a catalogue model or a config.json on these GPUs."""
+    inputs.check_request("finetune", request)
     where = InferenceRequest(
         model=model, config=config, gpus=request.gpus, gpu=gpu, gpu_memory_bytes=gpu_memory_bytes
     )

@@ -290,41 +290,19 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         raise ConfigError(f'{where}: missing key \'model_type\' (e.g. "llama", "qwen2")')
     tie_source = config
     vision = None
+    nested: tuple[str, ...] = ()
     if model_type in WRAPPERS:
-        text = config.get("text_config")
-        if not isinstance(text, Mapping):
-            raise ConfigError(f"{where}: model_type {model_type!r} needs a 'text_config' object")
-        vision = _vision_tower(config, text, where=where)
-        where = f"{where}: text_config"
-        model_type = WRAPPERS[model_type]
-        config = {**text, "model_type": model_type}
-        nested: tuple[str, ...] = ("text_config",)
-    else:
-        nested = ()
+        vision, config, where = _unwrap(config, model_type, where)
+        model_type, nested = WRAPPERS[model_type], ("text_config",)
     family = FAMILIES.get(model_type)
     if family is None:
         supported = ", ".join(sorted([*FAMILIES, *WRAPPERS]))
         raise ConfigError(f"{where}: unsupported model_type {model_type!r}; supported: {supported}")
     c = _Config(config, where=where, defaults=dict(family.defaults), path=nested)
-
     hidden = c.integer("hidden_size")
     layers = c.integer("num_hidden_layers")
-    heads = c.integer("num_attention_heads")
-    kv_heads = c.integer("num_key_value_heads", default=heads)
-    if heads % kv_heads:
-        raise c.error(
-            "num_key_value_heads",
-            f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads})",
-        )
-    head_dim = c.integer("head_dim", default=hidden // heads)
-
-    if family.attention_bias == "always":
-        qkv_bias, o_bias = True, False
-    elif family.attention_bias == "never":
-        qkv_bias = o_bias = False
-    else:
-        qkv_bias = o_bias = c.flag("attention_bias", False)
-
+    heads, kv_heads, head_dim = _heads(c, hidden)
+    qkv_bias, o_bias = _attention_bias(c, family)
     mla = _mla(c) if family.mla else None
     moe = _moe(c, family.moe, layers)
     intermediate = c.integer(
@@ -358,6 +336,39 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         mla=mla,
         vision=vision,
     )
+
+
+def _unwrap(
+    config: Mapping[str, Any], model_type: str, where: str
+) -> tuple[VisionTower, dict[str, Any], str]:
+    """A multimodal wrapper's vision tower, and its language model's config."""
+    text = config.get("text_config")
+    if not isinstance(text, Mapping):
+        raise ConfigError(f"{where}: model_type {model_type!r} needs a 'text_config' object")
+    vision = _vision_tower(config, text, where=where)
+    return vision, {**text, "model_type": WRAPPERS[model_type]}, f"{where}: text_config"
+
+
+def _heads(c: _Config, hidden: int) -> tuple[int, int, int]:
+    """Query heads, KV heads and the head size."""
+    heads = c.integer("num_attention_heads")
+    kv_heads = c.integer("num_key_value_heads", default=heads)
+    if heads % kv_heads:
+        raise c.error(
+            "num_key_value_heads",
+            f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads})",
+        )
+    return heads, kv_heads, c.integer("head_dim", default=hidden // heads)
+
+
+def _attention_bias(c: _Config, family: Family) -> tuple[bool, bool]:
+    """Whether q, k, v and whether o carry a bias."""
+    if family.attention_bias == "always":
+        return True, False
+    if family.attention_bias == "never":
+        return False, False
+    bias = c.flag("attention_bias", False)
+    return bias, bias
 
 
 def _mla(c: _Config) -> MLA:
@@ -428,25 +439,11 @@ def _moe(c: _Config, kind: str, layers: int) -> MoE | None:
 
 def _layer_kinds(c: _Config, rule: str, layers: int) -> tuple[int | None, tuple[str, ...]]:
     window = c.optional_int("sliding_window")
-    explicit = c.raw.get("layer_types")
-    if explicit is not None:
-        if not isinstance(explicit, list) or len(explicit) != layers:
-            raise c.error(
-                "layer_types",
-                f"'layer_types' must list one entry per layer ({layers}), got {explicit!r}",
-            )
-        kinds = []
-        for entry in explicit:
-            if entry not in ("full_attention", "sliding_attention"):
-                raise c.error(
-                    "layer_types",
-                    "'layer_types' entries must be \"full_attention\" or "
-                    f'"sliding_attention", got {entry!r}',
-                )
-            kinds.append(SLIDING if entry == "sliding_attention" else FULL)
+    if c.raw.get("layer_types") is not None:
+        kinds = _explicit_layer_types(c, layers)
         if SLIDING in kinds and window is None:
             raise c.error("sliding_window", "sliding layers need 'sliding_window'")
-        return window, tuple(kinds)
+        return window, kinds
     if window is None or rule == "none":
         return None, (FULL,) * layers
     if rule == "all":
@@ -462,6 +459,26 @@ def _layer_kinds(c: _Config, rule: str, layers: int) -> tuple[int | None, tuple[
     # Gemma 3: every sliding_window_pattern-th layer is global (configuration_gemma3.py).
     pattern = c.integer("sliding_window_pattern")
     return window, tuple(SLIDING if (i + 1) % pattern else FULL for i in range(layers))
+
+
+def _explicit_layer_types(c: _Config, layers: int) -> tuple[str, ...]:
+    """The config's own "layer_types" list, one entry per layer."""
+    explicit = c.raw.get("layer_types")
+    if not isinstance(explicit, list) or len(explicit) != layers:
+        raise c.error(
+            "layer_types",
+            f"'layer_types' must list one entry per layer ({layers}), got {explicit!r}",
+        )
+    kinds = []
+    for entry in explicit:
+        if entry not in ("full_attention", "sliding_attention"):
+            raise c.error(
+                "layer_types",
+                "'layer_types' entries must be \"full_attention\" or "
+                f'"sliding_attention", got {entry!r}',
+            )
+        kinds.append(SLIDING if entry == "sliding_attention" else FULL)
+    return tuple(kinds)
 
 
 def _vision_tower(config: Mapping[str, Any], text: Mapping[str, Any], *, where: str) -> VisionTower:

@@ -17,39 +17,17 @@ Response: {"ok": true, "options": {...}}
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
-from calc.api import InferenceRequest, loadable_formats, resolve, run_finetune
+from calc.api import loadable_formats, resolve, run_finetune
 from calc.catalogue import Catalogue, build_catalogue
 from calc.engines import ENGINES
 from calc.estimate import LayoutMemo, estimate_inference
-from calc.finetune import FinetuneRequest, parse_lora_targets
+from calc.finetune import FinetuneRequest
 from calc.hints import finetune_hint, fit_hint
-from calc.units import GIB
-
-INPUT_KEYS = (
-    "model",
-    "config",
-    "weights",
-    "engine",
-    "context",
-    "batch",
-    "kv_cache",
-    "gpus",
-    "gpu",
-    "gpu_memory_gib",
-    "engine_version",
-    "flash_attention",
-    "gpu_layers",
-    "cpu_moe_layers",
-    "tensor_split",
-    "gpu_memory_utilization",
-    "max_num_seqs",
-    "max_num_batched_tokens",
-)
-MAX_CONFIG_CHARS = 1_000_000  # a real config.json is a few kB
+from calc.inputs import Mode, check_applies, finetune_request, inference_request, parse
+from calc.requests import InferenceRequest
 
 
 class Session:
@@ -134,87 +112,35 @@ class Session:
         }
 
 
-FINETUNE_KEYS = (
-    "model",
-    "config",
-    "method",
-    "precision",
-    "optimizer",
-    "lora_rank",
-    "lora_targets",
-    "freeze_layers",
-    "seq_len",
-    "micro_batch",
-    "grad_checkpointing",
-    "flash_attention",
-    "gpus",
-    "zero",
-    "offload",
-    "gpu",
-    "gpu_memory_gib",
-    "compile",
-    "chunked_loss",
-    "optimizer_in_backward",
-    "activation_offloading",
-    "adapter_precision",
-    "lora_dropout",
-    "fused_qkv",
-)
-
-
 def parse_finetune_inputs(inputs: object) -> tuple[FinetuneRequest, dict[str, Any]]:
-    """The fine-tuning form's inputs; shared fields are read as for inference."""
-    if not isinstance(inputs, Mapping):
-        raise _field_error("", "inputs must be a JSON object")
-    unknown = sorted(set(inputs) - set(FINETUNE_KEYS))
-    if unknown:
-        raise _field_error(unknown[0], f"unknown input {unknown[0]!r}")
-    shared = parse_inputs({k: inputs[k] for k in INPUT_KEYS if k in inputs})
-
-    def pick(key: str, default: Any) -> Any:
-        value = inputs.get(key)
-        return default if value is None or value == "" else value
-
-    def switch(key: str, default: bool) -> bool:
-        value = pick(key, default)
-        if value in ("on", "full", True):
-            return True
-        if value in ("off", False):
-            return False
-        raise _field_error(key, f"{key} must be on or off, got {value!r}")
-
-    targets = pick("lora_targets", "all")
-    if not isinstance(targets, str):
-        raise _field_error("lora_targets", "lora_targets must be text such as all or q_proj,v_proj")
-    request = FinetuneRequest(
-        method=pick("method", "lora"),
-        precision=pick("precision", "amp"),
-        optimizer=pick("optimizer", "adamw"),
-        lora_rank=pick("lora_rank", 16),
-        lora_targets=parse_lora_targets(targets),
-        freeze_trainable_layers=pick("freeze_layers", 2),
-        seq_len=pick("seq_len", 1024),
-        micro_batch=pick("micro_batch", 1),
-        grad_checkpointing=switch("grad_checkpointing", False),
-        flash_attention=switch("flash_attention", True),
-        gpus=shared.gpus,
-        zero=pick("zero", 0),
-        offload=pick("offload", "none"),
-        compiled=switch("compile", False),
-        chunked_loss=switch("chunked_loss", False),
-        optimizer_in_backward=switch("optimizer_in_backward", False),
-        activation_offloading=switch("activation_offloading", False),
-        adapter_precision=pick("adapter_precision", "fp32"),
-        lora_dropout=_fraction(inputs, "lora_dropout", "0.05") or 0.0,
-        fused_qkv=switch("fused_qkv", False),
-    )
-    where = {
-        "model": shared.model,
-        "config": shared.config,
-        "gpu": shared.gpu,
-        "gpu_memory_bytes": shared.gpu_memory_bytes,
+    """The fine-tuning form's inputs, and where the estimate runs."""
+    values = _page_values("finetune", inputs)
+    request, where = finetune_request(values)
+    return request, {
+        "model": where.model,
+        "config": where.config,
+        "gpu": where.gpu,
+        "gpu_memory_bytes": where.gpu_memory_bytes,
     }
-    return request, where
+
+
+def parse_inputs(inputs: object) -> InferenceRequest:
+    """Check the page's inputs one by one; every problem names its field."""
+    return inference_request(_page_values("inference", inputs))
+
+
+def _page_values(mode: Mode, inputs: object) -> dict[str, Any]:
+    """The table's parser, with the form's two rules: a pasted config.json replaces the
+    catalogue model, and a memory size replaces the GPU's name. An input the method does not
+    use is refused here; one the engine does not use, by the plan."""
+    values = parse(mode, inputs)
+    if "config" in values:
+        values.pop("model", None)
+    if "gpu_memory_gib" in values:
+        values.pop("gpu", None)
+    if mode == "finetune":
+        check_applies(mode, values, method=str(values.get("method", FinetuneRequest.method)))
+    return values
 
 
 def _error(error: CalcError) -> dict[str, Any]:
@@ -230,113 +156,3 @@ def _error(error: CalcError) -> dict[str, Any]:
             "engine": "engine",
         }.get(error.kind, "")
     return {"message": str(error), "field": field}
-
-
-def _fraction(inputs: Mapping[str, Any], key: str, example: str) -> float | None:
-    """A number sent as a number or as text such as "0.9"; None when left empty."""
-    raw = inputs.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        return float(raw)
-    except (TypeError, ValueError):
-        raise _field_error(key, f"{key} must be a fraction like {example}, got {raw!r}") from None
-
-
-def _field_error(field: str, message: str) -> InputError:
-    return InputError(message, field=field)
-
-
-def parse_inputs(inputs: object) -> InferenceRequest:
-    """Check the page's inputs one by one; every problem names its field."""
-    if not isinstance(inputs, Mapping):
-        raise _field_error("", "inputs must be a JSON object")
-    unknown = sorted(set(inputs) - set(INPUT_KEYS))
-    if unknown:
-        raise _field_error(unknown[0], f"unknown input {unknown[0]!r}")
-
-    def text(key: str) -> str | None:
-        value = inputs.get(key)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise _field_error(key, f"{key} must be text, got {type(value).__name__}")
-        return value
-
-    def whole(key: str) -> int | None:
-        value = inputs.get(key)
-        if value is None or value == "":
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _field_error(key, f"{key} must be a whole number, got {value!r}")
-        return value
-
-    config = None
-    config_text = text("config")
-    if config_text is not None:
-        if len(config_text) > MAX_CONFIG_CHARS:
-            raise _field_error("config", "config.json is too large (over 1,000,000 characters)")
-        try:
-            config = json.loads(config_text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(
-                f"config.json is not valid JSON at line {error.lineno}, column {error.colno}: "
-                f"{error.msg}"
-            ) from None
-        if not isinstance(config, dict):
-            raise ConfigError(f"config.json must be a JSON object, got {type(config).__name__}")
-    model = None if config is not None else text("model")
-    memory = inputs.get("gpu_memory_gib")
-    memory_bytes = None
-    if memory is not None and memory != "":
-        if isinstance(memory, bool) or not isinstance(memory, int | float) or not memory > 0:
-            raise _field_error(
-                "gpu_memory_gib", f"GPU memory must be a positive number of GiB, got {memory!r}"
-            )
-        if memory > 1_000_000:
-            raise _field_error(
-                "gpu_memory_gib", f"GPU memory must be at most 1,000,000 GiB, got {memory!r}"
-            )
-        memory_bytes = int(memory * GIB)
-    gpus = whole("gpus")
-    flash = inputs.get("flash_attention")
-    if flash in (None, ""):
-        flash_attention = None
-    elif flash in ("on", True):
-        flash_attention = True
-    elif flash in ("off", False):
-        flash_attention = False
-    else:
-        raise _field_error("flash_attention", f"flash_attention must be on or off, got {flash!r}")
-    split_text = text("tensor_split")
-    split = None
-    if split_text is not None:
-        try:
-            split = tuple(float(part) for part in split_text.split(","))
-        except ValueError:
-            raise _field_error(
-                "tensor_split", f"tensor split must be numbers like 3,1, got {split_text!r}"
-            ) from None
-    utilization = _fraction(inputs, "gpu_memory_utilization", "0.9")
-    return InferenceRequest(
-        model=model,
-        config=config,
-        weights=text("weights"),
-        engine=text("engine") or "llama.cpp",
-        context=whole("context"),
-        batch=whole("batch"),
-        kv_cache=text("kv_cache"),
-        gpus=1 if gpus is None else gpus,
-        gpu=None if memory_bytes is not None else text("gpu"),
-        gpu_memory_bytes=memory_bytes,
-        engine_version=text("engine_version"),
-        flash_attention=flash_attention,
-        gpu_layers=whole("gpu_layers"),
-        cpu_moe_layers=whole("cpu_moe_layers"),
-        tensor_split=split,
-        gpu_memory_utilization=utilization,
-        max_num_seqs=whole("max_num_seqs"),
-        max_num_batched_tokens=whole("max_num_batched_tokens"),
-    )

@@ -205,9 +205,35 @@ def check_catalogue(
     locate: Locator = _no_lines,
 ) -> list[CatalogueError]:
     """Every semantic problem at once (the JSON Schemas have checked shapes and types)."""
-    problems: list[CatalogueError] = []
+    problems = _Problems(locate)
+    for file, docs in ((MODELS_FILE, models), (PRECISIONS_FILE, precisions), (GPUS_FILE, gpus)):
+        seen: set[str] = set()
+        for index, entry in enumerate(docs):
+            ident = str(entry.get("id", ""))
+            if ident in seen:
+                problems.add(file, index, entry, "id", f"duplicate id {ident!r}")
+            seen.add(ident)
+    for index, entry in enumerate(models):
+        if not isinstance(entry.get("config"), Mapping):
+            continue  # the schema reports a missing or malformed config
+        try:
+            parse_config(entry["config"], where="config")
+        except ConfigError as error:
+            message = str(error).removeprefix("config: ")
+            problems.add(MODELS_FILE, index, entry, "config", message, error.path)
+    _check_precisions(precisions, problems)
+    return problems.found
 
-    def problem(
+
+class _Problems:
+    """Problems found so far, each placed at its file, line, entry and field."""
+
+    def __init__(self, locate: Locator) -> None:
+        self.locate = locate
+        self.found: list[CatalogueError] = []
+
+    def add(
+        self,
         file: str,
         index: int,
         entry: Mapping[str, Any],
@@ -216,70 +242,69 @@ def check_catalogue(
         inner: tuple[str, ...] = (),
     ) -> None:
         path: Path = (index, fld, *inner) if fld in entry else (index,)
-        problems.append(
+        self.found.append(
             CatalogueError(
                 message,
                 file=file,
-                line=locate(file, path),
+                line=self.locate(file, path),
                 entry=str(entry.get("id", f"#{index + 1}")),
                 field=fld,
             )
         )
 
-    for file, docs in ((MODELS_FILE, models), (PRECISIONS_FILE, precisions), (GPUS_FILE, gpus)):
-        seen: set[str] = set()
-        for index, entry in enumerate(docs):
-            ident = str(entry.get("id", ""))
-            if ident in seen:
-                problem(file, index, entry, "id", f"duplicate id {ident!r}")
-            seen.add(ident)
 
-    for index, entry in enumerate(models):
-        if not isinstance(entry.get("config"), Mapping):
-            continue  # the schema reports a missing or malformed config
-        try:
-            parse_config(entry["config"], where="config")
-        except ConfigError as error:
-            message = str(error).removeprefix("config: ")
-            problem(MODELS_FILE, index, entry, "config", message, error.path)
-
+def _check_precisions(precisions: Sequence[Mapping[str, Any]], problems: _Problems) -> None:
+    """Storage types the estimator needs, GGUF mixes that name known types and conditions,
+    scopes it knows."""
     known = {str(p["id"]) for p in precisions}
     for needed in required_storage_ids():
         if needed not in known:
-            problems.append(
+            problems.found.append(
                 CatalogueError(
                     f"the estimator needs a format with id {needed!r}", file=PRECISIONS_FILE
                 )
             )
     for index, entry in enumerate(precisions):
         mix = entry.get("mix")
-        if not isinstance(mix, Mapping) or "base" not in mix:
-            continue
-        rules = [r for r in (*mix.get("rules", ()), *mix.get("post", ())) if isinstance(r, Mapping)]
-        for name in [mix["base"], *(rule.get("type") for rule in rules)]:
-            if name not in known:
-                problem(PRECISIONS_FILE, index, entry, "mix", f"mix names unknown type {name!r}")
-        for rule in rules:
-            for condition in rule.get("when", ()):
-                if condition.partition(":")[0] not in MIX_CONDITIONS:
-                    problem(
-                        PRECISIONS_FILE,
-                        index,
-                        entry,
-                        "mix",
-                        f"unknown condition {condition!r}; expected one of "
-                        + ", ".join(MIX_CONDITIONS),
-                    )
-        if entry.get("scope") != "gguf":
-            problem(PRECISIONS_FILE, index, entry, "scope", "a format with a mix needs scope gguf")
+        if isinstance(mix, Mapping) and "base" in mix:
+            _check_mix(index, entry, mix, known, problems)
     for index, entry in enumerate(precisions):
         scope = entry.get("scope")
         if scope is not None and scope not in SCOPES:
-            problem(PRECISIONS_FILE, index, entry, "scope", f"expected one of {', '.join(SCOPES)}")
+            problems.add(
+                PRECISIONS_FILE, index, entry, "scope", f"expected one of {', '.join(SCOPES)}"
+            )
         unquantised = entry.get("unquantised")
         if unquantised is not None and unquantised not in known:
-            problem(PRECISIONS_FILE, index, entry, "unquantised", f"unknown type {unquantised!r}")
-    return problems
+            problems.add(
+                PRECISIONS_FILE, index, entry, "unquantised", f"unknown type {unquantised!r}"
+            )
+
+
+def _check_mix(
+    index: int,
+    entry: Mapping[str, Any],
+    mix: Mapping[str, Any],
+    known: set[str],
+    problems: _Problems,
+) -> None:
+    rules = [r for r in (*mix.get("rules", ()), *mix.get("post", ())) if isinstance(r, Mapping)]
+    for name in [mix["base"], *(rule.get("type") for rule in rules)]:
+        if name not in known:
+            problems.add(PRECISIONS_FILE, index, entry, "mix", f"mix names unknown type {name!r}")
+    for rule in rules:
+        for condition in rule.get("when", ()):
+            if condition.partition(":")[0] not in MIX_CONDITIONS:
+                problems.add(
+                    PRECISIONS_FILE,
+                    index,
+                    entry,
+                    "mix",
+                    f"unknown condition {condition!r}; expected one of "
+                    + ", ".join(MIX_CONDITIONS),
+                )
+    if entry.get("scope") != "gguf":
+        problems.add(PRECISIONS_FILE, index, entry, "scope", "a format with a mix needs scope gguf")
 
 
 def _build(

@@ -1,16 +1,15 @@
 """Edge: the ``vram-calc`` / ``python -m calc`` command line.
 
-    python -m calc finetune (--model ID | --config PATH) --method full|freeze|lora|qlora
-        [--precision amp|bf16] [--optimizer NAME] [--lora-rank R] [--lora-targets LIST]
-        [--lora-dropout P]
-        [--seq-len N] [--micro-batch N] [--grad-checkpointing off|full] [--gpus N]
-        [--zero 0|1|2|3] [--offload none|optimizer|all] [--json]
-    python -m calc inference (--model ID | --config PATH) [--weights FORMAT]
-        [--engine theory|transformers|vllm|llama.cpp|ollama] [--context TOKENS]
-        [--batch SEQUENCES] [--kv-cache FORMAT] [--gpus N] [--gpu NAME | --gpu-memory SIZE]
-        [--json]
+    python -m calc inference (--model ID | --config PATH) [--engine NAME] [--weights FORMAT]
+        [--context TOKENS] [--batch SEQUENCES] [--gpu NAME | --gpu-memory SIZE] [--gpus N]
+        [...] [--json]
+    python -m calc finetune (--model ID | --config PATH) [--method lora|qlora|full|freeze]
+        [--seq-len N] [--micro-batch N] [--gpu NAME | --gpu-memory SIZE] [--gpus N]
+        [...] [--json]
 
-Bad input ends with a one-line message on stderr and exit status 2, never a traceback.
+Every option comes from the input table (``calc.inputs``); ``--help`` lists them with their
+defaults. Bad input ends with a one-line message on stderr and exit status 2, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -19,30 +18,28 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from calc import inputs
 from calc._errors import CalcError, InputError
-from calc.api import InferenceRequest, resolve, run_finetune
+from calc.api import resolve, run_finetune
 from calc.breakdown import Estimate
 from calc.engines import ENGINES
 from calc.estimate import LayoutMemo, estimate_inference
-from calc.finetune import (
-    METHODS,
-    OFFLOAD,
-    OPTIMIZERS,
-    PRECISIONS,
-    SHARDING,
-    FinetuneEstimate,
-    FinetuneRequest,
-    TrainComponents,
-    parse_lora_targets,
-)
+from calc.finetune import FinetuneEstimate, TrainComponents
 from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
+from calc.inputs import Input, Mode
 from calc.units import GB, GIB, MIB, format_bytes
 
 EXIT_BAD_INPUT = 2
+COMMANDS: dict[Mode, tuple[str, str]] = {
+    "inference": ("inference", "memory to serve a model"),
+    "finetune": ("finetune", "memory to fine-tune a model"),
+}
+# Options that exclude each other: a model or a config; a GPU name or a memory size.
+EXCLUSIVE = (("model", "config"), ("gpu", "gpu_memory_gib"))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,155 +55,62 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate the GPU memory an LLM needs, per GPU, from its architecture.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    inference = commands.add_parser(
-        "inference", help="memory to serve a model", description="Memory to serve a model."
-    )
-    source = inference.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="ID", help="a catalogue model id, e.g. llama-3.1-8b")
-    source.add_argument(
-        "--config", metavar="PATH", type=Path, help="a Hugging Face config.json file"
-    )
-    inference.add_argument(
-        "--weights", metavar="FORMAT", help="weight format, e.g. q4_k_m, bf16, awq-int4"
-    )
-    inference.add_argument(
-        "--engine",
-        choices=list(ENGINES),
-        default="llama.cpp",
-        help="engine whose defaults and buffers to model (default: llama.cpp)",
-    )
-    inference.add_argument(
-        "--context", metavar="TOKENS", type=int, help="tokens per sequence (engine default)"
-    )
-    inference.add_argument(
-        "--batch", metavar="SEQUENCES", type=int, help="sequences served at once (default 1)"
-    )
-    inference.add_argument("--kv-cache", metavar="FORMAT", help="KV cache type: f16, q8_0 ...")
-    inference.add_argument("--gpus", metavar="N", type=int, default=1, help="number of GPUs")
-    gpu = inference.add_mutually_exclusive_group()
-    gpu.add_argument(
-        "--gpu",
-        metavar="NAME",
-        help="GPU model, e.g. 'RTX 4090D'; list several for mismatched GPUs: 'RTX 4090,RTX 3090'",
-    )
-    gpu.add_argument(
-        "--gpu-memory", metavar="SIZE", type=parse_size, help="memory per GPU, e.g. 24GiB or 80GB"
-    )
-    inference.add_argument(
-        "--engine-version",
-        metavar="VERSION",
-        help="the engine release whose defaults apply, e.g. 0.5.7 (default: the newest modelled)",
-    )
-    inference.add_argument(
-        "--flash-attention",
-        choices=["on", "off"],
-        help="flash attention (default: the engine release's default)",
-    )
-    inference.add_argument(
-        "--gpu-layers",
-        metavar="N",
-        type=int,
-        help="llama.cpp/Ollama -ngl: layers on the GPUs (one more than the layers adds the output)",
-    )
-    inference.add_argument(
-        "--n-cpu-moe",
-        metavar="N",
-        type=int,
-        help="llama.cpp: keep the routed experts of the first N layers in CPU RAM",
-    )
-    inference.add_argument(
-        "--tensor-split",
-        metavar="A,B,...",
-        type=parse_split,
-        help="llama.cpp: share of the layers per GPU, e.g. 3,1",
-    )
-    inference.add_argument(
-        "--gpu-memory-utilization",
-        metavar="F",
-        type=float,
-        help="vLLM: share of each GPU it reserves (default 0.9); sets the KV capacity reported",
-    )
-    inference.add_argument(
-        "--max-num-seqs",
-        metavar="N",
-        type=int,
-        help="vLLM: sequences per step (default 256; 1024 on GPUs of 70 GiB or more from 0.9)",
-    )
-    inference.add_argument(
-        "--max-num-batched-tokens",
-        metavar="N",
-        type=int,
-        help="vLLM: tokens per step, the size of its profiling pass",
-    )
-    inference.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_finetune(commands)
+    for mode, (command, summary) in COMMANDS.items():
+        sub = commands.add_parser(command, help=summary, description=summary.capitalize() + ".")
+        groups = {
+            EXCLUSIVE[0]: sub.add_mutually_exclusive_group(required=True),
+            EXCLUSIVE[1]: sub.add_mutually_exclusive_group(),
+        }
+        for item in inputs.for_mode(mode):
+            group = next((g for names, g in groups.items() if item.name in names), sub)
+            group.add_argument(item.option, dest=item.name, **_argument(item, mode))
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
-def _add_finetune(commands: Any) -> None:
-    finetune = commands.add_parser(
-        "finetune", help="memory to fine-tune a model", description="Memory to fine-tune a model."
-    )
-    source = finetune.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="ID", help="a catalogue model id")
-    source.add_argument("--config", metavar="PATH", type=Path, help="a Hugging Face config.json")
-    finetune.add_argument("--method", required=True, choices=METHODS)
-    finetune.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="amp",
-        help="amp: 16-bit compute with fp32 master weights; bf16: everything in bf16",
-    )
-    finetune.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    finetune.add_argument("--lora-rank", metavar="R", type=int, default=16)
-    finetune.add_argument(
-        "--lora-targets",
-        metavar="LIST",
-        default="all",
-        help="attention, mlp, all, or modules: q_proj,v_proj,... embed_tokens,lm_head",
-    )
-    finetune.add_argument(
-        "--lora-dropout",
-        metavar="P",
-        type=float,
-        default=0.0,
-        help="dropout on the adapters' input (default 0; LitGPT and ms-swift use 0.05)",
-    )
-    finetune.add_argument(
-        "--freeze-layers",
-        metavar="N",
-        type=int,
-        default=2,
-        help="freeze: how many of the last layers train (default 2)",
-    )
-    finetune.add_argument("--seq-len", metavar="N", type=int, default=1024)
-    finetune.add_argument("--micro-batch", metavar="N", type=int, default=1)
-    finetune.add_argument("--grad-checkpointing", choices=["off", "full"], default="off")
-    finetune.add_argument("--flash-attention", choices=["on", "off"], default="on")
-    finetune.add_argument("--gpus", metavar="N", type=int, default=1)
-    finetune.add_argument(
-        "--zero", type=int, choices=SHARDING, default=0, help="ZeRO stage (3 is FSDP full sharding)"
-    )
-    finetune.add_argument("--offload", choices=OFFLOAD, default="none")
-    savers = finetune.add_argument_group("framework features (torchtune's names)")
-    for flag, meaning in (
-        ("--compile", "torch.compile"),
-        ("--chunked-loss", "the loss over 8 chunks"),
-        ("--optimizer-in-backward", "step each parameter as its gradient arrives"),
-        ("--activation-offloading", "activations wait in CPU RAM"),
-        ("--fused-qkv", "q, k and v as one projection with one adapter input (LitGPT)"),
-    ):
-        savers.add_argument(flag, choices=["on", "off"], default="off", help=meaning)
-    savers.add_argument(
-        "--adapter-precision",
-        choices=["fp32", "bf16"],
-        default="fp32",
-        help="LoRA adapters: fp32 (PEFT) or bf16 (torchtune, LitGPT bf16-true)",
-    )
-    gpu = finetune.add_mutually_exclusive_group()
-    gpu.add_argument("--gpu", metavar="NAME", help="GPU model, e.g. 'A100 80GB'")
-    gpu.add_argument("--gpu-memory", metavar="SIZE", type=parse_size, help="memory per GPU")
-    finetune.add_argument("--json", action="store_true", help="print one JSON object")
+def _argument(item: Input, mode: Mode) -> dict[str, Any]:
+    """argparse's settings for one input: its type, choices and help with the default."""
+    settings: dict[str, Any] = {"default": None, "help": _help(item, mode)}
+    if item.metavar:
+        settings["metavar"] = item.metavar
+    if item.choices:
+        settings["choices"] = list(item.values)
+        if all(isinstance(v, int) for v in item.values):
+            settings["type"] = int
+    types: dict[str, Callable[[str], Any]] = {
+        "int": int,
+        "fraction": float,
+        "memory": parse_size,
+        "split": parse_split,
+        "config": Path,
+    }
+    if item.kind in types:
+        settings["type"] = types[item.kind]
+    return settings
+
+
+def _help(item: Input, mode: Mode) -> str:
+    owners = "/".join(ENGINES[e].name for e in item.engines)
+    text = f"{owners}: {item.help}" if owners else item.help
+    default = item.default_text(mode)
+    rule = item.default_rule if default is None else str(default)
+    return f"{text} (default: {rule})" if rule else text
+
+
+def values_from(args: argparse.Namespace, mode: Mode) -> dict[str, Any]:
+    """The options given, as the table's typed values by input name."""
+    values: dict[str, Any] = {}
+    for item in inputs.for_mode(mode):
+        raw = getattr(args, item.name)
+        if raw is None:
+            continue
+        if item.kind == "config":
+            values[item.name] = read_config(raw)
+        elif item.kind in ("switch", "targets"):
+            values[item.name] = inputs.parse_value(item, raw)
+        else:
+            values[item.name] = raw
+    return values
 
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|MiB|MB)\s*$", re.IGNORECASE)
@@ -332,34 +236,14 @@ def _finetune(args: argparse.Namespace) -> int:
     from calc.data_files import load_catalogue
 
     catalogue = load_catalogue()
-    config = read_config(args.config) if args.config is not None else None
-    request = FinetuneRequest(
-        method=args.method,
-        precision=args.precision,
-        optimizer=args.optimizer,
-        lora_rank=args.lora_rank,
-        lora_targets=parse_lora_targets(args.lora_targets),
-        freeze_trainable_layers=args.freeze_layers,
-        seq_len=args.seq_len,
-        micro_batch=args.micro_batch,
-        grad_checkpointing=args.grad_checkpointing == "full",
-        flash_attention=args.flash_attention == "on",
-        gpus=args.gpus,
-        zero=args.zero,
-        offload=args.offload,
-        compiled=args.compile == "on",
-        chunked_loss=args.chunked_loss == "on",
-        optimizer_in_backward=args.optimizer_in_backward == "on",
-        activation_offloading=args.activation_offloading == "on",
-        adapter_precision=args.adapter_precision,
-        lora_dropout=args.lora_dropout,
-        fused_qkv=args.fused_qkv == "on",
-    )
+    values = values_from(args, "finetune")
+    request, place = inputs.finetune_request(values)
+    inputs.check_applies("finetune", values, method=request.method)
     where: dict[str, Any] = {
-        "model": args.model,
-        "config": config,
-        "gpu": args.gpu,
-        "gpu_memory_bytes": args.gpu_memory,
+        "model": place.model,
+        "config": place.config,
+        "gpu": place.gpu,
+        "gpu_memory_bytes": place.gpu_memory_bytes,
     }
     estimate = run_finetune(catalogue, request, **where)
     if args.json:
@@ -376,27 +260,7 @@ def _inference(args: argparse.Namespace) -> int:
     from calc.data_files import load_catalogue
 
     catalogue = load_catalogue()
-    config = read_config(args.config) if args.config is not None else None
-    request = InferenceRequest(
-        model=args.model,
-        config=config,
-        weights=args.weights,
-        engine=args.engine,
-        context=args.context,
-        batch=args.batch,
-        kv_cache=args.kv_cache,
-        gpus=args.gpus,
-        gpu=args.gpu,
-        gpu_memory_bytes=args.gpu_memory,
-        engine_version=args.engine_version,
-        flash_attention=None if args.flash_attention is None else args.flash_attention == "on",
-        gpu_layers=args.gpu_layers,
-        cpu_moe_layers=args.n_cpu_moe,
-        tensor_split=args.tensor_split,
-        gpu_memory_utilization=args.gpu_memory_utilization,
-        max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens,
-    )
+    request = inputs.inference_request(values_from(args, "inference"))
     layouts: LayoutMemo = {}
     plan = resolve(catalogue, request, layouts=layouts)
     estimate = estimate_inference(plan, layouts=layouts)

@@ -24,6 +24,7 @@ from calc.catalogue import (
     build_catalogue,
     check_catalogue,
 )
+from calc.inputs import measurement_schema
 from calc.measurements import MEASUREMENTS_FILE, Measurement, check_measurements, parse_measurements
 
 FILES = {
@@ -106,11 +107,15 @@ def _record_lines(node: Any, path: tuple[str | int, ...], out: dict, yaml: Any) 
 
 
 def load_schema(data_dir: Path, name: str) -> dict[str, Any]:
+    """The file's schema; the measurements' inputs come from the input table."""
     path = data_dir / "schema" / f"{name}.schema.json"
     try:
         loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise CatalogueError(f"cannot read schema: {error}", file=str(path)) from None
+    if name == "measurements":
+        loaded["items"]["properties"].update(measurement_schema())
+        loaded["items"]["additionalProperties"] = False
     return loaded
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from math import ceil
-from typing import Any
+from typing import Any, Literal, get_args
 
 from calc._errors import InputError
 from calc.architecture import Architecture
@@ -30,9 +30,9 @@ from calc.engines.base import CUDA_CONTEXT_BYTES
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
 from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
 
-METHODS = ("full", "freeze", "lora", "qlora")
-PRECISIONS = ("amp", "bf16")
-OPTIMIZERS = (
+Method = Literal["lora", "qlora", "full", "freeze"]
+Precision = Literal["amp", "bf16"]
+Optimizer = Literal[
     "adamw",
     "adamw_8bit",
     "paged_adamw_8bit",
@@ -40,9 +40,17 @@ OPTIMIZERS = (
     "sgd",
     "sgd_momentum",
     "adafactor",
-)
-SHARDING = (0, 1, 2, 3)
-OFFLOAD = ("none", "optimizer", "all")
+]
+Zero = Literal[0, 1, 2, 3]
+Offload = Literal["none", "optimizer", "all"]
+AdapterPrecision = Literal["fp32", "bf16"]
+METHODS: tuple[Method, ...] = get_args(Method)
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+SHARDING: tuple[Zero, ...] = get_args(Zero)
+OFFLOAD: tuple[Offload, ...] = get_args(Offload)
+ADAPTER_PRECISIONS: tuple[AdapterPrecision, ...] = get_args(AdapterPrecision)
+ADAPTER_METHODS: tuple[Method, ...] = ("lora", "qlora")
 # LoRA target names, as PEFT spells the modules of Llama-style models, and llama.cpp's roles.
 LORA_MODULES = {
     "q_proj": ("attn_q", "attn_q_b"),
@@ -101,9 +109,11 @@ def optimizer_state_bytes(
 
 @dataclass(frozen=True)
 class FinetuneRequest:
-    method: str
-    precision: str = "amp"
-    optimizer: str = "adamw"
+    """A fine-tuning setup; the defaults are the calculator's and the CLI's (calc.inputs)."""
+
+    method: Method = "lora"
+    precision: Precision = "amp"
+    optimizer: Optimizer = "adamw"
     lora_rank: int = 16
     lora_targets: tuple[str, ...] = LORA_GROUPS["all"]
     freeze_trainable_layers: int = 2
@@ -112,8 +122,8 @@ class FinetuneRequest:
     grad_checkpointing: bool = False
     flash_attention: bool = True
     gpus: int = 1
-    zero: int = 0
-    offload: str = "none"
+    zero: Zero = 0
+    offload: Offload = "none"
     # Framework features that cut memory (torchtune's names): the loss computed over chunks of
     # the output (CEWithChunkedOutputLoss, 8 chunks), the optimizer stepped inside the backward
     # pass so that gradients never exist all at once (optimizer_in_bwd), and activations moved
@@ -126,7 +136,7 @@ class FinetuneRequest:
     compiled: bool = False
     # LoRA adapters' dtype: PEFT keeps them in fp32 (autocast_adapter_dtype=True); frameworks
     # that build the whole model in bf16 (torchtune, LitGPT's bf16-true) train them in bf16.
-    adapter_precision: str = "fp32"
+    adapter_precision: AdapterPrecision = "fp32"
     # Dropout on the adapters' input (PEFT's and torchtune's default 0.0, LitGPT's configs 0.05,
     # ms-swift's 0.05): each adapted projection keeps its own dropped-out copy and mask.
     lora_dropout: float = 0.0
@@ -222,41 +232,15 @@ class FinetuneEstimate:
 
 
 def validate(request: FinetuneRequest, arch: Architecture) -> None:
-    """Reject combinations that make no sense, naming the inputs involved."""
-
-    def choice(name: str, value: object, allowed: Sequence[object]) -> None:
-        if value not in allowed:
-            options = ", ".join(str(a) for a in allowed)
-            raise InputError(f"{name} must be one of {options}, got {value!r}", field=name)
-
-    choice("method", request.method, METHODS)
-    choice("precision", request.precision, PRECISIONS)
-    choice("optimizer", request.optimizer, OPTIMIZERS)
-    choice("zero", request.zero, SHARDING)
-    choice("offload", request.offload, OFFLOAD)
-    choice("adapter_precision", request.adapter_precision, ("fp32", "bf16"))
-    for name, value, top in (
-        ("seq_len", request.seq_len, 10_000_000),
-        ("micro_batch", request.micro_batch, 65_536),
-        ("gpus", request.gpus, 4096),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-            raise InputError(
-                f"{name} must be a whole number from 1 to {top:,}, got {value!r}", field=name
-            )
+    """Reject combinations that make no sense, naming the inputs involved (``calc.inputs``
+    has held each value to its own bounds)."""
     if request.offload != "none" and request.zero == 0:
         raise InputError(
             "offload needs ZeRO (zero 1, 2 or 3) to move state off the GPU", field="offload"
         )
     if request.offload == "all" and request.zero != 3:
         raise InputError("offloading the parameters (offload all) needs ZeRO-3", field="offload")
-    dropout = request.lora_dropout
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise InputError(
-            f"lora_dropout must be a probability from 0 up to (not including) 1, got {dropout!r}",
-            field="lora_dropout",
-        )
-    if dropout and request.method not in ("lora", "qlora"):
+    if request.lora_dropout and request.method not in ADAPTER_METHODS:
         raise InputError(
             f"lora_dropout applies to LoRA and QLoRA adapters; method {request.method} has none",
             field="lora_dropout",
@@ -267,30 +251,30 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
             "offload optimizer, or zero 3 without offload (FSDP-QLoRA)",
             field="offload",
         )
-    if request.method in ("lora", "qlora"):
-        if request.lora_rank < 1:
-            raise InputError(
-                f"lora_rank must be at least 1, got {request.lora_rank}", field="lora_rank"
-            )
-        unknown = [t for t in request.lora_targets if t not in LORA_MODULES]
-        if unknown or not request.lora_targets:
-            raise InputError(
-                f"unknown LoRA target {unknown[0] if unknown else '(none)'}; use attention, "
-                f"mlp, all or module names: {', '.join(LORA_MODULES)}",
-                field="lora_targets",
-            )
-        smallest = _smallest_adapted_dimension(arch, request.lora_targets)
-        if request.lora_rank > smallest:
-            raise InputError(
-                f"lora_rank {request.lora_rank} is larger than the smallest adapted projection "
-                f"dimension ({smallest}); a rank cannot exceed it",
-                field="lora_rank",
-            )
+    if request.method in ADAPTER_METHODS:
+        _validate_adapters(request, arch)
     if request.method == "freeze" and not 1 <= request.freeze_trainable_layers <= arch.num_layers:
         raise InputError(
             f"freeze trains the last N layers: N must be 1 to {arch.num_layers}, got "
             f"{request.freeze_trainable_layers}",
-            field="freeze_trainable_layers",
+            field="freeze_layers",
+        )
+
+
+def _validate_adapters(request: FinetuneRequest, arch: Architecture) -> None:
+    unknown = [t for t in request.lora_targets if t not in LORA_MODULES]
+    if unknown or not request.lora_targets:
+        raise InputError(
+            f"unknown LoRA target {unknown[0] if unknown else '(none)'}; use attention, "
+            f"mlp, all or module names: {', '.join(LORA_MODULES)}",
+            field="lora_targets",
+        )
+    smallest = _smallest_adapted_dimension(arch, request.lora_targets)
+    if request.lora_rank > smallest:
+        raise InputError(
+            f"lora_rank {request.lora_rank} is larger than the smallest adapted projection "
+            f"dimension ({smallest}); a rank cannot exceed it",
+            field="lora_rank",
         )
 
 
@@ -434,6 +418,150 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     return kept + logits
 
 
+@dataclass(frozen=True)
+class _State:
+    """What the model holds for training, summed over its tensors, before any sharding."""
+
+    weights: int
+    gradients: int
+    optimizer: int  # the optimizer's state, with the fp32 master copy under amp
+    trainable: int  # trainable parameters
+    largest_gradient: int
+    head_gradient: int  # the output layer's (tied: the embedding's), the first backward makes
+
+
+def _training_state(
+    arch: Architecture,
+    request: FinetuneRequest,
+    tensors: Sequence[Tensor],
+    *,
+    storage_types: Mapping[str, StorageType],
+    base_format: WeightFormat,
+) -> _State:
+    amp = request.precision == "amp"
+    train_width = FP32 if amp else BF16
+    weights = gradients = optimizer = master = trainable = largest = head = 0
+    for tensor in tensors:
+        weights += tensor_bytes(tensor, tensor_storage(tensor, base_format, arch, storage_types))
+        if _trainable(tensor, request, arch):
+            trainable += tensor.numel
+            gradients += BF16 * tensor.numel
+            largest = max(largest, BF16 * tensor.numel)
+            tied = tensor.role == "token_embd" and arch.tie_word_embeddings
+            if tensor.role == "output" or tied:
+                head = BF16 * tensor.numel
+            optimizer += optimizer_state_bytes(
+                request.optimizer, tensor.numel, tensor.shape, train_width
+            )
+            if amp:
+                master += FP32 * tensor.numel
+        elif request.method in ADAPTER_METHODS and _adapted(tensor, request.lora_targets):
+            adapter = lora_parameters(tensor, request.lora_rank)
+            trainable += adapter
+            # Weights, gradients and AdamW states all at the adapters' width.
+            width = FP32 if request.adapter_precision == "fp32" else BF16
+            weights += width * adapter
+            gradients += width * adapter
+            optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), width)
+    if request.optimizer_in_backward and request.method in ("full", "freeze"):
+        gradients = largest  # each gradient is applied and freed as it is produced
+    return _State(weights, gradients, optimizer + master, trainable, largest, head)
+
+
+def _setup_notes(request: FinetuneRequest) -> list[str]:
+    """What the options do, in the order the estimate states them."""
+    notes = []
+    if request.optimizer_in_backward and request.method in ("full", "freeze"):
+        notes.append("optimizer in the backward pass: one gradient at a time")
+    if request.activation_offloading:
+        notes.append("activations offloaded to CPU RAM between forward and backward")
+    if request.method in ADAPTER_METHODS:
+        notes.append(
+            f"LoRA adapters, their gradients and optimizer state in {request.adapter_precision}"
+        )
+    if request.compiled:
+        notes.append("torch.compile: norms fused, their fp32 copies not kept")
+    if request.chunked_loss:
+        notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
+    if request.precision == "amp" and request.method in ("full", "freeze"):
+        notes.append(
+            "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
+            "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
+        )
+    if request.paged_optimizer:
+        notes.append(
+            "paged optimizer: its state lives in CUDA unified memory, which can spill to CPU "
+            "RAM under memory pressure and which PyTorch's memory counters do not see; "
+            "counted on the GPU here"
+        )
+    return notes
+
+
+def sharded(
+    arch: Architecture, request: FinetuneRequest, state: _State, notes: list[str]
+) -> tuple[TrainComponents, TrainComponents]:
+    """Per GPU and in CPU RAM, after ZeRO's sharding and offload."""
+    n, stage = request.gpus, request.zero
+    shard = {
+        "optimizer": n if stage >= 1 else 1,
+        "gradients": n if stage >= 2 else 1,
+        "weights": n if stage >= 3 else 1,
+    }
+    host = TrainComponents()
+    optimizer = ceil(state.optimizer / shard["optimizer"])
+    weights = ceil(state.weights / shard["weights"])
+    if request.offload in ("optimizer", "all"):
+        host = replace(host, optimizer=state.optimizer)
+        optimizer = 0
+        notes.append("optimizer state offloaded to CPU RAM")
+    if request.offload == "all":
+        host = replace(host, weights=state.weights)
+        # ZeRO-3 offload still gathers one layer's weights at a time onto the GPU.
+        weights = max(state.weights // max(arch.num_layers, 1), 0)
+        notes.append("parameters offloaded to CPU RAM; one layer is gathered at a time")
+    if request.activation_offloading:
+        full = activation_bytes(arch, replace(request, activation_offloading=False))
+        host = replace(host, activations=full - activation_bytes(arch, request))
+    gradients = ceil(state.gradients / shard["gradients"])
+    activations = activation_bytes(arch, request)
+    if n == 1 and gradients > state.head_gradient:
+        gradients, activations = backward_peak(gradients, activations, state, notes)
+    per_gpu = TrainComponents(
+        weights=weights,
+        gradients=gradients,
+        optimizer=optimizer,
+        activations=activations,
+        runtime=CUDA_CONTEXT_BYTES,
+    )
+    if n > 1 and stage:
+        notes.append(
+            f"ZeRO-{stage} over {n} GPUs: "
+            + ", ".join(k for k, v in shard.items() if v > 1)
+            + " divided"
+        )
+    elif n > 1:
+        notes.append(f"data parallel over {n} GPUs: every GPU holds a full copy")
+    return per_gpu, host
+
+
+def backward_peak(
+    gradients: int, activations: int, state: _State, notes: list[str]
+) -> tuple[int, int]:
+    """One process without DDP's persistent gradient buckets: gradients do not exist during
+    the forward pass (zero_grad(set_to_none=True), PyTorch's default since 2.0), and the
+    backward pass frees each layer's saved activations as it makes that layer's gradients.
+    Both change linearly layer by layer, so the peak is at one end: every activation plus the
+    output layer's gradient, or every gradient and no activation."""
+    if activations + state.head_gradient >= gradients:
+        notes.append(
+            "peak at the start of the backward pass: all activations, only the output "
+            "layer's gradient"
+        )
+        return state.head_gradient, activations
+    notes.append("peak at the end of the backward pass: every gradient, the activations freed")
+    return gradients, 0
+
+
 def estimate_finetune(
     arch: Architecture,
     request: FinetuneRequest,
@@ -447,129 +575,24 @@ def estimate_finetune(
     if len(devices) != request.gpus:
         raise InputError(f"{request.gpus} GPUs asked but {len(devices)} described", field="gpus")
     tensors = model_tensors(arch)
-    amp = request.precision == "amp"
-    train_width = FP32 if amp else BF16
-    notes = []
-    weights = gradients = optimizer = master = 0
-    trainable_params = 0
-    largest_gradient = 0
-    head_gradient = 0  # the output layer's (tied: the embedding's), the first one backward makes
-    base_format = nf4 if request.method == "qlora" else bf16
-    for tensor in tensors:
-        stored = tensor_bytes(tensor, tensor_storage(tensor, base_format, arch, storage_types))
-        weights += stored
-        if _trainable(tensor, request, arch):
-            trainable_params += tensor.numel
-            gradients += BF16 * tensor.numel
-            largest_gradient = max(largest_gradient, BF16 * tensor.numel)
-            tied = tensor.role == "token_embd" and arch.tie_word_embeddings
-            if tensor.role == "output" or tied:
-                head_gradient = BF16 * tensor.numel
-            optimizer += optimizer_state_bytes(
-                request.optimizer, tensor.numel, tensor.shape, train_width
-            )
-            if amp:
-                master += FP32 * tensor.numel
-        elif request.method in ("lora", "qlora") and _adapted(tensor, request.lora_targets):
-            adapter = lora_parameters(tensor, request.lora_rank)
-            trainable_params += adapter
-            # Weights, gradients and AdamW states all at the adapters' width.
-            width = FP32 if request.adapter_precision == "fp32" else BF16
-            weights += width * adapter
-            gradients += width * adapter
-            optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), width)
-    optimizer += master
-    if request.optimizer_in_backward and request.method in ("full", "freeze"):
-        gradients = largest_gradient  # each gradient is applied and freed as it is produced
-        notes.append("optimizer in the backward pass: one gradient at a time")
-    if request.activation_offloading:
-        notes.append("activations offloaded to CPU RAM between forward and backward")
-    if request.method in ("lora", "qlora"):
-        notes.append(
-            f"LoRA adapters, their gradients and optimizer state in {request.adapter_precision}"
-        )
-    if request.compiled:
-        notes.append("torch.compile: norms fused, their fp32 copies not kept")
-    if request.chunked_loss:
-        notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
-    if amp and request.method in ("full", "freeze"):
-        notes.append(
-            "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
-            "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
-        )
-    if request.paged_optimizer:
-        notes.append(
-            "paged optimizer: its state lives in CUDA unified memory, which can spill to CPU "
-            "RAM under memory pressure and which PyTorch's memory counters do not see; "
-            "counted on the GPU here"
-        )
-
-    n = request.gpus
-    stage = request.zero
-    shard = {
-        "optimizer": n if stage >= 1 else 1,
-        "gradients": n if stage >= 2 else 1,
-        "weights": n if stage >= 3 else 1,
-    }
-    host = TrainComponents()
-    on_gpu_optimizer = ceil(optimizer / shard["optimizer"])
-    on_gpu_weights = ceil(weights / shard["weights"])
-    if request.offload in ("optimizer", "all"):
-        host = replace(host, optimizer=optimizer)
-        on_gpu_optimizer = 0
-        notes.append("optimizer state offloaded to CPU RAM")
-    if request.offload == "all":
-        host = replace(host, weights=weights)
-        # ZeRO-3 offload still gathers one layer's weights at a time onto the GPU.
-        on_gpu_weights = max(weights // max(arch.num_layers, 1), 0)
-        notes.append("parameters offloaded to CPU RAM; one layer is gathered at a time")
-    if request.activation_offloading:
-        full = activation_bytes(arch, replace(request, activation_offloading=False))
-        host = replace(host, activations=full - activation_bytes(arch, request))
-    on_gpu_gradients = ceil(gradients / shard["gradients"])
-    activations = activation_bytes(arch, request)
-    if n == 1 and on_gpu_gradients > head_gradient:
-        # One process without DDP's persistent gradient buckets: gradients do not exist during
-        # the forward pass (zero_grad(set_to_none=True), PyTorch's default since 2.0), and the
-        # backward pass frees each layer's saved activations as it makes that layer's
-        # gradients. Both change linearly layer by layer, so the peak is at one end: every
-        # activation plus the output layer's gradient, or every gradient and no activation.
-        if activations + head_gradient >= on_gpu_gradients:
-            on_gpu_gradients = head_gradient
-            notes.append(
-                "peak at the start of the backward pass: all activations, only the output "
-                "layer's gradient"
-            )
-        else:
-            activations = 0
-            notes.append(
-                "peak at the end of the backward pass: every gradient, the activations freed"
-            )
-    per_gpu = TrainComponents(
-        weights=on_gpu_weights,
-        gradients=on_gpu_gradients,
-        optimizer=on_gpu_optimizer,
-        activations=activations,
-        runtime=CUDA_CONTEXT_BYTES,
+    state = _training_state(
+        arch,
+        request,
+        tensors,
+        storage_types=storage_types,
+        base_format=nf4 if request.method == "qlora" else bf16,
     )
-    if n > 1 and stage:
-        notes.append(
-            f"ZeRO-{stage} over {n} GPUs: "
-            + ", ".join(k for k, v in shard.items() if v > 1)
-            + " divided"
-        )
-    elif n > 1:
-        notes.append(f"data parallel over {n} GPUs: every GPU holds a full copy")
+    notes = _setup_notes(request)
+    per_gpu, host = sharded(arch, request, state, notes)
     if arch.moe is not None:
         notes.append(
             "MoE: every expert's weights (and, when trained, their gradients and "
             "optimizer state) are held; activations count the routed experts only"
         )
-    params = count_parameters(arch, tensors)
     return FinetuneEstimate(
         request=request,
-        trainable_parameters=trainable_params,
-        total_parameters=params.total,
+        trainable_parameters=state.trainable,
+        total_parameters=count_parameters(arch, tensors).total,
         devices=tuple(
             TrainDevice(index=i, device=d, components=per_gpu) for i, d in enumerate(devices)
         ),

@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from calc._errors import CalcError
-from calc.api import InferenceRequest, loadable_formats, resolve_architecture, run_finetune
+from calc.api import loadable_formats, resolve_architecture, run_finetune
 from calc.catalogue import Catalogue
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest
 from calc.plan import MAX_CONTEXT, MAX_GPUS, Plan
+from calc.requests import InferenceRequest
 
 # Weight formats tried for "the best format that fits", from most to least faithful.
 # GGUF files for llama.cpp and Ollama; checkpoint formats for vLLM and transformers.

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from calc._errors import CalcError, CatalogueError
-from calc.api import InferenceRequest, run_finetune, run_inference
+from calc.api import run_finetune, run_inference
 from calc.breakdown import Estimate
 from calc.catalogue import Catalogue, Locator
-from calc.finetune import FinetuneEstimate, FinetuneRequest, parse_lora_targets
+from calc.finetune import FinetuneEstimate, FinetuneRequest
+from calc.inputs import Mode, finetune_request, inference_request, parse
+from calc.requests import InferenceRequest
 from calc.units import GB, GIB, MB, MIB
 
 MEASUREMENTS_FILE = "data/measurements.yaml"
@@ -19,24 +21,23 @@ UNIT_BYTES = {"GiB": GIB, "GB": GB, "MiB": MIB, "MB": MB}
 COMPONENTS = ("weights", "kv_cache", "activations", "runtime")
 
 
+# The fields of a measurement that describe the source and what it measured; every other field
+# is an input of the estimate (calc.inputs), read by the same parser as the calculator's.
+DESCRIPTION_FIELDS = frozenset(
+    {
+        "id", "kind", "framework", "framework_version", "quantity", "estimate_of", "device",
+        "value", "unit", "unit_as_printed", "unit_reading", "source", "not_modelled",
+        "settings", "settings_reading", "quantity_reading", "quote", "model_note",
+        "engine_version_note", "gpu_as_stated", "assumed",
+    }
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Measurement:
     id: str
-    model: str
-    engine: str
-    engine_version: str | None
-    weights: str
-    kv_cache: str | None
-    context: int | None  # None: the engine version's default
-    batch: int | None
-    gpus: int
-    gpu: str | None
-    gpu_memory_gib: float | None
-    flash_attention: bool | None
-    gpu_layers: int | None
-    gpu_memory_utilization: float | None
-    max_num_seqs: int | None
-    max_num_batched_tokens: int | None
+    kind: Mode
+    inputs: Mapping[str, Any]  # the setup, typed, by input name; what the source leaves out
     quantity: str
     estimate_of: str
     device: int | None
@@ -46,9 +47,38 @@ class Measurement:
     unit_reading: str
     source: str
     not_modelled: str | None = None
-    kind: str = "inference"
-    finetune: FinetuneRequest | None = None  # the setup, for kind "finetune"
     framework: str = ""
+
+    @property
+    def model(self) -> str:
+        return str(self.inputs.get("model", ""))
+
+    @property
+    def engine(self) -> str:
+        return str(self.inputs.get("engine", ""))
+
+    @property
+    def engine_version(self) -> str | None:
+        version = self.inputs.get("engine_version")
+        return None if version is None else str(version)
+
+    @property
+    def weights(self) -> str:
+        return str(self.inputs.get("weights", ""))
+
+    @property
+    def gpus(self) -> int:
+        return int(self.inputs.get("gpus", 1))
+
+    @property
+    def gpu(self) -> str | None:
+        gpu = self.inputs.get("gpu")
+        return None if gpu is None else str(gpu)
+
+    @property
+    def finetune(self) -> FinetuneRequest | None:
+        """The fine-tuning setup, for kind "finetune"."""
+        return finetune_request(self.inputs)[0] if self.kind == "finetune" else None
 
     @property
     def measured_bytes(self) -> int:
@@ -59,24 +89,13 @@ class Measurement:
         """The engine or training framework, for grouping."""
         return self.framework if self.kind == "finetune" else self.engine
 
+    @property
+    def groups(self) -> set[str]:
+        """The summary rows the case counts in: its engine or framework, its kind, all."""
+        return {self.runs_on, "all", "fine-tuning" if self.kind == "finetune" else "inference"}
+
     def request(self) -> InferenceRequest:
-        return InferenceRequest(
-            model=self.model,
-            weights=self.weights,
-            engine=self.engine,
-            context=self.context,
-            batch=self.batch,
-            kv_cache=self.kv_cache,
-            gpus=self.gpus,
-            gpu=self.gpu,
-            gpu_memory_bytes=round(self.gpu_memory_gib * GIB) if self.gpu_memory_gib else None,
-            engine_version=self.engine_version,
-            flash_attention=self.flash_attention,
-            gpu_layers=self.gpu_layers,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            max_num_seqs=self.max_num_seqs,
-            max_num_batched_tokens=self.max_num_batched_tokens,
-        )
+        return inference_request(self.inputs)
 
 
 @dataclass(frozen=True)
@@ -97,18 +116,9 @@ class Comparison:
 
 def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measurement) -> int:
     """The estimate's figure for exactly what the source measured."""
-    what, device = measurement.estimate_of, measurement.device
     if isinstance(estimate, FinetuneEstimate):
-        chosen = estimate.devices[device or 0].components
-        if what == "allocated_bytes":
-            # bitsandbytes' paged optimizers keep their state in CUDA unified memory
-            # (cudaMallocManaged), outside PyTorch's caching allocator, so PyTorch's counters
-            # (max_memory_allocated, active_bytes) never include it.
-            unseen = chosen.optimizer if estimate.request.paged_optimizer else 0
-            return chosen.total - chosen.runtime - unseen
-        if what == "total_bytes":
-            return chosen.total
-        raise CalcError(f"a fine-tuning estimate has no {what!r}")
+        return _training_quantity(estimate, measurement)
+    what, device = measurement.estimate_of, measurement.device
     if what == "host_bytes":
         return estimate.host_bytes
     if what == "kv_cache_capacity":
@@ -116,13 +126,13 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
         if not capacities:
             raise CalcError("the KV capacity needs the GPU's memory")
         return int(capacities[device or 0])
-    parts = (
-        [estimate.devices[device].components]
-        if device is not None and device < len(estimate.devices)
-        else [d.components for d in estimate.devices]
-    )
     if device is not None and device >= len(estimate.devices):
         raise CalcError(f"device {device} but the setup has {len(estimate.devices)} GPU(s)")
+    parts = (
+        [estimate.devices[device].components]
+        if device is not None
+        else [d.components for d in estimate.devices]
+    )
     if what == "total_bytes":
         return sum(c.total for c in parts)
     if what == "allocated_bytes":
@@ -132,63 +142,41 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
     return sum(getattr(c, what) for c in parts)
 
 
-def _finetune_request(d: Mapping[str, Any]) -> FinetuneRequest:
-    return FinetuneRequest(
-        method=str(d["method"]),
-        precision=str(d.get("precision", "bf16")),
-        optimizer=str(d.get("optimizer", "adamw")),
-        lora_rank=int(d.get("lora_rank", 16)),
-        lora_targets=parse_lora_targets(str(d.get("lora_targets", "all"))),
-        seq_len=int(d.get("seq_len") or 1),
-        micro_batch=int(d["micro_batch"]),
-        grad_checkpointing=bool(d.get("grad_checkpointing", False)),
-        gpus=int(d["gpus"]),
-        zero=int(d.get("zero", 0)),
-        offload=str(d.get("offload", "none")),
-        chunked_loss=bool(d.get("chunked_loss", False)),
-        optimizer_in_backward=bool(d.get("optimizer_in_backward", False)),
-        activation_offloading=bool(d.get("activation_offloading", False)),
-        compiled=bool(d.get("compile", False)),
-        adapter_precision=str(d.get("adapter_precision", "fp32")),
-        lora_dropout=float(d.get("lora_dropout", 0.0)),
-        fused_qkv=bool(d.get("fused_qkv", False)),
+def _training_quantity(estimate: FinetuneEstimate, measurement: Measurement) -> int:
+    chosen = estimate.devices[measurement.device or 0].components
+    if measurement.estimate_of == "allocated_bytes":
+        # bitsandbytes' paged optimizers keep their state in CUDA unified memory
+        # (cudaMallocManaged), outside PyTorch's caching allocator, so PyTorch's counters
+        # (max_memory_allocated, active_bytes) never include it.
+        unseen = chosen.optimizer if estimate.request.paged_optimizer else 0
+        return chosen.total - chosen.runtime - unseen
+    if measurement.estimate_of == "total_bytes":
+        return chosen.total
+    raise CalcError(f"a fine-tuning estimate has no {measurement.estimate_of!r}")
+
+
+def parse_measurement(d: Mapping[str, Any]) -> Measurement:
+    """One entry of data/measurements.yaml; its setup goes through the calculator's parser."""
+    kind: Mode = "finetune" if d.get("kind") == "finetune" else "inference"
+    return Measurement(
+        id=str(d["id"]),
+        kind=kind,
+        inputs=parse(kind, d, ignore=DESCRIPTION_FIELDS),
+        quantity=str(d["quantity"]),
+        estimate_of=str(d["estimate_of"]),
+        device=d.get("device"),
+        value=float(d["value"]),
+        unit=str(d["unit"]),
+        unit_as_printed=str(d["unit_as_printed"]),
+        unit_reading=str(d["unit_reading"]),
+        source=str(d["source"]),
+        not_modelled=d.get("not_modelled"),
+        framework=str(d.get("framework", "")),
     )
 
 
 def parse_measurements(docs: Sequence[Mapping[str, Any]]) -> tuple[Measurement, ...]:
-    return tuple(
-        Measurement(
-            id=str(d["id"]),
-            model=str(d["model"]),
-            engine=str(d.get("engine", "")),
-            engine_version=d.get("engine_version"),
-            weights=str(d.get("weights", "")),
-            kv_cache=d.get("kv_cache"),
-            context=d.get("context"),
-            batch=d.get("batch"),
-            gpus=int(d.get("gpus", 1)),
-            gpu=d.get("gpu"),
-            gpu_memory_gib=d.get("gpu_memory_gib"),
-            flash_attention=d.get("flash_attention"),
-            gpu_layers=d.get("gpu_layers"),
-            gpu_memory_utilization=d.get("gpu_memory_utilization"),
-            max_num_seqs=d.get("max_num_seqs"),
-            max_num_batched_tokens=d.get("max_num_batched_tokens"),
-            quantity=str(d["quantity"]),
-            estimate_of=str(d["estimate_of"]),
-            device=d.get("device"),
-            value=float(d["value"]),
-            unit=str(d["unit"]),
-            unit_as_printed=str(d["unit_as_printed"]),
-            unit_reading=str(d["unit_reading"]),
-            source=str(d["source"]),
-            not_modelled=d.get("not_modelled"),
-            kind=str(d.get("kind", "inference")),
-            finetune=_finetune_request(d) if d.get("kind") == "finetune" else None,
-            framework=str(d.get("framework", "")),
-        )
-        for d in docs
-    )
+    return tuple(parse_measurement(d) for d in docs)
 
 
 def check_measurements(
@@ -197,7 +185,21 @@ def check_measurements(
     """Each modelled measurement must name a known model, format and GPU and estimate cleanly;
     one the estimator cannot model yet says why in ``not_modelled``."""
     problems = []
-    for index, measurement in enumerate(parse_measurements(docs)):
+    for index, entry in enumerate(docs):
+        try:
+            measurement = parse_measurement(entry)
+        except CalcError as error:
+            field = getattr(error, "field", "")
+            problems.append(
+                CatalogueError(
+                    str(error),
+                    file=MEASUREMENTS_FILE,
+                    line=locate(MEASUREMENTS_FILE, (index, field) if field else (index,)),
+                    entry=str(entry.get("id", f"#{index + 1}")),
+                    field=field,
+                )
+            )
+            continue
         if measurement.not_modelled:
             continue
         try:
@@ -215,9 +217,15 @@ def check_measurements(
 
 
 def compare(catalogue: Catalogue, measurement: Measurement) -> Comparison:
-    if measurement.finetune is not None:
+    if measurement.kind == "finetune":
+        request, where = finetune_request(measurement.inputs)
         estimate = run_finetune(
-            catalogue, measurement.finetune, model=measurement.model, gpu=measurement.gpu
+            catalogue,
+            request,
+            model=where.model,
+            config=where.config,
+            gpu=where.gpu,
+            gpu_memory_bytes=where.gpu_memory_bytes,
         )
         return Comparison(measurement, estimate)
     return Comparison(measurement, run_inference(catalogue, measurement.request()))
@@ -236,3 +244,14 @@ def summarise(comparisons: Sequence[Comparison]) -> Summary | None:
         return None
     p90 = errors[min(len(errors) - 1, round(0.9 * (len(errors) - 1)))]
     return Summary(len(errors), statistics.median(errors), p90)
+
+
+def summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
+    """The error by engine or framework (alphabetically), then by kind, then over all cases."""
+    names = sorted({c.measurement.runs_on for c in comparisons})
+    found = []
+    for name in [*names, "inference", "fine-tuning", "all"]:
+        summary = summarise([c for c in comparisons if name in c.measurement.groups])
+        if summary:
+            found.append((name, summary))
+    return found

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.breakdown import Device
 from calc.engines.history import Release
@@ -79,17 +78,3 @@ class Plan:
         return f"{self.engine.name} {which} defaults (as from release {version}): " + ", ".join(
             words
         )
-
-
-def validate_numbers(*, context: int, batch: int, gpus: int) -> None:
-    for name, value, top in (
-        ("context", context, MAX_CONTEXT),
-        ("batch", batch, MAX_BATCH),
-        ("gpus", gpus, MAX_GPUS),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{name} must be a whole number, got {value!r}", field=name)
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}", field=name)
-        if value > top:
-            raise InputError(f"{name} must be at most {top:,}, got {value:,}", field=name)

@@ -28,10 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from calc._errors import CalcError  # noqa: E402
-from calc.architecture import memory_keys, parse_config  # noqa: E402
-from calc.data_files import catalogue_problems, default_data_dir  # noqa: E402
-from calc.tensors import count_parameters  # noqa: E402
+from calc import (  # noqa: E402
+    CalcError,
+    catalogue_problems,
+    count_parameters,
+    default_data_dir,
+    memory_keys,
+    parse_config,
+)
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 HF_URL = re.compile(r"^https://huggingface\.co/([A-Za-z0-9_.\-]+)/([A-Za-z0-9_.\-]+)/")

@@ -23,11 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import Page, Request, sync_playwright  # noqa: E402
 
-from scripts.serve_site import serve  # noqa: E402
-from tests.conftest import build  # noqa: E402
-from tests.test_calculator import CHROMIUM_ARGS, READY, chromium_path  # noqa: E402
+from scripts.serve_site import CHROMIUM_ARGS, READY, build, chromium_path, serve  # noqa: E402
 
 BLANK_PAGE = """<!doctype html><meta charset="utf-8"><title>bare Pyodide</title>
 <script type="module">
@@ -68,10 +66,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def transferred(page, url: str, ready: str) -> int:
+def transferred(page: Page, url: str, ready: str) -> int:
     sizes: list[int] = []
 
-    def finished(request) -> None:
+    def finished(request: Request) -> None:
         s = request.sizes()
         sizes.append(s["responseBodySize"] + s["responseHeadersSize"])
 
@@ -103,7 +101,8 @@ def main() -> int:
         (site / "_bench" / "blank-worker.js").write_text(BLANK_WORKER)
         with serve(site) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            bare, first = [], []
+            bare: list[float] = []
+            first: list[float] = []
             for _ in range(args.runs):
                 for url, ready, out in (
                     (base + "_bench/blank.html", "body[data-state=ready]", bare),

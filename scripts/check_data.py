@@ -15,9 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calc._errors import CalcError  # noqa: E402
-from calc.data_files import catalogue_problems, load_catalogue, read_documents  # noqa: E402
-from calc.tensors import count_parameters  # noqa: E402
+from calc import (  # noqa: E402
+    CalcError,
+    catalogue_problems,
+    count_parameters,
+    load_catalogue,
+    read_documents,
+)
 
 TOLERANCE = 0.01
 

@@ -23,11 +23,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Run inside each exported tree with that tree's own code (older trees kept the tables in
+# scripts/guide_tables.py).
 RENDER = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, ".")
-from scripts.guide_tables import TABLES, Renderer
+try:
+    from scripts.tables import TABLES, Renderer
+except ImportError:
+    from scripts.guide_tables import TABLES, Renderer
 renderer = Renderer.from_repository(Path("."))
 print(json.dumps({name: renderer.render(name) for name in sorted(TABLES)}))
 """

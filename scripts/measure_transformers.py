@@ -25,8 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calc.catalogue import Catalogue  # noqa: E402
-from calc.data_files import load_catalogue  # noqa: E402
+from calc import Catalogue, load_catalogue  # noqa: E402
 
 PROVENANCE = "measured with scripts/measure_transformers.py"
 

@@ -1,4 +1,5 @@
-"""Serve a built site on 127.0.0.1 for the browser tests and the benchmark.
+"""Build the site, serve it on 127.0.0.1 and find a Chromium: what the browser tests and the
+benchmark share.
 
 A plain threaded static server with the MIME types module workers and WebAssembly need
 (browsers refuse a module served as anything but JavaScript).
@@ -8,11 +9,29 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MKDOCS = Path(sys.executable).parent / "mkdocs"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# The calculator sets data-state=ready once it has shown its first result.
+READY = "#vram-calculator[data-state=ready]"
+BOOT_TIMEOUT_MS = 120_000
 
 TYPES = {
     ".js": "text/javascript",
@@ -25,10 +44,9 @@ TYPES = {
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map: ClassVar[dict[str, str]] = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        **TYPES,
-    }
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **TYPES}
+        super().__init__(*args, **kwargs)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -46,3 +64,26 @@ def serve(site_dir: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def build(site: Path, data: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of the repository into ``site`` (with another data/ if given)."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    if data is not None:
+        env["VRAM_GUIDE_DATA"] = str(data)
+    return subprocess.run(
+        [str(MKDOCS), "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium, or $CHROMIUM, or None (Playwright's own, if it installed one)."""
+    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None

@@ -14,11 +14,13 @@ import base64
 import hashlib
 import io
 import json
+import re
+import subprocess
 import tomllib
 import zipfile
 from pathlib import Path
 
-from calc.data_files import catalogue_documents
+from calc import catalogue_documents, page_table
 
 # The estimator modules; the CLI and the YAML loader are CPython edges and stay out.
 EDGE_MODULES = {"cli.py", "data_files.py", "__main__.py"}
@@ -92,6 +94,11 @@ def catalogue_json(data_dir: Path) -> bytes:
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def inputs_json() -> bytes:
+    """The input table, from which the calculator's form is made."""
+    return json.dumps(page_table(), sort_keys=True, ensure_ascii=False).encode()
+
+
 def write_if_changed(path: Path, data: bytes) -> bool:
     if path.exists() and path.read_bytes() == data:
         return False
@@ -115,8 +122,32 @@ def write_calculator_assets(root: Path, site_dir: Path, data_dir: Path) -> list[
     outputs = {
         calculator / wheel_name(root): build_wheel(root),
         calculator / "catalogue.json": catalogue_json(data_dir),
+        calculator / "inputs.json": inputs_json(),
         calculator / "manifest.json": json.dumps(manifest, sort_keys=True).encode(),
     }
     for name in PYODIDE_FILES:
         outputs[site_dir / "assets" / "pyodide" / name] = (package / name).read_bytes()
     return [path for path, data in outputs.items() if write_if_changed(path, data)]
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """A git command's output in ``root``, or None outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
+def commit_timestamp(root: Path) -> int | None:
+    """The checked-out commit's time, or None outside a git checkout."""
+    text = _git(root, "log", "-1", "--format=%ct") or ""
+    return int(text) if text.isdigit() else None
+
+
+def commit_hash(root: Path) -> str | None:
+    """The checked-out commit, or None outside a git checkout."""
+    text = _git(root, "rev-parse", "HEAD") or ""
+    return text if re.fullmatch(r"[0-9a-f]{40}", text) else None

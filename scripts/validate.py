@@ -18,14 +18,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calc._errors import CalcError  # noqa: E402
-from calc.data_files import load_catalogue, load_measurements  # noqa: E402
-from calc.measurements import Measurement, compare, summarise  # noqa: E402
-from calc.units import GIB  # noqa: E402
-
-
-def _group(m: Measurement) -> set[str]:
-    return {m.runs_on, "all", "fine-tuning" if m.kind == "finetune" else "inference"}
+from calc import (  # noqa: E402
+    GIB,
+    CalcError,
+    compare,
+    load_catalogue,
+    load_measurements,
+    summaries,
+    summarise,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,15 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         for m in skipped:
             print(f"  {m.id}: {m.not_modelled}")
     print(f"\n{'engine':14} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
-    engines = sorted({c.measurement.runs_on for c in comparisons})
-    for engine in [*engines, "inference", "fine-tuning", "all"]:
-        chosen = [c for c in comparisons if _group(c.measurement) >= {engine}]
-        summary = summarise(chosen)
-        if summary:
-            print(
-                f"{engine:14} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
-                f"{summary.p90_abs_error * 100:11.1f}%"
-            )
+    for name, summary in summaries(comparisons):
+        print(
+            f"{name:14} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
+            f"{summary.p90_abs_error * 100:11.1f}%"
+        )
     serving = summarise([c for c in comparisons if c.measurement.kind != "finetune"])
     tuning = summarise([c for c in comparisons if c.measurement.kind == "finetune"])
     if serving is None:

@@ -10,7 +10,6 @@ import contextlib
 import io
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -18,28 +17,9 @@ from urllib.parse import urlencode
 import pytest
 
 from calc.cli import main as cli_main
-from scripts.serve_site import serve
+from scripts.serve_site import BOOT_TIMEOUT_MS, CHROMIUM_ARGS, READY, chromium_path, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-READY = "#vram-calculator[data-state=ready]"
-BOOT_TIMEOUT_MS = 120_000
-
-
-def chromium_path() -> str | None:
-    """Debian's chromium, or $CHROMIUM, or the one Playwright installed."""
-    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +119,8 @@ def set_inputs(root, values: dict[str, str]) -> None:
         change(root, lambda: page.select_option("#vram-engine", values["engine"]))
     for name, selector in (
         ("weights", "#vram-weights"),
-        ("kv_cache", "#vram-kv"),
-        ("flash_attention", "#vram-flash"),
+        ("kv_cache", "#vram-kv_cache"),
+        ("flash_attention", "#vram-flash_attention"),
     ):
         if name in values:
             change(root, lambda s=selector, v=values[name]: page.select_option(s, v))
@@ -148,14 +128,14 @@ def set_inputs(root, values: dict[str, str]) -> None:
         change(root, lambda: page.select_option("#vram-gpu", values["gpu"]))
     for name, selector in (
         ("model", "#vram-model"),
-        ("engine_version", "#vram-version"),
+        ("engine_version", "#vram-engine_version"),
         ("context", "#vram-context"),
         ("batch", "#vram-batch"),
         ("gpus", "#vram-gpus"),
-        ("gpu_memory_gib", "#vram-memory"),
-        ("gpu_memory_utilization", "#vram-util"),
-        ("max_num_seqs", "#vram-seqs"),
-        ("max_num_batched_tokens", "#vram-tokens"),
+        ("gpu_memory_gib", "#vram-gpu_memory_gib"),
+        ("gpu_memory_utilization", "#vram-gpu_memory_utilization"),
+        ("max_num_seqs", "#vram-max_num_seqs"),
+        ("max_num_batched_tokens", "#vram-max_num_batched_tokens"),
     ):
         if name in values:
             change(root, lambda s=selector, v=values[name]: page.fill(s, v))
@@ -191,7 +171,7 @@ SCENARIOS = [
     ),
     (
         {"model": "llama-3.1-8b"},
-        ["--model", "llama-3.1-8b", "--weights", "q4_k_m", "--gpu", "rtx-4090"],
+        ["--model", "llama-3.1-8b", "--gpu", "rtx-4090"],
     ),
     (
         {"model": "qwen3-30b-a3b", "weights": "q5_k_m", "context": "32768"},
@@ -232,8 +212,6 @@ SCENARIOS = [
             "rtx-4090d",
             "--gpus",
             "3",
-            "--weights",
-            "q4_k_m",
         ],
     ),
     (
@@ -271,8 +249,6 @@ SCENARIOS = [
             "8192",
             "--gpu",
             "rtx-4090",
-            "--weights",
-            "bf16",
         ],
     ),
     (
@@ -295,8 +271,7 @@ SCENARIOS = [
             "flash_attention": "on",
             "context": "16384",
         },
-        "--model mixtral-8x7b --kv-cache q8_0 --flash-attention on --context 16384 "
-        "--gpu rtx-4090 --weights q4_k_m",
+        "--model mixtral-8x7b --kv-cache q8_0 --flash-attention on --context 16384 --gpu rtx-4090",
     ),
     (
         {
@@ -306,11 +281,11 @@ SCENARIOS = [
             "gpu": "rtx-4090d",
         },
         "--model deepseek-r1-distill-qwen-32b --engine ollama --engine-version 0.5.7 "
-        "--gpu rtx-4090d --weights q4_k_m",
+        "--gpu rtx-4090d",
     ),
     (
         {"model": "phi-4", "gpu": "custom", "gpu_memory_gib": "12"},
-        ["--model", "phi-4", "--gpu-memory", "12GiB", "--weights", "q4_k_m"],
+        ["--model", "phi-4", "--gpu-memory", "12GiB"],
     ),
     (
         {"model": "qwen2.5-72b", "engine": "theory", "weights": "int4", "gpu": ""},
@@ -338,7 +313,7 @@ def test_a_pasted_config_gives_the_cli_answer(watched, base_url, catalogue, tmp_
     change(root, lambda: root.page.fill("#vram-config", config))
     path = tmp_path / "config.json"
     path.write_text(config)
-    expected = cli_json("--config", str(path), "--gpu", "rtx-4090", "--weights", "q4_k_m")
+    expected = cli_json("--config", str(path), "--gpu", "rtx-4090")
     assert shown(root) == expected
     assert watched.errors == []
 
@@ -455,13 +430,13 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
     change(root, lambda: page.check("input[name=mode][value=finetune]"))
     assert page.locator("[data-role=inference-group]").is_hidden()
     change(root, lambda: page.select_option("#vram-method", "qlora"))
-    change(root, lambda: page.fill("#vram-seq", "4096"))
-    change(root, lambda: page.select_option("#vram-gc", "full"))
-    change(root, lambda: page.select_option("#vram-adapter", "bf16"))
+    change(root, lambda: page.fill("#vram-seq_len", "4096"))
+    change(root, lambda: page.select_option("#vram-grad_checkpointing", "full"))
+    change(root, lambda: page.select_option("#vram-adapter_precision", "bf16"))
     change(root, lambda: page.select_option("#vram-compile", "on"))
-    change(root, lambda: page.select_option("#vram-chunked", "on"))
-    change(root, lambda: page.fill("#vram-dropout", "0.05"))
-    change(root, lambda: page.select_option("#vram-fusedqkv", "on"))
+    change(root, lambda: page.select_option("#vram-chunked_loss", "on"))
+    change(root, lambda: page.fill("#vram-lora_dropout", "0.05"))
+    change(root, lambda: page.select_option("#vram-fused_qkv", "on"))
     expected = cli_json_command(
         "finetune",
         "--model",
@@ -515,7 +490,7 @@ def test_hints_say_what_would_fit_in_both_modes(watched, base_url, catalogue):
     assert f"It would fit on {needed} of these GPUs." in hint
     change(root, lambda: page.check("input[name=mode][value=finetune]"))
     change(root, lambda: page.select_option("#vram-method", "full"))
-    change(root, lambda: page.select_option("#vram-gc", "full"))
+    change(root, lambda: page.select_option("#vram-grad_checkpointing", "full"))
     expected = finetune_hint(
         catalogue,
         FinetuneRequest(method="full", grad_checkpointing=True),

@@ -325,7 +325,7 @@ def test_vllm_batch_settings_override_the_defaults(catalogue):
     assert asked.components.activations == 8 * 1024 * 128_256 * 4 + 1024 * 4096 * 2
     with pytest.raises(CalcError, match="max_num_seqs is a vLLM setting"):
         estimate(catalogue, model="llama-3.1-8b", engine="llama.cpp", max_num_seqs=8)
-    with pytest.raises(CalcError, match="max_num_batched_tokens must be a whole number"):
+    with pytest.raises(CalcError, match="max_num_batched_tokens must be at least 1, got 0"):
         estimate(catalogue, model="llama-3.1-8b", engine="vllm", max_num_batched_tokens=0)
 
 

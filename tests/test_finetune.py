@@ -134,7 +134,7 @@ def test_moe_training_holds_every_expert(catalogue):
     [
         ({"method": "qlora", "gpus": 2, "zero": 3, "offload": "all"}, "QLoRA's 4-bit base"),
         ({"method": "lora", "lora_rank": 5000}, "larger than the smallest adapted projection"),
-        ({"seq_len": 0}, "seq_len must be a whole number from 1"),
+        ({"seq_len": 0}, "seq_len must be at least 1, got 0"),
         ({"offload": "optimizer"}, "offload needs ZeRO"),
         ({"zero": 2, "offload": "all", "gpus": 2}, "needs ZeRO-3"),
         ({"method": "freeze", "freeze_trainable_layers": 99}, "N must be 1 to 32"),
@@ -281,9 +281,18 @@ def test_lora_dropout_keeps_a_copy_and_a_mask_per_adapted_projection(catalogue):
     ("kwargs", "message"),
     [
         ({"method": "full", "lora_dropout": 0.1}, "lora_dropout applies to LoRA and QLoRA"),
-        ({"method": "lora", "lora_dropout": 1.0}, "lora_dropout must be a probability"),
-        ({"method": "lora", "lora_dropout": -0.1}, "lora_dropout must be a probability"),
-        ({"method": "lora", "lora_dropout": True}, "lora_dropout must be a probability"),
+        (
+            {"method": "lora", "lora_dropout": 1.0},
+            "lora_dropout must be a fraction from 0 and below 1",
+        ),
+        (
+            {"method": "lora", "lora_dropout": -0.1},
+            "lora_dropout must be a fraction from 0 and below 1",
+        ),
+        (
+            {"method": "lora", "lora_dropout": True},
+            "lora_dropout must be a fraction from 0 and below 1",
+        ),
     ],
 )
 def test_bad_lora_dropout_is_named(catalogue, kwargs, message):

@@ -13,8 +13,8 @@ import pytest
 from calc import InferenceRequest, run_inference
 from calc.data_files import load_catalogue
 from calc.units import GIB
-from scripts.guide_tables import MARKER, TABLES, Renderer, Sources, UnknownTableError, anchor
-from tests.conftest import build
+from scripts.serve_site import build
+from scripts.tables import MARKER, TABLES, Renderer, Sources, UnknownTableError, anchor
 
 ROOT = Path(__file__).resolve().parent.parent
 

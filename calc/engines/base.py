@@ -78,7 +78,6 @@ class Engine(Generic[R, Opt]):
     swa_extra_tokens = 0  # ... plus this many tokens
     embeddings_on_host = False
     mentions_flash_default = False  # the defaults note names the flash-attention default
-    takes: tuple[str, ...] = ()  # the engine-only inputs it reads (see resolve_options)
     constants: tuple[Constant, ...] = ()
 
     # -- releases and defaults ----------------------------------------------------------------

@@ -58,7 +58,6 @@ class LlamaCppFamily(Engine[L, Offload]):
     swa_extra_tokens = UBATCH
     kv_padding = KV_PADDING
     mentions_flash_default = True
-    takes = ("gpu_layers", "cpu_moe_layers", "tensor_split")
 
     def mla_cache(self, plan: Plan) -> MlaCache:
         return self.release_of(plan).mla_cache
@@ -149,15 +148,15 @@ def graph_bytes(
     b = min(context_tokens, UBATCH)
     ctx = 0 if flash_attention else context_tokens
     if arch.mla is not None:
-        full, part = _mla_graph(arch, arch.mla, b, ctx)
+        full, part = mla_graph(arch, arch.mla, b, ctx)
     elif arch.model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
-        full, part = _qwen_graph(arch, b, ctx)
+        full, part = qwen_graph(arch, b, ctx)
     else:
-        full, part = _llama_graph(arch, b, ctx)
+        full, part = llama_graph(arch, b, ctx)
     return part if partial else full
 
 
-def _mla_graph(arch: Architecture, mla: MLA, b: int, ctx: int) -> tuple[int, int]:
+def mla_graph(arch: Architecture, mla: MLA, b: int, ctx: int) -> tuple[int, int]:
     """Ollama's deepseek2 branch. Its GGUF stores MLA expanded, so the KV heads are the
     attention heads and a key is qk_nope + qk_rope wide."""
     h, vocab = arch.hidden_size, arch.vocab_size
@@ -175,7 +174,7 @@ def _mla_graph(arch: Architecture, mla: MLA, b: int, ctx: int) -> tuple[int, int
     return full, part
 
 
-def _qwen_graph(arch: Architecture, b: int, ctx: int) -> tuple[int, int]:
+def qwen_graph(arch: Architecture, b: int, ctx: int) -> tuple[int, int]:
     """Ollama's qwen2 branch (Qwen2, Qwen3 and their MoE models)."""
     h, heads, vocab = arch.hidden_size, arch.num_attention_heads, arch.vocab_size
     full = max(4 * b * (h + vocab), 4 * b * (1 + 2 * h + ctx + ctx * heads))
@@ -186,7 +185,7 @@ def _qwen_graph(arch: Architecture, b: int, ctx: int) -> tuple[int, int]:
     return full, part
 
 
-def _llama_graph(arch: Architecture, b: int, ctx: int) -> tuple[int, int]:
+def llama_graph(arch: Architecture, b: int, ctx: int) -> tuple[int, int]:
     """Ollama's default branch (Llama and every other architecture)."""
     h, heads, vocab = arch.hidden_size, arch.num_attention_heads, arch.vocab_size
     full = max(4 * b * (1 + 4 * h + ctx * (1 + heads)), 4 * b * (h + vocab))

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.breakdown import Device, DeviceEstimate
 from calc.engines.base import BF16, CUDA_CONTEXT_BYTES, FP32, Constant, Engine, widest_mlp
@@ -173,7 +172,6 @@ class Vllm(Engine[VllmRelease, Scheduler]):
     default_kv = "bf16"
     accepts = ("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "nvidia", "gguf")
     kv_padding = BLOCK_SIZE
-    takes = ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")
     constants = (
         Constant("vLLM block size", f"{BLOCK_SIZE} tokens", "KV cache length rounding", ARG_UTILS),
         Constant(
@@ -217,7 +215,7 @@ class Vllm(Engine[VllmRelease, Scheduler]):
             utilization = GPU_MEMORY_UTILIZATION
             defaults.append(Default({"gpu_memory_utilization": utilization}, ""))
         else:
-            utilization = check_fraction(asked.gpu_memory_utilization)
+            utilization = float(asked.gpu_memory_utilization)
         if asked.max_num_batched_tokens is None or asked.max_num_seqs is None:
             defaults.append(
                 Default(
@@ -292,13 +290,3 @@ def budget(devices: Sequence[DeviceEstimate], utilization: float) -> dict[str, A
         "reserved_bytes": reserved,
         "kv_cache_capacity_bytes": [max(0, a - b) for a, b in zip(reserved, other, strict=True)],
     }
-
-
-def check_fraction(value: object) -> float:
-    """gpu_memory_utilization: above 0, at most 1."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise InputError(
-            f"gpu_memory_utilization must be a fraction above 0 and at most 1, got {value!r}",
-            field="gpu_memory_utilization",
-        )
-    return float(value)

@@ -1,7 +1,7 @@
 """MkDocs hook: expand ``<!-- table: NAME -->`` markers into tables generated from ``data/``,
 and put the calculator's wheel, catalogue and Pyodide runtime into the built site.
 
-Thin by design: loading, computing and rendering live in ``scripts/guide_tables.py``, which
+Thin by design: loading, computing and rendering live in ``scripts/tables/``, which
 tests use without MkDocs. An unknown marker or a bad catalogue entry fails the build.
 """
 
@@ -18,18 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from calc import CalcError  # noqa: E402
-from calc.data_files import default_data_dir  # noqa: E402
-from scripts import guide_tables, site_assets  # noqa: E402
+from calc import CalcError, default_data_dir  # noqa: E402
+from scripts import site_assets, tables  # noqa: E402
 
-_renderer: guide_tables.Renderer | None = None
+_renderer: tables.Renderer | None = None
 
 
 def on_config(config: Any) -> Any:
     # Dates in the built site (the sitemap's lastmod, its gzip header) follow the commit, not
     # the clock, so that two builds of one commit are byte-identical.
     if "SOURCE_DATE_EPOCH" not in os.environ:
-        stamp = guide_tables.commit_timestamp(ROOT)
+        stamp = site_assets.commit_timestamp(ROOT)
         if stamp is not None:
             os.environ["SOURCE_DATE_EPOCH"] = str(stamp)
     return config
@@ -38,7 +37,7 @@ def on_config(config: Any) -> Any:
 def on_pre_build(config: Any) -> None:
     global _renderer
     try:
-        _renderer = guide_tables.Renderer.from_repository(ROOT)
+        _renderer = tables.Renderer.from_repository(ROOT)
     except CalcError as error:
         raise PluginError(f"catalogue: {error}") from None
 
@@ -48,7 +47,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         raise PluginError("the table renderer was not initialised")
     try:
         return _renderer.expand(markdown, page=page.file.src_uri)
-    except guide_tables.UnknownTableError as error:
+    except tables.UnknownTableError as error:
         raise PluginError(str(error)) from None
     except CalcError as error:
         raise PluginError(f"{page.file.src_uri}: {error}") from None

@@ -20,25 +20,8 @@ const COMPONENTS_BY_MODE = {
   ],
 };
 let COMPONENTS = COMPONENTS_BY_MODE.inference;
-const SHARED_FIELDS = ["model", "config", "flash_attention", "gpu", "gpus", "gpu_memory_gib"];
-const MODE_FIELDS = {
-  inference: [
-    "weights", "engine", "engine_version", "context", "batch", "kv_cache", "gpu_memory_utilization",
-    "max_num_seqs", "max_num_batched_tokens",
-  ],
-  finetune: [
-    "method", "precision", "optimizer", "lora_rank", "lora_targets", "freeze_layers", "seq_len",
-    "micro_batch", "grad_checkpointing", "zero", "offload", "adapter_precision", "lora_dropout",
-    "fused_qkv", "compile", "chunked_loss", "optimizer_in_backward", "activation_offloading",
-  ],
-};
-const FIELDS = [...SHARED_FIELDS, ...MODE_FIELDS.inference, ...MODE_FIELDS.finetune];
-const DEFAULTS = {
-  model: "llama-3.1-8b", engine: "llama.cpp", gpu: "rtx-4090", gpus: "1",
-  method: "lora", precision: "amp", optimizer: "adamw", grad_checkpointing: "off", zero: "0",
-  offload: "none", adapter_precision: "fp32", compile: "off", chunked_loss: "off",
-  optimizer_in_backward: "off", activation_offloading: "off", fused_qkv: "off",
-};
+// The page opens on an example; every other starting value is the input table's default.
+const EXAMPLE = { model: "llama-3.1-8b", gpu: "rtx-4090" };
 const CUSTOM_GPU = "custom";
 const URL_DELAY_MS = 250; // inputs idle this long before the address bar is rewritten
 const SVG = "http://www.w3.org/2000/svg";
@@ -99,14 +82,44 @@ function option(value, label) {
   return node;
 }
 
+// One form field per input of the table (calc/inputs.py, emitted by the build as inputs.json).
+function buildField(input) {
+  const id = `vram-${input.name}`;
+  const wrap = element("div", { class: "vram-calc__field", "data-input": input.name });
+  wrap.append(element("label", { for: id, title: input.help }, input.label));
+  let control;
+  const selectLists = ["weights", "kv_formats", "gpus"];
+  if (input.choices.length || selectLists.includes(input.suggest)) {
+    control = element("select", { id, name: input.name });
+  } else if (input.kind === "config") {
+    control = element("textarea", { id, name: input.name, rows: "8", spellcheck: "false" });
+    control.placeholder = '{"model_type": "llama", "hidden_size": 4096, ...}';
+  } else {
+    control = element("input", { id, name: input.name, spellcheck: "false" });
+    if (["int", "fraction", "memory"].includes(input.kind)) {
+      control.type = "number";
+      control.step = input.kind === "int" ? "1" : "any";
+      if (input.kind === "int") control.inputMode = "numeric";
+      if (input.minimum !== null) control.min = String(input.minimum);
+      if (input.maximum !== null) control.max = String(input.maximum);
+    }
+    if (input.suggest) control.setAttribute("list", `${id}-list`);
+  }
+  wrap.append(control);
+  if (control.tagName === "INPUT" && input.suggest) wrap.append(element("datalist", { id: `${id}-list` }));
+  return wrap;
+}
+
+// A select's "" option stands for the default; its label says which value that is.
+function defaultLabel(value) {
+  return value === null || value === undefined || value === "" ? "default" : `default (${value})`;
+}
+
 export async function mount(root) {
   const $ = (role) => root.querySelector(`[data-role=${role}]`);
   const form = $("form");
   const status = $("status");
   const errorBox = $("error");
-  const fields = Object.fromEntries(
-    FIELDS.map((name) => [name, form.elements.namedItem(name)]),
-  );
   const source = () => form.elements.namedItem("source").value;
   const mode = () => form.elements.namedItem("mode").value;
 
@@ -117,8 +130,10 @@ export async function mount(root) {
   root.dataset.state = "loading";
   status.textContent = "Starting the calculator…";
   let options;
+  let table;
   try {
-    options = await startWorker();
+    const tableRequest = fetch(new URL("inputs.json", import.meta.url)).then((r) => r.json());
+    [options, table] = await Promise.all([startWorker(), tableRequest]);
   } catch (error) {
     root.dataset.state = "error";
     status.textContent = `The calculator could not start: ${error.message}`;
@@ -128,11 +143,26 @@ export async function mount(root) {
   }
   if (!root.isConnected) return; // the reader navigated away while Python started
 
+  const inputs = new Map(table.map((input) => [input.name, input]));
+  const FIELDS = table.map((input) => input.name);
+  for (const input of table) {
+    form.querySelector(`[data-group=${input.group}]`).append(buildField(input));
+  }
+  const fields = Object.fromEntries(FIELDS.map((name) => [name, form.elements.namedItem(name)]));
+  const rows = Object.fromEntries(
+    FIELDS.map((name) => [name, form.querySelector(`[data-input=${name}]`)]),
+  );
+  let resolved = {}; // the defaults the last estimate applied, by input
+
   const engines = new Map(options.engines.map((engine) => [engine.id, engine]));
-  const models = new Map(options.models.map((model) => [model.id, model]));
-  const datalist = root.querySelector("datalist");
-  for (const model of options.models) datalist.append(option(model.id, `${model.name} (${model.family})`));
-  for (const engine of options.engines) fields.engine.append(option(engine.id, engine.name));
+  const numericChoices = (input) => input.choices.length && typeof input.choices[0].value === "number";
+  for (const input of table) {
+    const field = fields[input.name];
+    if (input.resolved && input.choices.length) field.append(option("", "default"));
+    for (const choice of input.choices) field.append(option(String(choice.value), choice.label));
+  }
+  const models = root.querySelector("#vram-model-list");
+  for (const model of options.models) models.append(option(model.id, `${model.name} (${model.family})`));
   for (const gpu of options.gpus) {
     fields.gpu.append(option(gpu.id, `${gpu.name} — ${(gpu.usable_bytes / GIB).toFixed(1)} GiB`));
   }
@@ -140,18 +170,26 @@ export async function mount(root) {
   fields.gpu.append(option("", "No GPU: just the memory needed"));
 
   function fillEngineChoices() {
-    const engine = engines.get(fields.engine.value) || engines.get(DEFAULTS.engine);
+    const engine = engines.get(fields.engine.value) || engines.get(inputs.get("engine").defaults.inference);
     const keep = fields.weights.value;
-    fields.weights.replaceChildren(...engine.weights.map((w) => option(w.id, w.name)));
-    fields.weights.value = engine.weights.some((w) => w.id === keep) ? keep : engine.default_weights;
+    fields.weights.replaceChildren(option("", "default"), ...engine.weights.map((w) => option(w.id, w.name)));
+    fields.weights.value = engine.weights.some((w) => w.id === keep) ? keep : "";
     const keepKv = fields.kv_cache.value;
-    fields.kv_cache.replaceChildren(
-      option("", `engine default (${engine.default_kv})`),
-      ...options.kv_formats.map((f) => option(f.id, f.name)),
-    );
+    fields.kv_cache.replaceChildren(option("", "default"), ...options.kv_formats.map((f) => option(f.id, f.name)));
     fields.kv_cache.value = keepKv;
-    root.querySelector("#vram-versions").replaceChildren(...engine.versions.map((v) => option(v, v)));
-    fields.engine_version.placeholder = `newest modelled: ${engine.versions[engine.versions.length - 1]}`;
+    root.querySelector("#vram-engine_version-list").replaceChildren(...engine.versions.map((v) => option(v, v)));
+    showDefaults();
+  }
+
+  // Which fields apply: the mode, the engine and the method decide, as the table says.
+  function applies(input) {
+    if (!input.modes.includes(mode())) return false;
+    if (mode() === "inference" && input.engines.length && !input.engines.includes(fields.engine.value)) return false;
+    if (mode() === "finetune" && input.methods.length && !input.methods.includes(fields.method.value)) return false;
+    if (input.name === "model") return source() === "model";
+    if (input.name === "config") return source() === "config";
+    if (input.name === "gpu_memory_gib") return fields.gpu.value === CUSTOM_GPU;
+    return true;
   }
 
   function showSource() {
@@ -159,11 +197,22 @@ export async function mount(root) {
     COMPONENTS = COMPONENTS_BY_MODE[mode()];
     $("inference-group").hidden = training;
     $("finetune-group").hidden = !training;
-    const fromConfig = source() === "config";
-    $("model-row").hidden = fromConfig;
-    $("config-row").hidden = !fromConfig;
-    $("memory-row").hidden = fields.gpu.value !== CUSTOM_GPU;
-    $("utilization-row").hidden = fields.engine.value !== "vllm";
+    for (const input of table) rows[input.name].hidden = !applies(input);
+    showDefaults();
+  }
+
+  // Each empty field shows what the estimate took for it: the same resolution as the notes.
+  function showDefaults() {
+    for (const input of table) {
+      const value = mode() === "inference" && input.resolved ? resolved[input.name] : input.defaults[mode()];
+      const field = fields[input.name];
+      if (field.tagName === "SELECT") {
+        const empty = field.querySelector('option[value=""]');
+        if (empty && input.name !== "gpu") empty.textContent = defaultLabel(value);
+      } else if (input.kind !== "config") {
+        field.placeholder = value === null || value === undefined ? "default" : `default ${value}`;
+      }
+    }
   }
 
   // Returns the inputs that name something the lists do not have.
@@ -176,23 +225,19 @@ export async function mount(root) {
       problems.push(`unknown mode ${JSON.stringify(values.mode)}`);
       form.elements.namedItem("mode").value = "inference";
     }
-    fields.engine.value = values.engine || DEFAULTS.engine;
-    if (fields.engine.value !== (values.engine || DEFAULTS.engine)) {
+    const start = (name) => values[name] ?? EXAMPLE[name] ?? startValue(inputs.get(name));
+    fields.engine.value = start("engine");
+    if (fields.engine.value !== start("engine")) {
       problems.push(`unknown engine ${JSON.stringify(values.engine)}`);
-      fields.engine.value = DEFAULTS.engine;
+      fields.engine.value = startValue(inputs.get("engine"));
     }
     fillEngineChoices();
     for (const name of FIELDS) {
       if (name === "engine") continue;
-      const wanted = values[name] ?? DEFAULTS[name] ?? "";
-      if (name === "weights" && wanted === "") continue; // keep the engine's default format
+      const wanted = start(name);
       fields[name].value = wanted;
       if (fields[name].tagName === "SELECT" && fields[name].value !== wanted) {
-        if (wanted === "" && name !== "kv_cache" && name !== "flash_attention" && name !== "gpu") {
-          fields[name].selectedIndex = 0;
-          continue;
-        }
-        problems.push(`unknown ${name.replace("_", " ")} ${JSON.stringify(wanted)}`);
+        problems.push(`unknown ${name.replaceAll("_", " ")} ${JSON.stringify(wanted)}`);
       }
     }
     if (values.gpu_memory_gib && !values.gpu) fields.gpu.value = CUSTOM_GPU;
@@ -200,82 +245,39 @@ export async function mount(root) {
     return problems;
   }
 
+  // A choice starts at the table's default, or empty where the estimate resolves it; a typed
+  // field starts empty, its placeholder showing the default.
+  function startValue(input) {
+    const value = input.defaults[input.modes[0]];
+    const resolvedHere = input.resolved && input.modes[0] === "inference";
+    if (fields[input.name].tagName !== "SELECT" || resolvedHere || value === null) return "";
+    return String(value);
+  }
+
   function readForm() {
     const values = { mode: mode() };
-    const used = [...SHARED_FIELDS, ...MODE_FIELDS[mode()]];
-    for (const name of FIELDS) values[name] = used.includes(name) ? fields[name].value.trim() : "";
-    if (source() === "config") values.model = "";
-    else values.config = "";
+    for (const input of table) values[input.name] = applies(input) ? fields[input.name].value.trim() : "";
     if (values.gpu === CUSTOM_GPU) values.gpu = "";
-    else values.gpu_memory_gib = "";
-    if (values.engine !== "vllm") {
-      // vLLM settings only
-      for (const name of ["gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens"]) {
-        values[name] = "";
-      }
-    }
-    if (values.method === "full" || values.method === "freeze") values.lora_dropout = ""; // no adapters
     return values;
   }
 
-  function toFinetuneInputs(values) {
-    const whole = (text) => {
-      if (text === "") return null;
-      const value = Number(text);
-      return Number.isInteger(value) ? value : text;
-    };
-    return {
-      model: values.model || null,
-      config: values.config || null,
-      method: values.method || null,
-      precision: values.precision || null,
-      optimizer: values.optimizer || null,
-      lora_rank: whole(values.lora_rank),
-      lora_targets: values.lora_targets || null,
-      freeze_layers: whole(values.freeze_layers),
-      seq_len: whole(values.seq_len),
-      micro_batch: whole(values.micro_batch),
-      grad_checkpointing: values.grad_checkpointing || null,
-      flash_attention: values.flash_attention || null,
-      gpus: whole(values.gpus) ?? 1,
-      zero: whole(values.zero),
-      offload: values.offload || null,
-      adapter_precision: values.adapter_precision || null,
-      lora_dropout: values.lora_dropout === "" ? null : values.lora_dropout, // the bridge reads text
-      fused_qkv: values.fused_qkv || null,
-      compile: values.compile || null,
-      chunked_loss: values.chunked_loss || null,
-      optimizer_in_backward: values.optimizer_in_backward || null,
-      activation_offloading: values.activation_offloading || null,
-      gpu: values.gpu || null,
-      gpu_memory_gib: values.gpu_memory_gib === "" ? null : Number(values.gpu_memory_gib),
-    };
-  }
-
+  // The bridge's inputs: numbers where the table says so; text the bridge reads and names.
   function toInputs(values) {
-    const number = (text) => (text === "" ? null : Number(text));
-    const whole = (text) => {
-      if (text === "") return null;
-      const value = Number(text);
-      return Number.isInteger(value) ? value : text; // the bridge names a bad value
-    };
-    return {
-      model: values.model || null,
-      config: values.config || null,
-      weights: values.weights || null,
-      engine: values.engine || DEFAULTS.engine,
-      engine_version: values.engine_version || null,
-      flash_attention: values.flash_attention || null,
-      context: whole(values.context),
-      batch: whole(values.batch),
-      kv_cache: values.kv_cache || null,
-      gpus: whole(values.gpus) ?? 1,
-      gpu: values.gpu || null,
-      gpu_memory_gib: number(values.gpu_memory_gib),
-      gpu_memory_utilization: number(values.gpu_memory_utilization),
-      max_num_seqs: whole(values.max_num_seqs),
-      max_num_batched_tokens: whole(values.max_num_batched_tokens),
-    };
+    const inputsOut = {};
+    for (const input of table) {
+      if (!input.modes.includes(values.mode)) continue;
+      const text = values[input.name];
+      if (text === "" || text === undefined) continue;
+      if (input.kind === "int" || numericChoices(input)) {
+        const value = Number(text);
+        inputsOut[input.name] = Number.isInteger(value) ? value : text; // the bridge names a bad value
+      } else if (input.kind === "memory") {
+        inputsOut[input.name] = Number(text);
+      } else {
+        inputsOut[input.name] = text;
+      }
+    }
+    return inputsOut;
   }
 
   function writeUrl(values) {
@@ -323,10 +325,8 @@ export async function mount(root) {
     const values = readForm();
     const ticket = ++latest;
     started = performance.now();
-    const response =
-      values.mode === "finetune"
-        ? await ask({ action: "finetune", inputs: toFinetuneInputs(values) })
-        : await ask({ action: "estimate", inputs: toInputs(values) });
+    const action = values.mode === "finetune" ? "finetune" : "estimate";
+    const response = await ask({ action, inputs: toInputs(values) });
     if (ticket !== latest || !root.isConnected) return; // a newer input has been sent
     if (!response.ok) {
       if (fallback) {
@@ -359,17 +359,10 @@ export async function mount(root) {
     if (message && !keepResult) $("result").hidden = true;
   }
 
-  // Each empty field shows what the estimate took for it: the same resolution as the notes.
-  function showDefaults(defaults) {
-    for (const [name, value] of Object.entries(defaults || {})) {
-      const field = fields[name];
-      if (field && field.tagName === "INPUT") field.placeholder = `default ${value}`;
-    }
-  }
-
   function render({ result, hint, defaults }) {
     root.dataset.result = JSON.stringify(result);
-    showDefaults(defaults);
+    resolved = defaults || {};
+    showDefaults();
     root.dataset.totalBytes = String(result.total_bytes);
     const section = $("result");
     section.hidden = false;

@@ -1,0 +1,868 @@
+"""Every input the estimator takes, described once: name, type, unit, bounds, default, what it
+applies to and its help.
+
+The command line's options (``calc.cli``), the browser bridge's parser (``calc.bridge``), the
+measurement file's fields (``calc.measurements`` and the schema ``calc.data_files`` checks them
+against) and the calculator's form (the build emits :func:`page_table` as JSON) are all made
+from :data:`INPUTS`. A default is the request dataclass's own (``InferenceRequest``,
+``FinetuneRequest``); a default marked ``resolved`` is decided by the plan (the engine release,
+the model, the GPUs) and reported back with the estimate.
+
+Values arrive as JSON or YAML (:func:`parse`) or as command-line text (``calc.cli`` turns each
+kind into an argparse type); :func:`check` then holds every value to the table's bounds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Literal
+
+from calc._errors import ConfigError, InputError
+from calc.engines import ENGINES
+from calc.finetune import ADAPTER_METHODS, LORA_GROUPS, FinetuneRequest, parse_lora_targets
+from calc.plan import MAX_BATCH, MAX_CONTEXT, MAX_GPUS
+from calc.requests import InferenceRequest
+from calc.units import GIB
+
+Kind = Literal[
+    "text", "int", "fraction", "choice", "switch", "memory", "split", "targets", "config"
+]
+Mode = Literal["inference", "finetune"]
+Group = Literal["model", "runs", "trains", "gpus"]
+INFERENCE: tuple[Mode, ...] = ("inference",)
+FINETUNE: tuple[Mode, ...] = ("finetune",)
+BOTH: tuple[Mode, ...] = ("inference", "finetune")
+ON_OFF = (("off", "off"), ("on", "on"))
+
+MAX_CONFIG_CHARS = 1_000_000  # a real config.json is a few kB
+MAX_GPU_MEMORY_GIB = 1_000_000
+MAX_FINETUNE_GPUS = 4096
+MAX_SEQ_LEN = 10_000_000
+LLAMA_CPP_FAMILY = ("llama.cpp", "ollama")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input. ``name`` is its key everywhere: the bridge's JSON, a measurement's field, the
+    form field's ``name`` and the URL parameter."""
+
+    name: str
+    kind: Kind
+    label: str  # the form's label
+    help: str  # one sentence for the CLI's --help and the form's description
+    modes: tuple[Mode, ...]
+    group: Group
+    attr: str = ""  # the request dataclass's field, where it differs from name
+    flag: str = ""  # the command-line option, where it differs from --name-with-dashes
+    metavar: str = ""
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    above_minimum: bool = False  # the minimum itself is not allowed
+    below_maximum: bool = False  # the maximum itself is not allowed
+    finetune_maximum: float | None = None  # a different maximum when fine-tuning
+    example: str = ""
+    choices: tuple[tuple[Any, str], ...] = ()  # (value, label)
+    on_word: str = "on"  # a switch's word for True
+    resolved: bool = False  # inference: the plan decides the default (engine, model, GPUs)
+    default_rule: str = ""  # in words, for a resolved default
+    engines: tuple[str, ...] = ()  # empty: every engine
+    methods: tuple[str, ...] = ()  # empty: every fine-tuning method
+    suggest: str = ""  # the catalogue list the form offers (models, weights, kv_formats, gpus)
+    cli: bool = True
+    measured: bool = True  # a field of data/measurements.yaml
+
+    @property
+    def field_name(self) -> str:
+        return self.attr or self.name
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        return tuple(value for value, _ in self.choices)
+
+    def maximum_for(self, mode: Mode) -> float | None:
+        if mode == "finetune" and self.finetune_maximum is not None:
+            return self.finetune_maximum
+        return self.maximum
+
+    def default(self, mode: Mode) -> Any:
+        """The value taken when the input is not given; None where the plan resolves it."""
+        if mode == "inference" and self.resolved:
+            return None
+        request = InferenceRequest if mode == "inference" else FinetuneRequest
+        for f in fields(request):
+            if f.name == self.field_name:
+                return None if f.default is MISSING else f.default
+        return None
+
+    def default_text(self, mode: Mode) -> Any:
+        """The default as a reader would type it (None where the plan resolves it)."""
+        value = self.default(mode)
+        if self.kind == "switch" and isinstance(value, bool):
+            return self.on_word if value else "off"
+        if self.kind == "targets" and isinstance(value, tuple):
+            named = [group for group, members in LORA_GROUPS.items() if members == value]
+            return named[0] if named else ",".join(value)
+        if isinstance(value, tuple):
+            return ",".join(str(v) for v in value)
+        return value
+
+
+def _engine_choices() -> tuple[tuple[Any, str], ...]:
+    return tuple((engine.id, engine.name) for engine in ENGINES.values())
+
+
+INPUTS: tuple[Input, ...] = (
+    # -- the model ----------------------------------------------------------------------------
+    Input(
+        "model",
+        "text",
+        "Model",
+        "a catalogue model id, e.g. llama-3.1-8b",
+        BOTH,
+        "model",
+        metavar="ID",
+        suggest="models",
+    ),
+    Input(
+        "config",
+        "config",
+        "Paste a config.json",
+        "a Hugging Face config.json (the command line takes its path)",
+        BOTH,
+        "model",
+        metavar="PATH",
+        measured=False,
+    ),
+    # -- how it runs --------------------------------------------------------------------------
+    Input(
+        "engine",
+        "text",
+        "Engine",
+        "the engine whose defaults and buffers to model",
+        INFERENCE,
+        "runs",
+        choices=_engine_choices(),
+    ),
+    Input(
+        "engine_version",
+        "text",
+        "Engine version",
+        "the engine release whose defaults apply, e.g. 0.5.7",
+        INFERENCE,
+        "runs",
+        metavar="VERSION",
+        resolved=True,
+        default_rule="the newest release modelled",
+        suggest="versions",
+    ),
+    Input(
+        "flash_attention",
+        "switch",
+        "Flash attention",
+        "flash attention on or off",
+        BOTH,
+        "runs",
+        choices=ON_OFF,
+        resolved=True,
+        default_rule="the engine release's default",
+    ),
+    Input(
+        "weights",
+        "text",
+        "Weights",
+        "weight format, e.g. q4_k_m, bf16, awq-int4",
+        INFERENCE,
+        "runs",
+        metavar="FORMAT",
+        resolved=True,
+        default_rule="the engine's usual format",
+        suggest="weights",
+    ),
+    Input(
+        "context",
+        "int",
+        "Context (tokens per sequence)",
+        "tokens per sequence",
+        INFERENCE,
+        "runs",
+        metavar="TOKENS",
+        unit="tokens",
+        minimum=1,
+        maximum=MAX_CONTEXT,
+        resolved=True,
+        default_rule="the engine release's default for this model and these GPUs",
+    ),
+    Input(
+        "batch",
+        "int",
+        "Sequences at once",
+        "sequences served at once",
+        INFERENCE,
+        "runs",
+        metavar="SEQUENCES",
+        unit="sequences",
+        minimum=1,
+        maximum=MAX_BATCH,
+        resolved=True,
+        default_rule="the engine release's default (Ollama before 0.9.6: 4 if they fit)",
+    ),
+    Input(
+        "kv_cache",
+        "text",
+        "KV cache",
+        "KV cache type: f16, q8_0 ...",
+        INFERENCE,
+        "runs",
+        metavar="FORMAT",
+        resolved=True,
+        default_rule="the engine's default",
+        suggest="kv_formats",
+    ),
+    Input(
+        "gpu_layers",
+        "int",
+        "Layers on the GPUs (-ngl)",
+        "layers on the GPUs; one more than the layers adds the output layer",
+        INFERENCE,
+        "runs",
+        metavar="N",
+        minimum=0,
+        maximum=MAX_CONTEXT,
+        engines=LLAMA_CPP_FAMILY,
+        default_rule="all of them",
+    ),
+    Input(
+        "cpu_moe_layers",
+        "int",
+        "Experts of the first N layers in CPU RAM (--n-cpu-moe)",
+        "keep the routed experts of the first N layers in CPU RAM",
+        INFERENCE,
+        "runs",
+        flag="--n-cpu-moe",
+        metavar="N",
+        minimum=0,
+        maximum=MAX_CONTEXT,
+        engines=LLAMA_CPP_FAMILY,
+    ),
+    Input(
+        "tensor_split",
+        "split",
+        "Share of the layers per GPU (--tensor-split)",
+        "each GPU's share of the layers, e.g. 3,1",
+        INFERENCE,
+        "runs",
+        metavar="A,B,...",
+        example="3,1",
+        engines=LLAMA_CPP_FAMILY,
+        default_rule="in proportion to each GPU's memory",
+    ),
+    Input(
+        "gpu_memory_utilization",
+        "fraction",
+        "gpu_memory_utilization (share of each GPU)",
+        "the share of each GPU vLLM reserves; sets the KV capacity reported",
+        INFERENCE,
+        "runs",
+        metavar="F",
+        minimum=0,
+        above_minimum=True,
+        maximum=1,
+        example="0.9",
+        resolved=True,
+        engines=("vllm",),
+        default_rule="0.9",
+    ),
+    Input(
+        "max_num_seqs",
+        "int",
+        "max_num_seqs",
+        "sequences per step: the profiling run's rows of logits",
+        INFERENCE,
+        "runs",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_BATCH,
+        resolved=True,
+        engines=("vllm",),
+        default_rule="256; 1024 on GPUs of 70 GiB or more from 0.9",
+    ),
+    Input(
+        "max_num_batched_tokens",
+        "int",
+        "max_num_batched_tokens",
+        "tokens per step: the size of the profiling pass",
+        INFERENCE,
+        "runs",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_CONTEXT,
+        resolved=True,
+        engines=("vllm",),
+        default_rule="2048; 8192 on GPUs of 70 GiB or more from 0.9",
+    ),
+    # -- how it trains ------------------------------------------------------------------------
+    Input(
+        "method",
+        "choice",
+        "Method",
+        "what trains: LoRA or QLoRA adapters, every weight, or the last layers",
+        FINETUNE,
+        "trains",
+        choices=(
+            ("lora", "LoRA"),
+            ("qlora", "QLoRA (4-bit base)"),
+            ("full", "Full fine-tuning"),
+            ("freeze", "Freeze (last layers train)"),
+        ),
+    ),
+    Input(
+        "precision",
+        "choice",
+        "Precision",
+        "amp: 16-bit compute with fp32 master weights; bf16: everything in bf16",
+        FINETUNE,
+        "trains",
+        choices=(("amp", "mixed (bf16 compute, fp32 master weights)"), ("bf16", "pure bf16")),
+    ),
+    Input(
+        "optimizer",
+        "choice",
+        "Optimizer",
+        "the optimizer, whose state trains beside the weights",
+        FINETUNE,
+        "trains",
+        choices=(
+            ("adamw", "AdamW"),
+            ("adamw_8bit", "8-bit AdamW"),
+            ("paged_adamw_8bit", "paged 8-bit AdamW"),
+            ("paged_adamw_32bit", "paged AdamW"),
+            ("sgd", "SGD"),
+            ("sgd_momentum", "SGD with momentum"),
+            ("adafactor", "Adafactor"),
+        ),
+    ),
+    Input(
+        "lora_rank",
+        "int",
+        "LoRA rank",
+        "the adapters' rank",
+        FINETUNE,
+        "trains",
+        metavar="R",
+        minimum=1,
+        maximum=MAX_BATCH,
+        methods=ADAPTER_METHODS,
+    ),
+    Input(
+        "lora_targets",
+        "targets",
+        "LoRA targets (attention, mlp, all, or q_proj,v_proj,...)",
+        "attention, mlp, all, or modules: q_proj,v_proj,... embed_tokens,lm_head",
+        FINETUNE,
+        "trains",
+        metavar="LIST",
+        example="q_proj,v_proj",
+        methods=ADAPTER_METHODS,
+    ),
+    Input(
+        "freeze_layers",
+        "int",
+        "Freeze: layers that train",
+        "freeze: how many of the last layers train",
+        FINETUNE,
+        "trains",
+        attr="freeze_trainable_layers",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_CONTEXT,
+        methods=("freeze",),
+    ),
+    Input(
+        "seq_len",
+        "int",
+        "Sequence length (tokens)",
+        "tokens per sample",
+        FINETUNE,
+        "trains",
+        metavar="N",
+        unit="tokens",
+        minimum=1,
+        maximum=MAX_SEQ_LEN,
+    ),
+    Input(
+        "micro_batch",
+        "int",
+        "Micro-batch",
+        "samples per step on each GPU",
+        FINETUNE,
+        "trains",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_BATCH,
+    ),
+    Input(
+        "grad_checkpointing",
+        "switch",
+        "Gradient checkpointing",
+        "keep each layer's input only and recompute the rest in the backward pass",
+        FINETUNE,
+        "trains",
+        choices=(("off", "off"), ("full", "full")),
+        on_word="full",
+    ),
+    Input(
+        "zero",
+        "choice",
+        "ZeRO / FSDP sharding",
+        "ZeRO stage (3 is FSDP full sharding)",
+        FINETUNE,
+        "trains",
+        choices=(
+            (0, "none (DDP)"),
+            (1, "ZeRO-1: optimizer state"),
+            (2, "ZeRO-2: + gradients"),
+            (3, "ZeRO-3 / FSDP: + weights"),
+        ),
+    ),
+    Input(
+        "offload",
+        "choice",
+        "Offload to CPU",
+        "what ZeRO moves to CPU RAM",
+        FINETUNE,
+        "trains",
+        choices=(
+            ("none", "none"),
+            ("optimizer", "optimizer state"),
+            ("all", "optimizer and weights"),
+        ),
+    ),
+    Input(
+        "adapter_precision",
+        "choice",
+        "LoRA adapters",
+        "LoRA adapters: fp32 (PEFT) or bf16 (torchtune, LitGPT bf16-true)",
+        FINETUNE,
+        "trains",
+        choices=(("fp32", "fp32 (PEFT)"), ("bf16", "bf16 (torchtune, LitGPT)")),
+        methods=ADAPTER_METHODS,
+    ),
+    Input(
+        "lora_dropout",
+        "fraction",
+        "LoRA dropout",
+        "dropout on the adapters' input (LitGPT and ms-swift use 0.05)",
+        FINETUNE,
+        "trains",
+        metavar="P",
+        minimum=0,
+        maximum=1,
+        below_maximum=True,
+        example="0.05",
+        methods=ADAPTER_METHODS,
+    ),
+    Input(
+        "fused_qkv",
+        "switch",
+        "q, k and v in one projection (LitGPT)",
+        "q, k and v as one projection with one adapter input (LitGPT)",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+        methods=ADAPTER_METHODS,
+    ),
+    Input(
+        "compile",
+        "switch",
+        "torch.compile",
+        "torch.compile: fused norms, no fp32 copies kept",
+        FINETUNE,
+        "trains",
+        attr="compiled",
+        choices=ON_OFF,
+    ),
+    Input(
+        "chunked_loss",
+        "switch",
+        "Loss in 8 chunks",
+        "the loss over 8 chunks (torchtune)",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+    ),
+    Input(
+        "optimizer_in_backward",
+        "switch",
+        "Optimizer step in the backward pass",
+        "step each parameter as its gradient arrives (torchtune)",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+    ),
+    Input(
+        "activation_offloading",
+        "switch",
+        "Activations offloaded to CPU RAM",
+        "activations wait in CPU RAM between the forward and backward passes",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+    ),
+    # -- the GPUs -----------------------------------------------------------------------------
+    Input(
+        "gpu",
+        "text",
+        "GPU",
+        "GPU model, e.g. 'RTX 4090D'; list several for mismatched GPUs: 'RTX 4090,RTX 3090'",
+        BOTH,
+        "gpus",
+        metavar="NAME",
+        suggest="gpus",
+    ),
+    Input(
+        "gpu_memory_gib",
+        "memory",
+        "Memory per GPU (GiB)",
+        "memory per GPU, e.g. 24GiB or 80GB",
+        BOTH,
+        "gpus",
+        attr="gpu_memory_bytes",
+        flag="--gpu-memory",
+        metavar="SIZE",
+        unit="GiB",
+        minimum=0,
+        above_minimum=True,
+        maximum=MAX_GPU_MEMORY_GIB,
+    ),
+    Input(
+        "gpus",
+        "int",
+        "Number of GPUs",
+        "number of GPUs",
+        BOTH,
+        "gpus",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_GPUS,
+        finetune_maximum=MAX_FINETUNE_GPUS,
+    ),
+)
+BY_NAME: dict[str, Input] = {i.name: i for i in INPUTS}
+# Inputs outside a request dataclass: where the estimate runs (fine-tuning's model and GPUs).
+WHERE = ("model", "config", "gpu", "gpu_memory_gib")
+
+
+def for_mode(mode: Mode) -> tuple[Input, ...]:
+    return tuple(i for i in INPUTS if mode in i.modes)
+
+
+# -- reading values -------------------------------------------------------------------------
+
+
+def parse(mode: Mode, raw: object, *, ignore: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """JSON or YAML values (the bridge's inputs, a measurement entry) as typed values, by
+    input name; empty values and nulls are left out. Keys in ``ignore`` are skipped; any other
+    unknown key is refused."""
+    if not isinstance(raw, Mapping):
+        raise InputError("inputs must be a JSON object")
+    known = {i.name: i for i in for_mode(mode)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ignore:
+            continue
+        item = known.get(key)
+        if item is None:
+            raise InputError(f"unknown input {key!r}", field=str(key))
+        if value is None or value == "":
+            continue
+        values[key] = parse_value(item, value)
+    return values
+
+
+def parse_value(item: Input, value: object) -> Any:
+    """One JSON or YAML value as its kind's type; every problem names the input."""
+    if item.kind == "split" and isinstance(value, list):
+        value = ",".join(str(v) for v in value)  # YAML's [3, 1] as the command line's 3,1
+    if item.kind in ("text", "targets", "split", "config") and not isinstance(value, str):
+        raise InputError(f"{item.name} must be text, got {type(value).__name__}", field=item.name)
+    return _PARSERS[item.kind](item, value)
+
+
+def _whole(item: Input, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{item.name} must be a whole number, got {value!r}", field=item.name)
+    return value
+
+
+def _choice(item: Input, value: object) -> object:
+    if value not in item.values:
+        options = ", ".join(str(v) for v in item.values)
+        raise InputError(f"{item.name} must be one of {options}, got {value!r}", field=item.name)
+    return value
+
+
+def _number(item: Input, value: object) -> float:
+    """A number sent as a number or as text such as "0.9"."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        return float(value)
+    except ValueError:
+        raise InputError(
+            f"{item.name} must be a fraction like {item.example}, got {value!r}", field=item.name
+        ) from None
+
+
+def _switch(item: Input, value: object) -> bool:
+    if value in (item.on_word, True):
+        return True
+    if value in ("off", False):
+        return False
+    raise InputError(f"{item.name} must be {item.on_word} or off, got {value!r}", field=item.name)
+
+
+def _split(item: Input, text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"tensor split must be numbers like {item.example}, got {text!r}", field=item.name
+        ) from None
+
+
+def memory_bytes(item: Input, value: object) -> int:
+    """GiB, as the page and the measurements give it, in bytes."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InputError(
+            f"GPU memory must be a positive number of GiB, got {value!r}", field=item.name
+        )
+    if value > MAX_GPU_MEMORY_GIB:
+        raise InputError(
+            f"GPU memory must be at most {MAX_GPU_MEMORY_GIB:,} GiB, got {value!r}",
+            field=item.name,
+        )
+    return int(value * GIB)
+
+
+def parse_config_text(text: str) -> dict[str, Any]:
+    if len(text) > MAX_CONFIG_CHARS:
+        raise InputError(
+            f"config.json is too large (over {MAX_CONFIG_CHARS:,} characters)", field="config"
+        )
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"config.json is not valid JSON at line {error.lineno}, column {error.colno}: "
+            f"{error.msg}"
+        ) from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config.json must be a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _text(item: Input, value: str) -> str:
+    return value
+
+
+def _targets(item: Input, value: str) -> tuple[str, ...]:
+    return parse_lora_targets(value)
+
+
+def _config(item: Input, value: str) -> dict[str, Any]:
+    return parse_config_text(value)
+
+
+_PARSERS: dict[Kind, Callable[[Input, Any], Any]] = {
+    "text": _text,
+    "int": _whole,
+    "fraction": _number,
+    "switch": _switch,
+    "choice": _choice,
+    "memory": memory_bytes,
+    "split": _split,
+    "targets": _targets,
+    "config": _config,
+}
+
+
+# -- holding values to the table ------------------------------------------------------------
+
+
+def check(item: Input, value: object, mode: Mode) -> None:
+    """``value`` within the table's bounds for ``item``, or an error that names it."""
+    name = item.name
+    if item.kind == "int":
+        _bounds(item, _whole(item, value), mode, lambda v: f"{v:,}")
+    elif item.kind == "fraction":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise InputError(f"{name} must be {_fraction_words(item)}, got {value!r}", field=name)
+        low, high = item.minimum, item.maximum
+        if (low is not None and (value < low or (item.above_minimum and value == low))) or (
+            high is not None and (value > high or (item.below_maximum and value == high))
+        ):
+            raise InputError(f"{name} must be {_fraction_words(item)}, got {value!r}", field=name)
+    elif item.kind == "choice":
+        _choice(item, value)
+    elif item.kind == "split":
+        _check_split(item, value)
+
+
+def _check_split(item: Input, split: object) -> None:
+    """Shares: non-negative numbers, not all zero."""
+    if (
+        not isinstance(split, tuple)
+        or not split
+        or any(isinstance(x, bool) or not isinstance(x, int | float) or x < 0 for x in split)
+        or sum(split) <= 0
+    ):
+        raise InputError(
+            f"tensor split must be non-negative numbers, not all zero, got {split!r}",
+            field=item.name,
+        )
+
+
+def _bounds(item: Input, value: int, mode: Mode, show: Any) -> None:
+    top = item.maximum_for(mode)
+    if item.minimum is not None and value < item.minimum:
+        raise InputError(
+            f"{item.name} must be at least {show(int(item.minimum))}, got {show(value)}",
+            field=item.name,
+        )
+    if top is not None and value > top:
+        raise InputError(
+            f"{item.name} must be at most {show(int(top))}, got {show(value)}", field=item.name
+        )
+
+
+def _fraction_words(item: Input) -> str:
+    low = f"above {item.minimum:g}" if item.above_minimum else f"from {item.minimum:g}"
+    high = f"below {item.maximum:g}" if item.below_maximum else f"at most {item.maximum:g}"
+    return f"a fraction {low} and {high}"
+
+
+def check_request(mode: Mode, request: object) -> None:
+    """Every field of an InferenceRequest or FinetuneRequest that the table bounds."""
+    for item in for_mode(mode):
+        if item.name in WHERE and mode == "finetune":
+            continue
+        value = getattr(request, item.field_name, None)
+        if value is not None:
+            check(item, value, mode)
+
+
+def check_applies(
+    mode: Mode, given: Mapping[str, object], *, engine: str = "", method: str = ""
+) -> None:
+    """Refuse an input given to an engine or a method that does not use it, unless it is the
+    default anyway (an engine or method the table does not know is left for its own check)."""
+    for name, value in given.items():
+        item = BY_NAME[name]
+        if value == item.default(mode):
+            continue
+        if engine in ENGINES and item.engines and engine not in item.engines:
+            owners = "/".join(ENGINES[e].name for e in item.engines)
+            raise InputError(
+                f"{name} is a {owners} setting, not {ENGINES[engine].name}'s", field=name
+            )
+        if mode == "finetune" and method and item.methods and method not in item.methods:
+            raise InputError(
+                f"{name} applies to {' and '.join(item.methods)} only, not {method}", field=name
+            )
+
+
+# -- building requests ----------------------------------------------------------------------
+
+
+def inference_request(values: Mapping[str, Any]) -> InferenceRequest:
+    """An InferenceRequest from typed values by input name; the rest keep their defaults."""
+    return InferenceRequest(**{BY_NAME[name].field_name: value for name, value in values.items()})
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a fine-tuning estimate runs: the model and the GPUs."""
+
+    model: str | None = None
+    config: Mapping[str, Any] | None = field(default=None, repr=False)
+    gpu: str | None = None
+    gpu_memory_bytes: int | None = None
+
+
+def finetune_request(values: Mapping[str, Any]) -> tuple[FinetuneRequest, Where]:
+    """A FinetuneRequest and where it runs, from typed values by input name."""
+    setup = {BY_NAME[name].field_name: value for name, value in values.items() if name not in WHERE}
+    where = {BY_NAME[name].field_name: value for name, value in values.items() if name in WHERE}
+    return FinetuneRequest(**setup), Where(**where)
+
+
+# -- the table for others -------------------------------------------------------------------
+
+
+def page_table() -> list[dict[str, Any]]:
+    """The table as JSON for the calculator's form."""
+    return [
+        {
+            "name": i.name,
+            "kind": i.kind,
+            "label": i.label,
+            "help": i.help,
+            "modes": list(i.modes),
+            "group": i.group,
+            "unit": i.unit,
+            "minimum": i.minimum,
+            "maximum": i.maximum,
+            "example": i.example,
+            "choices": [{"value": v, "label": label} for v, label in i.choices],
+            "defaults": {mode: i.default_text(mode) for mode in i.modes},
+            "resolved": i.resolved,
+            "default_rule": i.default_rule,
+            "engines": list(i.engines),
+            "methods": list(i.methods),
+            "suggest": i.suggest,
+        }
+        for i in INPUTS
+    ]
+
+
+def measurement_schema() -> dict[str, Any]:
+    """JSON Schema properties for the inputs a measurement states; null: not stated."""
+    properties: dict[str, Any] = {}
+    for item in INPUTS:
+        if not item.measured:
+            continue
+        schema = _kind_schema(item)
+        properties[item.name] = {**schema, "description": _describe(item)}
+    return properties
+
+
+def _kind_schema(item: Input) -> dict[str, Any]:
+    if item.choices and item.kind != "switch":
+        return {"enum": [*item.values, None]}
+    if item.kind == "int":
+        top = item.finetune_maximum or item.maximum
+        return {"type": ["integer", "null"], "minimum": item.minimum, "maximum": top}
+    if item.kind in ("fraction", "memory"):
+        bounds: dict[str, Any] = {"type": ["number", "null"]}
+        bounds["exclusiveMinimum" if item.above_minimum else "minimum"] = item.minimum
+        bounds["exclusiveMaximum" if item.below_maximum else "maximum"] = item.maximum
+        return bounds
+    if item.kind == "switch":
+        return {"type": ["boolean", "null"]}
+    return {"type": ["string", "null"]}
+
+
+def _describe(item: Input) -> str:
+    applies = ""
+    if item.engines:
+        applies = " (" + ", ".join(ENGINES[e].name for e in item.engines) + ")"
+    if item.methods:
+        applies = " (" + ", ".join(item.methods) + ")"
+    return item.help + applies

@@ -1,0 +1,34 @@
+"""What a reader asks for inference: the options as given, unset ones left for the plan to
+resolve (``calc.api.resolve``). ``calc.inputs`` describes each of them once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from calc.engines import DEFAULT_ENGINE
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """What a reader asks. Unset options take the engine's defaults."""
+
+    model: str | None = None
+    config: Mapping[str, Any] | None = None
+    weights: str | None = None
+    engine: str = DEFAULT_ENGINE
+    context: int | None = None
+    batch: int | None = None
+    kv_cache: str | None = None
+    gpus: int = 1
+    gpu: str | None = None  # one name, or several separated by commas for mismatched GPUs
+    gpu_memory_bytes: int | None = None
+    engine_version: str | None = None
+    flash_attention: bool | None = None
+    gpu_layers: int | None = None
+    cpu_moe_layers: int | None = None
+    tensor_split: tuple[float, ...] | None = None
+    gpu_memory_utilization: float | None = None  # vLLM: share of each GPU it reserves
+    max_num_seqs: int | None = None  # vLLM: sequences per step, the profiling run's logits rows
+    max_num_batched_tokens: int | None = None  # vLLM: tokens per step, the profiling pass

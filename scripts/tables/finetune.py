@@ -1,0 +1,58 @@
+"""The fine-tuning tables, laid out as LLaMA-Factory's: one model per size column, one row per
+method, at two sequence lengths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from calc import GB, GIB, Catalogue, FinetuneRequest, run_finetune
+from scripts.tables.common import Sources
+
+FINETUNE_SIZES = (
+    ("7B", "qwen2.5-7b"),
+    ("14B", "qwen2.5-14b"),
+    ("32B", "qwen2.5-32b"),
+    ("72B", "qwen2.5-72b"),
+)
+# Assumed for every cell; each row adds its method.
+SETTINGS: dict[str, Any] = {"micro_batch": 1, "grad_checkpointing": True, "flash_attention": True}
+FINETUNE_ROWS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("Full, mixed precision (AdamW, fp32 master)", {"method": "full", "precision": "amp"}),
+    ("Full, pure bf16 (AdamW)", {"method": "full", "precision": "bf16"}),
+    ("Freeze (last 2 layers train)", {"method": "freeze", "freeze_trainable_layers": 2}),
+    ("LoRA r=16, all projections", {"method": "lora"}),
+    ("QLoRA r=16, NF4 base", {"method": "qlora"}),
+)
+SEQUENCE_LENGTHS = (1024, 4096)
+
+
+@dataclass(frozen=True)
+class FinetuneRow:
+    label: str
+    cells: list[str]
+
+
+def finetune_table(catalogue: Catalogue, seq_len: int) -> list[FinetuneRow]:
+    rows = []
+    for label, options in FINETUNE_ROWS:
+        cells = []
+        for _size, model in FINETUNE_SIZES:
+            request = FinetuneRequest(**{**SETTINGS, **options, "seq_len": seq_len})
+            total = run_finetune(catalogue, request, model=model).total_bytes
+            cells.append(f"{total / GIB:,.0f} ({total / GB:,.0f})")
+        rows.append(FinetuneRow(label, cells))
+    return rows
+
+
+def _at(seq_len: int) -> Callable[[Sources], dict[str, Any]]:
+    def context(s: Sources) -> dict[str, Any]:
+        rows = finetune_table(s.catalogue, seq_len)
+        return {"rows": rows, "sizes": FINETUNE_SIZES, "seq_len": seq_len}
+
+    return context
+
+
+# One template, one table per sequence length.
+TABLES = {f"finetune-{n}": ("finetune", _at(n)) for n in SEQUENCE_LENGTHS}

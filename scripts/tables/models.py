@@ -1,0 +1,168 @@
+"""The per-model tables (every catalogue model at the common formats) and the "which GPUs fit"
+view."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from calc import GIB, Catalogue, Model
+from scripts.tables.common import GUIDE_CONTEXT, Sources, anchor, estimate, first_url, gb, gib
+
+LONG_CONTEXT = 32768
+# Formats in each model's table, with the engine that runs them.
+MODEL_FORMATS = (
+    ("bf16", "vllm"),
+    ("fp8_e4m3", "vllm"),
+    ("awq_4bit_g128", "vllm"),
+    ("q8_0", "llama.cpp"),
+    ("q6_k", "llama.cpp"),
+    ("q5_k_m", "llama.cpp"),
+    ("q4_k_m", "llama.cpp"),
+    ("q3_k_m", "llama.cpp"),
+    ("q2_k", "llama.cpp"),
+)
+# The "which GPUs fit" view: GGUF files from best to smallest, on these setups.
+FIT_LADDER = ("fp16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k", "iq2_xxs")
+FIT_SETUPS = (
+    ("rtx-3060-12gb", 1),
+    ("rtx-4060-ti-16gb", 1),
+    ("rtx-4090", 1),
+    ("rtx-5090", 1),
+    ("rtx-4090", 2),
+    ("l40s", 1),
+    ("a100-80gb-sxm", 1),
+    ("h200-sxm-141gb", 1),
+    ("mi300x", 1),
+    ("h100-sxm-80gb", 8),
+)
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    format: str
+    engine: str
+    weights_gib: str
+    kv_gib: str
+    total_gib: str
+    total_gb: str
+    long_gib: str
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    model: Model
+    anchor: str
+    facts: list[str]
+    params_link: str  # where the published parameter count comes from; "" when no link
+    long_context: int
+    rows: list[ModelRow]
+
+
+def model_sections(catalogue: Catalogue) -> list[ModelSection]:
+    sections = []
+    for model in catalogue.models.values():
+        limit = model.arch.max_position_embeddings or LONG_CONTEXT
+        long_context = min(LONG_CONTEXT, limit)
+        sections.append(
+            ModelSection(
+                model=model,
+                anchor=anchor(model.id),
+                facts=_facts(model),
+                params_link=first_url(model.params_source),
+                long_context=long_context,
+                rows=[_row(catalogue, model, w, e, long_context) for w, e in MODEL_FORMATS],
+            )
+        )
+    return sections
+
+
+def _row(catalogue: Catalogue, model: Model, weights: str, engine: str, long: int) -> ModelRow:
+    short = estimate(catalogue, model.id, weights, engine)
+    longer = estimate(catalogue, model.id, weights, engine, context=long)
+    c = short.components
+    return ModelRow(
+        format=catalogue.weight_format(weights).name,
+        engine=engine,
+        weights_gib=gib(c.weights + short.host.weights),
+        kv_gib=gib(c.kv_cache),
+        total_gib=gib(short.total_bytes),
+        total_gb=gb(short.total_bytes),
+        long_gib=gib(longer.total_bytes),
+    )
+
+
+def _facts(model: Model) -> list[str]:
+    arch = model.arch
+    facts = [f"{model.params_published / 1e9:,.2f}B parameters"]
+    if arch.moe:
+        active = model.active_params_published
+        if active:
+            facts.append(f"{active / 1e9:,.1f}B active")
+        facts.append(f"{arch.moe.num_experts} experts, {arch.moe.experts_per_token} per token")
+    facts.append(f"{arch.num_layers} layers")
+    if arch.mla:
+        facts.append(f"MLA, latent {arch.mla.kv_lora_rank} + RoPE {arch.mla.qk_rope_head_dim}")
+    else:
+        facts.append(
+            f"{arch.num_attention_heads} heads, {arch.num_kv_heads} KV heads of {arch.head_dim}"
+        )
+    if arch.sliding_window and "sliding" in arch.layer_kinds:
+        sliding = arch.layer_kinds.count("sliding")
+        facts.append(
+            f"{sliding} of {arch.num_layers} layers slide over {arch.sliding_window} tokens"
+        )
+    if arch.max_position_embeddings:
+        facts.append(f"context up to {arch.max_position_embeddings:,}")
+    return facts
+
+
+@dataclass(frozen=True)
+class FitRow:
+    name: str
+    anchor: str
+    cells: list[str]
+
+
+@dataclass(frozen=True)
+class FitTable:
+    columns: list[str]
+    rows: list[FitRow] = field(default_factory=list)
+
+
+def fit_table(catalogue: Catalogue) -> FitTable:
+    columns = []
+    for gpu_id, count in FIT_SETUPS:
+        gpu = catalogue.gpus[gpu_id]
+        prefix = f"{count}x " if count > 1 else ""
+        short = re.sub(r"^(GeForce|NVIDIA|AMD Instinct|AMD Radeon|AMD)\s+", "", gpu.name)
+        columns.append(f"{prefix}{short} ({count * gpu.usable_bytes / GIB:,.0f} GiB)")
+    rows = [
+        FitRow(
+            model.name,
+            anchor(model.id),
+            [_best_fit(catalogue, model, gpu, count) for gpu, count in FIT_SETUPS],
+        )
+        for model in catalogue.models.values()
+    ]
+    return FitTable(columns=columns, rows=rows)
+
+
+def _best_fit(catalogue: Catalogue, model: Model, gpu: str, count: int) -> str:
+    """The most faithful GGUF file of the ladder that fits, or "-"."""
+    for weights in FIT_LADDER:
+        if estimate(catalogue, model.id, weights, "llama.cpp", gpus=count, gpu=gpu).fits:
+            return catalogue.weight_format(weights).name
+    return "-"
+
+
+def _models(s: Sources) -> dict[str, Any]:
+    return {"sections": model_sections(s.catalogue), "context": GUIDE_CONTEXT}
+
+
+def _fit(s: Sources) -> dict[str, Any]:
+    return {"table": fit_table(s.catalogue), "context": GUIDE_CONTEXT, "ladder": FIT_LADDER}
+
+
+TABLES = {"models": ("models", _models), "gpu-fit": ("gpu-fit", _fit)}

@@ -1,0 +1,68 @@
+"""The validation table: every published measurement next to the estimate for the same setup,
+and the error by engine or framework."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from calc import UNIT_BYTES, Catalogue, Comparison, Measurement, compare, summaries
+from scripts.tables.common import Sources
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    measurement: Measurement
+    model: str
+    measured: str
+    estimated: str
+    error: str
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    engine: str
+    cases: int
+    median: str
+    p90: str
+
+
+def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dict[str, Any]:
+    rows, comparisons, skipped = [], [], []
+    for m in measurements:
+        if m.not_modelled:
+            skipped.append(m)
+            continue
+        comparison = compare(catalogue, m)
+        comparisons.append(comparison)
+        unit = UNIT_BYTES[m.unit]
+        rows.append(
+            ValidationRow(
+                measurement=m,
+                model=catalogue.models[m.model].name,
+                measured=f"{m.value:,.2f} {m.unit}",
+                estimated=f"{comparison.estimated_bytes / unit:,.2f} {m.unit}",
+                error=f"{comparison.error * 100:+.1f}%",
+            )
+        )
+    return {"rows": rows, "skipped": skipped, "summaries": summary_rows(comparisons)}
+
+
+def summary_rows(comparisons: list[Comparison]) -> list[SummaryRow]:
+    return [
+        SummaryRow(
+            name,
+            summary.cases,
+            f"{summary.median_abs_error * 100:.1f}%",
+            f"{summary.p90_abs_error * 100:.1f}%",
+        )
+        for name, summary in summaries(comparisons)
+    ]
+
+
+def _context(s: Sources) -> dict[str, Any]:
+    return validation(s.catalogue, s.measurements)
+
+
+TABLES = {"validation": ("validation", _context)}
