@@ -73,3 +73,30 @@ def test_deepseek_v2_lite_config_parses():
         "num_experts_per_tok": 6,
     }
     assert count_parameters(parse_config(config)).total == pytest.approx(15.7e9, rel=0.01)
+
+
+def test_every_rule_the_methodology_links_is_pinned_by_a_test():
+    from scripts import code_links
+    from tests.test_rules import PINNED
+
+    linked = code_links.linked_names((ROOT / "docs" / "methodology.md").read_text())
+    assert len(linked) >= 30
+    assert sorted(set(linked) - PINNED) == []
+    assert sorted(PINNED - set(linked)) == []  # every pinned rule is on the page too
+
+
+def test_code_links_resolve_to_the_functions_lines():
+    from scripts import code_links
+
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        for name in code_links.linked_names(page.read_text()):
+            path, start, end = code_links.location(name)
+            lines = (ROOT / path).read_text().splitlines()[start - 1 : end]
+            assert any(f"def {name.rsplit('.', 1)[1]}(" in line for line in lines[:3]), name
+    expanded = code_links.expand(
+        "[x](calc:calc.kv_cache.kv_cache_bytes)", "https://github.com/o/r", revision="abc"
+    )
+    link = r"\[x\]\(https://github.com/o/r/blob/abc/calc/kv_cache.py#L\d+-L\d+\)"
+    assert re.fullmatch(link, expanded)
+    with pytest.raises(code_links.UnknownCodeError, match="no 'nothing'"):
+        code_links.expand("[x](calc:calc.kv_cache.nothing)", "https://github.com/o/r")

@@ -19,9 +19,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from calc import CalcError, default_data_dir  # noqa: E402
-from scripts import site_assets, tables  # noqa: E402
+from scripts import code_links, site_assets, tables  # noqa: E402
 
 _renderer: tables.Renderer | None = None
+# Links to the code point at the commit being built, so their line numbers stay right.
+_revision = site_assets.commit_hash(ROOT) or "main"
 
 
 def on_config(config: Any) -> Any:
@@ -46,9 +48,12 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if _renderer is None:  # pragma: no cover - on_pre_build always runs first
         raise PluginError("the table renderer was not initialised")
     try:
-        return _renderer.expand(markdown, page=page.file.src_uri)
+        markdown = _renderer.expand(markdown, page=page.file.src_uri)
+        return code_links.expand(markdown, config.repo_url or "", revision=_revision)
     except tables.UnknownTableError as error:
         raise PluginError(str(error)) from None
+    except code_links.UnknownCodeError as error:
+        raise PluginError(f"{page.file.src_uri}: {error}") from None
     except CalcError as error:
         raise PluginError(f"{page.file.src_uri}: {error}") from None
 

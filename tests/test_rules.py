@@ -1,0 +1,543 @@
+"""Every rule the methodology page states, pinned with values worked out by hand.
+
+Each test names the functions it pins (``@pins``); the docs tests check that every function the
+methodology page links to is pinned here. The models are small made-up configs, so that every
+expected value can be written out from the formula with the numbers in place: change one token
+of a documented formula or constant and a test here fails.
+
+The tiny Llama: h = 64, I = 128, L = 4, H = 4 heads, K = 2 KV heads of d = 16, V = 1000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import ceil
+from typing import Any, TypeVar
+
+import pytest
+
+from calc import (
+    ENGINES,
+    Device,
+    FinetuneRequest,
+    InferenceRequest,
+    estimate_inference,
+    parse_config,
+    resolve,
+    run_finetune,
+    weight_layout,
+)
+from calc.engines.llama_cpp import graph_bytes
+from calc.engines.transformers import prefill_bytes
+from calc.engines.vllm import budget, profile_batch, profile_peak
+from calc.finetune import (
+    activation_bytes,
+    layer_token_bytes,
+    lora_parameters,
+    optimizer_state_bytes,
+)
+from calc.formats import tensor_bytes, tensor_storage
+from calc.kv_cache import cached_tokens, kv_cache_bytes, kv_row_values
+from calc.layout import ExpertPadding, pad_expert
+from calc.placement import kv_heads_share, split_layers
+from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
+
+GIB, MIB = 2**30, 2**20
+CUDA_CONTEXT = 287_047_680  # PyTorch PR 86509: "287,047,680 bytes"
+PINNED: set[str] = set()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def pins(*names: str) -> Callable[[F], F]:
+    """Record that the test pins these functions (dotted names as the methodology links)."""
+    PINNED.update(names)
+    return lambda test: test
+
+
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 1000,
+    "max_position_embeddings": 65536,
+}
+QWEN3 = {**LLAMA, "model_type": "qwen3", "head_dim": 16}
+MOE = {
+    **QWEN3,
+    "model_type": "qwen3_moe",
+    "moe_intermediate_size": 32,
+    "num_experts": 8,
+    "num_experts_per_tok": 2,
+}
+MLA = {
+    "model_type": "deepseek_v3",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "moe_intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "vocab_size": 1000,
+    "q_lora_rank": 48,
+    "kv_lora_rank": 32,
+    "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 8,
+    "v_head_dim": 16,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_shared_experts": 1,
+    "first_k_dense_replace": 1,
+}
+SLIDING = {**LLAMA, "model_type": "mistral", "sliding_window": 32}
+
+
+def plan(catalogue, config=LLAMA, **kwargs):
+    return resolve(catalogue, InferenceRequest(config=config, **kwargs))
+
+
+def estimate(catalogue, config=LLAMA, **kwargs):
+    return estimate_inference(plan(catalogue, config, **kwargs))
+
+
+# -- parameters and weights -------------------------------------------------------------------
+
+
+@pins("calc.tensors.model_tensors", "calc.tensors.count_parameters")
+def test_the_tiny_llama_has_the_parameters_of_its_shapes():
+    arch = parse_config(LLAMA)
+    shapes = {t.role: t.shape for t in model_tensors(arch) if t.layer == 0}
+    assert shapes["attn_q"] == (64, 64) and shapes["attn_k"] == (64, 32)
+    assert shapes["ffn_gate"] == (64, 128) and shapes["ffn_down"] == (128, 64)
+    # embeddings and output 2 x 64 x 1000; per layer q 4096, k 2048, v 2048, o 4096, gate, up
+    # and down 8192 each, two norms 64 each; the final norm 64
+    layer = 4096 + 2048 + 2048 + 4096 + 3 * 8192 + 2 * 64
+    assert count_parameters(arch).total == 2 * 64_000 + 4 * layer + 64 == 276_032
+
+
+@pins("calc.tensors.count_parameters")
+def test_active_parameters_count_the_routed_experts_per_token():
+    arch = parse_config(MOE)
+    counted = count_parameters(arch)
+    # each of 4 layers: 8 experts of gate, up (64 x 32) and down (32 x 64), 2 of them per token
+    expert = 3 * 64 * 32
+    assert counted.total - counted.active == 4 * (8 - 2) * expert
+
+
+@pins("calc.formats.tensor_bytes", "calc.formats.StorageType.row_bytes")
+def test_rows_are_stored_in_whole_blocks(catalogue):
+    q8 = catalogue.storage_types["ggml_q8_0"]  # 32 values in 34 bytes
+    assert q8.row_bytes(4096) == 4096 // 32 * 34 == 4352
+    assert q8.row_bytes(33) == 2 * 34  # a block never straddles rows
+    bf16 = catalogue.storage_types["bf16"]
+    assert bf16.row_bytes(4096) == 8192
+    tensor = Tensor("attn_q", WEIGHT, (4096, 1024), 0)
+    assert tensor_bytes(tensor, q8) == 1024 * 4352
+
+
+@pins("calc.formats.tensor_storage")
+def test_awq_quantises_the_decoder_blocks_linear_layers_only(catalogue):
+    arch = parse_config(LLAMA)
+    awq = catalogue.weight_format("awq_4bit_g128")
+    by_role = {t.role: t for t in model_tensors(arch) if t.layer in (0, None)}
+    storage = catalogue.storage_types
+    assert tensor_storage(by_role["attn_q"], awq, arch, storage) == awq.storage
+    # the rest stays in the checkpoint's 16-bit type: fp16 for AWQ (precisions.yaml)
+    assert tensor_storage(by_role["token_embd"], awq, arch, storage).id == "fp16"
+    assert tensor_storage(by_role["attn_norm"], awq, arch, storage).id == "fp16"
+    gguf = catalogue.weight_format("q4_k_m")
+    # 1-D tensors are F32 in a GGUF file (convert_hf_to_gguf.py)
+    assert tensor_storage(by_role["attn_norm"], gguf, arch, storage).id == "ggml_f32"
+
+
+@pins("calc.layout.pad_expert", "calc.engines.vllm.Vllm.expert_padding")
+def test_vllm_pads_mxfp4_experts_to_128_and_256():
+    padding = ENGINES["vllm"].expert_padding("mxfp4", 2)
+    assert padding == ExpertPadding(128, 256, ranks=2)
+    assert ENGINES["vllm"].expert_padding("bf16", 2) is None
+    gate = Tensor("ffn_gate_exps", WEIGHT, (2880, 2880, 32), 0, routed=True)
+    # hidden 2880 -> 3072 (256s); each of 2 ranks' 1440 -> 1536 (128s), so 3072 in all
+    assert pad_expert(gate, padding).shape == (3072, 3072, 32)
+    down = Tensor("ffn_down_exps", WEIGHT, (2880, 2880, 32), 0, routed=True)
+    assert pad_expert(down, ExpertPadding(128, 256)).shape == (2944, 3072, 32)
+
+
+@pins("calc.engines.theory.Theory.estimate")
+def test_the_theory_is_parameters_times_bits(catalogue):
+    result = estimate(catalogue, engine="theory", weights="int4", gpus=2)
+    assert result.total_bytes == ceil(276_032 * 4 / 8) == 138_016
+    assert [d.total_bytes for d in result.devices] == [69_008, 69_008]
+    assert result.components.kv_cache == result.components.runtime == 0
+
+
+# -- KV cache -----------------------------------------------------------------------------------
+
+
+@pins("calc.kv_cache.kv_row_values")
+def test_a_token_stores_k_and_v_or_mlas_latent():
+    assert kv_row_values(parse_config(LLAMA)) == (2 * 16, 2 * 16)  # K x d each
+    mla = parse_config(MLA)
+    assert kv_row_values(mla) == (32 + 8,)  # kv_lora_rank + qk_rope_head_dim
+    assert kv_row_values(mla, "latent_kv") == (40, 32)
+    assert kv_row_values(mla, "full") == (4 * (16 + 8), 4 * 16)  # per head K and V
+
+
+@pins("calc.kv_cache.cached_tokens")
+def test_a_sliding_layer_keeps_its_window_and_one_micro_batch():
+    arch = parse_config(SLIDING)
+    assert cached_tokens(arch, 0, context=4096, sliding_window_cache=True, swa_extra=512) == 544
+    assert cached_tokens(arch, 0, context=100, sliding_window_cache=True, swa_extra=512) == 100
+    assert cached_tokens(arch, 0, context=4096, sliding_window_cache=False) == 4096
+
+
+@pins("calc.kv_cache.kv_cache_bytes", "calc.kv_cache.cached_tokens")
+def test_kv_cache_is_rows_times_tokens_times_sequences(catalogue):
+    arch = parse_config(LLAMA)
+    f16 = catalogue.storage_types["ggml_f16"]
+    # per token and layer 2 rows of 32 values, 2 bytes each; 100 tokens, 4 layers, 2 sequences
+    assert kv_cache_bytes(arch, context=100, sequences=2, storage=f16) == 128 * 100 * 4 * 2
+    # llama.cpp's sliding cache: 32 + 512 tokens a layer at most
+    sliding = kv_cache_bytes(parse_config(SLIDING), context=4096, sequences=1, storage=f16,
+                             swa_extra=512)  # fmt: skip
+    assert sliding == 128 * 544 * 4
+    # transformers keeps every token of a sliding layer
+    assert estimate(
+        catalogue, SLIDING, engine="transformers", context=4096
+    ).components.kv_cache == (
+        4 * 2 * 32 * 2 * 4096  # layers x (K and V) x 32 values x bf16 x tokens
+    )
+
+
+@pins("calc.engines.base.Engine.padded_context")
+def test_the_cache_is_padded_to_the_engines_steps():
+    assert ENGINES["llama.cpp"].padded_context(1000) == 1024  # 256 cells
+    assert ENGINES["ollama"].padded_context(257) == 512
+    assert ENGINES["vllm"].padded_context(1000) == 1008  # 16-token blocks
+    assert ENGINES["transformers"].padded_context(1000) == 1000
+
+
+# -- compute buffers ----------------------------------------------------------------------------
+
+
+@pins("calc.engines.llama_cpp.graph_bytes", "calc.engines.llama_cpp.llama_graph")
+def test_llama_cpps_graph_by_ollamas_formula():
+    arch = parse_config(LLAMA)  # h 64, H 4, K 2, d 16, V 1000
+    # b = min(2000, 512) = 512; full = max(4b(1 + 4h + c(1 + H)), 4b(h + V))
+    full = max(4 * 512 * (1 + 256 + 2000 * 5), 4 * 512 * (64 + 1000))
+    assert graph_bytes(arch, context_tokens=2000, partial=False, flash_attention=False) == full
+    # flash attention: the context terms drop out
+    flash = max(4 * 512 * 257, 4 * 512 * 1064)
+    assert graph_bytes(arch, context_tokens=2000, partial=False, flash_attention=True) == flash
+    # partial = 4bh + max(4b(1 + h + max(c, h)) + h²·9/16 + 4c(bH + dK), 4b(h + V) + hV·105/128)
+    part = 4 * 512 * 64 + max(
+        4 * 512 * (1 + 64 + 2000) + 64 * 64 * 9 // 16 + 4 * 2000 * (512 * 4 + 16 * 2),
+        4 * 512 * 1064 + 64 * 1000 * 105 // 128,
+    )
+    assert graph_bytes(arch, context_tokens=2000, partial=True, flash_attention=False) == part
+
+
+@pins("calc.engines.llama_cpp.qwen_graph", "calc.engines.llama_cpp.mla_graph")
+def test_the_qwen_and_mla_branches_of_the_graph():
+    qwen = parse_config(QWEN3)
+    # qwen2 branch: full = max(4b(h + V), 4b(1 + 2h + c + cH))
+    assert graph_bytes(qwen, context_tokens=2000, partial=False, flash_attention=False) == max(
+        4 * 512 * 1064, 4 * 512 * (1 + 128 + 2000 + 2000 * 4)
+    )
+    # partial = max(4b(h + V) + hV·105/128, 4(b(1 + 2h + c(1 + H)) + h(1 + c)))
+    assert graph_bytes(qwen, context_tokens=2000, partial=True, flash_attention=False) == max(
+        4 * 512 * 1064 + 64_000 * 105 // 128, 4 * (512 * (1 + 128 + 2000 * 5) + 64 * 2001)
+    )
+    mla = parse_config(MLA)  # heads 4, key = 16 + 8
+    # deepseek2: full = max(4b(3h + V), 4b(3h + 2 + c(1 + H) + 2kH))
+    assert graph_bytes(mla, context_tokens=2000, partial=False, flash_attention=False) == max(
+        4 * 512 * (192 + 1000), 4 * 512 * (192 + 2 + 2000 * 5 + 2 * 24 * 4)
+    )
+    # partial = max(4b(3h + V) + hV·105/128,
+    #               4b(2h + 1 + 2kH + c + cH) + 4kcH + hkH·9/16)
+    part = max(
+        4 * 512 * (192 + 1000) + 64_000 * 105 // 128,
+        4 * 512 * (128 + 1 + 2 * 24 * 4 + 2000 + 2000 * 4)
+        + 4 * 24 * 2000 * 4
+        + 64 * 24 * 4 * 9 // 16,
+    )
+    assert graph_bytes(mla, context_tokens=2000, partial=True, flash_attention=False) == part
+
+
+@pins(
+    "calc.engines.ollama.Ollama.partial_graph",
+    "calc.engines.llama_cpp.LlamaCppFamily.partial_graph",
+)
+def test_ollama_charges_every_gpu_the_partial_graph(catalogue):
+    def activations(engine, **kwargs):
+        return estimate(catalogue, engine=engine, context=2048, batch=1, **kwargs).devices[0]
+
+    arch = parse_config(LLAMA)
+    full = graph_bytes(arch, context_tokens=2048, partial=False, flash_attention=False)
+    partial = graph_bytes(arch, context_tokens=2048, partial=True, flash_attention=False)
+    assert activations("llama.cpp").components.activations == full
+    assert activations("llama.cpp", gpus=2).components.activations == full
+    assert activations("ollama", gpus=2).components.activations == partial
+    assert activations("llama.cpp", gpu_layers=2).components.activations == partial
+
+
+@pins("calc.engines.vllm.profile_peak")
+def test_vllms_profiling_peak():
+    arch = parse_config(LLAMA)
+    forward = 2048 * (3 * 128 + 4 * 64) * 2  # t x (3I + 4h) x bf16
+    sampler = 256 * 1000 * 4 * 8 + 2048 * 64 * 2  # 8 fp32 copies of s x V, and t x h
+    assert profile_peak(arch, tokens=2048, seqs=256, tensor_parallel=1, samples=True) == max(
+        forward, sampler
+    )
+    assert profile_peak(arch, tokens=2048, seqs=256, tensor_parallel=2, samples=False) == (
+        2048 * (3 * 64 + 4 * 64) * 2  # the MLP split over 2 GPUs
+    )
+    moe = parse_config(MOE)  # 2 of 8 experts of 32, no shared expert, dense I unused
+    # the fused kernel: t x topk x (max(2N, h) + N) + 4h, N = 32 / 2 GPUs
+    assert profile_peak(moe, tokens=2048, seqs=1, tensor_parallel=2, samples=False) == max(
+        2048 * (3 * (2 * 32) // 2 + 4 * 64) * 2, 2048 * (2 * (max(2 * 16, 64) + 16) + 4 * 64) * 2
+    )
+
+
+@pins("calc.engines.vllm.Vllm.activation_bytes")
+def test_vllm_v0_samples_on_gpu_0_and_v1_on_every_gpu(catalogue):
+    arch = parse_config(LLAMA)
+
+    def peak(samples):
+        return profile_peak(arch, tokens=2048, seqs=256, tensor_parallel=2, samples=samples)
+
+    v0 = estimate(catalogue, engine="vllm", engine_version="0.6.4", context=2048, gpus=2)
+    assert [d.components.activations for d in v0.devices] == [peak(True), peak(False)]
+    v1 = estimate(catalogue, engine="vllm", engine_version="0.10.0", context=2048, gpus=2)
+    assert [d.components.activations for d in v1.devices] == [peak(True), peak(True)]
+
+
+@pins("calc.engines.vllm.profile_batch")
+def test_vllms_scheduler_defaults():
+    v0, v1_8, v1_9 = (ENGINES["vllm"].release(v) for v in ("0.6.4", "0.8.5", "0.10.0"))
+    small, h100 = Device("RTX 4090", 24 * GIB), Device("H100 SXM", 80 * GIB)
+    a100 = Device("A100 80GB", 80 * GIB)
+    assert profile_batch(v0, max_model_len=1000, gpu=small) == (2048, 256)
+    assert profile_batch(v0, max_model_len=20000, gpu=small) == (20000, 256)
+    assert profile_batch(v0, max_model_len=40000, gpu=small) == (2048, 256)  # chunked above 32k
+    assert profile_batch(v1_8, max_model_len=40000, gpu=h100) == (2048, 256)
+    assert profile_batch(v1_9, max_model_len=40000, gpu=h100) == (8192, 1024)
+    assert profile_batch(v1_9, max_model_len=40000, gpu=a100) == (2048, 256)
+    assert profile_batch(v1_9, max_model_len=40000, gpu=Device("L40S", 70 * GIB - 1)) == (2048, 256)
+    asked = profile_batch(v1_9, max_model_len=1, gpu=h100, max_num_batched_tokens=512)
+    assert asked == (512, 512)  # sequences never outnumber the tokens a step holds
+
+
+@pins("calc.engines.transformers.prefill_bytes")
+def test_transformers_prefill_and_eager_softmax():
+    arch = parse_config(LLAMA)
+    mlp = 100 * (3 * 128 + 4 * 64) * 2  # context x (3I + 4h) x bf16
+    logits = 1 * 1000 * 4  # the last token's fp32 logits
+    sdpa = prefill_bytes(
+        arch, context_tokens=100, batch=1, flash_attention=True, prompt_logits=False
+    )
+    assert sdpa == mlp + logits
+    eager = prefill_bytes(
+        arch, context_tokens=100, batch=1, flash_attention=False, prompt_logits=False
+    )
+    assert eager - sdpa == 1 * 4 * 100 * 100 * (2 + 4)  # bf16 scores and their fp32 softmax
+    old = prefill_bytes(arch, context_tokens=100, batch=1, flash_attention=True, prompt_logits=True)
+    assert old - sdpa == 100 * 1000 * (4 + 2) - logits  # every prompt token's logits, twice
+
+
+# -- releases and defaults ------------------------------------------------------------------
+
+
+@pins("calc.engines.history.History.at")
+def test_a_version_takes_the_newest_release_not_after_it():
+    ollama = ENGINES["ollama"].history
+    assert ollama.at("0.6.6").version == "0.1.33"
+    assert ollama.at("0.6.7").default_context == 4096
+    assert ollama.at("0.9.5").parallel_tries == (4, 1)
+    assert ollama.at("0.9.6").parallel_tries == ()
+    assert ollama.at(None) is ollama.newest
+    with pytest.raises(ValueError, match="older than the oldest release modelled"):
+        ollama.at("0.1.0")
+
+
+@pins("calc.engines.ollama.Ollama.default_context")
+def test_ollamas_context_follows_the_gpus_memory():
+    ollama = ENGINES["ollama"]
+    arch = parse_config(LLAMA)
+    newest, old = ollama.history.newest, ollama.release("0.6.7")
+
+    def context(release, *gib):
+        return ollama.default_context(release, arch, [Device("GPU", int(g * GIB)) for g in gib])
+
+    assert context(newest, 16) == 4096
+    assert context(newest, 24) == 32768
+    assert context(newest, 24, 24) == 262144  # the GPUs' memory together
+    assert context(newest, 47.9) == 32768
+    assert ollama.default_context(newest, arch, [Device()]) == 4096  # memory unknown
+    assert context(old, 80) == 4096
+    assert context(ollama.release("0.5.7"), 80) == 2048
+
+
+@pins("calc.engines.ollama.Ollama.predicts_fit", "calc.engines.ollama.Ollama.choose_batch")
+def test_ollamas_fit_rule_keeps_457_mib_and_a_layer_spare(catalogue):
+    ollama = ENGINES["ollama"]
+    four = plan(catalogue, engine="ollama", engine_version="0.5.7", batch=4, gpu="rtx-4090")
+    layout = weight_layout(four.arch, four.weights, catalogue.storage_types)
+    device = estimate_inference(four).devices[0].components
+    need = device.weights + device.kv_cache + device.activations
+    boundary = need + 457 * MIB + max(layout.layer_bytes)
+
+    def fits(capacity):
+        sized = four.__class__(**{**four.__dict__, "devices": (Device("GPU", capacity),)})
+        return ollama.predicts_fit(sized, layout)
+
+    assert fits(boundary) and not fits(boundary - 1)
+    chosen = plan(catalogue, engine="ollama", engine_version="0.5.7", gpu_memory_bytes=boundary)
+    assert chosen.batch == 4
+    short = plan(catalogue, engine="ollama", engine_version="0.5.7", gpu_memory_bytes=boundary - 1)
+    assert short.batch == 1
+
+
+# -- placement ----------------------------------------------------------------------------------
+
+
+@pins("calc.placement.place_layers")
+def test_gpu_layers_keep_the_first_layers_and_the_output_on_the_cpu(catalogue):
+    arch = parse_config(LLAMA)
+    layout = weight_layout(arch, catalogue.weight_format("fp16"), catalogue.storage_types)
+    half = estimate(catalogue, weights="fp16", gpu_layers=2, context=256)
+    assert half.devices[0].layers == (2, 3)
+    # the host: layers 0 and 1, the embeddings (always) and the output (-ngl <= layers)
+    assert half.host.weights == (
+        layout.layer_bytes[0] + layout.layer_bytes[1] + layout.embedding_bytes + layout.output_bytes
+    )
+    assert half.host.kv_cache == 2 * 128 * 256  # two layers' cache on the CPU
+    everything = estimate(catalogue, weights="fp16", gpu_layers=5, context=256)
+    assert everything.host.weights == layout.embedding_bytes
+
+
+@pins("calc.placement.split_layers")
+def test_layers_split_by_memory_or_tensor_split():
+    devices = [Device("a", 48), Device("b", 24)]
+    assert [len(r) for r in split_layers(list(range(80)), devices)] == [53, 27]
+    assert [len(r) for r in split_layers(list(range(80)), devices, (1.0, 3.0))] == [20, 60]
+    assert [len(r) for r in split_layers(list(range(80)), [Device()] * 3)] == [27, 27, 26]
+
+
+@pins("calc.placement.place_tensor_parallel", "calc.placement.kv_heads_share")
+def test_tensor_parallel_splits_matrices_and_kv_heads(catalogue):
+    arch = parse_config(LLAMA)
+    layout = weight_layout(arch, catalogue.weight_format("bf16"), catalogue.storage_types)
+    two = estimate(catalogue, engine="vllm", weights="bf16", context=256, gpus=2)
+    vectors = layout.total_bytes - layout.matrix_bytes
+    assert two.devices[0].components.weights == ceil(layout.matrix_bytes / 2) + vectors
+    assert two.devices[0].components.kv_cache == 4 * 2 * 16 * 2 * 256  # one of the 2 KV heads
+    assert kv_heads_share(parse_config({**LLAMA, "num_key_value_heads": 4}), 3) == 2 / 4
+    assert kv_heads_share(arch, 4) == 1 / 2  # fewer heads than GPUs: replicated
+    assert kv_heads_share(parse_config(MLA), 8) == 1.0
+
+
+@pins("calc.engines.vllm.budget")
+def test_vllms_reserve_and_the_kv_cache_it_leaves(catalogue):
+    result = estimate(
+        catalogue, engine="vllm", weights="bf16", gpu_memory_bytes=10 * GIB, context=256
+    )
+    device = result.devices[0]
+    assert device.device.capacity_bytes == int(10 * GIB * 0.9)
+    details = budget(result.devices, 0.9)
+    other = device.total_bytes - device.components.kv_cache
+    assert details["kv_cache_capacity_bytes"] == [int(10 * GIB * 0.9) - other]
+
+
+@pins("calc.engines.base.Engine.runtime_bytes", "calc.engines.vllm.Vllm.runtime_bytes")
+def test_the_runtime_is_a_cuda_context_and_vllms_graphs(catalogue):
+    assert estimate(catalogue).components.runtime == CUDA_CONTEXT
+    assert estimate(catalogue, gpus=3).components.runtime == 3 * CUDA_CONTEXT
+    # "Graph capturing finished in 14 secs, took 0.21 GiB" (vLLM PR 11349)
+    vllm = estimate(catalogue, engine="vllm", context=256)
+    assert vllm.components.runtime == CUDA_CONTEXT + int(0.21 * GIB)
+    assert estimate(catalogue, engine="transformers").components.runtime == CUDA_CONTEXT
+
+
+# -- fine-tuning --------------------------------------------------------------------------------
+
+
+@pins("calc.finetune.lora_parameters")
+def test_an_adapter_is_r_times_in_plus_out():
+    assert lora_parameters(Tensor("attn_q", WEIGHT, (64, 32), 0), 8) == 8 * (64 + 32)
+    experts = Tensor("ffn_up_exps", WEIGHT, (64, 32, 8), 0, routed=True)
+    assert lora_parameters(experts, 4) == 4 * (64 + 32) * 8
+
+
+@pins("calc.finetune.optimizer_state_bytes")
+def test_optimizer_state_per_trained_value():
+    assert optimizer_state_bytes("adamw", 1000, (1000,), 4) == 8000  # m and v in fp32
+    assert optimizer_state_bytes("adamw", 1000, (1000,), 2) == 4000
+    assert optimizer_state_bytes("adamw_8bit", 4096, (4096,), 4) == 2 * (4096 + 2 * 4)
+    assert optimizer_state_bytes("sgd_momentum", 1000, (1000,), 4) == 4000
+    assert optimizer_state_bytes("adafactor", 64 * 32, (64, 32), 4) == 4 * (64 + 32)
+    assert optimizer_state_bytes("sgd", 1000, (1000,), 4) == 0
+
+
+@pins("calc.finetune.layer_token_bytes")
+def test_what_a_token_keeps_in_a_layer():
+    arch = parse_config(LLAMA)  # h 64, KV width 2 x 2 x 16 = 64, MLP 128
+    full = FinetuneRequest(method="full")
+    # trained: 2 bytes x (6h + KV + 4 MLP) + the two norms' fp32 copies, 4 x 2h
+    assert layer_token_bytes(arch, full) == 2 * (6 * 64 + 64 + 4 * 128) + 4 * 2 * 64
+    compiled = FinetuneRequest(method="full", compiled=True)
+    assert layer_token_bytes(arch, compiled) == 2 * (6 * 64 + 64 + 4 * 128)
+    # frozen: norms' fp32 inputs 2 x 4h, 2 x (2h + KV + 3 MLP); bf16 adapters on q and v read
+    # the one normalised input, 2h bytes
+    lora = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"),
+                           adapter_precision="bf16")  # fmt: skip
+    frozen = 2 * 4 * 64 + 2 * (2 * 64 + 64 + 3 * 128)
+    assert layer_token_bytes(arch, lora) == frozen + 2 * 64
+    # fp32 adapters: a 16-bit copy each; dropout: a copy and a mask each
+    fp32 = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"))
+    assert layer_token_bytes(arch, fp32) == frozen + 2 * 2 * 64
+    dropped = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"), lora_dropout=0.1)
+    assert layer_token_bytes(arch, dropped) == frozen + 2 * (2 + 1) * 64
+
+
+@pins("calc.finetune.activation_bytes")
+def test_activations_over_the_model_and_the_loss():
+    arch = parse_config(LLAMA)
+    per_token = 2 * (6 * 64 + 64 + 4 * 128) + 4 * 2 * 64
+    loss = 100 * 1000 * (2 + 4 + 4)  # 16-bit logits, their fp32 copy and log-softmax
+    plain = FinetuneRequest(method="full", seq_len=100)
+    assert activation_bytes(arch, plain) == 4 * 100 * per_token + loss
+    eager = FinetuneRequest(method="full", seq_len=100, flash_attention=False)
+    assert activation_bytes(arch, eager) - activation_bytes(arch, plain) == 4 * 4 * 100 * 100 * 4
+    checkpointed = FinetuneRequest(method="full", seq_len=100, grad_checkpointing=True)
+    assert activation_bytes(arch, checkpointed) == 4 * 100 * 64 * 2 + 100 * per_token + loss
+    chunked = FinetuneRequest(method="full", seq_len=100, compiled=True, chunked_loss=True)
+    compiled = 2 * (6 * 64 + 64 + 4 * 128)
+    assert activation_bytes(arch, chunked) == 4 * 100 * compiled + 100 * 1000 * 2 + 100_000 * 4 // 8
+
+
+@pins("calc.finetune.backward_peak")
+def test_one_gpu_peaks_at_one_end_of_the_backward_pass(catalogue):
+    short = run_finetune(catalogue, FinetuneRequest(method="full", seq_len=1), config=LLAMA)
+    assert short.components.activations == 0  # every gradient, no activation
+    assert short.components.gradients == 2 * 276_032
+    long = run_finetune(catalogue, FinetuneRequest(method="full", seq_len=4096), config=LLAMA)
+    assert long.components.gradients == 2 * 64 * 1000  # only the output layer's
+    arch = parse_config(LLAMA)
+    assert long.components.activations == activation_bytes(arch, long.request)
+
+
+@pins("calc.finetune.sharded")
+def test_zero_divides_and_offload_moves(catalogue):
+    def parts(**kwargs):
+        request = FinetuneRequest(method="full", seq_len=1, gpus=4, **kwargs)
+        return run_finetune(catalogue, request, config=LLAMA)
+
+    plain, zero2 = parts(), parts(zero=2)
+    assert zero2.devices[0].components.optimizer == ceil(plain.devices[0].components.optimizer / 4)
+    assert zero2.devices[0].components.gradients == ceil(plain.devices[0].components.gradients / 4)
+    assert zero2.devices[0].components.weights == plain.devices[0].components.weights
+    offloaded = parts(zero=3, offload="all")
+    assert offloaded.devices[0].components.optimizer == 0
+    assert offloaded.host.optimizer == plain.devices[0].components.optimizer
+    assert offloaded.devices[0].components.weights == plain.devices[0].components.weights // 4
