@@ -188,7 +188,11 @@ def test_flash_attention_shrinks_llama_cpp_compute_buffers(catalogue):
 
 def test_quantised_kv_needs_flash_attention(catalogue):
     with pytest.raises(CalcError, match="needs flash attention"):
-        estimate(catalogue, model="llama-3.1-8b", kv_cache="q8_0")
+        estimate(catalogue, model="llama-3.1-8b", kv_cache="q8_0", flash_attention=False)
+    # from b6325 flash attention is on by default (-fa auto), so the quantised cache loads
+    assert estimate(catalogue, model="llama-3.1-8b", kv_cache="q8_0").kv_format == "ggml_q8_0"
+    with pytest.raises(CalcError, match="needs flash attention"):
+        estimate(catalogue, model="llama-3.1-8b", kv_cache="q8_0", engine_version="b6324")
     ollama = estimate(catalogue, model="llama-3.1-8b", engine="ollama", kv_cache="q8_0")
     assert ollama.kv_format == "fp16"
     assert any("ignores" in note for note in ollama.notes)

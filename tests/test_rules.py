@@ -270,7 +270,8 @@ def test_the_qwen_and_mla_branches_of_the_graph():
 )
 def test_ollama_charges_every_gpu_the_partial_graph(catalogue):
     def activations(engine, **kwargs):
-        return estimate(catalogue, engine=engine, context=2048, batch=1, **kwargs).devices[0]
+        setup = {"context": 2048, "batch": 1, "flash_attention": False, **kwargs}
+        return estimate(catalogue, engine=engine, **setup).devices[0]
 
     arch = parse_config(LLAMA)
     full = graph_bytes(arch, context_tokens=2048, partial=False, flash_attention=False)
@@ -358,6 +359,9 @@ def test_a_version_takes_the_newest_release_not_after_it():
     assert ollama.at(None) is ollama.newest
     with pytest.raises(ValueError, match="older than the oldest release modelled"):
         ollama.at("0.1.0")
+    llama_cpp = ENGINES["llama.cpp"].history
+    # -fa auto from b6325 (llama.cpp PR 15434)
+    assert not llama_cpp.at("b6324").flash_attention and llama_cpp.at("b6325").flash_attention
 
 
 @pins("calc.engines.ollama.Ollama.default_context")

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from calc._errors import InputError
 from calc.architecture import MLA, Architecture
 from calc.engines.base import Constant, Engine, F16Lookup
-from calc.engines.history import History, Release
+from calc.engines.history import Change, History, Release
 from calc.formats import StorageType
 from calc.kv_cache import MlaCache
 from calc.layout import WeightLayout
@@ -39,6 +39,15 @@ HISTORY = History(
         default_batch=1,
         flash_attention=False,
         source="https://github.com/ggml-org/llama.cpp/blob/master/common/common.h",
+    ),
+    (
+        # "llama: use FA + max. GPU layers by default": -fa takes on|off|auto and defaults to
+        # auto, which turns flash attention on where the backend supports it (CUDA, Metal,
+        # Vulkan for the common head sizes), and -ngl defaults to every layer. First in b6325
+        # (its release notes and downstream ports: "-fa now needs a value, -fa on").
+        Change(
+            "b6325", "https://github.com/ggml-org/llama.cpp/pull/15434", {"flash_attention": True}
+        ),
     ),
 )
 
