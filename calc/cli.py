@@ -140,15 +140,9 @@ def read_config(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        loaded = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise InputError(f"{path}: expected a JSON object, got {type(loaded).__name__}")
-    return loaded
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text; a config.json is JSON in UTF-8") from None
+    return inputs.parse_config_text(text, where=str(path))
 
 
 def render_table(estimate: Estimate, label: str) -> str:

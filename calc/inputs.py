@@ -651,20 +651,20 @@ def memory_bytes(item: Input, value: object) -> int:
     return int(value * GIB)
 
 
-def parse_config_text(text: str) -> dict[str, Any]:
+def parse_config_text(text: str, where: str = "config.json") -> dict[str, Any]:
+    """A config.json's text as a dict; ``where`` names it in errors (a path, on the CLI)."""
     if len(text) > MAX_CONFIG_CHARS:
         raise InputError(
-            f"config.json is too large (over {MAX_CONFIG_CHARS:,} characters)", field="config"
+            f"{where} is too large (over {MAX_CONFIG_CHARS:,} characters)", field="config"
         )
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
         raise ConfigError(
-            f"config.json is not valid JSON at line {error.lineno}, column {error.colno}: "
-            f"{error.msg}"
+            f"{where} is not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
     if not isinstance(config, dict):
-        raise ConfigError(f"config.json must be a JSON object, got {type(config).__name__}")
+        raise ConfigError(f"{where} must be a JSON object, got {type(config).__name__}")
     return config
 
 

@@ -133,7 +133,7 @@ def _mutation(token: tokenize.TokenInfo) -> str | None:
 def run(mutant: Mutant, tree: Path, tests: list[str]) -> bool:
     """Whether the tests catch ``mutant`` (fail, or break the import)."""
     target = tree / mutant.path
-    original = (ROOT / mutant.path).read_text().splitlines(keepends=True)
+    original = target.read_text().splitlines(keepends=True)
     changed = list(original)
     row = changed[mutant.line - 1]
     col = mutant.column

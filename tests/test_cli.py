@@ -75,7 +75,7 @@ def test_config_json_matches_the_catalogue_entry(tmp_path, catalogue, capsys):
     ("config", "message"),
     [
         ('{"model_type": "llama", "hidden_size": 4096', "not valid JSON at line 1"),
-        ("[1, 2]", "expected a JSON object, got list"),
+        ("[1, 2]", "must be a JSON object, got list"),
         ('{"model_type": "rwkv"}', "unsupported model_type 'rwkv'"),
         ('{"model_type": "qwen2", "hidden_size": 1024}', "missing key 'num_hidden_layers'"),
         ('{"model_type": "llama", "hidden_size": -5}', "'hidden_size' must be at least 1"),

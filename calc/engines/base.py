@@ -19,18 +19,18 @@ The interface, in the order a request meets it:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any, Generic, TypeVar, cast
 
 from calc.architecture import Architecture
-from calc.breakdown import Device, DeviceEstimate, Estimate
+from calc.breakdown import Components, Device, DeviceEstimate, Estimate
 from calc.engines.history import MODEL_MAX, History, Release
 from calc.formats import StorageType, WeightFormat
 from calc.kv_cache import MlaCache, kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
-from calc.placement import Placement, place_layers
+from calc.placement import KvBytes, Placement, place_layers
 from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
 
 # The CUDA context (driver state and loaded kernels) of one process on one GPU, with lazy module
@@ -154,12 +154,21 @@ class Engine(Generic[R, Opt]):
         )
         return ceil(full * share)
 
-    def place(self, plan: Plan, layout: WeightLayout) -> Placement:
+    def kv_of(self, plan: Plan) -> KvBytes:
+        """The plan's KV cache bytes for some layers at a share of the heads."""
+
         def kv(layers: Sequence[int], share: float) -> int:
             return self.kv_bytes(plan, layers, share)
 
+        return kv
+
+    def place(self, plan: Plan, layout: WeightLayout) -> Placement:
         return place_layers(
-            plan.arch, layout, plan.devices, kv, embeddings_on_host=self.embeddings_on_host
+            plan.arch,
+            layout,
+            plan.devices,
+            self.kv_of(plan),
+            embeddings_on_host=self.embeddings_on_host,
         )
 
     def buffer_bytes(self, plan: Plan, placement: Placement) -> int:
@@ -195,18 +204,30 @@ class Engine(Generic[R, Opt]):
         if self.embeddings_on_host:
             notes.append(f"{self.name} keeps the token embeddings in CPU RAM")
         details, more = self.finish(plan, devices)
-        return Estimate(
-            engine=self.id,
-            weights_format=plan.weights.id,
-            kv_format=plan.kv_format.id,
-            context=plan.context,
-            batch=plan.batch,
-            parameters=layout.parameters,
-            devices=devices,
-            host=placement.host,
-            notes=(*notes, *more),
-            details=details,
-        )
+        return estimate_of(plan, layout, devices, placement.host, (*notes, *more), details)
+
+
+def estimate_of(
+    plan: Plan,
+    layout: WeightLayout,
+    devices: Sequence[DeviceEstimate],
+    host: Components,
+    notes: Sequence[str],
+    details: Mapping[str, Any] | None = None,
+) -> Estimate:
+    """The estimate of ``plan`` with these per-GPU parts."""
+    return Estimate(
+        engine=plan.engine.id,
+        weights_format=plan.weights.id,
+        kv_format=plan.kv_format.id,
+        context=plan.context,
+        batch=plan.batch,
+        parameters=layout.parameters,
+        devices=tuple(devices),
+        host=host,
+        notes=tuple(notes),
+        details=details or {},
+    )
 
 
 def _common_notes(engine: Engine[Any, Any], plan: Plan, layout: WeightLayout) -> list[str]:

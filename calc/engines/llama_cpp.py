@@ -3,7 +3,6 @@ embeddings in CPU RAM, a KV cache padded to 256 cells and a compute graph per GP
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -85,14 +84,11 @@ class LlamaCppFamily(Engine[L, Offload]):
         )
 
     def place(self, plan: Plan, layout: WeightLayout) -> Placement:
-        def kv(layers: Sequence[int], share: float) -> int:
-            return self.kv_bytes(plan, layers, share)
-
         return place_layers(
             plan.arch,
             layout,
             plan.devices,
-            kv,
+            self.kv_of(plan),
             embeddings_on_host=self.embeddings_on_host,
             offload=self.options_of(plan),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from math import ceil
 
 from calc.breakdown import Components, DeviceEstimate, Estimate
-from calc.engines.base import Engine
+from calc.engines.base import Engine, estimate_of
 from calc.engines.history import History, Release
 from calc.layout import WeightLayout
 from calc.placement import split_layers
@@ -31,20 +31,11 @@ class Theory(Engine[Release, EngineOptions]):
         n = len(plan.devices)
         shares = [total // n + (1 if i < total % n else 0) for i in range(n)]
         ranges = split_layers(list(range(plan.arch.num_layers)), plan.devices)
-        return Estimate(
-            engine=self.id,
-            weights_format=plan.weights.id,
-            kv_format=plan.kv_format.id,
-            context=plan.context,
-            batch=plan.batch,
-            parameters=params,
-            devices=tuple(
-                DeviceEstimate(index=i, device=d, layers=r, components=Components(weights=s))
-                for i, (d, r, s) in enumerate(zip(plan.devices, ranges, shares, strict=True))
-            ),
-            host=Components(),
-            notes=(
-                f"theory: {params.total:,} parameters x {bits:g} bits; "
-                "no KV cache, buffers or runtime",
-            ),
+        devices = [
+            DeviceEstimate(index=i, device=d, layers=r, components=Components(weights=s))
+            for i, (d, r, s) in enumerate(zip(plan.devices, ranges, shares, strict=True))
+        ]
+        note = (
+            f"theory: {params.total:,} parameters x {bits:g} bits; no KV cache, buffers or runtime"
         )
+        return estimate_of(plan, layout, devices, Components(), [note])

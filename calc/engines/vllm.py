@@ -234,14 +234,11 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         return None
 
     def place(self, plan: Plan, layout: WeightLayout) -> Placement:
-        def kv(layers: Sequence[int], share: float) -> int:
-            return self.kv_bytes(plan, layers, share)
-
         return place_tensor_parallel(
             plan.arch,
             layout,
             plan.devices,
-            kv,
+            self.kv_of(plan),
             memory_utilization=self.options_of(plan).memory_utilization,
         )
 
