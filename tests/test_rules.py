@@ -183,12 +183,13 @@ def test_a_token_stores_k_and_v_or_mlas_latent():
     assert kv_row_values(mla, "full") == (4 * (16 + 8), 4 * 16)  # per head K and V
 
 
-@pins("calc.kv_cache.cached_tokens")
-def test_a_sliding_layer_keeps_its_window_and_one_micro_batch():
+@pins("calc.kv_cache.cached_tokens", "calc.engines.llama_cpp.LlamaCppFamily.swa_extra")
+def test_a_sliding_layer_keeps_its_window_and_one_micro_batch(catalogue):
     arch = parse_config(SLIDING)
     assert cached_tokens(arch, 0, context=4096, sliding_window_cache=True, swa_extra=512) == 544
     assert cached_tokens(arch, 0, context=100, sliding_window_cache=True, swa_extra=512) == 100
     assert cached_tokens(arch, 0, context=4096, sliding_window_cache=False) == 4096
+    assert ENGINES["llama.cpp"].swa_extra(plan(catalogue, SLIDING)) == 512  # n_ubatch
 
 
 @pins("calc.kv_cache.kv_cache_bytes", "calc.kv_cache.cached_tokens")

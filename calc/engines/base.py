@@ -75,7 +75,6 @@ class Engine(Generic[R, Opt]):
     weights_only = False  # theory: parameters x bytes and nothing else
     kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
     sliding_window_cache = True  # sliding-window layers keep only their window
-    swa_extra_tokens = 0  # ... plus this many tokens
     embeddings_on_host = False
     mentions_flash_default = False  # the defaults note names the flash-attention default
     constants: tuple[Constant, ...] = ()
@@ -141,6 +140,10 @@ class Engine(Generic[R, Opt]):
     def mla_cache(self, plan: Plan) -> MlaCache:
         return "latent"
 
+    def swa_extra(self, plan: Plan) -> int:
+        """Tokens a sliding-window layer keeps beyond its window."""
+        return 0
+
     def kv_bytes(self, plan: Plan, layers: Sequence[int], share: float = 1.0) -> int:
         full = kv_cache_bytes(
             plan.arch,
@@ -149,7 +152,7 @@ class Engine(Generic[R, Opt]):
             storage=plan.kv_format,
             layers=layers,
             sliding_window_cache=self.sliding_window_cache,
-            swa_extra=self.swa_extra_tokens,
+            swa_extra=self.swa_extra(plan),
             mla_cache=self.mla_cache(plan),
         )
         return ceil(full * share)

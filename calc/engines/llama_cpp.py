@@ -62,13 +62,16 @@ class LlamaCppFamily(Engine[L, Offload]):
     # src/llama-model.cpp load_tensors: "there is very little benefit to offloading the input
     # layer, so always keep it on the CPU"
     embeddings_on_host = True
-    # the sliding-window cache holds the window plus one micro-batch (llama-kv-cache-iswa)
-    swa_extra_tokens = UBATCH
     kv_padding = KV_PADDING
     mentions_flash_default = True
 
     def mla_cache(self, plan: Plan) -> MlaCache:
         return self.release_of(plan).mla_cache
+
+    def swa_extra(self, plan: Plan) -> int:
+        """The sliding-window cache holds the window plus one micro-batch
+        (llama-kv-cache-iswa)."""
+        return UBATCH
 
     def describe(self, release: L) -> dict[str, str]:
         return {**super().describe(release), "mla_cache": release.mla_cache}
