@@ -264,6 +264,22 @@ INPUTS: tuple[Input, ...] = (
         default_rule="in proportion to each GPU's memory",
     ),
     Input(
+        "ubatch_size",
+        "int",
+        "Micro-batch (-ub, --ubatch-size)",
+        "tokens in one physical batch of a prompt step (Ollama's num_batch): the compute "
+        "buffer's width",
+        INFERENCE,
+        "runs",
+        metavar="N",
+        unit="tokens",
+        minimum=1,
+        maximum=MAX_BATCH,
+        resolved=True,
+        engines=LLAMA_CPP_FAMILY,
+        default_rule="512",
+    ),
+    Input(
         "gpu_memory_utilization",
         "fraction",
         "gpu_memory_utilization (share of each GPU)",

@@ -29,6 +29,7 @@ class InferenceRequest:
     gpu_layers: int | None = None
     cpu_moe_layers: int | None = None
     tensor_split: tuple[float, ...] | None = None
+    ubatch_size: int | None = None  # llama.cpp -ub: tokens per physical batch
     gpu_memory_utilization: float | None = None  # vLLM: share of each GPU it reserves
     max_num_seqs: int | None = None  # vLLM: sequences per step, the profiling run's logits rows
     max_num_batched_tokens: int | None = None  # vLLM: tokens per step, the profiling pass

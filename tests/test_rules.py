@@ -238,6 +238,19 @@ def test_llama_cpps_graph_by_ollamas_formula():
     assert graph_bytes(arch, context_tokens=2000, partial=True, flash_attention=False) == part
 
 
+@pins("calc.engines.llama_cpp.graph_bytes", "calc.engines.llama_cpp.LlamaCppFamily.swa_extra")
+def test_a_larger_micro_batch_widens_the_graph_and_the_sliding_cache(catalogue):
+    # -ub 2048: b = min(4096, 2048); full = max(4b(1 + 4h + c(1 + H)), 4b(h + V))
+    wide = estimate(catalogue, context=4096, flash_attention=False, ubatch_size=2048)
+    assert wide.components.activations == max(
+        4 * 2048 * (1 + 256 + 4096 * 5), 4 * 2048 * (64 + 1000)
+    )
+    sliding = estimate(catalogue, SLIDING, context=4096, ubatch_size=2048)
+    assert sliding.components.kv_cache == 128 * (32 + 2048) * 4  # the window and one batch
+    with pytest.raises(ValueError, match="ubatch_size is a llama.cpp/Ollama setting"):
+        estimate(catalogue, engine="vllm", ubatch_size=2048)
+
+
 @pins("calc.engines.llama_cpp.qwen_graph", "calc.engines.llama_cpp.mla_graph")
 def test_the_qwen_and_mla_branches_of_the_graph():
     qwen = parse_config(QWEN3)

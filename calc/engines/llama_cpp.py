@@ -53,7 +53,14 @@ HISTORY = History(
 L = TypeVar("L", bound=LlamaCppRelease)
 
 
-class LlamaCppFamily(Engine[L, Offload]):
+@dataclass(frozen=True)
+class LlamaCppOptions(Offload):
+    """Placement, and -ub: the tokens of one physical batch of a prompt step."""
+
+    ubatch: int = UBATCH
+
+
+class LlamaCppFamily(Engine[L, LlamaCppOptions]):
     """What llama.cpp and the engines built on it share."""
 
     default_weights = "q4_k_m"
@@ -71,20 +78,22 @@ class LlamaCppFamily(Engine[L, Offload]):
     def swa_extra(self, plan: Plan) -> int:
         """The sliding-window cache holds the window plus one micro-batch
         (llama-kv-cache-iswa)."""
-        return UBATCH
+        return self.options_of(plan).ubatch
 
     def describe(self, release: L) -> dict[str, str]:
         return {**super().describe(release), "mla_cache": release.mla_cache}
 
-    def resolve_options(self, plan: Plan, asked: Any) -> tuple[Offload, tuple[Default, ...]]:
-        return (
-            Offload(
-                gpu_layers=asked.gpu_layers,
-                cpu_moe_layers=asked.cpu_moe_layers or 0,
-                tensor_split=asked.tensor_split,
-            ),
-            (),
+    def resolve_options(
+        self, plan: Plan, asked: Any
+    ) -> tuple[LlamaCppOptions, tuple[Default, ...]]:
+        options = LlamaCppOptions(
+            gpu_layers=asked.gpu_layers,
+            cpu_moe_layers=asked.cpu_moe_layers or 0,
+            tensor_split=asked.tensor_split,
+            ubatch=asked.ubatch_size or UBATCH,
         )
+        defaults = () if asked.ubatch_size else (Default({"ubatch_size": UBATCH}, ""),)
+        return options, defaults
 
     def place(self, plan: Plan, layout: WeightLayout) -> Placement:
         return place_layers(
@@ -106,6 +115,7 @@ class LlamaCppFamily(Engine[L, Offload]):
             context_tokens=self.padded_context(plan.context) * plan.batch,
             partial=self.partial_graph(plan, placement),
             flash_attention=plan.flash_attention,
+            ubatch=self.options_of(plan).ubatch,
         )
 
 
@@ -143,17 +153,22 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
 
 
 def graph_bytes(
-    arch: Architecture, *, context_tokens: int, partial: bool, flash_attention: bool
+    arch: Architecture,
+    *,
+    context_tokens: int,
+    partial: bool,
+    flash_attention: bool,
+    ubatch: int = UBATCH,
 ) -> int:
     """Scratch memory for one forward pass on one GPU: llama.cpp's compute buffer.
 
     ``context_tokens`` is the whole cache (context x sequences). Ollama's own estimate of
     llama.cpp's compute graph, ``GraphSize`` in llm/ggml.go (v0.5.x; unchanged in
-    fs/ggml/ggml.go), with b = min(context, n_ubatch 512); ``partial`` selects its
+    fs/ggml/ggml.go), with b = min(context, n_ubatch: 512 unless -ub says); ``partial`` selects its
     partial-offload figure. With flash attention the b x context x heads score matrix is never
     built, so the context terms drop out (our adaptation; Ollama's v0.5 formula predates FA).
     """
-    b = min(context_tokens, UBATCH)
+    b = min(context_tokens, ubatch)
     ctx = 0 if flash_attention else context_tokens
     if arch.mla is not None:
         full, part = mla_graph(arch, arch.mla, b, ctx)
