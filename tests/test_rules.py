@@ -247,7 +247,7 @@ def test_a_larger_micro_batch_widens_the_graph_and_the_sliding_cache(catalogue):
     )
     sliding = estimate(catalogue, SLIDING, context=4096, ubatch_size=2048)
     assert sliding.components.kv_cache == 128 * (32 + 2048) * 4  # the window and one batch
-    with pytest.raises(ValueError, match="ubatch_size is a llama.cpp/Ollama setting"):
+    with pytest.raises(ValueError, match=r"ubatch_size is a llama\.cpp/Ollama setting"):
         estimate(catalogue, engine="vllm", ubatch_size=2048)
 
 
@@ -559,3 +559,136 @@ def test_zero_divides_and_offload_moves(catalogue):
     assert offloaded.devices[0].components.optimizer == 0
     assert offloaded.host.optimizer == plain.devices[0].components.optimizer
     assert offloaded.devices[0].components.weights == plain.devices[0].components.weights // 4
+
+
+# -- the edges of each rule: the other side of each max, remainders, boundaries -------------
+
+SMALL_VOCAB = {**LLAMA, "vocab_size": 100}
+
+
+@pins(
+    "calc.engines.llama_cpp.graph_bytes",
+    "calc.engines.llama_cpp.llama_graph",
+    "calc.engines.llama_cpp.qwen_graph",
+    "calc.engines.llama_cpp.mla_graph",
+)
+def test_at_a_short_context_the_output_layer_sizes_the_graph():
+    def graph(config, partial):
+        arch = parse_config(config)
+        return graph_bytes(arch, context_tokens=8, partial=partial, flash_attention=False)
+
+    # b = c = 8: the logits, 4b(h + V), outweigh the attention terms
+    assert graph(LLAMA, False) == 4 * 8 * (64 + 1000)
+    assert graph(LLAMA, True) == 4 * 8 * 64 + 4 * 8 * (64 + 1000) + 64 * 1000 * 105 // 128
+    assert graph(QWEN3, False) == 4 * 8 * (64 + 1000)
+    assert graph(QWEN3, True) == 4 * 8 * (64 + 1000) + 64 * 1000 * 105 // 128
+    assert graph(MLA, False) == 4 * 8 * (3 * 64 + 1000)
+    assert graph(MLA, True) == 4 * 8 * (3 * 64 + 1000) + 64 * 1000 * 105 // 128
+    # with flash attention and a small vocabulary, 4b(1 + 4h) with no context term
+    small = parse_config(SMALL_VOCAB)
+    assert graph_bytes(small, context_tokens=2000, partial=False, flash_attention=True) == (
+        4 * 512 * (1 + 4 * 64)
+    )
+
+
+@pins("calc.engines.ollama.Ollama.partial_graph")
+def test_ollama_on_one_gpu_with_every_layer_builds_the_full_graph(catalogue):
+    one = estimate(catalogue, engine="ollama", context=2048, batch=1, flash_attention=False)
+    arch = parse_config(LLAMA)
+    full = graph_bytes(arch, context_tokens=2048, partial=False, flash_attention=False)
+    assert one.components.activations == full
+
+
+@pins("calc.engines.theory.Theory.estimate")
+def test_the_theory_gives_the_first_gpus_the_remainder(catalogue):
+    result = estimate(catalogue, engine="theory", weights="int4", gpus=3)
+    assert [d.total_bytes for d in result.devices] == [46_006, 46_005, 46_005]  # 138,016 / 3
+
+
+@pins("calc.engines.ollama.Ollama.choose_batch")
+def test_ollama_picks_4_slots_without_a_gpu_and_1_when_nothing_fits(catalogue):
+    assert plan(catalogue, engine="ollama", engine_version="0.5.7").batch == 4
+    tiny = plan(catalogue, engine="ollama", engine_version="0.5.7", gpu_memory_bytes=100 * MIB)
+    assert tiny.batch == 1  # not even one slot passes the fit rule: Ollama still takes one
+
+
+@pins("calc.engines.transformers.prefill_bytes")
+def test_eager_attention_scores_are_per_sequence():
+    arch = parse_config(LLAMA)
+    two = prefill_bytes(
+        arch, context_tokens=200, batch=2, flash_attention=False, prompt_logits=False
+    )
+    # 2 sequences of 100: the MLP over 200 tokens, scores 2 x H x 100², logits for 2 rows
+    assert two == 200 * (3 * 128 + 4 * 64) * 2 + 2 * 4 * 100 * 100 * (2 + 4) + 2 * 1000 * 4
+
+
+@pins("calc.engines.vllm.budget")
+def test_a_model_larger_than_vllms_share_leaves_no_kv_cache(catalogue):
+    result = estimate(catalogue, engine="vllm", weights="bf16", gpu_memory_bytes=MIB, context=16)
+    assert result.to_json()["engine_details"]["kv_cache_capacity_bytes"] == [0]
+
+
+@pins("calc.engines.vllm.profile_batch")
+def test_vllms_defaults_at_their_boundaries():
+    v0, v1 = ENGINES["vllm"].release("0.6.4"), ENGINES["vllm"].release("0.10.0")
+    small = Device("RTX 4090", 24 * GIB)
+    assert profile_batch(v0, max_model_len=32768, gpu=small) == (32768, 256)  # above, not at
+    assert profile_batch(v1, max_model_len=1, gpu=Device("L40", 70 * GIB)) == (8192, 1024)
+
+
+@pins("calc.engines.vllm.profile_peak")
+def test_vllms_fused_moe_buffers_include_the_shared_expert():
+    mla = parse_config(MLA)  # 2 of 4 experts of 32, one shared expert of 32, dense MLP 128
+    dense = 2048 * (3 * 128 // 2 + 4 * 64) * 2
+    fused = 2048 * (2 * (max(2 * 16, 64) + 16) + 3 * 32 // 2 + 4 * 64) * 2
+    assert profile_peak(mla, tokens=2048, seqs=1, tensor_parallel=2, samples=False) == max(
+        dense, fused
+    )
+    assert fused > dense
+
+
+@pins("calc.finetune.layer_token_bytes")
+def test_mla_keeps_its_latent_for_the_backward_pass():
+    mla = parse_config(MLA)  # latent 32 + rope 8; widest MLP max(128, 2 x 32 + 32)
+    full = FinetuneRequest(method="full")
+    assert layer_token_bytes(mla, full) == 2 * (6 * 64 + 40 + 4 * 128) + 4 * 2 * 64
+
+
+@pins("calc.finetune.activation_bytes")
+def test_activations_per_sample_the_head_adapter_and_the_offloaded_peak():
+    arch = parse_config(LLAMA)
+    per_token = 2 * (6 * 64 + 64 + 4 * 128) + 4 * 2 * 64
+    loss = 2 * 100 * 1000 * 10
+    eager = FinetuneRequest(method="full", seq_len=100, micro_batch=2, flash_attention=False)
+    assert activation_bytes(arch, eager) == 4 * (200 * per_token + 2 * 4 * 100 * 100 * 4) + loss
+    checkpointed = FinetuneRequest(
+        method="full", seq_len=100, micro_batch=2, grad_checkpointing=True
+    )
+    assert activation_bytes(arch, checkpointed) == 4 * 200 * 64 * 2 + 200 * per_token + loss
+    # the output layer's adapter keeps the final norm's output, and with dropout a mask
+    targets = ("q_proj", "lm_head")
+    base = FinetuneRequest(method="lora", seq_len=100, lora_targets=("q_proj",))
+    head = FinetuneRequest(method="lora", seq_len=100, lora_targets=targets, lora_dropout=0.1)
+    plain = FinetuneRequest(method="lora", seq_len=100, lora_targets=("q_proj",), lora_dropout=0.1)
+    assert activation_bytes(arch, head) - activation_bytes(arch, plain) == 100 * 64 * (2 + 1)
+    assert activation_bytes(arch, base) < activation_bytes(arch, plain)
+    # an eager chunked loss keeps every chunk's log-softmax, one fp32 upcast at a time
+    chunked = FinetuneRequest(method="full", seq_len=100, chunked_loss=True)
+    assert activation_bytes(arch, chunked) == 4 * 100 * per_token + 100 * 1000 * (2 + 4) + (
+        100 * 1000 * 4 // 8
+    )
+    # offloaded: one layer's or the loss's, the larger; here one layer of 4,096 tokens
+    offloaded = FinetuneRequest(
+        method="full", seq_len=4096, activation_offloading=True, flash_attention=False
+    )
+    layer = 4096 * per_token + 4 * 4096 * 4096 * 4
+    assert activation_bytes(arch, offloaded) == max(layer, 4096 * 1000 * 10) == layer
+
+
+@pins("calc.finetune.backward_peak")
+def test_the_output_layers_gradient_decides_a_close_peak(catalogue):
+    # 22 tokens: 434,016 bytes of activations, less than every gradient (552,064) but not
+    # less than them without the output layer's (128,000): the peak is the backward's start
+    close = run_finetune(catalogue, FinetuneRequest(method="full", seq_len=22), config=LLAMA)
+    assert close.components.activations == 22 * (4 * 2432 + 1000 * 10) == 434_016
+    assert close.components.gradients == 2 * 64 * 1000
