@@ -692,3 +692,66 @@ def test_the_output_layers_gradient_decides_a_close_peak(catalogue):
     close = run_finetune(catalogue, FinetuneRequest(method="full", seq_len=22), config=LLAMA)
     assert close.components.activations == 22 * (4 * 2432 + 1000 * 10) == 434_016
     assert close.components.gradients == 2 * 64 * 1000
+
+
+@pins("calc.formats.StorageType.row_bytes")
+def test_a_format_without_whole_blocks_rounds_a_row_up_to_a_byte(catalogue):
+    nf4 = catalogue.storage_types["nf4"]  # 4.127 bits per value with double quantisation
+    assert nf4.block_bytes is None
+    assert nf4.row_bytes(4096) == ceil(4096 * 4.127 / 8) == 2114
+
+
+@pins("calc.finetune.optimizer_state_bytes")
+def test_eight_bit_adam_keeps_a_scale_per_2048_values():
+    # 4,097 values: two 8-bit states and 3 fp32 scales each (bitsandbytes' blocks of 2,048)
+    assert optimizer_state_bytes("adamw_8bit", 4097, (4097,), 4) == 2 * (4097 + 3 * 4)
+    assert optimizer_state_bytes("adafactor", 100, (100,), 4) == 4 * 100  # a vector: no factors
+
+
+@pins("calc.engines.vllm.profile_batch")
+def test_vllm_v0_turns_chunked_prefill_on_above_32k():
+    v0 = ENGINES["vllm"].release("0.6.4")
+    assert profile_batch(v0, max_model_len=32769, gpu=Device("GPU", GIB)) == (2048, 256)
+
+
+@pins("calc.engines.history.History.at")
+def test_the_first_releases_defaults():
+    assert ENGINES["llama.cpp"].release("b1000").default_context == 4096
+    first = ENGINES["ollama"].release("0.1.33")
+    assert (first.default_context, first.default_batch, first.parallel_tries) == (2048, 1, (4, 1))
+
+
+@pins("calc.finetune.sharded")
+def test_each_zero_stage_divides_one_more_part(catalogue):
+    def per_gpu(**kwargs):
+        request = FinetuneRequest(method="full", seq_len=1, gpus=4, **kwargs)
+        return run_finetune(catalogue, request, config=LLAMA).devices[0].components
+
+    plain, one, three = per_gpu(), per_gpu(zero=1), per_gpu(zero=3)
+    assert one.optimizer == ceil(plain.optimizer / 4) and one.gradients == plain.gradients
+    assert three.weights == ceil(plain.weights / 4)
+    assert per_gpu(zero=1, offload="optimizer").optimizer == 0
+
+
+@pins("calc.placement.place_layers")
+def test_gpu_layers_equal_to_the_layers_leave_the_output_on_the_cpu(catalogue):
+    arch = parse_config(LLAMA)
+    layout = weight_layout(arch, catalogue.weight_format("fp16"), catalogue.storage_types)
+    four = estimate(catalogue, weights="fp16", gpu_layers=4, context=256)
+    assert four.host.weights == layout.embedding_bytes + layout.output_bytes
+
+
+@pins("calc.tensors.model_tensors")
+def test_gemma_normalises_each_sublayers_output_too():
+    gemma = parse_config({**LLAMA, "model_type": "gemma2", "head_dim": 16})
+    norms = [t.role for t in model_tensors(gemma) if t.layer == 0 and t.role.endswith("norm")]
+    assert len(norms) == 4
+
+
+@pins("calc.finetune.layer_token_bytes")
+def test_a_fused_qkv_projection_has_one_dropout(catalogue):
+    arch = parse_config(LLAMA)
+    qkv = ("q_proj", "k_proj", "v_proj")
+    fused = FinetuneRequest(method="lora", lora_targets=qkv, lora_dropout=0.1, fused_qkv=True)
+    apart = FinetuneRequest(method="lora", lora_targets=qkv, lora_dropout=0.1)
+    assert layer_token_bytes(arch, apart) - layer_token_bytes(arch, fused) == 2 * (2 + 1) * 64
