@@ -202,15 +202,19 @@ export async function mount(root) {
   }
 
   // Each empty field shows what the estimate took for it: the same resolution as the notes.
+  // Only the texts that change are written: a DOM write per field on every keystroke cost more
+  // than the estimate itself.
   function showDefaults() {
     for (const input of table) {
       const value = mode() === "inference" && input.resolved ? resolved[input.name] : input.defaults[mode()];
       const field = fields[input.name];
       if (field.tagName === "SELECT") {
         const empty = field.querySelector('option[value=""]');
-        if (empty && input.name !== "gpu") empty.textContent = defaultLabel(value);
+        const text = defaultLabel(value);
+        if (empty && input.name !== "gpu" && empty.textContent !== text) empty.textContent = text;
       } else if (input.kind !== "config") {
-        field.placeholder = value === null || value === undefined ? "default" : `default ${value}`;
+        const text = value === null || value === undefined ? "default" : `default ${value}`;
+        if (field.placeholder !== text) field.placeholder = text;
       }
     }
   }
