@@ -30,7 +30,7 @@ from calc.engines.history import MODEL_MAX, History, Release
 from calc.formats import StorageType, WeightFormat
 from calc.kv_cache import MlaCache, kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
-from calc.placement import KvBytes, Placement, place_layers
+from calc.placement import KvBytes, Offload, Placement, place_layers
 from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
 
 # The CUDA context (driver state and loaded kernels) of one process on one GPU, with lazy module
@@ -165,6 +165,10 @@ class Engine(Generic[R, Opt]):
 
         return kv
 
+    def offload(self, plan: Plan) -> Offload:
+        """The reader's placement switches (-ngl and the like); none by default."""
+        return Offload()
+
     def place(self, plan: Plan, layout: WeightLayout) -> Placement:
         return place_layers(
             plan.arch,
@@ -172,6 +176,7 @@ class Engine(Generic[R, Opt]):
             plan.devices,
             self.kv_of(plan),
             embeddings_on_host=self.embeddings_on_host,
+            offload=self.offload(plan),
         )
 
     def buffer_bytes(self, plan: Plan, placement: Placement) -> int:

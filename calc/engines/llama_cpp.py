@@ -12,8 +12,7 @@ from calc.engines.base import Constant, Engine, F16Lookup
 from calc.engines.history import Change, History, Release
 from calc.formats import StorageType
 from calc.kv_cache import MlaCache
-from calc.layout import WeightLayout
-from calc.placement import Offload, Placement, place_layers
+from calc.placement import Offload, Placement
 from calc.plan import Default, Plan
 
 LLAMA_CPP = "https://github.com/ggml-org/llama.cpp/blob"
@@ -95,15 +94,8 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
         defaults = () if asked.ubatch_size else (Default({"ubatch_size": UBATCH}, ""),)
         return options, defaults
 
-    def place(self, plan: Plan, layout: WeightLayout) -> Placement:
-        return place_layers(
-            plan.arch,
-            layout,
-            plan.devices,
-            self.kv_of(plan),
-            embeddings_on_host=self.embeddings_on_host,
-            offload=self.options_of(plan),
-        )
+    def offload(self, plan: Plan) -> Offload:
+        return self.options_of(plan)
 
     def partial_graph(self, plan: Plan, placement: Placement) -> bool:
         """llama.cpp builds its full graph whenever every layer and the output sit on GPUs."""
