@@ -26,7 +26,7 @@ from calc.engines import ENGINES
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest
 from calc.hints import finetune_hint, fit_hint
-from calc.inputs import Mode, check_applies, finetune_request, inference_request, parse
+from calc.inputs import Mode, finetune_request, inference_request, parse
 from calc.requests import InferenceRequest
 
 
@@ -114,14 +114,7 @@ class Session:
 
 def parse_finetune_inputs(inputs: object) -> tuple[FinetuneRequest, dict[str, Any]]:
     """The fine-tuning form's inputs, and where the estimate runs."""
-    values = _page_values("finetune", inputs)
-    request, where = finetune_request(values)
-    return request, {
-        "model": where.model,
-        "config": where.config,
-        "gpu": where.gpu,
-        "gpu_memory_bytes": where.gpu_memory_bytes,
-    }
+    return finetune_request(_page_values("finetune", inputs))
 
 
 def parse_inputs(inputs: object) -> InferenceRequest:
@@ -131,15 +124,12 @@ def parse_inputs(inputs: object) -> InferenceRequest:
 
 def _page_values(mode: Mode, inputs: object) -> dict[str, Any]:
     """The table's parser, with the form's two rules: a pasted config.json replaces the
-    catalogue model, and a memory size replaces the GPU's name. An input the method does not
-    use is refused here; one the engine does not use, by the plan."""
+    catalogue model, and a memory size replaces the GPU's name."""
     values = parse(mode, inputs)
     if "config" in values:
         values.pop("model", None)
     if "gpu_memory_gib" in values:
         values.pop("gpu", None)
-    if mode == "finetune":
-        check_applies(mode, values, method=str(values.get("method", FinetuneRequest.method)))
     return values
 
 

@@ -231,14 +231,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
     catalogue = load_catalogue()
     values = values_from(args, "finetune")
-    request, place = inputs.finetune_request(values)
-    inputs.check_applies("finetune", values, method=request.method)
-    where: dict[str, Any] = {
-        "model": place.model,
-        "config": place.config,
-        "gpu": place.gpu,
-        "gpu_memory_bytes": place.gpu_memory_bytes,
-    }
+    request, where = inputs.finetune_request(values)
     estimate = run_finetune(catalogue, request, **where)
     if args.json:
         print(json.dumps(estimate.to_json(), indent=2))

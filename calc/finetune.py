@@ -42,13 +42,13 @@ Optimizer = Literal[
     "adafactor",
 ]
 Zero = Literal[0, 1, 2, 3]
-Offload = Literal["none", "optimizer", "all"]
+OffloadTarget = Literal["none", "optimizer", "all"]  # what ZeRO moves to CPU RAM
 AdapterPrecision = Literal["fp32", "bf16"]
 METHODS: tuple[Method, ...] = get_args(Method)
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 SHARDING: tuple[Zero, ...] = get_args(Zero)
-OFFLOAD: tuple[Offload, ...] = get_args(Offload)
+OFFLOAD: tuple[OffloadTarget, ...] = get_args(OffloadTarget)
 ADAPTER_PRECISIONS: tuple[AdapterPrecision, ...] = get_args(AdapterPrecision)
 ADAPTER_METHODS: tuple[Method, ...] = ("lora", "qlora")
 # LoRA target names, as PEFT spells the modules of Llama-style models, and llama.cpp's roles.
@@ -123,7 +123,7 @@ class FinetuneRequest:
     flash_attention: bool = True
     gpus: int = 1
     zero: Zero = 0
-    offload: Offload = "none"
+    offload: OffloadTarget = "none"
     # Framework features that cut memory (torchtune's names): the loss computed over chunks of
     # the output (CEWithChunkedOutputLoss, 8 chunks), the optimizer stepped inside the backward
     # pass so that gradients never exist all at once (optimizer_in_bwd), and activations moved

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, Literal
 
 from calc._errors import ConfigError, InputError
@@ -716,7 +716,7 @@ def check(item: Input, value: object, mode: Mode) -> None:
     """``value`` within the table's bounds for ``item``, or an error that names it."""
     name = item.name
     if item.kind == "int":
-        _bounds(item, _whole(item, value), mode, lambda v: f"{v:,}")
+        _bounds(item, _whole(item, value), mode)
     elif item.kind == "fraction":
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             raise InputError(f"{name} must be {_fraction_words(item)}, got {value!r}", field=name)
@@ -745,16 +745,15 @@ def _check_split(item: Input, split: object) -> None:
         )
 
 
-def _bounds(item: Input, value: int, mode: Mode, show: Any) -> None:
+def _bounds(item: Input, value: int, mode: Mode) -> None:
     top = item.maximum_for(mode)
     if item.minimum is not None and value < item.minimum:
         raise InputError(
-            f"{item.name} must be at least {show(int(item.minimum))}, got {show(value)}",
-            field=item.name,
+            f"{item.name} must be at least {int(item.minimum):,}, got {value:,}", field=item.name
         )
     if top is not None and value > top:
         raise InputError(
-            f"{item.name} must be at most {show(int(top))}, got {show(value)}", field=item.name
+            f"{item.name} must be at most {int(top):,}, got {value:,}", field=item.name
         )
 
 
@@ -802,21 +801,18 @@ def inference_request(values: Mapping[str, Any]) -> InferenceRequest:
     return InferenceRequest(**{BY_NAME[name].field_name: value for name, value in values.items()})
 
 
-@dataclass(frozen=True)
-class Where:
-    """Where a fine-tuning estimate runs: the model and the GPUs."""
-
-    model: str | None = None
-    config: Mapping[str, Any] | None = field(default=None, repr=False)
-    gpu: str | None = None
-    gpu_memory_bytes: int | None = None
-
-
-def finetune_request(values: Mapping[str, Any]) -> tuple[FinetuneRequest, Where]:
-    """A FinetuneRequest and where it runs, from typed values by input name."""
+def finetune_request(values: Mapping[str, Any]) -> tuple[FinetuneRequest, dict[str, Any]]:
+    """A FinetuneRequest, and where it runs (``run_finetune``'s model, config, gpu and
+    gpu_memory_bytes), from typed values by input name. An input the method does not use is
+    refused unless it is the default."""
     setup = {BY_NAME[name].field_name: value for name, value in values.items() if name not in WHERE}
-    where = {BY_NAME[name].field_name: value for name, value in values.items() if name in WHERE}
-    return FinetuneRequest(**setup), Where(**where)
+    request = FinetuneRequest(**setup)
+    check_applies("finetune", values, method=request.method)
+    where = {name: None for name in ("model", "config", "gpu", "gpu_memory_bytes")}
+    where.update(
+        {BY_NAME[name].field_name: value for name, value in values.items() if name in WHERE}
+    )
+    return request, where
 
 
 # -- the table for others -------------------------------------------------------------------

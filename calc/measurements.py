@@ -219,14 +219,7 @@ def check_measurements(
 def compare(catalogue: Catalogue, measurement: Measurement) -> Comparison:
     if measurement.kind == "finetune":
         request, where = finetune_request(measurement.inputs)
-        estimate = run_finetune(
-            catalogue,
-            request,
-            model=where.model,
-            config=where.config,
-            gpu=where.gpu,
-            gpu_memory_bytes=where.gpu_memory_bytes,
-        )
+        estimate = run_finetune(catalogue, request, **where)
         return Comparison(measurement, estimate)
     return Comparison(measurement, run_inference(catalogue, measurement.request()))
 

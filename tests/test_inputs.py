@@ -32,7 +32,7 @@ def test_every_input_is_a_request_field_and_every_field_an_input():
         ("precision", finetune.Precision),
         ("optimizer", finetune.Optimizer),
         ("zero", finetune.Zero),
-        ("offload", finetune.Offload),
+        ("offload", finetune.OffloadTarget),
         ("adapter_precision", finetune.AdapterPrecision),
     ],
 )

@@ -7,7 +7,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from calc import GB, Catalogue, Comparison, InferenceRequest, Model, compare, run_inference
+from calc import (
+    GB,
+    Catalogue,
+    Comparison,
+    Estimate,
+    InferenceRequest,
+    Model,
+    compare,
+    run_inference,
+)
 from calc import Measurement as MeasurementRecord
 from scripts.tables.common import GUIDE_CONTEXT, Sources, estimate, gb, gib
 
@@ -112,14 +121,16 @@ class ComponentRow:
 
 def component_rows(comparison: Comparison) -> list[ComponentRow]:
     result = comparison.estimate
+    if not isinstance(result, Estimate):
+        raise TypeError(f"{comparison.measurement.id} is not an inference measurement")
     c = result.components
     parts = [
         ("Weights on the GPU(s)", c.weights),
-        ("KV cache", getattr(c, "kv_cache", 0)),
+        ("KV cache", c.kv_cache),
         ("Compute buffer (activations)", c.activations),
         ("CUDA context (runtime)", c.runtime),
         ("Total on the GPU(s)", result.total_bytes),
-        ("In CPU RAM (token embeddings)", getattr(result, "host_bytes", 0)),
+        ("In CPU RAM (token embeddings)", result.host_bytes),
     ]
     return [ComponentRow(name, gib(value), gb(value)) for name, value in parts]
 
