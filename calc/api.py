@@ -63,10 +63,17 @@ def resolve(
     engine = engine_by_name(request.engine)
     release = engine.release(request.engine_version)
     model_key, arch = resolve_architecture(catalogue, request)
-    weights = catalogue.weight_format(request.weights or engine.default_weights)
+    weights_id = request.weights or engine.default_weights
+    weights_id, weights_note = engine.weight_files.get(weights_id, (weights_id, None))
+    weights = catalogue.weight_format(weights_id)
     check_engine_accepts(catalogue, engine, weights)
     devices = _devices(catalogue, request)
-    flash = release.flash_attention if request.flash_attention is None else request.flash_attention
+    problem = engine.parallel_problem(arch, len(devices))
+    if problem is not None:
+        raise InputError(problem, field="gpus")
+    flash = request.flash_attention
+    if flash is None:
+        flash = engine.flash_default(release, arch)
     kv_format, kv_note = engine.kv_type(
         catalogue.kv_format(request.kv_cache or engine.default_kv),
         flash,
@@ -88,7 +95,7 @@ def resolve(
         devices=devices,
         flash_attention=flash,
         storage_types=catalogue.storage_types,
-        notes=() if kv_note is None else (kv_note,),
+        notes=tuple(n for n in (weights_note, kv_note) if n is not None),
         asked_version=request.engine_version,
     )
     options, engine_defaults = engine.resolve_options(plan, request)
@@ -98,6 +105,9 @@ def resolve(
         batch, words = engine.choose_batch(plan, lambda: layout_for(plan, layouts))
         plan = replace(plan, batch=batch)
         batch_default = Default({"batch": batch}, "" if engine.weights_only else words)
+    fitted = plan
+    plan, fit_notes = engine.fit(plan, request, lambda: layout_for(fitted, layouts))
+    plan = replace(plan, notes=(*plan.notes, *fit_notes))
     return replace(plan, defaults=_defaults(plan, request, engine_defaults, batch_default))
 
 

@@ -8,7 +8,7 @@ it assigns a storage type to each tensor. GGUF file types do so by the rules of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from math import ceil
 
@@ -78,44 +78,57 @@ def use_more_bits(i_layer: int, n_layers: int) -> bool:
 def _condition_holds(
     condition: str, tensor: Tensor, arch: Architecture, base: StorageType, chosen: StorageType
 ) -> bool:
-    i, n = tensor.layer if tensor.layer is not None else 0, arch.num_layers
-    experts = arch.moe.num_experts if arch.moe else 0
     name, _, arg = condition.partition(":")
-    if name == "use_more_bits":
-        return use_more_bits(i, n)
-    if name == "layer_below_fraction":  # i < n/K, integer division as in llama.cpp
-        return i < n // int(arg)
-    if name == "layer_below":
-        return i < int(arg)
-    if name == "gqa_at_least":
-        return arch.gqa_groups >= int(arg)
-    if name == "experts_equal":
-        return experts == int(arg)
-    if name == "experts_at_least":
-        return experts >= int(arg)
-    if name == "llama70b":
-        # llama.cpp's LLM_TYPE_70B: 80 layers with grouped KV heads (llama and qwen2 loaders)
-        return n == LLAMA_70B_LAYERS and arch.num_kv_heads != arch.num_attention_heads
-    if name == "row_misfits_base":
-        return tensor.shape[0] % base.block_size != 0
-    if name == "chosen":
-        return chosen.id in arg.split("|")
-    raise CatalogueError(f"unknown mix condition {condition!r}")
+    test = _CONDITIONS.get(name)
+    if test is None:
+        raise CatalogueError(f"unknown mix condition {condition!r}")
+    return test(_Subject(tensor, arch, base, chosen), arg)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What a mix condition looks at: the tensor, its model, the base and chosen types."""
+
+    tensor: Tensor
+    arch: Architecture
+    base: StorageType
+    chosen: StorageType
+
+    @property
+    def i(self) -> int:
+        return self.tensor.layer if self.tensor.layer is not None else 0
+
+    @property
+    def n(self) -> int:
+        return self.arch.num_layers
+
+    @property
+    def experts(self) -> int:
+        return self.arch.moe.num_experts if self.arch.moe else 0
+
+
+_CONDITIONS: dict[str, Callable[[_Subject, str], bool]] = {
+    "use_more_bits": lambda s, _: use_more_bits(s.i, s.n),
+    # i < n/K, integer division as in llama.cpp
+    "layer_below_fraction": lambda s, arg: s.i < s.n // int(arg),
+    "layer_below": lambda s, arg: s.i < int(arg),
+    "gqa_at_least": lambda s, arg: s.arch.gqa_groups >= int(arg),
+    "experts_equal": lambda s, arg: s.experts == int(arg),
+    "experts_at_least": lambda s, arg: s.experts >= int(arg),
+    # llama.cpp's LLM_TYPE_70B: 80 layers with grouped KV heads (llama and qwen2 loaders)
+    "llama70b": lambda s, _: (
+        s.n == LLAMA_70B_LAYERS and s.arch.num_kv_heads != s.arch.num_attention_heads
+    ),
+    "row_misfits_base": lambda s, _: s.tensor.shape[0] % s.base.block_size != 0,
+    "chosen": lambda s, arg: s.chosen.id in arg.split("|"),
+    # a 3-D stack of routed experts (ne[2] > 1)
+    "expert_stack": lambda s, _: s.tensor.routed and len(s.tensor.shape) == 3,
+}
 
 
 LLAMA_70B_LAYERS = 80
 
-MIX_CONDITIONS = (
-    "use_more_bits",
-    "layer_below_fraction",
-    "layer_below",
-    "gqa_at_least",
-    "experts_equal",
-    "experts_at_least",
-    "llama70b",
-    "row_misfits_base",
-    "chosen",
-)
+MIX_CONDITIONS = tuple(_CONDITIONS)
 
 
 def tensor_class(tensor: Tensor, arch: Architecture) -> str:

@@ -83,7 +83,7 @@ def longest_context(plan: Plan, layouts: LayoutMemo, *, limit: int) -> int | Non
     runs over steps by false position (Illinois variant): headroom falls almost linearly with
     the context, so a handful of estimates pin the boundary exactly.
     """
-    step = plan.engine.kv_padding
+    step = plan.engine.kv_step(plan)
 
     def headroom(units: int) -> float:
         context = min(units * step, limit)
@@ -123,12 +123,21 @@ def largest_fitting(headroom: Callable[[int], float], limit: int) -> int | None:
 
 
 def fewest_gpus(plan: Plan, layouts: LayoutMemo) -> int | None:
-    """How many of these GPUs the setup needs."""
+    """How many of these GPUs the setup needs: only counts the engine can run the model on."""
     device = plan.devices[0]
 
     def fits_on(count: int) -> bool:
+        if plan.engine.parallel_problem(plan.arch, count) is not None:
+            return False
         return _fits(replace(plan, devices=(device,) * count), layouts)
 
+    runnable = [
+        n
+        for n in range(len(plan.devices) + 1, MAX_GPUS + 1)
+        if plan.engine.parallel_problem(plan.arch, n) is None
+    ]
+    if len(runnable) < MAX_GPUS - len(plan.devices):
+        return next((n for n in runnable if fits_on(n)), None)
     return fewest(fits_on, len(plan.devices))
 
 

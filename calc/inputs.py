@@ -558,6 +558,23 @@ INPUTS: tuple[Input, ...] = (
         maximum=MAX_GPU_MEMORY_GIB,
     ),
     Input(
+        "ram_gib",
+        "memory",
+        "CPU RAM (GiB)",
+        "host RAM free for the model, e.g. 64GiB: where llama.cpp's --fit and Ollama's scheduler "
+        "put the layers and experts the GPUs cannot hold",
+        INFERENCE,
+        "gpus",
+        attr="ram_bytes",
+        flag="--ram",
+        metavar="SIZE",
+        unit="GiB",
+        minimum=0,
+        above_minimum=True,
+        maximum=MAX_GPU_MEMORY_GIB,
+        engines=LLAMA_CPP_FAMILY,
+    ),
+    Input(
         "gpus",
         "int",
         "Number of GPUs",

@@ -42,8 +42,8 @@ def cached_tokens(
 ) -> int:
     """Tokens a layer keeps for one sequence: a sliding layer needs only its window
     (plus whatever the engine keeps for the batch being processed)."""
-    if sliding_window_cache and arch.layer_kinds[layer] == SLIDING and arch.sliding_window:
-        return min(context, arch.sliding_window + swa_extra)
+    if sliding_window_cache and _sliding(arch, layer):
+        return min(context, (arch.sliding_window or 0) + swa_extra)
     return context
 
 
@@ -57,22 +57,32 @@ def kv_cache_bytes(
     sliding_window_cache: bool = True,
     swa_extra: int = 0,
     mla_cache: MlaCache = "latent",
+    sliding_cells: int | None = None,
 ) -> int:
     """Bytes of KV cache for ``sequences`` sequences of ``context`` tokens over ``layers``.
 
+    ``sliding_cells``, where an engine sizes its sliding-window cache as a whole (llama.cpp's
+    iSWA cache is shared by the sequences), is the cells one sliding layer holds for all of them.
     Quantised cache types are stored in whole blocks per row (q8_0: 34 bytes per 32 values),
     as ggml_row_size does.
     """
     per_token = sum(storage.row_bytes(values) for values in kv_row_values(arch, mla_cache))
     chosen = range(arch.num_layers) if layers is None else layers
-    total_tokens = sum(
-        cached_tokens(
+    total_tokens = 0
+    for layer in chosen:
+        if sliding_cells is not None and sliding_window_cache and _sliding(arch, layer):
+            total_tokens += min(sliding_cells, context * sequences)
+            continue
+        kept = cached_tokens(
             arch,
             layer,
             context=context,
             sliding_window_cache=sliding_window_cache,
             swa_extra=swa_extra,
         )
-        for layer in chosen
-    )
-    return per_token * total_tokens * sequences
+        total_tokens += kept * sequences
+    return per_token * total_tokens
+
+
+def _sliding(arch: Architecture, layer: int) -> bool:
+    return arch.layer_kinds[layer] == SLIDING and bool(arch.sliding_window)

@@ -18,6 +18,9 @@ from calc.units import GB, GIB, MB, MIB
 
 MEASUREMENTS_FILE = "data/measurements.yaml"
 UNIT_BYTES = {"GiB": GIB, "GB": GB, "MiB": MIB, "MB": MB}
+# vLLM's KV cache size in tokens and its concurrency in sequences are counts, not bytes.
+UNIT_COUNTS = {"tokens": 1, "sequences": 1}
+UNIT_SCALE: dict[str, int] = {**UNIT_BYTES, **UNIT_COUNTS}
 COMPONENTS = ("weights", "kv_cache", "activations", "runtime")
 
 
@@ -81,8 +84,9 @@ class Measurement:
         return finetune_request(self.inputs)[0] if self.kind == "finetune" else None
 
     @property
-    def measured_bytes(self) -> int:
-        return round(self.value * UNIT_BYTES[self.unit])
+    def measured_bytes(self) -> float:
+        """The value in bytes (or tokens, or sequences for the counts)."""
+        return self.value * UNIT_SCALE[self.unit]
 
     @property
     def runs_on(self) -> str:
@@ -104,7 +108,7 @@ class Comparison:
     estimate: Estimate | FinetuneEstimate
 
     @property
-    def estimated_bytes(self) -> int:
+    def estimated_bytes(self) -> float:
         return estimated_quantity(self.estimate, self.measurement)
 
     @property
@@ -114,18 +118,14 @@ class Comparison:
         return (self.estimated_bytes - measured) / measured
 
 
-def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measurement) -> int:
+def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measurement) -> float:
     """The estimate's figure for exactly what the source measured."""
     if isinstance(estimate, FinetuneEstimate):
         return _training_quantity(estimate, measurement)
     what, device = measurement.estimate_of, measurement.device
-    if what == "host_bytes":
-        return estimate.host_bytes
-    if what == "kv_cache_capacity":
-        capacities = estimate.details.get("kv_cache_capacity_bytes")
-        if not capacities:
-            raise CalcError("the KV capacity needs the GPU's memory")
-        return int(capacities[device or 0])
+    whole = _setup_figure(estimate, what, device)
+    if whole is not None:
+        return whole
     if device is not None and device >= len(estimate.devices):
         raise CalcError(f"device {device} but the setup has {len(estimate.devices)} GPU(s)")
     parts = (
@@ -139,7 +139,34 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
         return sum(c.total - c.runtime for c in parts)
     if what == "resident_bytes":
         return sum(c.weights + c.kv_cache for c in parts)
-    return sum(getattr(c, what) for c in parts)
+    return float(sum(getattr(c, what) for c in parts))
+
+
+COUNTS = ("kv_cache_tokens", "max_concurrency")
+
+
+def _setup_figure(estimate: Estimate, what: str, device: int | None) -> float | None:
+    """Figures of the whole setup rather than a sum of components; None for the others."""
+    if what == "host_bytes":
+        return estimate.host_bytes
+    if what == "kv_cache_all":
+        return estimate.components.kv_cache + estimate.host.kv_cache
+    if what in COUNTS:
+        return _count(estimate, what)
+    if what == "kv_cache_capacity":
+        capacities = estimate.details.get("kv_cache_capacity_bytes")
+        if not capacities:
+            raise CalcError("the KV capacity needs the GPU's memory")
+        return int(capacities[device or 0])
+    return None
+
+
+def _count(estimate: Estimate, key: str) -> float:
+    """vLLM's KV cache size in tokens, or its concurrency, from the engine's details."""
+    figure = estimate.details.get(key)
+    if figure is None:
+        raise CalcError(f"the estimate has no {key} (it needs vLLM and the GPU's memory)")
+    return float(figure)
 
 
 def _training_quantity(estimate: FinetuneEstimate, measurement: Measurement) -> int:

@@ -36,6 +36,8 @@ class Offload(EngineOptions):
     gpu_layers: int | None = None
     cpu_moe_layers: int = 0
     tensor_split: tuple[float, ...] | None = None
+    # routed experts of the last N layers in CPU RAM: what --fit's -ot patterns do
+    cpu_moe_last: int = 0
 
 
 def split_layers(
@@ -82,6 +84,7 @@ def place_layers(
     gpu_layers = list(range(total_layers - on_gpu, total_layers))
     cpu_layers = list(range(total_layers - on_gpu))
     cpu_moe = set(range(min(offload.cpu_moe_layers, total_layers)))
+    cpu_moe |= set(range(max(0, total_layers - offload.cpu_moe_last), total_layers))
     if offload.tensor_split is not None and len(offload.tensor_split) != len(devices):
         raise InputError(
             f"tensor split has {len(offload.tensor_split)} parts for {len(devices)} GPUs",
@@ -159,7 +162,8 @@ def _layer_notes(
             "cache in CPU RAM)"
         )
     if cpu_moe and arch.moe is not None:
-        notes.append(f"the routed experts of the first {len(cpu_moe)} layers stay in CPU RAM")
+        which = "last" if offload.cpu_moe_last else "first"
+        notes.append(f"the routed experts of the {which} {len(cpu_moe)} layers stay in CPU RAM")
     if gpus > 1:
         notes.append(
             f"layers split over {gpus} GPUs in proportion to "

@@ -24,6 +24,7 @@ class InferenceRequest:
     gpus: int = 1
     gpu: str | None = None  # one name, or several separated by commas for mismatched GPUs
     gpu_memory_bytes: int | None = None
+    ram_bytes: int | None = None  # host RAM the engine may fill (llama.cpp --fit, Ollama)
     engine_version: str | None = None
     flash_attention: bool | None = None
     gpu_layers: int | None = None

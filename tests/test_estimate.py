@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from calc import CalcError, InferenceRequest, run_inference
 from calc.data_files import load_measurements
+from calc.engines import engine_by_name
 from calc.measurements import compare
 from calc.placement import split_layers
 
@@ -60,6 +61,7 @@ def test_four_bits_need_less_than_sixteen(catalogue, model, engine):
     batch=st.integers(1, 16),
 )
 def test_devices_add_up_to_the_total(catalogue, model, engine, gpus, batch):
+    assume(engine_by_name(engine).parallel_problem(catalogue.model(model).arch, gpus) is None)
     result = estimate(catalogue, model=model, engine=engine, gpus=gpus, batch=batch)
     assert len(result.devices) == gpus
     assert sum(d.total_bytes for d in result.devices) == result.total_bytes
@@ -115,8 +117,29 @@ def test_fit_and_headroom_use_the_gpu(catalogue):
     device = result.devices[0]
     assert device.fits is True
     assert device.headroom_bytes == 24564 * 2**20 - device.total_bytes  # nvidia-smi: 24564MiB
-    too_big = estimate(catalogue, model="llama-3.1-70b", weights="q8_0", gpu="RTX 4090")
+    too_big = estimate(
+        catalogue, model="llama-3.1-70b", weights="q8_0", gpu="RTX 4090", engine_version="b6325"
+    )
     assert too_big.fits is False
+
+
+def test_fit_moves_what_the_gpu_cannot_hold_to_cpu_ram(catalogue):
+    """From b7437 llama.cpp's --fit shrinks a default context to 4096, then keeps layers in
+    CPU RAM until each GPU has 1024 MiB free."""
+    fitted = estimate(catalogue, model="llama-3.1-70b", weights="q8_0", gpu="RTX 4090")
+    device = fitted.devices[0]
+    assert fitted.fits is True
+    assert fitted.context == 4096
+    assert device.headroom_bytes >= 1024 * 2**20  # the margin
+    assert fitted.host.weights > 40 * 2**30  # most of the 70 GiB stays in CPU RAM
+    assert any("--fit puts" in note for note in fitted.notes)
+    # one more layer on the GPU would leave less than the margin
+    layers = len(device.layers)
+    more = estimate(
+        catalogue, model="llama-3.1-70b", weights="q8_0", gpu="RTX 4090", context=4096,
+        gpu_layers=layers + 1,
+    )  # fmt: skip
+    assert more.devices[0].headroom_bytes < 1024 * 2**20
 
 
 @pytest.mark.parametrize(
@@ -166,18 +189,22 @@ def test_ollama_057_picks_the_articles_defaults(catalogue):
         gpu="RTX 3060 12GB",
     )
     assert small.batch == 1  # four slots do not fit, so Ollama falls back to one
-    newer = estimate(catalogue, model="qwen3-8b", engine="ollama", engine_version="0.9.6")
+    # 0.6.7 tried two slots first ("the new 2x4k limit"); 0.10.0 serves one sequence
+    paired = estimate(catalogue, model="qwen3-8b", engine="ollama", engine_version="0.9.6")
+    assert (paired.context, paired.batch) == (4096, 2)
+    newer = estimate(catalogue, model="qwen3-8b", engine="ollama", engine_version="0.10.0")
     assert (newer.context, newer.batch) == (4096, 1)
 
 
 def test_ollama_0155_sizes_the_context_by_vram(catalogue):
-    def context(gpu):
-        return estimate(catalogue, model="qwen3-8b", engine="ollama", gpu=gpu).context
+    def context(gpu, model="llama-3.1-8b"):
+        return estimate(catalogue, model=model, engine="ollama", gpu=gpu).context
 
     assert context("rtx-4060-ti-16gb") == 4096
-    assert context("rtx-4090") == 4096  # 24564 MiB is just under 24 GiB
+    assert context("rtx-4090") == 32768  # 24564 MiB clears the 23 GiB threshold
     assert context("rtx-5090") == 32768
-    assert context("h100-sxm-80gb") == 262144
+    assert context("h200-sxm-141gb") == 131072  # 262144, cut to Llama 3.1's trained length
+    assert context("h100-sxm-80gb", model="qwen3-8b") == 40960
 
 
 def test_flash_attention_shrinks_llama_cpp_compute_buffers(catalogue):
@@ -193,7 +220,9 @@ def test_quantised_kv_needs_flash_attention(catalogue):
     assert estimate(catalogue, model="llama-3.1-8b", kv_cache="q8_0").kv_format == "ggml_q8_0"
     with pytest.raises(CalcError, match="needs flash attention"):
         estimate(catalogue, model="llama-3.1-8b", kv_cache="q8_0", engine_version="b6324")
-    ollama = estimate(catalogue, model="llama-3.1-8b", engine="ollama", kv_cache="q8_0")
+    ollama = estimate(
+        catalogue, model="llama-3.1-8b", engine="ollama", kv_cache="q8_0", engine_version="0.12.0"
+    )
     assert ollama.kv_format == "fp16"
     assert any("ignores" in note for note in ollama.notes)
 
@@ -209,7 +238,9 @@ def test_partial_offload_moves_layers_and_their_cache_to_the_host(catalogue):
 
 
 def test_mismatched_gpus_and_tensor_split(catalogue):
-    mixed = estimate(catalogue, model="llama-3.1-70b", gpu="rtx 4090, rtx 3060 12gb")
+    mixed = estimate(  # before --fit (b7437) llama.cpp splits the layers by memory
+        catalogue, model="llama-3.1-70b", gpu="rtx 4090, rtx 3060 12gb", engine_version="b6325"
+    )
     assert [d.device.name for d in mixed.devices] == ["GeForce RTX 4090", "GeForce RTX 3060 12GB"]
     assert len(mixed.devices[0].layers) == 2 * len(mixed.devices[1].layers) - 1
     split = estimate(catalogue, model="llama-3.1-70b", gpus=2, tensor_split=(1.0, 3.0))
@@ -363,3 +394,12 @@ def test_vllm_moe_profiling_holds_the_fused_kernels_buffers(catalogue):
     )
     worker = result.devices[1].components.activations
     assert worker == 8192 * (8 * (max(2 * 384, 2048) + 384) + 4 * 2048) * 2
+
+
+def test_vllm_refuses_tensor_parallel_sizes_that_split_heads_unevenly(catalogue):
+    divide = r"64 attention heads .* 3 does not divide.* 1, 2, 4, 8, 16, 32, 64 GPUs"
+    with pytest.raises(CalcError, match=divide):
+        estimate(catalogue, model="qwen3-32b", engine="vllm", gpus=3)
+    assert len(estimate(catalogue, model="qwen3-32b", engine="vllm", gpus=4).devices) == 4
+    # llama.cpp splits whole layers, so any count runs
+    assert len(estimate(catalogue, model="qwen3-32b", engine="llama.cpp", gpus=3).devices) == 3

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from calc import InferenceRequest
 from calc.api import resolve, run_finetune
+from calc.engines import engine_by_name
 from calc.finetune import FinetuneRequest
 from calc.hints import _fits, fewest_gpus, finetune_hint, fit_hint, longest_context
 
@@ -34,6 +35,7 @@ GPUS = ["rtx-3060-12gb", "rtx-4090", "l40s", "a100-80gb-sxm", "h200-sxm-141gb"]
     batch=st.integers(1, 8),
 )
 def test_longest_context_is_the_exact_boundary(catalogue, model, engine, gpu, gpus, batch):
+    assume(engine_by_name(engine).parallel_problem(catalogue.model(model).arch, gpus) is None)
     resolved = resolve(
         catalogue, InferenceRequest(model=model, engine=engine, gpu=gpu, gpus=gpus, batch=batch)
     )
@@ -50,7 +52,10 @@ def test_longest_context_is_the_exact_boundary(catalogue, model, engine, gpu, gp
 
 def test_fewest_gpus_is_the_exact_count(catalogue):
     resolved = resolve(
-        catalogue, InferenceRequest(model="llama-3.1-405b", weights="q4_k_m", gpu="rtx-4090")
+        catalogue,
+        InferenceRequest(
+            model="llama-3.1-405b", weights="q4_k_m", gpu="rtx-4090", engine_version="b6325"
+        ),
     )
     memo: dict = {}
     count = fewest_gpus(resolved, memo)
@@ -60,9 +65,36 @@ def test_fewest_gpus_is_the_exact_count(catalogue):
     assert not _fits(replace(resolved, devices=(device,) * (count - 1)), memo)
 
 
+def test_gpu_counts_are_only_those_the_engine_runs(catalogue):
+    """DeepSeek-R1's 128 heads: 12 GPUs would hold the FP8 weights, but vLLM needs a count
+    that divides the heads, so the first it can run is 16."""
+    resolved = resolve(
+        catalogue,
+        InferenceRequest(
+            model="deepseek-r1", engine="vllm", weights="fp8_e4m3", gpu="h100-sxm-80gb"
+        ),
+    )
+    memo: dict = {}
+    count = fewest_gpus(resolved, memo)
+    assert count is not None
+    assert resolved.engine.parallel_problem(resolved.arch, count) is None
+    device = resolved.devices[0]
+    assert _fits(replace(resolved, devices=(device,) * count), memo)
+    smaller = [
+        n for n in range(1, count) if resolved.engine.parallel_problem(resolved.arch, n) is None
+    ]
+    assert smaller and not any(
+        _fits(replace(resolved, devices=(device,) * n), memo) for n in smaller
+    )
+    assert count == 16
+
+
 def test_a_setup_that_does_not_fit_gets_all_three_answers(catalogue):
     resolved = resolve(
-        catalogue, InferenceRequest(model="llama-3.1-70b", weights="q8_0", gpu="rtx-4090")
+        catalogue,  # before --fit: llama.cpp puts every layer on the GPU
+        InferenceRequest(
+            model="llama-3.1-70b", weights="q8_0", gpu="rtx-4090", engine_version="b6325"
+        ),
     )
     hint = fit_hint(catalogue, resolved, {})
     assert hint is not None and not hint.fits

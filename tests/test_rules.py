@@ -183,13 +183,25 @@ def test_a_token_stores_k_and_v_or_mlas_latent():
     assert kv_row_values(mla, "full") == (4 * (16 + 8), 4 * 16)  # per head K and V
 
 
-@pins("calc.kv_cache.cached_tokens", "calc.engines.llama_cpp.LlamaCppFamily.swa_extra")
+@pins("calc.kv_cache.cached_tokens", "calc.engines.llama_cpp.LlamaCppFamily.sliding_cells")
 def test_a_sliding_layer_keeps_its_window_and_one_micro_batch(catalogue):
-    arch = parse_config(SLIDING)
+    arch = parse_config(SLIDING)  # window 32
     assert cached_tokens(arch, 0, context=4096, sliding_window_cache=True, swa_extra=512) == 544
     assert cached_tokens(arch, 0, context=100, sliding_window_cache=True, swa_extra=512) == 100
     assert cached_tokens(arch, 0, context=4096, sliding_window_cache=False) == 4096
-    assert ENGINES["llama.cpp"].swa_extra(plan(catalogue, SLIDING)) == 512  # n_ubatch
+    llama_cpp = ENGINES["llama.cpp"]
+
+    def cells(**kwargs):
+        return llama_cpp.sliding_cells(plan(catalogue, SLIDING, context=4096, **kwargs))
+
+    # GGML_PAD(min(n_ctx, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256) per stream:
+    assert cells() == 768  # llama-server's 4 slots share one cache: 4 x 32 + 512 -> 768
+    assert cells(batch=1) == 768  # -np 1: 32 + 512 -> 768
+    assert cells(batch=3) == 3 * 768  # -np 3: a stream per sequence
+    assert cells(batch=1, engine_version="b7079") == 768  # even -np 1 got 4 slots then
+    assert cells(engine_version="b5900") == 768  # one slot: 32 + 512
+    # a short context: the whole (padded) cache, 300 -> 512 cells
+    assert llama_cpp.sliding_cells(plan(catalogue, SLIDING, context=300)) == 512
 
 
 @pins("calc.kv_cache.kv_cache_bytes", "calc.kv_cache.cached_tokens")
@@ -210,12 +222,20 @@ def test_kv_cache_is_rows_times_tokens_times_sequences(catalogue):
     )
 
 
-@pins("calc.engines.base.Engine.padded_context")
-def test_the_cache_is_padded_to_the_engines_steps():
-    assert ENGINES["llama.cpp"].padded_context(1000) == 1024  # 256 cells
-    assert ENGINES["ollama"].padded_context(257) == 512
-    assert ENGINES["vllm"].padded_context(1000) == 1008  # 16-token blocks
-    assert ENGINES["transformers"].padded_context(1000) == 1000
+@pins("calc.engines.base.Engine.padded_context", "calc.engines.llama_cpp.LlamaCppFamily.kv_step")
+def test_the_cache_is_padded_to_the_engines_steps(catalogue):
+    def padded(engine, context, **kwargs):
+        resolved = plan(catalogue, LLAMA, engine=engine, context=context, **kwargs)
+        return resolved.engine.padded_context(resolved)
+
+    assert padded("llama.cpp", 1000) == 1024  # 256 cells
+    assert padded("llama.cpp", 1000, engine_version="b6870") == 1000  # PR 16812: no padding
+    assert padded("llama.cpp", 1000, engine_version="b5000", flash_attention=False) == 1024
+    assert padded("llama.cpp", 1001, engine_version="b5000", flash_attention=False) == 1024
+    assert padded("llama.cpp", 1025, engine_version="b5000", flash_attention=False) == 1056
+    assert padded("ollama", 257) == 512
+    assert padded("vllm", 1000) == 1008  # 16-token blocks
+    assert padded("transformers", 1000) == 1000
 
 
 # -- compute buffers ----------------------------------------------------------------------------
@@ -245,8 +265,9 @@ def test_a_larger_micro_batch_widens_the_graph_and_the_sliding_cache(catalogue):
     assert wide.components.activations == max(
         4 * 2048 * (1 + 256 + 4096 * 5), 4 * 2048 * (64 + 1000)
     )
-    sliding = estimate(catalogue, SLIDING, context=4096, ubatch_size=2048)
-    assert sliding.components.kv_cache == 128 * (32 + 2048) * 4  # the window and one batch
+    sliding = estimate(catalogue, SLIDING, context=4096, ubatch_size=2048, batch=1)
+    # the window and one batch, padded to 256: 32 + 2048 -> 2304 cells
+    assert sliding.components.kv_cache == 128 * 2304 * 4
     with pytest.raises(ValueError, match=r"ubatch_size is a llama\.cpp/Ollama setting"):
         estimate(catalogue, engine="vllm", ubatch_size=2048)
 
@@ -292,7 +313,9 @@ def test_ollama_charges_every_gpu_the_partial_graph(catalogue):
     partial = graph_bytes(arch, context_tokens=2048, partial=True, flash_attention=False)
     assert activations("llama.cpp").components.activations == full
     assert activations("llama.cpp", gpus=2).components.activations == full
-    assert activations("ollama", gpus=2).components.activations == partial
+    assert activations("ollama", gpus=2, engine_version="0.24.0").components.activations == partial
+    # from 0.30 Ollama runs llama-server, which builds the full graph when every layer is on
+    assert activations("ollama", gpus=2).components.activations == full
     assert activations("llama.cpp", gpu_layers=2).components.activations == partial
 
 
@@ -366,10 +389,12 @@ def test_transformers_prefill_and_eager_softmax():
 @pins("calc.engines.history.History.at")
 def test_a_version_takes_the_newest_release_not_after_it():
     ollama = ENGINES["ollama"].history
-    assert ollama.at("0.6.6").version == "0.1.33"
+    assert ollama.at("0.1.40").version == "0.1.33"
+    assert ollama.at("0.6.6").version == "0.2.0"
     assert ollama.at("0.6.7").default_context == 4096
-    assert ollama.at("0.9.5").parallel_tries == (4, 1)
-    assert ollama.at("0.9.6").parallel_tries == ()
+    assert ollama.at("0.5.7").parallel_tries == (4, 1)
+    assert ollama.at("0.9.6").parallel_tries == (2, 1)
+    assert ollama.at("0.10.0").parallel_tries == ()
     assert ollama.at(None) is ollama.newest
     with pytest.raises(ValueError, match="older than the oldest release modelled"):
         ollama.at("0.1.0")
@@ -388,9 +413,11 @@ def test_ollamas_context_follows_the_gpus_memory():
         return ollama.default_context(release, arch, [Device("GPU", int(g * GIB)) for g in gib])
 
     assert context(newest, 16) == 4096
-    assert context(newest, 24) == 32768
-    assert context(newest, 24, 24) == 262144  # the GPUs' memory together
-    assert context(newest, 47.9) == 32768
+    assert context(newest, 22.9) == 4096
+    assert context(newest, 23) == 32768  # "slightly lower thresholds (47/23 GiB vs. 48/24 GiB)"
+    # the GPUs' memory together: 262144, but never above the trained length (65536)
+    assert context(newest, 24, 24) == 65536
+    assert context(newest, 46.9) == 32768
     assert ollama.default_context(newest, arch, [Device()]) == 4096  # memory unknown
     assert context(old, 80) == 4096
     assert context(ollama.release("0.5.7"), 80) == 2048
@@ -716,9 +743,10 @@ def test_vllm_v0_turns_chunked_prefill_on_above_32k():
 
 @pins("calc.engines.history.History.at")
 def test_the_first_releases_defaults():
-    assert ENGINES["llama.cpp"].release("b1000").default_context == 4096
-    first = ENGINES["ollama"].release("0.1.33")
-    assert (first.default_context, first.default_batch, first.parallel_tries) == (2048, 1, (4, 1))
+    first = ENGINES["llama.cpp"].release("b1000")
+    assert (first.default_context, first.all_layers, first.flash_attention) == (512, False, False)
+    ollama = ENGINES["ollama"].release("0.1.33")
+    assert (ollama.default_context, ollama.default_batch, ollama.parallel_tries) == (2048, 1, ())
 
 
 @pins("calc.finetune.sharded")

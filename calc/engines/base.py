@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from math import ceil
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
 
 from calc.architecture import Architecture
@@ -72,6 +73,8 @@ class Engine(Generic[R, Opt]):
     default_weights: str
     default_kv: str
     accepts: tuple[str, ...] = ()  # weight-format families it loads; empty: any
+    # A checkpoint format the engine loads as a file of its own: asked id -> its id, and why.
+    weight_files: Mapping[str, tuple[str, str]] = MappingProxyType({})
     weights_only = False  # theory: parameters x bytes and nothing else
     kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
     sliding_window_cache = True  # sliding-window layers keep only their window
@@ -96,9 +99,24 @@ class Engine(Generic[R, Opt]):
             return min(arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
         return release.default_context
 
+    def parallel_problem(self, arch: Architecture, gpus: int) -> str | None:
+        """Why the engine cannot run ``arch`` over ``gpus`` GPUs, or None where it can."""
+        return None
+
+    def flash_default(self, release: R, arch: Architecture) -> bool:
+        """Whether the release runs this model with flash attention when not told."""
+        return release.flash_attention
+
     def resolve_options(self, plan: Plan, asked: Any) -> tuple[EngineOptions, tuple[Default, ...]]:
         """The engine's own settings from the request ``asked``, and the defaults it applied."""
         return EngineOptions(), ()
+
+    def fit(
+        self, plan: Plan, asked: Any, layout: Callable[[], WeightLayout]
+    ) -> tuple[Plan, tuple[str, ...]]:
+        """The plan as the engine adjusts it to the GPUs by itself (llama.cpp's --fit), with
+        notes that say what changed; unchanged by default."""
+        return plan, ()
 
     def choose_batch(self, plan: Plan, layout: Callable[[], WeightLayout]) -> tuple[int, str]:
         """Sequences served at once when the request does not say, and the words for it."""
@@ -134,26 +152,42 @@ class Engine(Generic[R, Opt]):
 
     # -- memory -------------------------------------------------------------------------------
 
-    def padded_context(self, context: int) -> int:
-        return ceil(context / self.kv_padding) * self.kv_padding
+    def kv_step(self, plan: Plan) -> int:
+        """The KV cache is allocated in steps of this many tokens per sequence."""
+        return self.kv_padding
+
+    def padded_context(self, plan: Plan, context: int | None = None) -> int:
+        """The plan's context (or ``context``) rounded up to the engine's KV step."""
+        step = self.kv_step(plan)
+        return ceil((plan.context if context is None else context) / step) * step
 
     def mla_cache(self, plan: Plan) -> MlaCache:
         return "latent"
 
+    def keeps_window(self, plan: Plan) -> bool:
+        """Whether sliding-window layers keep only their window."""
+        return self.sliding_window_cache
+
     def swa_extra(self, plan: Plan) -> int:
-        """Tokens a sliding-window layer keeps beyond its window."""
+        """Tokens a sliding-window layer keeps beyond its window, per sequence."""
         return 0
+
+    def sliding_cells(self, plan: Plan) -> int | None:
+        """Cells one sliding-window layer holds for all sequences together, where the engine
+        sizes that cache as a whole; None: the window (and swa_extra) per sequence."""
+        return None
 
     def kv_bytes(self, plan: Plan, layers: Sequence[int], share: float = 1.0) -> int:
         full = kv_cache_bytes(
             plan.arch,
-            context=self.padded_context(plan.context),
+            context=self.padded_context(plan),
             sequences=plan.batch,
             storage=plan.kv_format,
             layers=layers,
-            sliding_window_cache=self.sliding_window_cache,
+            sliding_window_cache=self.keeps_window(plan),
             swa_extra=self.swa_extra(plan),
             mla_cache=self.mla_cache(plan),
+            sliding_cells=self.sliding_cells(plan),
         )
         return ceil(full * share)
 
@@ -247,10 +281,10 @@ def _common_notes(engine: Engine[Any, Any], plan: Plan, layout: WeightLayout) ->
             f"GPU to a multiple of {padding.intermediate}, the hidden size to {padding.hidden}"
         )
     context = plan.context
-    padded = engine.padded_context(context)
+    padded = engine.padded_context(plan)
     if padded != context:
         notes.append(
-            f"{engine.name} allocates the KV cache in steps of {engine.kv_padding} tokens: "
+            f"{engine.name} allocates the KV cache in steps of {engine.kv_step(plan)} tokens: "
             f"{context} becomes {padded} per sequence"
         )
     limit = plan.arch.max_position_embeddings

@@ -3,60 +3,152 @@ embeddings in CPU RAM, a KV cache padded to 256 cells and a compute graph per GP
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from calc._errors import InputError
 from calc.architecture import MLA, Architecture
+from calc.breakdown import Estimate
 from calc.engines.base import Constant, Engine, F16Lookup
-from calc.engines.history import Change, History, Release
+from calc.engines.fit import FitRules, fit_context, fit_layers, fits
+from calc.engines.history import MODEL_MAX, Change, History, Release
 from calc.formats import StorageType
 from calc.kv_cache import MlaCache
+from calc.layout import WeightLayout
 from calc.placement import Offload, Placement
 from calc.plan import Default, Plan
+from calc.units import MIB
 
 LLAMA_CPP = "https://github.com/ggml-org/llama.cpp/blob"
+PULL = "https://github.com/ggml-org/llama.cpp/pull"
 
 # common/common.h: `int32_t n_ubatch = 512;` (physical batch of a prompt step).
 UBATCH = 512
-# llama.cpp pads the KV cache to a multiple of 256 cells (llama-kv-cache: get_padding).
+# llama.cpp pads the KV cache to a multiple of 256 cells (llama-context: GGML_PAD(n_ctx, 256)).
 KV_PADDING = 256
+# llama-server's automatic slots: "n_parallel is set to auto, using n_parallel = 4 and
+# kv_unified = true" (tools/server, https://github.com/ggml-org/llama.cpp/pull/17997)
+SERVER_SLOTS = 4
+MXFP4_FILES = ("mxfp4", "mxfp4_moe")
 
 
 @dataclass(frozen=True)
 class LlamaCppRelease(Release):
     # How the llama.cpp family caches MLA models (DeepSeek V2/V3/R1): see kv_cache.MlaCache.
     mla_cache: MlaCache = "latent"
+    all_layers: bool = True  # -ngl's default puts every layer on the GPUs (else none)
+    kv_step_flash: int = KV_PADDING  # KV cache padding with flash attention
+    kv_step_plain: int = KV_PADDING  # and without
+    sliding_cache: bool = True  # sliding-window layers get their own, smaller cache (iSWA)
+    sequence_streams: bool = True  # with -np N, one KV stream per sequence
+    server_slots: int = 1  # slots llama-server opens by default, sharing one unified cache
+    explicit_slots: bool = True  # an explicit -np 1 keeps one slot (not the default slots)
+    fit: bool = False  # --fit on: settings left alone are fitted to the GPUs' free memory
+    fit_context_per_stream: bool = False  # fit's default context is per -np stream
+    loads_mxfp4: bool = True  # MXFP4 expert tensors (gpt-oss)
 
 
 HISTORY = History(
     "llama.cpp",
     LlamaCppRelease(
         version="b1000",
-        default_context=4096,  # common/common.h: "int32_t n_ctx = 4096;"
+        date="2023-08-08",
+        default_context=512,  # common.h (2023): "int32_t n_ctx = 512; // context size"
         default_batch=1,
         flash_attention=False,
-        source="https://github.com/ggml-org/llama.cpp/blob/master/common/common.h",
+        all_layers=False,  # "int32_t n_gpu_layers = 0" outside Metal builds
+        kv_step_plain=1,
+        sliding_cache=False,
+        sequence_streams=False,
+        loads_mxfp4=False,
+        source="https://github.com/ggml-org/llama.cpp/blob/b1000/common/common.h",
     ),
     (
-        # "llama: use FA + max. GPU layers by default": -fa takes on|off|auto and defaults to
-        # auto, which turns flash attention on where the backend supports it (CUDA, Metal,
-        # Vulkan for the common head sizes), and -ngl defaults to every layer. First in b6325
-        # (its release notes and downstream ports: "-fa now needs a value, -fa on").
+        # "llama : less KV padding when FA is off": 256 cells with flash attention, else 32
+        Change("b2880", f"{PULL}/7257", {"kv_step_plain": 32}, date="2024-05-13"),
+        # the context left unset became the model's trained length: "n_ctx will reuse
+        # n_ctx_train when --ctx_size not set" (issue 8817, filed 2024-08-02, when b3500 was
+        # current; the first build is not known)
         Change(
-            "b6325", "https://github.com/ggml-org/llama.cpp/pull/15434", {"flash_attention": True}
+            "b3500",
+            "https://github.com/ggml-org/llama.cpp/issues/8817",
+            {"default_context": MODEL_MAX},
+            date="2024-08-02",
+        ),
+        # "By default, the examples will use a context size of 4096, instead of the training
+        # context of the model."
+        Change("b4020", f"{PULL}/10136", {"default_context": 4096}, date="2024-11-02"),
+        # iSWA: sliding-window layers keep n_swa + n_ubatch cells (PRs 13194 and 13833)
+        Change("b5500", f"{PULL}/13833", {"sliding_cache": True}, date="2025-05-27"),
+        # "llama : add high-throughput mode": one KV stream per sequence unless -kvu
+        Change("b5900", f"{PULL}/14363", {"sequence_streams": True}, date="2025-07-16"),
+        # gpt-oss and its MXFP4 tensors (first in b6096)
+        Change("b6096", f"{PULL}/15091", {"loads_mxfp4": True}, date="2025-08-05"),
+        # "llama: use FA + max. GPU layers by default": -fa auto (on where the backend has the
+        # kernel) and every layer on the GPUs
+        Change(
+            "b6325",
+            f"{PULL}/15434",
+            {"flash_attention": True, "all_layers": True},
+            date="2025-08-30",
+        ),
+        # "memory : remove KV cache size padding"
+        Change(
+            "b6870",
+            f"{PULL}/16812",
+            {"kv_step_flash": 1, "kv_step_plain": 1},
+            date="2025-10-28",
+        ),
+        # "kv-cache : pad the cache size to 256 for performance", flash attention or not
+        Change(
+            "b6960",
+            f"{PULL}/17046",
+            {"kv_step_flash": KV_PADDING, "kv_step_plain": KV_PADDING},
+            date="2025-11-06",
+        ),
+        # "server : support unified cache across slots": "By default, start the server using
+        # 4 slots and unified KV cache" (even with -np 1: issue 17300, on b7079)
+        Change(
+            "b7079",
+            f"{PULL}/16736",
+            {"server_slots": SERVER_SLOTS, "explicit_slots": False},
+            date="2025-11-16",
+        ),
+        # --fit on by default (PR 16653; in b7437, issue 18097), with n_ctx 0 = the trained
+        # length that fit shrinks to no less than 4096; -np auto (PR 17997): only the default
+        # gets 4 unified slots, an explicit -np N gets N streams
+        Change(
+            "b7437",
+            f"{PULL}/16653",
+            {"fit": True, "default_context": MODEL_MAX, "explicit_slots": True},
+            date="2025-12-16",
+        ),
+        # v0.3.0: with -np N and no -c, fit gives each stream the trained length
+        Change(
+            "b10621",
+            f"{PULL}/27496",
+            {"fit_context_per_stream": True},
+            date="2026-08-21",
         ),
     ),
 )
+
+# Version tags llama.cpp publishes since August 2026 beside its build numbers.
+VERSION_TAGS = {"v0.3.0": "b10621"}  # issue 27872: "version: 0.3.0-dev (build 10621 ...)"
 
 L = TypeVar("L", bound=LlamaCppRelease)
 
 
 @dataclass(frozen=True)
 class LlamaCppOptions(Offload):
-    """Placement, and -ub: the tokens of one physical batch of a prompt step."""
+    """Placement, -ub (the tokens of one physical batch of a prompt step), and the slots that
+    share the KV cache: ``slots`` sequences in one unified cache, or one stream per sequence."""
 
     ubatch: int = UBATCH
+    slots: int = 1
+    unified: bool = True
 
 
 class LlamaCppFamily(Engine[L, LlamaCppOptions]):
@@ -64,7 +156,7 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
 
     default_weights = "q4_k_m"
     default_kv = "f16"
-    accepts = ("gguf", "ieee", "google")
+    accepts: tuple[str, ...] = ("gguf", "ieee", "google")
     # src/llama-model.cpp load_tensors: "there is very little benefit to offloading the input
     # layer, so always keep it on the CPU"
     embeddings_on_host = True
@@ -74,22 +166,67 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
     def mla_cache(self, plan: Plan) -> MlaCache:
         return self.release_of(plan).mla_cache
 
-    def swa_extra(self, plan: Plan) -> int:
-        """The sliding-window cache holds the window plus one micro-batch
-        (llama-kv-cache-iswa)."""
-        return self.options_of(plan).ubatch
+    def kv_step(self, plan: Plan) -> int:
+        release = self.release_of(plan)
+        return release.kv_step_flash if plan.flash_attention else release.kv_step_plain
+
+    def keeps_window(self, plan: Plan) -> bool:
+        return self.release_of(plan).sliding_cache
+
+    def sliding_cells(self, plan: Plan) -> int | None:
+        """llama-kv-cache-iswa: GGML_PAD(min(n_ctx, n_swa * (unified ? n_seq_max : 1) +
+        n_ubatch), 256) per stream: one unified cache for the slots, or one per sequence."""
+        window = plan.arch.sliding_window
+        if not window:
+            return None
+        options = self.options_of(plan)
+        streams = 1 if options.unified else plan.batch
+        seqs = max(options.slots, plan.batch) if options.unified else 1
+        context = self.padded_context(plan) * plan.batch // streams
+        step = KV_PADDING
+        per_stream = -(-min(context, window * seqs + options.ubatch) // step) * step
+        return min(per_stream, context) * streams
 
     def describe(self, release: L) -> dict[str, str]:
-        return {**super().describe(release), "mla_cache": release.mla_cache}
+        words = super().describe(release)
+        words["mla_cache"] = release.mla_cache
+        words["layers"] = "all (fitted)" if release.fit else "all" if release.all_layers else "none"
+        words["kv_layout"] = _kv_layout(release)
+        return words
+
+    def release(self, version: str | None) -> L:
+        if version is not None and version.lower().startswith("v"):
+            build = VERSION_TAGS.get(version.lower())
+            if build is None:
+                raise InputError(
+                    f"{self.name} {version}: the build behind this version tag is not known "
+                    "here; give the build number llama-server --version prints (e.g. b10621)",
+                    field="engine_version",
+                )
+            version = build
+        return super().release(version)
 
     def resolve_options(
         self, plan: Plan, asked: Any
     ) -> tuple[LlamaCppOptions, tuple[Default, ...]]:
+        release = self.release_of(plan)
+        if plan.weights.id in MXFP4_FILES and not release.loads_mxfp4:
+            raise InputError(
+                f"{self.name} {release.version} cannot load MXFP4 weights (from b6096)",
+                field="engine_version",
+            )
+        default_slots = asked.batch is None or (asked.batch == 1 and not release.explicit_slots)
+        if release.server_slots > 1 and default_slots:
+            slots, unified = release.server_slots, True
+        else:
+            slots, unified = plan.batch, not release.sequence_streams or plan.batch == 1
         options = LlamaCppOptions(
-            gpu_layers=asked.gpu_layers,
+            gpu_layers=asked.gpu_layers if release.all_layers or asked.gpu_layers else 0,
             cpu_moe_layers=asked.cpu_moe_layers or 0,
             tensor_split=asked.tensor_split,
             ubatch=asked.ubatch_size or UBATCH,
+            slots=slots,
+            unified=unified,
         )
         defaults = () if asked.ubatch_size else (Default({"ubatch_size": UBATCH}, ""),)
         return options, defaults
@@ -104,11 +241,48 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
     def buffer_bytes(self, plan: Plan, placement: Placement) -> int:
         return graph_bytes(
             plan.arch,
-            context_tokens=self.padded_context(plan.context) * plan.batch,
+            context_tokens=self.padded_context(plan) * plan.batch,
             partial=self.partial_graph(plan, placement),
             flash_attention=plan.flash_attention,
             ubatch=self.options_of(plan).ubatch,
         )
+
+    def fit_applies(self, plan: Plan) -> bool:
+        return self.release_of(plan).fit
+
+    def fit(
+        self, plan: Plan, asked: Any, layout: Callable[[], WeightLayout]
+    ) -> tuple[Plan, tuple[str, ...]]:
+        """--fit, as the release runs it, where the GPUs' memory is known."""
+        release = self.release_of(plan)
+        split = release.fit and not release.fit_context_per_stream
+        if split and asked.context is None and asked.batch and asked.batch > 1:
+            # n_ctx_train split over the -np streams
+            plan = replace(plan, context=max(1, plan.context // asked.batch))
+        if not self.fit_applies(plan) or any(d.capacity_bytes is None for d in plan.devices):
+            return plan, ()
+        return run_fit(self, plan, asked, layout(), FitRules())
+
+
+def _kv_layout(release: LlamaCppRelease) -> str:
+    parts = []
+    if release.server_slots > 1:
+        parts.append(f"{release.server_slots} slots share one cache")
+    elif release.sequence_streams:
+        parts.append("a stream per sequence")
+    else:
+        parts.append("one cache")
+    if release.sliding_cache:
+        parts.append("sliding layers: window + n_ubatch")
+    step = (release.kv_step_flash, release.kv_step_plain)
+    parts.append(
+        "no padding"
+        if step == (1, 1)
+        else f"padded to {step[0]}"
+        if step[0] == step[1]
+        else f"padded to {step[0]} (FA) / {step[1]}"
+    )
+    return "; ".join(parts)
 
 
 class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
@@ -116,6 +290,17 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
     name = "llama.cpp"
     source = f"{LLAMA_CPP}/a5410f046c01d01330c8a42f13b64a211fedf2c3/src/llama-model.cpp"
     history = HISTORY
+    # gpt-oss ships MXFP4 experts; llama.cpp runs it from its MXFP4_MOE GGUF (support from b6096,
+    # https://github.com/ggml-org/llama.cpp/pull/15091).
+    weight_files: Mapping[str, tuple[str, str]] = MappingProxyType(
+        {
+            "mxfp4": (
+                "mxfp4_moe",
+                "llama.cpp loads MXFP4 checkpoints as MXFP4_MOE GGUF files: the experts stay "
+                "MXFP4, the other tensors are Q8_0",
+            )
+        }
+    )
     constants = (
         Constant(
             "llama.cpp n_ubatch",
@@ -127,7 +312,19 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
             "llama.cpp KV cache padding",
             f"{KV_PADDING} cells",
             "KV cache length rounding",
-            "https://github.com/ggml-org/llama.cpp/blob/master/src/llama-kv-cache.cpp",
+            f"{PULL}/17046",
+        ),
+        Constant(
+            "llama.cpp --fit margin",
+            "1024 MiB per GPU; context no less than 4096",
+            "what --fit leaves free, how far it shrinks the context",
+            f"{PULL}/16653",
+        ),
+        Constant(
+            "llama-server slots",
+            f"{SERVER_SLOTS}, sharing one unified KV cache (from b7079)",
+            "sliding-window cache",
+            f"{PULL}/16736",
         ),
     )
 
@@ -142,6 +339,53 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
                 field="kv_cache",
             )
         return kv_format, None
+
+
+def run_fit(
+    engine: Engine[Any, Any],
+    plan: Plan,
+    asked: Any,
+    layout: WeightLayout,
+    rules: FitRules,
+    *,
+    who: str = "llama.cpp's --fit",
+) -> tuple[Plan, tuple[str, ...]]:
+    """llama.cpp's --fit (calc.engines.fit) on ``plan``, with the notes that say what it did."""
+
+    def run(candidate: Plan) -> Estimate:
+        return engine.estimate(candidate, layout)
+
+    if fits(run(plan), rules.margin):
+        return plan, ()
+    notes = []
+    before = plan.context
+    if asked.context is None and rules.min_context is not None:
+        plan, done = fit_context(plan, run, layout, rules)
+        if plan.context != before:
+            notes.append(f"{who} shrank the context from {before} to {plan.context}")
+        if done and len(plan.devices) == 1:
+            return plan, tuple(notes)
+    set_by_user = [
+        flag
+        for flag, value in (
+            ("-ngl", asked.gpu_layers),
+            ("--tensor-split", asked.tensor_split),
+            ("--n-cpu-moe", asked.cpu_moe_layers),
+        )
+        if value
+    ]
+    if set_by_user:
+        notes.append(f"{who} leaves the layers alone: {set_by_user[0]} is set")
+        return plan, tuple(notes)
+    plan = fit_layers(plan, run, rules)
+    options = engine.options_of(plan)
+    layers = plan.arch.num_layers
+    placed = min(options.gpu_layers or 0, layers + 1)
+    notes.append(
+        f"{who} puts {placed} of {layers + 1} layers (the output layer counted) on the GPUs, "
+        f"keeping {rules.margin // MIB} MiB free on each"
+    )
+    return plan, tuple(notes)
 
 
 def graph_bytes(

@@ -57,7 +57,7 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
     def buffer_bytes(self, plan: Plan, placement: Placement) -> int:
         return prefill_bytes(
             plan.arch,
-            context_tokens=self.padded_context(plan.context) * plan.batch,
+            context_tokens=self.padded_context(plan) * plan.batch,
             batch=plan.batch,
             flash_attention=plan.flash_attention,
             prompt_logits=self.release_of(plan).prompt_logits,

@@ -13,7 +13,7 @@ from calc.engines.base import BF16, CUDA_CONTEXT_BYTES, FP32, Constant, Engine, 
 from calc.engines.history import MODEL_MAX, Change, History, Release
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import Placement, place_tensor_parallel
-from calc.plan import Default, EngineOptions, Plan
+from calc.plan import MAX_GPUS, Default, EngineOptions, Plan
 from calc.units import GIB
 
 ARG_UTILS = (
@@ -103,6 +103,15 @@ class Scheduler(EngineOptions):
     memory_utilization: float = GPU_MEMORY_UTILIZATION
     profile_tokens: int = SERVE_BATCH[0]
     profile_seqs: int = SERVE_BATCH[1]
+
+
+def splits_heads(arch: Architecture, gpus: int) -> bool:
+    """vLLM shards attention heads evenly over the tensor-parallel GPUs (the model files:
+    "Total number of attention heads ({n}) must be divisible by tensor parallel size ({tp})"),
+    and KV heads evenly or, where there are fewer KV heads than GPUs, replicated whole
+    (QKVParallelLinear: "tp_size % total_num_kv_heads == 0")."""
+    heads, kv_heads = arch.num_attention_heads, arch.num_kv_heads
+    return heads % gpus == 0 and (kv_heads % gpus == 0 or gpus % kv_heads == 0)
 
 
 def profile_batch(
@@ -201,6 +210,16 @@ class Vllm(Engine[VllmRelease, Scheduler]):
             "https://github.com/vllm-project/vllm/pull/11349",
         ),
     )
+
+    def parallel_problem(self, arch: Architecture, gpus: int) -> str | None:
+        if splits_heads(arch, gpus):
+            return None
+        sizes = [n for n in range(1, MAX_GPUS + 1) if splits_heads(arch, n)]
+        return (
+            f"vLLM splits the {arch.num_attention_heads} attention heads "
+            f"({arch.num_kv_heads} KV heads) evenly over tensor-parallel GPUs, and {gpus} does "
+            "not divide them; it runs on " + ", ".join(map(str, sizes)) + " GPUs"
+        )
 
     def resolve_options(self, plan: Plan, asked: Any) -> tuple[Scheduler, tuple[Default, ...]]:
         tokens, seqs = profile_batch(

@@ -48,11 +48,11 @@ def anchor(model_id: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", model_id)
 
 
-def gib(n_bytes: int) -> str:
+def gib(n_bytes: float) -> str:
     return f"{n_bytes / GIB:,.1f}"
 
 
-def gb(n_bytes: int) -> str:
+def gb(n_bytes: float) -> str:
     return f"{n_bytes / GB:,.1f}"
 
 
