@@ -23,7 +23,16 @@ from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.inputs import INPUTS, Input, page_table
 from calc.kv_cache import kv_cache_bytes
 from calc.layout import WeightLayout, weight_layout
-from calc.measurements import UNIT_BYTES, Comparison, Measurement, compare, summaries, summarise
+from calc.measurements import (
+    UNIT_BYTES,
+    UNIT_SCALE,
+    Comparison,
+    Measurement,
+    compare,
+    release_summaries,
+    summaries,
+    summarise,
+)
 from calc.plan import Plan
 from calc.requests import InferenceRequest
 from calc.tensors import ParameterCount, count_parameters
@@ -73,6 +82,7 @@ __all__ = [
     "MB",
     "MIB",
     "UNIT_BYTES",
+    "UNIT_SCALE",
     "Architecture",
     "CalcError",
     "Catalogue",
@@ -120,6 +130,7 @@ __all__ = [
     "page_table",
     "parse_config",
     "read_documents",
+    "release_summaries",
     "resolve",
     "run_finetune",
     "run_inference",

@@ -63,7 +63,7 @@ def resolve(
     engine = engine_by_name(request.engine)
     release = engine.release(request.engine_version)
     model_key, arch = resolve_architecture(catalogue, request)
-    weights_id = request.weights or engine.default_weights
+    weights_id = request.weights or engine.default_weights_for(release, arch)
     weights_id, weights_note = engine.weight_files.get(weights_id, (weights_id, None))
     weights = catalogue.weight_format(weights_id)
     check_engine_accepts(catalogue, engine, weights)

@@ -61,6 +61,9 @@ class DeviceEstimate:
     device: Device
     layers: tuple[int, ...]
     components: Components
+    # Where the engine judges the fit itself (vLLM: its KV reserve against what the context
+    # needs), the room it leaves; else capacity minus total.
+    room: int | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -70,6 +73,8 @@ class DeviceEstimate:
     def headroom_bytes(self) -> int | None:
         if self.device.capacity_bytes is None:
             return None
+        if self.room is not None:
+            return self.room
         return self.device.capacity_bytes - self.total_bytes
 
     @property

@@ -11,13 +11,15 @@ from calc._errors import CalcError, CatalogueError
 from calc.api import run_finetune, run_inference
 from calc.breakdown import Estimate
 from calc.catalogue import Catalogue, Locator
+from calc.engines import engine_by_name
+from calc.engines.history import version_key
 from calc.finetune import FinetuneEstimate, FinetuneRequest
 from calc.inputs import Mode, finetune_request, inference_request, parse
 from calc.requests import InferenceRequest
 from calc.units import GB, GIB, MB, MIB
 
 MEASUREMENTS_FILE = "data/measurements.yaml"
-UNIT_BYTES = {"GiB": GIB, "GB": GB, "MiB": MIB, "MB": MB}
+UNIT_BYTES = {"GiB": GIB, "GB": GB, "MiB": MIB, "MB": MB, "B": 1}
 # vLLM's KV cache size in tokens and its concurrency in sequences are counts, not bytes.
 UNIT_COUNTS = {"tokens": 1, "sequences": 1}
 UNIT_SCALE: dict[str, int] = {**UNIT_BYTES, **UNIT_COUNTS}
@@ -264,6 +266,62 @@ def summarise(comparisons: Sequence[Comparison]) -> Summary | None:
         return None
     p90 = errors[min(len(errors) - 1, round(0.9 * (len(errors) - 1)))]
     return Summary(len(errors), statistics.median(errors), p90)
+
+
+# Issue 12's line between yesterday's releases and today's.
+MID_2025 = "2025-07-01"
+
+
+def release_range(measurement: Measurement) -> tuple[str, str] | None:
+    """The modelled release range an inference case falls in, as (engine, "first to next"),
+    with the first release's date; None for fine-tuning and unstated versions."""
+    if measurement.kind == "finetune" or measurement.engine_version is None:
+        return None
+    engine = engine_by_name(measurement.engine)
+    release = engine.release(measurement.engine_version)
+    releases = engine.history.releases
+    index = [r.version for r in releases].index(release.version)
+    upper = releases[index + 1].version if index + 1 < len(releases) else "newest"
+    span = f"{release.version} and later" if upper == "newest" else f"{release.version} to {upper}"
+    return engine.name, span
+
+
+def since_mid_2025(measurement: Measurement) -> bool:
+    """Whether the case's release is one of mid-2025 or later (by the modelled release's date)."""
+    if measurement.kind == "finetune" or measurement.engine_version is None:
+        return False
+    release = engine_by_name(measurement.engine).release(measurement.engine_version)
+    return bool(release.date >= MID_2025)
+
+
+def release_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
+    """The inference error by engine and modelled release range, oldest first, then for the
+    releases since mid-2025, then for the cases that state no release."""
+    ranges: dict[tuple[str, str], list[Comparison]] = {}
+    unstated: list[Comparison] = []
+    for c in comparisons:
+        if c.measurement.kind == "finetune":
+            continue
+        key = release_range(c.measurement)
+        if key is None:
+            unstated.append(c)
+        else:
+            ranges.setdefault(key, []).append(c)
+    found = []
+
+    def order(key: tuple[str, str]) -> tuple[str, tuple[int, ...]]:
+        return key[0], version_key(key[1].split(" ")[0])
+
+    for (engine, span), cases in sorted(ranges.items(), key=lambda kv: order(kv[0])):
+        summary = summarise(cases)
+        if summary:
+            found.append((f"{engine} {span}", summary))
+    recent = [c for c in comparisons if since_mid_2025(c.measurement)]
+    for label, cases in (("releases since mid-2025", recent), ("release not stated", unstated)):
+        summary = summarise(cases)
+        if summary:
+            found.append((label, summary))
+    return found
 
 
 def summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:

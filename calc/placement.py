@@ -23,7 +23,7 @@ class Placement:
 
     devices: tuple[DeviceEstimate, ...]
     host: Components
-    offloaded: bool  # every layer and the output layer on the GPUs
+    offloaded: bool  # every layer and the output layer on the GPUs (routed experts may not be)
     notes: tuple[str, ...] = ()
 
 
@@ -120,7 +120,7 @@ def place_layers(
     return Placement(
         devices=placed,
         host=Components(weights=host_weights, kv_cache=kv(cpu_layers, 1.0)),
-        offloaded=not cpu_layers and output_on_gpu and not cpu_moe,
+        offloaded=not cpu_layers and output_on_gpu,
         notes=_layer_notes(arch, len(devices), cpu_layers, cpu_moe, offload),
     )
 

@@ -24,6 +24,7 @@ from calc import (  # noqa: E402
     compare,
     load_catalogue,
     load_measurements,
+    release_summaries,
     summaries,
     summarise,
 )
@@ -62,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, summary in summaries(comparisons):
         print(
             f"{name:14} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
+            f"{summary.p90_abs_error * 100:11.1f}%"
+        )
+    print(f"\n{'inference by release':40} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
+    for name, summary in release_summaries(comparisons):
+        print(
+            f"{name:40} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
             f"{summary.p90_abs_error * 100:11.1f}%"
         )
     serving = summarise([c for c in comparisons if c.measurement.kind != "finetune"])

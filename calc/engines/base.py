@@ -103,6 +103,10 @@ class Engine(Generic[R, Opt]):
         """Why the engine cannot run ``arch`` over ``gpus`` GPUs, or None where it can."""
         return None
 
+    def default_weights_for(self, release: R, arch: Architecture) -> str:
+        """The weight format the release loads when not told."""
+        return self.default_weights
+
     def flash_default(self, release: R, arch: Architecture) -> bool:
         """Whether the release runs this model with flash attention when not told."""
         return release.flash_attention

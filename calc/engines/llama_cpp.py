@@ -235,7 +235,9 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
         return self.options_of(plan)
 
     def partial_graph(self, plan: Plan, placement: Placement) -> bool:
-        """llama.cpp builds its full graph whenever every layer and the output sit on GPUs."""
+        """llama.cpp builds its full graph whenever every layer and the output sit on GPUs,
+        routed experts kept in CPU RAM or not (--n-cpu-moe 99 on gpt-oss-20b: a 457 MiB CUDA0
+        compute buffer, as without it)."""
         return not placement.offloaded
 
     def buffer_bytes(self, plan: Plan, placement: Placement) -> int:

@@ -379,9 +379,41 @@ class Ollama(LlamaCppFamily[OllamaRelease]):
             )
         return kv_format, None
 
+    def buffer_bytes(self, plan: Plan, placement: Placement) -> int:
+        """Models on Ollama's own engine get its graph; the others llama.cpp's."""
+        if self.arch_name(plan.arch) not in self.release_of(plan).engine_models:
+            return super().buffer_bytes(plan, placement)
+        return engine_graph_bytes(
+            plan.arch,
+            context_tokens=self.padded_context(plan) * plan.batch,
+            sequences=plan.batch,
+            flash_attention=plan.flash_attention,
+            ubatch=self.options_of(plan).ubatch,
+        )
+
     def partial_graph(self, plan: Plan, placement: Placement) -> bool:
         """Ollama's estimate charges every GPU its partial-offload graph when there are several
         (llm/memory.go: "multigpu should always use the partial graph size")."""
         if self.release_of(plan).llama_server:
             return super().partial_graph(plan, placement)
         return len(plan.devices) > 1 or super().partial_graph(plan, placement)
+
+
+def engine_graph_bytes(
+    arch: Architecture, *, context_tokens: int, sequences: int, flash_attention: bool, ubatch: int
+) -> int:
+    """The worst-case graph Ollama's engine reserves (runner/ollamarunner reserveWorstCaseGraph):
+    a batch of min(num_batch, num_ctx) tokens whose outputs are one row per sequence, so the
+    logits are ``sequences`` rows, not the batch's. Its f32 activations: four hidden-sized
+    buffers per token, the feed-forward's intermediates (gate, up and their product; for MoE each
+    routed expert's, and its output), and without flash attention one layer's scores."""
+    b = min(context_tokens, ubatch)
+    h = arch.hidden_size
+    if arch.moe is not None:
+        moe = arch.moe
+        width = moe.experts_per_token * (3 * moe.expert_intermediate_size + h)
+        width += 3 * moe.shared_intermediate_size
+    else:
+        width = 3 * arch.intermediate_size
+    scores = 0 if flash_attention else b * context_tokens * (1 + arch.num_attention_heads)
+    return 4 * (b * (1 + 4 * h + width) + scores + sequences * (h + arch.vocab_size))

@@ -15,15 +15,25 @@ from calc.plan import EngineOptions, Plan
 SOURCE = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/cache_utils.py"
 
 
+PULL = "https://github.com/huggingface/transformers/pull"
+
+
 @dataclass(frozen=True)
 class TransformersRelease(Release):
     prompt_logits: bool = False  # before 4.45: fp32 logits for every prompt token
+    # sliding-window layers keep only their window (DynamicSlidingWindowLayer, 4.56)
+    sliding_cache: bool = False
+    # from_pretrained without a dtype: float32 before 5.0, the checkpoint's dtype ("auto") after
+    default_weights: str = "fp32"
+    # models run with eager attention when not told otherwise (no SDPA for them)
+    eager_models: tuple[str, ...] = ()
 
 
 HISTORY = History(
     "transformers",
     TransformersRelease(
         version="4.40.0",
+        date="2024-04-18",
         default_context=4096,
         default_batch=1,
         flash_attention=True,  # SDPA, the default attn_implementation, keeps no score matrix
@@ -34,10 +44,34 @@ HISTORY = History(
         source="https://github.com/huggingface/transformers/issues/30860",
     ),
     (
+        # generate() keeps only the last token's logits; Gemma 2 "eager attention by default"
         Change(
             "4.45.0",
-            "https://github.com/huggingface/transformers/pull/33902",
-            {"prompt_logits": False},
+            f"{PULL}/31292",
+            {"prompt_logits": False, "eager_models": ("gemma2",)},
+            date="2024-09-25",
+        ),
+        # Gemma 2 back on SDPA with the attention refactor
+        Change("4.48.0", f"{PULL}/34282", {"eager_models": ()}, date="2025-01-10"),
+        # gpt-oss has no SDPA ("_supports_sdpa = False"): eager unless flash is asked for
+        Change("4.55.0", f"{PULL}/39923", {"eager_models": ("gpt_oss",)}, date="2025-08-05"),
+        # "New DynamicSlidingWindowLayer & associated Cache": sliding layers keep the window
+        Change("4.56.0", f"{PULL}/40039", {"sliding_cache": True}, date="2025-08-29"),
+        # "Default auto": from_pretrained loads the checkpoint's dtype, not float32
+        Change("5.0.0", f"{PULL}/42805", {"default_weights": "auto"}, date="2026-01-26"),
+        # Gemma 2 loses SDPA again: "_supports_sdpa = False  # sdpa does not support softcapping"
+        Change(
+            "5.21.0",
+            "https://github.com/huggingface/transformers/blob/v5.21.0/src/transformers/models/gemma2/modeling_gemma2.py",
+            {"eager_models": ("gpt_oss", "gemma2")},
+            date="2026-10-26",
+        ),
+        # the newest release (checked: none of the defaults above changed)
+        Change(
+            "5.24.0",
+            "https://pypi.org/project/transformers/5.24.0/",
+            {},
+            date="2026-11-21",
         ),
     ),
 )
@@ -51,8 +85,18 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
     default_weights = "bf16"
     default_kv = "bf16"
     accepts = ("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "integer")
-    # DynamicCache keeps every token for every layer; sliding layers are not trimmed
-    sliding_window_cache = False
+
+    def keeps_window(self, plan: Plan) -> bool:
+        """Before 4.56 DynamicCache kept every token of a sliding layer."""
+        return self.release_of(plan).sliding_cache
+
+    def flash_default(self, release: TransformersRelease, arch: Architecture) -> bool:
+        return arch.model_type not in release.eager_models
+
+    def default_weights_for(self, release: TransformersRelease, arch: Architecture) -> str:
+        """float32 unless told (before 5.0); from 5.0 the checkpoint's dtype, which we take as
+        bf16, what the catalogue's checkpoints ship in."""
+        return "fp32" if release.default_weights == "fp32" else self.default_weights
 
     def buffer_bytes(self, plan: Plan, placement: Placement) -> int:
         return prefill_bytes(

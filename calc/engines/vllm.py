@@ -4,15 +4,17 @@ with KV cache blocks after a profiling pass, CUDA graphs, and expert padding for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from math import ceil
 from typing import Any, Literal
 
-from calc.architecture import Architecture
-from calc.breakdown import Device, DeviceEstimate
+from calc.architecture import SLIDING, Architecture
+from calc.breakdown import Device, DeviceEstimate, Estimate
 from calc.engines.base import BF16, CUDA_CONTEXT_BYTES, FP32, Constant, Engine, widest_mlp
 from calc.engines.history import MODEL_MAX, Change, History, Release
+from calc.kv_cache import kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
-from calc.placement import Placement, place_tensor_parallel
+from calc.placement import Placement, kv_heads_share, place_tensor_parallel
 from calc.plan import MAX_GPUS, Default, EngineOptions, Plan
 from calc.units import GIB
 
@@ -63,6 +65,9 @@ SAMPLER_UNITS_X4 = 32  # 8 units, kept in quarters so the sum stays an integer
 MXFP4_MARLIN_PADDING = (128, 256)
 
 ProfileRule = Literal["v0", "v1"]
+PULL = "https://github.com/vllm-project/vllm/pull"
+HUGE_GPU_BYTES = 160 * GIB
+HUGE_GPU_BATCH = (16384, 1024)
 
 
 @dataclass(frozen=True)
@@ -70,14 +75,28 @@ class VllmRelease(Release):
     # The profiling batch: "v1" is a fixed max_num_batched_tokens; "v0" is max(max_model_len,
     # 2048), or 2048 when chunked prefill is on (V0 turned it on above a 32k max_model_len).
     profile_rule: ProfileRule = "v1"
-    # From 0.9: larger scheduler defaults on GPUs of 70 GiB or more (see profile_batch).
+    # From 0.9: larger scheduler defaults on GPUs of 70 GiB or more (see profile_batch); from
+    # 0.28 larger still from 160 GiB.
     large_gpu_batch: bool = False
+    huge_gpu_batch: bool = False
+    memory_utilization: float = GPU_MEMORY_UTILIZATION
+    # What the reserve pays for besides weights and the profiling peak: before 0.9.1 the CUDA
+    # context and everything not PyTorch's (graphs included, as we count them); from 0.9.1 the
+    # budget starts after the CUDA context, and CUDA graphs, captured after the KV cache,
+    # come on top until 0.20 takes their estimate out of the reserve.
+    runtime_in_budget: bool = True
+    graphs_in_budget: bool = False
+    # Sliding-window layers in their own KV groups (the hybrid allocator, 0.9.1)
+    hybrid_allocator: bool = False
+    # "GPU KV cache size" as concurrency x max_model_len (0.24) rather than blocks x 16
+    tokens_by_concurrency: bool = False
 
 
 HISTORY = History(
     "vllm",
     VllmRelease(
         version="0.6.0",
+        date="2024-09-04",
         default_context=MODEL_MAX,  # max_model_len "will be automatically derived from the model"
         default_batch=1,
         flash_attention=True,  # vLLM's attention backends never materialise the scores
@@ -87,10 +106,47 @@ HISTORY = History(
     (
         # the V1 engine became the default in 0.8.0: 2048 batched tokens and 256 sequences for
         # `vllm serve`
-        Change("0.8.0", ARG_UTILS_MAIN, {"profile_rule": "v1"}),
+        Change("0.8.0", ARG_UTILS_MAIN, {"profile_rule": "v1"}, date="2025-03-18"),
         # 8192 batched tokens and 1024 sequences on GPUs of 70 GiB or more, not A100s
+        Change("0.9.0", f"{PULL}/17885", {"large_gpu_batch": True}, date="2025-05-28"),
+        # MemorySnapshot: requested_memory = total x utilization, counted from a snapshot taken
+        # after the CUDA context; the hybrid allocator for sliding-window models (PR 17996)
         Change(
-            "0.9.0", "https://github.com/vllm-project/vllm/pull/17885", {"large_gpu_batch": True}
+            "0.9.1",
+            f"{PULL}/19312",
+            {"runtime_in_budget": False, "hybrid_allocator": True},
+            date="2025-06-10",
+        ),
+        # V1 only ("Remove V0 core"); FULL_AND_PIECEWISE CUDA graphs by default (PR 25444)
+        Change("0.11.0", f"{PULL}/25321", {}, date="2025-10-04"),
+        # "gpu_memory_utilization: float = Field(default=0.92" and the CUDA graph estimate
+        # taken out of the KV reserve by default (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1)
+        Change(
+            "0.20.0",
+            f"{PULL}/38284",
+            {"memory_utilization": 0.92, "graphs_in_budget": True},
+            date="2026-04-27",
+        ),
+        # kv_cache_utils: "return int(max_concurrency * max_model_len), max_concurrency"
+        Change(
+            "0.24.0",
+            "https://github.com/vllm-project/vllm/blob/v0.24.0/vllm/v1/core/kv_cache_utils.py",
+            {"tokens_by_concurrency": True},
+            date="2026-06-30",
+        ),
+        # "if device_memory >= 160 * GiB_bytes:" 16384 batched tokens for `vllm serve` too
+        Change(
+            "0.28.0",
+            "https://github.com/vllm-project/vllm/blob/v0.28.0/vllm/engine/arg_utils.py",
+            {"huge_gpu_batch": True},
+            date="2026-08-26",
+        ),
+        # the newest release (checked: none of the defaults above changed)
+        Change(
+            "0.33.0",
+            "https://github.com/vllm-project/vllm/blob/v0.33.0/vllm/v1/worker/gpu_worker.py",
+            {},
+            date="2026-11-02",
         ),
     ),
 )
@@ -131,13 +187,12 @@ def profile_batch(
             tokens = V0_CHUNKED_PREFILL_TOKENS
         seqs = MAX_NUM_SEQS
     else:
-        large = (
-            release.large_gpu_batch
-            and gpu.capacity_bytes is not None
-            and gpu.capacity_bytes >= LARGE_GPU_BYTES
-            and "a100" not in gpu.name.lower()
-        )
+        memory = gpu.capacity_bytes or 0
+        large = release.large_gpu_batch and memory >= LARGE_GPU_BYTES
+        large = large and "a100" not in gpu.name.lower()
         tokens, seqs = LARGE_GPU_BATCH if large else SERVE_BATCH
+        if release.huge_gpu_batch and memory >= HUGE_GPU_BYTES:
+            tokens, seqs = HUGE_GPU_BATCH
     tokens = max_num_batched_tokens or tokens
     return tokens, min(max_num_seqs or seqs, tokens)
 
@@ -231,7 +286,7 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         )
         defaults = []
         if asked.gpu_memory_utilization is None:
-            utilization = GPU_MEMORY_UTILIZATION
+            utilization = self.release_of(plan).memory_utilization
             defaults.append(Default({"gpu_memory_utilization": utilization}, ""))
         else:
             utilization = float(asked.gpu_memory_utilization)
@@ -253,13 +308,7 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         return None
 
     def place(self, plan: Plan, layout: WeightLayout) -> Placement:
-        return place_tensor_parallel(
-            plan.arch,
-            layout,
-            plan.devices,
-            self.kv_of(plan),
-            memory_utilization=self.options_of(plan).memory_utilization,
-        )
+        return place_tensor_parallel(plan.arch, layout, plan.devices, self.kv_of(plan))
 
     def activation_bytes(self, plan: Plan, placement: Placement) -> list[int]:
         """V0 samples on the driver worker (TP rank 0) alone ("Only perform sampling in the
@@ -290,19 +339,93 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         utilization = self.options_of(plan).memory_utilization
         note = (
             f"vLLM takes {utilization:.0%} of each GPU (gpu_memory_utilization) and fills what "
-            "the model leaves with KV cache; fits compares the model's need with that share"
+            "the model leaves with KV cache: the KV cache shown is that reserve, as nvidia-smi "
+            "sees it; fits compares it with what the context needs"
         )
-        return budget(devices, utilization), [note]
+        return budget(plan, devices, utilization), [note]
+
+    def estimate(self, plan: Plan, layout: WeightLayout) -> Estimate:
+        """The estimate with each GPU's KV cache grown to the reserve vLLM fills."""
+        estimate = super().estimate(plan, layout)
+        pools = estimate.details.get("kv_cache_capacity_bytes")
+        if pools is None:
+            return estimate
+        devices = tuple(
+            replace(
+                d,
+                components=replace(d.components, kv_cache=max(pool, d.components.kv_cache)),
+                room=pool - d.components.kv_cache,
+            )
+            for d, pool in zip(estimate.devices, pools, strict=True)
+        )
+        return replace(estimate, devices=devices)
 
 
-def budget(devices: Sequence[DeviceEstimate], utilization: float) -> dict[str, Any]:
-    """What vLLM reserves and how much KV cache that leaves room for, per GPU."""
+def budget(plan: Plan, devices: Sequence[DeviceEstimate], utilization: float) -> dict[str, Any]:
+    """What vLLM reserves on each GPU, the KV cache that leaves room for, in bytes and tokens,
+    and how many sequences of the full context it serves at once."""
     if any(d.device.capacity_bytes is None for d in devices):
         return {"gpu_memory_utilization": utilization}
-    reserved = [d.device.capacity_bytes or 0 for d in devices]
-    other = [d.components.total - d.components.kv_cache for d in devices]
-    return {
+    release = plan.release
+    assert isinstance(release, VllmRelease)
+    reserved = [int((d.device.capacity_bytes or 0) * utilization) for d in devices]
+    pools = []
+    for device, share in zip(devices, reserved, strict=True):
+        c = device.components
+        other = c.weights + c.activations
+        if release.runtime_in_budget:
+            other += c.runtime
+        elif release.graphs_in_budget:
+            other += CUDA_GRAPH_BYTES
+        pools.append(share - other)  # negative: vLLM stops, "No available memory"
+    details: dict[str, Any] = {
         "gpu_memory_utilization": utilization,
         "reserved_bytes": reserved,
-        "kv_cache_capacity_bytes": [max(0, a - b) for a, b in zip(reserved, other, strict=True)],
+        "kv_cache_capacity_bytes": pools,
     }
+    details.update(kv_capacity(plan, max(0, min(pools))))
+    return details
+
+
+def kv_capacity(plan: Plan, pool: int) -> dict[str, Any]:
+    """vLLM's "GPU KV cache size: N tokens" and "Maximum concurrency for L tokens per request"
+    (v1/core/kv_cache_utils.py): blocks of 16 tokens; with sliding-window layers (the hybrid
+    allocator) layers form equal groups, each block holds one group's layers, and a request
+    needs its full context in the full-attention groups but only the window plus one step's
+    tokens in the sliding ones."""
+    arch = plan.arch
+    release = plan.release
+    assert isinstance(release, VllmRelease)
+    share = kv_heads_share(arch, len(plan.devices))
+    per_token = [
+        ceil(
+            kv_cache_bytes(
+                arch, context=1, sequences=1, storage=plan.kv_format, layers=[i],
+                sliding_window_cache=False, mla_cache="latent",
+            ) * share
+        )
+        for i in range(arch.num_layers)
+    ]  # fmt: skip
+    kinds = [k for k in arch.layer_kinds] if release.hybrid_allocator else ["full"] * len(per_token)
+    counts = {kind: kinds.count(kind) for kind in set(kinds)}
+    size = min(counts.values())
+    groups = {kind: -(-count // size) for kind, count in counts.items()}
+    page = BLOCK_SIZE * max(per_token) * size
+    blocks = pool // page if page else 0
+    length = plan.context
+    options = plan.options
+    assert isinstance(options, Scheduler)
+    need = 0
+    for kind, n in groups.items():
+        window = arch.sliding_window if kind == SLIDING and arch.sliding_window else None
+        if window is None:
+            need += n * -(-length // BLOCK_SIZE)
+        else:
+            tokens = min(window - 1 + options.profile_tokens, length)
+            need += n * (-(-tokens // BLOCK_SIZE) + 1)
+    concurrency = blocks / need if need else 0.0
+    if release.tokens_by_concurrency:
+        tokens = int(concurrency * length)
+    else:
+        tokens = blocks // sum(groups.values()) * BLOCK_SIZE
+    return {"kv_cache_tokens": tokens, "max_concurrency": round(concurrency, 2)}

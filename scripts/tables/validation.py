@@ -3,11 +3,20 @@ and the error by engine or framework."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from calc import UNIT_BYTES, Catalogue, Comparison, Measurement, compare, summaries
+from calc import (
+    UNIT_SCALE,
+    Catalogue,
+    Comparison,
+    Measurement,
+    compare,
+    release_summaries,
+    summaries,
+)
+from calc.measurements import Summary
 from scripts.tables.common import Sources
 
 
@@ -36,7 +45,7 @@ def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dic
             continue
         comparison = compare(catalogue, m)
         comparisons.append(comparison)
-        unit = UNIT_BYTES[m.unit]
+        unit = UNIT_SCALE[m.unit]
         rows.append(
             ValidationRow(
                 measurement=m,
@@ -46,10 +55,18 @@ def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dic
                 error=f"{comparison.error * 100:+.1f}%",
             )
         )
-    return {"rows": rows, "skipped": skipped, "summaries": summary_rows(comparisons)}
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "summaries": summary_rows(comparisons),
+        "releases": summary_rows(comparisons, release_summaries),
+    }
 
 
-def summary_rows(comparisons: list[Comparison]) -> list[SummaryRow]:
+def summary_rows(
+    comparisons: list[Comparison],
+    group: Callable[[list[Comparison]], list[tuple[str, Summary]]] = summaries,
+) -> list[SummaryRow]:
     return [
         SummaryRow(
             name,
@@ -57,7 +74,7 @@ def summary_rows(comparisons: list[Comparison]) -> list[SummaryRow]:
             f"{summary.median_abs_error * 100:.1f}%",
             f"{summary.p90_abs_error * 100:.1f}%",
         )
-        for name, summary in summaries(comparisons)
+        for name, summary in group(comparisons)
     ]
 
 
