@@ -52,6 +52,8 @@ def split_layers(
         else:
             shares = [float(d.capacity_bytes or 0) for d in devices]
     total = sum(shares)
+    if total <= 0:
+        raise InputError("tensor split needs a share above 0", field="tensor_split")
     count = len(layers)
     exact = [count * share / total for share in shares]
     counts = [int(x) for x in exact]

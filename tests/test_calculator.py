@@ -481,9 +481,11 @@ def test_hints_say_what_would_fit_in_both_modes(watched, base_url, catalogue):
 
     root = open_calculator(watched, base_url)
     page = root.page
-    set_inputs(root, {"model": "llama-3.1-70b", "weights": "q8_0"})
+    # vLLM: no CPU offload, so the hint counts the GPUs (only sizes that divide the heads)
+    set_inputs(root, {"engine": "vllm", "model": "llama-3.1-70b", "weights": "bf16"})
     resolved = resolve(
-        catalogue, InferenceRequest(model="llama-3.1-70b", weights="q8_0", gpu="rtx-4090")
+        catalogue,
+        InferenceRequest(model="llama-3.1-70b", weights="bf16", engine="vllm", gpu="rtx-4090"),
     )
     needed = fewest_gpus(resolved, {})
     hint = root.locator("[data-role=hint]").inner_text()

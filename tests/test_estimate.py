@@ -265,9 +265,18 @@ def test_ollama_before_mla_support_caches_full_heads(catalogue):
 def test_vllm_reports_its_reserve(catalogue):
     result = estimate(catalogue, model="llama-3.1-8b", engine="vllm", gpu="a100-80gb-sxm")
     details = result.to_json()["engine_details"]
-    assert details["gpu_memory_utilization"] == 0.9
-    assert details["reserved_bytes"][0] == int(81920 * 2**20 * 0.9)
+    assert details["gpu_memory_utilization"] == 0.92  # from 0.20
+    assert details["reserved_bytes"][0] == int(81920 * 2**20 * 0.92)
     assert details["kv_cache_capacity_bytes"][0] > 50 * 2**30
+    # nvidia-smi shows the share, the KV cache vLLM fills included, and the CUDA context
+    device = result.devices[0]
+    assert device.components.kv_cache == details["kv_cache_capacity_bytes"][0]
+    assert device.total_bytes == details["reserved_bytes"][0] + 287_047_680
+    # 8 KV heads x 128 x K and V x bf16 x 32 layers per token, in blocks of 16
+    per_token = 8 * 128 * 2 * 2 * 32
+    blocks = details["kv_cache_capacity_bytes"][0] // (16 * per_token)
+    assert details["kv_cache_tokens"] == int(blocks / (131072 // 16) * 131072)
+    assert details["max_concurrency"] == round(blocks / (131072 // 16), 2)
 
 
 def test_gpu_memory_utilization_moves_the_kv_capacity(catalogue):

@@ -29,7 +29,7 @@ from calc import (
 )
 from calc.engines.llama_cpp import graph_bytes
 from calc.engines.transformers import prefill_bytes
-from calc.engines.vllm import budget, profile_batch, profile_peak
+from calc.engines.vllm import profile_batch, profile_peak, splits_heads
 from calc.finetune import (
     activation_bytes,
     layer_token_bytes,
@@ -214,12 +214,17 @@ def test_kv_cache_is_rows_times_tokens_times_sequences(catalogue):
     sliding = kv_cache_bytes(parse_config(SLIDING), context=4096, sequences=1, storage=f16,
                              swa_extra=512)  # fmt: skip
     assert sliding == 128 * 544 * 4
-    # transformers keeps every token of a sliding layer
+    # transformers kept every token of a sliding layer until 4.56
     assert estimate(
-        catalogue, SLIDING, engine="transformers", context=4096
+        catalogue, SLIDING, engine="transformers", context=4096, engine_version="4.55.0",
+        weights="bf16",
     ).components.kv_cache == (
         4 * 2 * 32 * 2 * 4096  # layers x (K and V) x 32 values x bf16 x tokens
-    )
+    )  # fmt: skip
+    assert (
+        estimate(catalogue, SLIDING, engine="transformers", context=4096).components.kv_cache
+        == 4 * 2 * 32 * 2 * 32
+    )  # DynamicSlidingWindowLayer: the window
 
 
 @pins("calc.engines.base.Engine.padded_context", "calc.engines.llama_cpp.LlamaCppFamily.kv_step")
@@ -258,7 +263,7 @@ def test_llama_cpps_graph_by_ollamas_formula():
     assert graph_bytes(arch, context_tokens=2000, partial=True, flash_attention=False) == part
 
 
-@pins("calc.engines.llama_cpp.graph_bytes", "calc.engines.llama_cpp.LlamaCppFamily.swa_extra")
+@pins("calc.engines.llama_cpp.graph_bytes", "calc.engines.llama_cpp.LlamaCppFamily.sliding_cells")
 def test_a_larger_micro_batch_widens_the_graph_and_the_sliding_cache(catalogue):
     # -ub 2048: b = min(4096, 2048); full = max(4b(1 + 4h + c(1 + H)), 4b(h + V))
     wide = estimate(catalogue, context=4096, flash_attention=False, ubatch_size=2048)
@@ -484,14 +489,36 @@ def test_tensor_parallel_splits_matrices_and_kv_heads(catalogue):
 
 @pins("calc.engines.vllm.budget")
 def test_vllms_reserve_and_the_kv_cache_it_leaves(catalogue):
-    result = estimate(
-        catalogue, engine="vllm", weights="bf16", gpu_memory_bytes=10 * GIB, context=256
-    )
-    device = result.devices[0]
-    assert device.device.capacity_bytes == int(10 * GIB * 0.9)
-    details = budget(result.devices, 0.9)
-    other = device.total_bytes - device.components.kv_cache
-    assert details["kv_cache_capacity_bytes"] == [int(10 * GIB * 0.9) - other]
+    def reserve(version, utilization=None):
+        result = estimate(
+            catalogue, engine="vllm", weights="bf16", gpu_memory_bytes=10 * GIB, context=256,
+            engine_version=version, gpu_memory_utilization=utilization,
+        )  # fmt: skip
+        return result, result.devices[0]
+
+    # 0.9.0: the reserve pays for the weights, the profiling peak and the runtime
+    old, device = reserve("0.9.0", 0.9)
+    c = device.components
+    pool = int(10 * GIB * 0.9) - (c.weights + c.activations + c.runtime)
+    assert old.details["kv_cache_capacity_bytes"] == [pool]
+    assert c.kv_cache == pool  # the estimate's KV cache is the reserve vLLM fills
+    assert device.total_bytes == int(10 * GIB * 0.9)  # what nvidia-smi shows
+    # 0.9.1 counts from after the CUDA context: the runtime is outside the share
+    new, device = reserve("0.9.1", 0.9)
+    c = device.components
+    assert new.details["kv_cache_capacity_bytes"] == [
+        int(10 * GIB * 0.9) - c.weights - c.activations
+    ]
+    assert device.total_bytes == int(10 * GIB * 0.9) + c.runtime
+    # 0.20: 0.92 by default, and the CUDA graphs' estimate comes out of the share
+    newest, device = reserve(None)
+    c = device.components
+    assert newest.details["gpu_memory_utilization"] == 0.92
+    graphs = c.runtime - CUDA_CONTEXT
+    assert newest.details["kv_cache_capacity_bytes"] == [
+        int(10 * GIB * 0.92) - c.weights - c.activations - graphs
+    ]
+    assert device.headroom_bytes == c.kv_cache - 4 * 2 * 32 * 2 * 256  # the reserve less the need
 
 
 @pins("calc.engines.base.Engine.runtime_bytes", "calc.engines.vllm.Vllm.runtime_bytes")
@@ -652,7 +679,42 @@ def test_eager_attention_scores_are_per_sequence():
 @pins("calc.engines.vllm.budget")
 def test_a_model_larger_than_vllms_share_leaves_no_kv_cache(catalogue):
     result = estimate(catalogue, engine="vllm", weights="bf16", gpu_memory_bytes=MIB, context=16)
-    assert result.to_json()["engine_details"]["kv_cache_capacity_bytes"] == [0]
+    details = result.to_json()["engine_details"]
+    assert details["kv_cache_capacity_bytes"][0] < 0  # as vLLM prints it, and stops
+    assert (details["kv_cache_tokens"], details["max_concurrency"]) == (0, 0.0)
+    assert result.fits is False
+
+
+@pins("calc.engines.vllm.kv_capacity")
+def test_vllms_kv_tokens_and_concurrency(catalogue):
+    """Blocks of 16 tokens; the sliding-window group needs the window and one step's tokens."""
+    result = estimate(
+        catalogue, engine="vllm", weights="bf16", gpu_memory_bytes=10 * GIB, context=4096
+    )
+    pool = result.details["kv_cache_capacity_bytes"][0]
+    per_token = 4 * 2 * 32 * 2  # 4 layers x K and V x 32 values x bf16
+    blocks = pool // (16 * per_token)
+    assert result.details["kv_cache_tokens"] == int(blocks / (4096 // 16) * 4096)
+    assert result.details["max_concurrency"] == round(blocks / (4096 // 16), 2)
+    # SLIDING: every layer slides (window 32): one group, and a request needs the window and
+    # one step of max_num_batched_tokens (2048), not its 4096 tokens
+    sliding = estimate(
+        catalogue, SLIDING, engine="vllm", weights="bf16", gpu_memory_bytes=10 * GIB,
+        context=4096, engine_version="0.23.0",
+    )  # fmt: skip
+    pool = sliding.details["kv_cache_capacity_bytes"][0]
+    blocks = pool // (16 * per_token)
+    need = -(-(32 - 1 + 2048) // 16) + 1
+    assert sliding.details["max_concurrency"] == round(blocks / need, 2)
+    assert sliding.details["kv_cache_tokens"] == blocks * 16  # 0.23: blocks x 16
+
+
+@pins("calc.engines.vllm.splits_heads")
+def test_vllm_tensor_parallel_divides_the_heads():
+    arch = parse_config(LLAMA)  # 4 heads, 2 KV heads
+    assert [n for n in range(1, 9) if splits_heads(arch, n)] == [1, 2, 4]
+    wide = parse_config({**LLAMA, "num_attention_heads": 8, "num_key_value_heads": 8})
+    assert splits_heads(wide, 8) and not splits_heads(wide, 6)
 
 
 @pins("calc.engines.vllm.profile_batch")
@@ -783,3 +845,54 @@ def test_a_fused_qkv_projection_has_one_dropout(catalogue):
     fused = FinetuneRequest(method="lora", lora_targets=qkv, lora_dropout=0.1, fused_qkv=True)
     apart = FinetuneRequest(method="lora", lora_targets=qkv, lora_dropout=0.1)
     assert layer_token_bytes(arch, apart) - layer_token_bytes(arch, fused) == 2 * (2 + 1) * 64
+
+
+# -- --fit ---------------------------------------------------------------------------------------
+
+BIG = {**LLAMA, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 8,
+       "num_attention_heads": 8, "num_key_value_heads": 8, "vocab_size": 32000}  # fmt: skip
+MIB_1024 = 1024 * MIB
+
+
+def _fit_estimate(catalogue, config, gib, **kwargs):
+    return estimate(catalogue, config, weights="fp16", gpu_memory_bytes=int(gib * GIB), **kwargs)
+
+
+@pins("calc.engines.fit.fit_context")
+def test_fit_shrinks_a_default_context_to_what_fits(catalogue):
+    """BIG: 8 layers of fp16 (~0.5 GiB weights), 16 KiB of KV cache per token (65536 trained)."""
+    result = _fit_estimate(catalogue, BIG, 2.5)
+    device = result.devices[0]
+    assert 4096 <= result.context < 65536 and result.context % 256 == 0
+    assert device.headroom_bytes >= MIB_1024  # the margin is kept
+    # 256 more, every layer still on the GPU, would not keep it
+    wider = _fit_estimate(catalogue, BIG, 2.5, context=result.context + 256, gpu_layers=9)
+    assert wider.devices[0].headroom_bytes < MIB_1024
+    assert any("shrank the context from 65536" in n for n in result.notes)
+    # a context the reader gives is never shrunk
+    assert _fit_estimate(catalogue, BIG, 2.5, context=65536).context == 65536
+
+
+@pins("calc.engines.fit.fit_layers")
+def test_fit_keeps_whole_layers_in_cpu_ram_until_the_rest_fits(catalogue):
+    result = _fit_estimate(catalogue, BIG, 1.7, context=4096)
+    device = result.devices[0]
+    on_gpu = len(device.layers)
+    assert 0 < on_gpu < 8 and device.headroom_bytes >= MIB_1024
+    one_more = _fit_estimate(catalogue, BIG, 1.7, context=4096, gpu_layers=on_gpu + 1)
+    assert one_more.devices[0].headroom_bytes < MIB_1024
+    assert result.host.weights > 0 and result.host.kv_cache > 0
+
+
+@pins("calc.engines.llama_cpp.run_fit")
+def test_fit_leaves_the_layers_to_a_reader_who_set_them(catalogue):
+    mine = _fit_estimate(catalogue, BIG, 0.75, context=4096, gpu_layers=9)
+    assert len(mine.devices[0].layers) == 8  # as asked, though it does not fit
+    assert mine.fits is False
+    assert any("leaves the layers alone: -ngl is set" in n for n in mine.notes)
+    # before b7437 there is no --fit: every layer goes to the GPU (from b6325)
+    old = _fit_estimate(catalogue, BIG, 0.75, context=4096, engine_version="b6325")
+    assert len(old.devices[0].layers) == 8 and old.fits is False
+    # and before b6325 none does unless -ngl says
+    older = _fit_estimate(catalogue, BIG, 0.75, context=4096, engine_version="b6000")
+    assert older.devices[0].layers == () and older.host.weights > 0

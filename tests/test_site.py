@@ -73,7 +73,9 @@ def test_every_model_table_equals_the_cli_figures(site, catalogue):
         ):
             estimate = run_inference(
                 catalogue,
-                InferenceRequest(model=model.id, weights=weights, engine=engine, context=4096),
+                InferenceRequest(
+                    model=model.id, weights=weights, engine=engine, context=4096, batch=1
+                ),
             )
             assert totals[label].startswith(f"{estimate.total_bytes / GIB:,.1f} ("), model.id
 

@@ -12,11 +12,11 @@ from calc import (
     Catalogue,
     Comparison,
     Measurement,
+    Summary,
     compare,
     release_summaries,
     summaries,
 )
-from calc.measurements import Summary
 from scripts.tables.common import Sources
 
 
