@@ -97,6 +97,7 @@ def resolve(
         storage_types=catalogue.storage_types,
         notes=tuple(n for n in (weights_note, kv_note) if n is not None),
         asked_version=request.engine_version,
+        ram_bytes=request.ram_bytes,
     )
     options, engine_defaults = engine.resolve_options(plan, request)
     plan = replace(plan, options=options)

@@ -95,6 +95,7 @@ class Estimate:
     host: Components
     notes: tuple[str, ...] = field(default=())
     details: Mapping[str, Any] = field(default_factory=dict)  # engine-specific figures
+    ram_bytes: int | None = None  # the host RAM the reader has, where given
 
     @property
     def components(self) -> Components:
@@ -109,9 +110,16 @@ class Estimate:
         return self.host.total
 
     @property
+    def host_fits(self) -> bool | None:
+        """Whether what stays in CPU RAM fits the RAM given; None where none was given."""
+        return None if self.ram_bytes is None else self.host_bytes <= self.ram_bytes
+
+    @property
     def fits(self) -> bool | None:
         verdicts = [d.fits for d in self.devices]
-        return None if None in verdicts else all(verdicts)
+        if None in verdicts:
+            return None
+        return all(verdicts) and self.host_fits is not False
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` object and the browser bridge's result."""
@@ -121,6 +129,7 @@ class Estimate:
             "devices": [_device_json(d) for d in self.devices],
             "host_bytes": self.host_bytes,
             "host_components": self.host.as_dict(),
+            "host_fits": self.host_fits,
             "fits": self.fits,
             "engine": self.engine,
             "weights": self.weights_format,

@@ -272,6 +272,10 @@ def inference_hint_line(hint: FitHint | None) -> str:
         else f"a context of up to {hint.max_context:,} tokens per sequence",
         None if hint.best_weights is None else f"{hint.best_weights} weights",
         None if hint.gpus_needed is None else f"{hint.gpus_needed} of these GPUs",
+        None
+        if hint.pipeline is None
+        else f"{hint.pipeline[0] * hint.pipeline[1]} of them with pipeline parallel "
+        f"(tensor parallel {hint.pipeline[0]} x {hint.pipeline[1]} stages)",
     )
 
 

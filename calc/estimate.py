@@ -37,6 +37,13 @@ def estimate_inference(plan: Plan, *, layouts: LayoutMemo | None = None) -> Esti
     engine on its GPUs; the first note names the defaults the plan applied."""
     estimate = plan.engine.estimate(plan, layout_for(plan, layouts))
     notes = list(plan.notes)
+    if plan.ram_bytes is not None:
+        estimate = replace(estimate, ram_bytes=plan.ram_bytes)
+        if estimate.host_fits is False:
+            notes.append(
+                f"what stays in CPU RAM ({estimate.host_bytes / 2**30:.1f} GiB) does not fit the "
+                f"{plan.ram_bytes / 2**30:.1f} GiB of RAM given"
+            )
     first = plan.defaults_note()
     if first is not None:
         notes.insert(0, first)

@@ -15,7 +15,7 @@ from typing import Any
 from calc._errors import CalcError
 from calc.api import loadable_formats, resolve_architecture, run_finetune
 from calc.catalogue import Catalogue
-from calc.estimate import LayoutMemo, estimate_inference
+from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneRequest
 from calc.plan import MAX_CONTEXT, MAX_GPUS, Plan
 from calc.requests import InferenceRequest
@@ -51,13 +51,20 @@ class FitHint:
     max_context: int | None  # longest context per sequence that fits, same everything else
     best_weights: str | None  # the most faithful format in FORMAT_LADDER that fits
     gpus_needed: int | None  # how many of these GPUs the setup needs (when it does not fit)
+    # fewer GPUs with the layers split into pipeline stages too: (tensor parallel, stages)
+    pipeline: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, object]:
+        pipeline = None
+        if self.pipeline is not None:
+            tp, pp = self.pipeline
+            pipeline = {"gpus": tp * pp, "tensor_parallel": tp, "pipeline_parallel": pp}
         return {
             "fits": self.fits,
             "max_context": self.max_context,
             "best_weights": self.best_weights,
             "gpus_needed": self.gpus_needed,
+            "pipeline": pipeline,
         }
 
 
@@ -172,6 +179,7 @@ def fit_hint(catalogue: Catalogue, plan: Plan, layouts: LayoutMemo) -> FitHint |
         max_context = longest_context(plan, layouts, limit=limit)
     best = None
     gpus_needed = None
+    pipeline = None
     if not fits:
         accepted = {f.id: f for f in loadable_formats(catalogue, plan.engine)}
         for format_id in FORMAT_LADDER:
@@ -179,7 +187,16 @@ def fit_hint(catalogue: Catalogue, plan: Plan, layouts: LayoutMemo) -> FitHint |
                 best = format_id
                 break
         gpus_needed = fewest_gpus(plan, layouts)
-    return FitHint(fits=fits, max_context=max_context, best_weights=best, gpus_needed=gpus_needed)
+        pipeline = plan.engine.pipeline_split(
+            plan, layout_for(plan, layouts), gpus_needed or MAX_GPUS + 1
+        )
+    return FitHint(
+        fits=fits,
+        max_context=max_context,
+        best_weights=best,
+        gpus_needed=gpus_needed,
+        pipeline=pipeline,
+    )
 
 
 # Fine-tuning: the same questions, asked of the training estimate.

@@ -59,6 +59,7 @@ class Plan:
     defaults: tuple[Default, ...] = ()
     notes: tuple[str, ...] = ()
     asked_version: str | None = None
+    ram_bytes: int | None = None  # host RAM the reader has, where given
 
     def default_values(self) -> dict[str, object]:
         """Every input a default decided, with its value: what the calculator shows as each

@@ -412,3 +412,27 @@ def test_vllm_refuses_tensor_parallel_sizes_that_split_heads_unevenly(catalogue)
     assert len(estimate(catalogue, model="qwen3-32b", engine="vllm", gpus=4).devices) == 4
     # llama.cpp splits whole layers, so any count runs
     assert len(estimate(catalogue, model="qwen3-32b", engine="llama.cpp", gpus=3).devices) == 3
+
+
+def test_ram_given_decides_whether_the_host_part_fits(catalogue):
+    kwargs = {"model": "llama-3.1-70b", "weights": "q8_0", "gpu": "RTX 4090"}
+    short = estimate(catalogue, ram_bytes=32 * 2**30, **kwargs)
+    assert short.host_bytes > 32 * 2**30
+    assert short.host_fits is False and short.fits is False
+    assert any("does not fit the 32.0 GiB of RAM given" in n for n in short.notes)
+    roomy = estimate(catalogue, ram_bytes=128 * 2**30, **kwargs)
+    assert roomy.host_fits is True and roomy.fits is True
+    assert estimate(catalogue, **kwargs).host_fits is None
+    with pytest.raises(CalcError, match=r"ram_gib is a llama\.cpp/Ollama setting"):
+        estimate(catalogue, model="llama-3.1-8b", engine="vllm", ram_bytes=2**30)
+
+
+def test_llama_cpp_version_tags_take_the_build_behind_them(catalogue):
+    def release(version):
+        return estimate(catalogue, model="llama-3.1-8b", engine_version=version).notes[0]
+
+    assert "v0.3.0 defaults (as from release b10621)" in release("v0.3.0")
+    assert "v0.8.0 defaults (as from release b10621)" in release("v0.8.0")
+    assert "v0.1.2 defaults (as from release b7437)" in release("v0.1.2")
+    with pytest.raises(CalcError, match=r"version tags start at v0\.1\.0"):
+        release("v0.0.9")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from calc import InferenceRequest
 from calc.api import resolve, run_finetune
 from calc.engines import engine_by_name
+from calc.estimate import layout_for
 from calc.finetune import FinetuneRequest
 from calc.hints import _fits, fewest_gpus, finetune_hint, fit_hint, longest_context
 
@@ -87,6 +88,27 @@ def test_gpu_counts_are_only_those_the_engine_runs(catalogue):
         _fits(replace(resolved, devices=(device,) * n), memo) for n in smaller
     )
     assert count == 16
+    # fewer GPUs would do with the layers split into pipeline stages as well
+    hint = fit_hint(catalogue, resolved, memo)
+    assert hint is not None and hint.gpus_needed == 16
+    tp, pp = hint.pipeline
+    assert tp * pp < 16 and resolved.engine.parallel_problem(resolved.arch, tp) is None
+    assert hint.to_json()["pipeline"] == {
+        "gpus": tp * pp,
+        "tensor_parallel": tp,
+        "pipeline_parallel": pp,
+    }
+    # and none below it: the same search, one GPU short, finds nothing
+    layout = layout_for(resolved, memo)
+    assert resolved.engine.pipeline_split(resolved, layout, tp * pp) is None
+    # llama.cpp splits layers anyway: no pipeline answer
+    llama = resolve(
+        catalogue,
+        InferenceRequest(
+            model="llama-3.1-405b", weights="q4_k_m", gpu="rtx-4090", engine_version="b6325"
+        ),
+    )
+    assert fit_hint(catalogue, llama, {}).pipeline is None
 
 
 def test_a_setup_that_does_not_fit_gets_all_three_answers(catalogue):

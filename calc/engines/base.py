@@ -103,6 +103,14 @@ class Engine(Generic[R, Opt]):
         """Why the engine cannot run ``arch`` over ``gpus`` GPUs, or None where it can."""
         return None
 
+    def pipeline_split(
+        self, plan: Plan, layout: WeightLayout, below: int
+    ) -> tuple[int, int] | None:
+        """The fewest GPUs, fewer than ``below``, on which the engine runs the plan by splitting
+        the layers into pipeline stages as well: (tensor parallel, pipeline stages); None where
+        the engine has no pipeline split or it does not help."""
+        return None
+
     def default_weights_for(self, release: R, arch: Architecture) -> str:
         """The weight format the release loads when not told."""
         return self.default_weights
@@ -131,9 +139,12 @@ class Engine(Generic[R, Opt]):
         """A release's defaults in words, for the table of releases."""
         context = release.default_context
         return {
+            "date": release.date,
             "context": "the model's maximum" if context == MODEL_MAX else f"{context:,}",
             "sequences": str(release.default_batch),
             "flash_attention": "on" if release.flash_attention else "off",
+            "layers": "all",
+            "kv_layout": "every token of every layer",
             "mla_cache": "latent",
         }
 

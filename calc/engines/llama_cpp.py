@@ -13,7 +13,7 @@ from calc.architecture import MLA, Architecture
 from calc.breakdown import Estimate
 from calc.engines.base import Constant, Engine, F16Lookup
 from calc.engines.fit import FitRules, fit_context, fit_layers, fits
-from calc.engines.history import MODEL_MAX, Change, History, Release
+from calc.engines.history import MODEL_MAX, Change, History, Release, version_key
 from calc.formats import StorageType
 from calc.kv_cache import MlaCache
 from calc.layout import WeightLayout
@@ -135,8 +135,11 @@ HISTORY = History(
     ),
 )
 
-# Version tags llama.cpp publishes since August 2026 beside its build numbers.
-VERSION_TAGS = {"v0.3.0": "b10621"}  # issue 27872: "version: 0.3.0-dev (build 10621 ...)"
+# Version tags llama.cpp publishes since August 2026 beside its build numbers: v0.1.2 came with
+# nightly b10485 (its release page: "Nightly build: b10485"), v0.3.0 is build 10621 (issue 27872:
+# "version: 0.3.0-dev (build 10621, commit c1d0e7a00)"). No default modelled here changed after
+# v0.3.0, so a later tag takes b10621's defaults.
+VERSION_TAGS = ((3, "b10621"), (1, "b10485"))
 
 L = TypeVar("L", bound=LlamaCppRelease)
 
@@ -196,14 +199,7 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
 
     def release(self, version: str | None) -> L:
         if version is not None and version.lower().startswith("v"):
-            build = VERSION_TAGS.get(version.lower())
-            if build is None:
-                raise InputError(
-                    f"{self.name} {version}: the build behind this version tag is not known "
-                    "here; give the build number llama-server --version prints (e.g. b10621)",
-                    field="engine_version",
-                )
-            version = build
+            version = build_of_tag(self.name, version)
         return super().release(version)
 
     def resolve_options(
@@ -266,6 +262,21 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
         return run_fit(self, plan, asked, layout(), FitRules())
 
 
+def build_of_tag(name: str, tag: str) -> str:
+    """The build whose defaults a version tag (v0.3.0) runs with."""
+    major, minor = version_key(tag)[:2]
+    if major > 0:
+        return VERSION_TAGS[0][1]
+    for first, build in VERSION_TAGS:
+        if minor >= first:
+            return build
+    raise InputError(
+        f"{name} {tag}: version tags start at v0.1.0 (August 2026); for older releases give the "
+        "build number llama-server --version prints (e.g. b7437)",
+        field="engine_version",
+    )
+
+
 def _kv_layout(release: LlamaCppRelease) -> str:
     parts = []
     if release.server_slots > 1:
@@ -276,14 +287,8 @@ def _kv_layout(release: LlamaCppRelease) -> str:
         parts.append("one cache")
     if release.sliding_cache:
         parts.append("sliding layers: window + n_ubatch")
-    step = (release.kv_step_flash, release.kv_step_plain)
-    parts.append(
-        "no padding"
-        if step == (1, 1)
-        else f"padded to {step[0]}"
-        if step[0] == step[1]
-        else f"padded to {step[0]} (FA) / {step[1]}"
-    )
+    step = release.kv_step_flash if release.flash_attention else release.kv_step_plain
+    parts.append("no padding" if step == 1 else f"padded to {step}")
     return "; ".join(parts)
 
 

@@ -280,16 +280,19 @@ class Ollama(LlamaCppFamily[OllamaRelease]):
     def describe(self, release: OllamaRelease) -> dict[str, str]:
         words = super().describe(release)
         if release.context_tiers:
+            lowest = release.context_tiers[-1][1]
+            above = [(gib, c) for gib, c in release.context_tiers if gib > 0]
             words["context"] = ", ".join(
-                f"{context:,} from {gib} GiB" for gib, context in release.context_tiers
+                [f"{c:,} from {gib} GiB" for gib, c in above]
+                + [f"{lowest:,} below {above[-1][0]} GiB"]
             )
         if release.caps_context:
             words["context"] += ", at most the trained length"
         if release.parallel_tries:
             words["sequences"] = " if it fits, else ".join(str(n) for n in release.parallel_tries)
-        if release.engine_models and not release.flash_attention:
-            words["flash_attention"] = "off; on for " + ", ".join(release.flash_models or ("none",))
-        elif release.engine_models:
+        if release.flash_models and not release.flash_attention:
+            words["flash_attention"] = "off; on for " + ", ".join(release.flash_models)
+        elif release.engine_models and release.flash_attention:
             words["flash_attention"] = "auto; on its own engine only for " + ", ".join(
                 release.flash_models
             )

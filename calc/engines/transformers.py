@@ -86,6 +86,18 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
     default_kv = "bf16"
     accepts = ("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "integer")
 
+    def describe(self, release: TransformersRelease) -> dict[str, str]:
+        words = super().describe(release)
+        words["layers"] = "all (device_map)"
+        words["kv_layout"] = "DynamicCache: " + (
+            "sliding layers keep their window" if release.sliding_cache else "every token"
+        )
+        eager = ", ".join(release.eager_models)
+        words["flash_attention"] = "SDPA" + (f"; eager for {eager}" if eager else "")
+        weights = "float32" if release.default_weights == "fp32" else "the checkpoint's dtype"
+        words["context"] = f"{words['context']}; weights {weights}"
+        return words
+
     def keeps_window(self, plan: Plan) -> bool:
         """Before 4.56 DynamicCache kept every token of a sliding layer."""
         return self.release_of(plan).sliding_cache

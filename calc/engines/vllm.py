@@ -266,6 +266,17 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         ),
     )
 
+    def describe(self, release: VllmRelease) -> dict[str, str]:
+        words = super().describe(release)
+        words["layers"] = "all, tensor parallel"
+        share = f"{release.memory_utilization:.0%}"
+        words["kv_layout"] = (
+            f"blocks of {BLOCK_SIZE} filling {share} of each GPU"
+            + (", CUDA graphs inside it" if release.graphs_in_budget else "")
+            + ("; sliding layers in groups of their own" if release.hybrid_allocator else "")
+        )
+        return words
+
     def parallel_problem(self, arch: Architecture, gpus: int) -> str | None:
         if splits_heads(arch, gpus):
             return None
@@ -275,6 +286,40 @@ class Vllm(Engine[VllmRelease, Scheduler]):
             f"({arch.num_kv_heads} KV heads) evenly over tensor-parallel GPUs, and {gpus} does "
             "not divide them; it runs on " + ", ".join(map(str, sizes)) + " GPUs"
         )
+
+    def pipeline_split(
+        self, plan: Plan, layout: WeightLayout, below: int
+    ) -> tuple[int, int] | None:
+        """--pipeline-parallel-size: each stage holds a run of layers (vLLM's partitions put at
+        most ceil(layers / stages) on one) and tensor-parallels it; the embeddings go with the
+        first stage and the output head with the last, so a stage holds the larger of the two.
+        Checked on the fullest stage, against the same share of its GPUs."""
+        device = plan.devices[0]
+        layers = plan.arch.num_layers
+        best: tuple[int, int] | None = None
+        for tp in (n for n in range(1, MAX_GPUS + 1) if splits_heads(plan.arch, n)):
+            for pp in range(2, min(layers, MAX_GPUS // tp) + 1):
+                if tp * pp >= below or (best and tp * pp >= best[0] * best[1]):
+                    break
+                if self._stage_fits(plan, layout, tp, ceil(layers / pp) / layers, device):
+                    best = (tp, pp)
+                    break
+        return best
+
+    def _stage_fits(
+        self, plan: Plan, layout: WeightLayout, tp: int, share: float, device: Device
+    ) -> bool:
+        split = replace(plan, devices=(device,) * tp)
+        c = self.estimate(split, layout).devices[0].components
+        blocks = sum(layout.layer_bytes) / tp
+        vocab = min(layout.embedding_bytes, layout.output_bytes) / tp
+        weights = c.weights - blocks * (1 - share) - vocab
+        layers = range(plan.arch.num_layers)
+        need_kv = self.kv_of(split)(layers, kv_heads_share(plan.arch, tp))
+        release = self.release_of(plan)
+        other = c.runtime if release.runtime_in_budget else 0
+        budget = (device.capacity_bytes or 0) * self.options_of(plan).memory_utilization
+        return weights + need_kv * share + c.activations + other <= budget
 
     def resolve_options(self, plan: Plan, asked: Any) -> tuple[Scheduler, tuple[Default, ...]]:
         tokens, seqs = profile_batch(
