@@ -490,6 +490,13 @@ def test_hints_say_what_would_fit_in_both_modes(watched, base_url, catalogue):
     needed = fewest_gpus(resolved, {})
     hint = root.locator("[data-role=hint]").inner_text()
     assert f"It would fit on {needed} of these GPUs." in hint
+    from calc.hints import fit_hint
+
+    tp, pp = fit_hint(catalogue, resolved, {}).pipeline
+    assert (
+        f"With pipeline parallel it would fit on {tp * pp} (tensor parallel {tp} x {pp} stages)."
+        in hint
+    )
     change(root, lambda: page.check("input[name=mode][value=finetune]"))
     change(root, lambda: page.select_option("#vram-method", "full"))
     change(root, lambda: page.select_option("#vram-grad_checkpointing", "full"))

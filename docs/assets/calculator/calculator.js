@@ -405,6 +405,10 @@ export async function mount(root) {
         parts.push(`It would fit with ${name} weights.`);
       }
       if (hint.gpus_needed) parts.push(`It would fit on ${hint.gpus_needed} of these GPUs.`);
+      const p = hint.pipeline;
+      if (p) {
+        parts.push(`With pipeline parallel it would fit on ${p.gpus} (tensor parallel ${p.tensor_parallel} x ${p.pipeline_parallel} stages).`);
+      }
     }
     return parts.join(" ");
   }
