@@ -14,9 +14,10 @@ from calc.architecture import Architecture, parse_config
 from calc.breakdown import Device, Estimate
 from calc.catalogue import Catalogue
 from calc.engines import Engine, engine_by_name
+from calc.engines.history import Release
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneEstimate, FinetuneRequest, estimate_finetune
-from calc.formats import WeightFormat
+from calc.formats import StorageType, WeightFormat
 from calc.plan import Default, Plan
 from calc.requests import InferenceRequest
 
@@ -50,6 +51,24 @@ def check_engine_accepts(
         )
 
 
+def check_kv_type(
+    catalogue: Catalogue,
+    engine: Engine[Any, Any],
+    release: Release,
+    kv: StorageType,
+    asked: str | None = None,
+) -> None:
+    """Refuse a KV cache type the release cannot store, naming the ones it can."""
+    types = engine.kv_types(release)
+    if types and kv.id not in types:
+        names = ", ".join(catalogue.storage_types[t].name for t in types)
+        raise InputError(
+            f"{engine.name} {asked or release.version} cannot keep its KV cache in {kv.name}; "
+            f"it takes {names}",
+            field="kv_cache",
+        )
+
+
 def loadable_formats(catalogue: Catalogue, engine: Engine[Any, Any]) -> list[WeightFormat]:
     """The weight formats ``engine`` can load, in catalogue order."""
     return [f for f in catalogue.weight_formats.values() if engine.loads(f)]
@@ -74,8 +93,10 @@ def resolve(
     flash = request.flash_attention
     if flash is None:
         flash = engine.flash_default(release, arch)
+    asked_kv = catalogue.kv_format(request.kv_cache or engine.default_kv)
+    check_kv_type(catalogue, engine, release, asked_kv, request.engine_version)
     kv_format, kv_note = engine.kv_type(
-        catalogue.kv_format(request.kv_cache or engine.default_kv),
+        asked_kv,
         flash,
         lambda: catalogue.kv_format("f16"),
     )

@@ -436,3 +436,23 @@ def test_llama_cpp_version_tags_take_the_build_behind_them(catalogue):
     assert "v0.1.2 defaults (as from release b7437)" in release("v0.1.2")
     with pytest.raises(CalcError, match=r"version tags start at v0\.1\.0"):
         release("v0.0.9")
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "kv", "takes"),
+    [
+        ("vllm", None, "q8_0", "BF16, FP16, FP8 E4M3"),
+        ("llama.cpp", None, "fp8", "FP32, FP16, BF16, Q8_0, Q4_0, Q4_1, IQ4_NL, Q5_0, Q5_1"),
+        ("ollama", "0.12.0", "q5_1", "FP16, Q8_0, Q4_0"),
+        ("transformers", None, "q4_0", "FP32, FP16, BF16"),
+    ],
+)
+def test_each_engine_takes_only_its_kv_cache_types(catalogue, engine, version, kv, takes):
+    with pytest.raises(CalcError, match=rf"cannot keep its KV cache in .*; it takes {takes}"):
+        estimate(
+            catalogue, model="llama-3.1-8b", engine=engine, engine_version=version, kv_cache=kv
+        )
+    # Ollama 0.30 hands the type to llama-server, which takes q5_1
+    assert estimate(
+        catalogue, model="llama-3.1-8b", engine="ollama", kv_cache="q5_1"
+    ).kv_format == ("ggml_q5_1")

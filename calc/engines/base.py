@@ -155,6 +155,10 @@ class Engine(Generic[R, Opt]):
             not self.accepts or weights.family in self.accepts
         )
 
+    def kv_types(self, release: R) -> tuple[str, ...]:
+        """The KV cache types (storage ids) the release can store its cache in; empty: any."""
+        return ()
+
     def kv_type(
         self, kv_format: StorageType, flash_attention: bool, f16: F16Lookup
     ) -> tuple[StorageType, str | None]:

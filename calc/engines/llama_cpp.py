@@ -32,6 +32,11 @@ KV_PADDING = 256
 # kv_unified = true" (tools/server, https://github.com/ggml-org/llama.cpp/pull/17997)
 SERVER_SLOTS = 4
 MXFP4_FILES = ("mxfp4", "mxfp4_moe")
+# common/arg.cpp kv_cache_types: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1
+KV_TYPES = (
+    "fp32", "fp16", "bf16", "ggml_q8_0", "ggml_q4_0", "ggml_q4_1", "ggml_iq4_nl", "ggml_q5_0",
+    "ggml_q5_1",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,9 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
 
     def mla_cache(self, plan: Plan) -> MlaCache:
         return self.release_of(plan).mla_cache
+
+    def kv_types(self, release: L) -> tuple[str, ...]:
+        return KV_TYPES
 
     def kv_step(self, plan: Plan) -> int:
         release = self.release_of(plan)

@@ -196,6 +196,7 @@ HISTORY = History(
 # 0.30's -b/-ub by context (server/sched.go generationBatchForContext): "> 32768 -> 2048;
 # > 4096 -> 1024; else 512", each only if the model's prediction stays under 60% (2048) or
 # 75% (1024) of the GPUs' memory and, with 2 GiB or 768 MiB more, under 80%.
+OLLAMA_KV_TYPES = ("fp16", "ggml_q8_0", "ggml_q4_0")
 UBATCH_STEPS = ((32768, 2048, 0.60, 2048 * MIB), (4096, 1024, 0.75, 768 * MIB))
 
 
@@ -250,6 +251,11 @@ class Ollama(LlamaCppFamily[OllamaRelease]):
         if release.caps_context and trained and context > trained:
             return trained
         return context
+
+    def kv_types(self, release: OllamaRelease) -> tuple[str, ...]:
+        """OLLAMA_KV_CACHE_TYPE: f16, q8_0 or q4_0 (SupportsKVCacheType); from 0.30 passed to
+        llama-server as it is."""
+        return super().kv_types(release) if release.llama_server else OLLAMA_KV_TYPES
 
     def flash_default(self, release: OllamaRelease, arch: Architecture) -> bool:
         """Ollama's own engine turns flash attention on only for the models it lists."""

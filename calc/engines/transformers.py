@@ -98,6 +98,10 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
         words["context"] = f"{words['context']}; weights {weights}"
         return words
 
+    def kv_types(self, release: TransformersRelease) -> tuple[str, ...]:
+        """DynamicCache stores keys and values in the model's floating-point dtype."""
+        return ("fp32", "fp16", "bf16")
+
     def keeps_window(self, plan: Plan) -> bool:
         """Before 4.56 DynamicCache kept every token of a sliding layer."""
         return self.release_of(plan).sliding_cache

@@ -90,6 +90,9 @@ class VllmRelease(Release):
     hybrid_allocator: bool = False
     # "GPU KV cache size" as concurrency x max_model_len (0.24) rather than blocks x 16
     tokens_by_concurrency: bool = False
+    # --kv-cache-dtype: "auto" (the model's dtype) and fp8 from the start; bfloat16 (0.11) and
+    # float16 (0.18) by name
+    kv_types: tuple[str, ...] = ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2")
 
 
 HISTORY = History(
@@ -276,6 +279,9 @@ class Vllm(Engine[VllmRelease, Scheduler]):
             + ("; sliding layers in groups of their own" if release.hybrid_allocator else "")
         )
         return words
+
+    def kv_types(self, release: VllmRelease) -> tuple[str, ...]:
+        return release.kv_types
 
     def parallel_problem(self, arch: Architecture, gpus: int) -> str | None:
         if splits_heads(arch, gpus):
