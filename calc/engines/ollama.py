@@ -63,6 +63,10 @@ class OllamaRelease(LlamaCppRelease):
     engine_models: tuple[str, ...] = ()
     flash_models: tuple[str, ...] = ()
     swa_memory: tuple[tuple[str, int], ...] = ()
+    # a sliding cache that would hold the whole context becomes the full cache (kvcache/causal.go
+    # at v0.15.5: "if int(c.swaMemorySize) >= capacity"); 0.12.3 still sized gpt-oss's sliding
+    # layers at 4096 + 512 cells for a 4096-token context (ollama issue 12470)
+    swa_capped: bool = False
     fits_layers: bool = True  # its scheduler puts as many layers on the GPUs as fit
     llama_server: bool = False  # 0.30: llama-server with --fit, -np, -b/-ub by context
 
@@ -168,6 +172,7 @@ HISTORY = History(
             {
                 "context_tiers": ((47, 262144), (23, 32768), (0, 4096)),
                 "min_context": (),
+                "swa_capped": True,
                 # "Support V-less KV cache ... for MLA models such as DeepSeek"
                 # (https://github.com/ggml-org/llama.cpp/pull/19067, 2026-01-24)
                 "mla_cache": "latent",
@@ -189,6 +194,14 @@ HISTORY = History(
                 "sequence_streams": True,
             },
             date="2026-06-01",
+        ),
+        # the newest final release in the sources (checked: the tiers, parallel 1, -np/-c and
+        # --fit unchanged; PR 14743's smaller tiers were closed unmerged)
+        Change(
+            "0.32.15",
+            f"{OLLAMA}/v0.32.15/server/routes.go",
+            {},
+            date="2026-08-19",
         ),
     ),
 )
@@ -276,8 +289,7 @@ class Ollama(LlamaCppFamily[OllamaRelease]):
         memory = dict(release.swa_memory).get(name, window)
         if plan.batch > 1:
             memory = max(memory, window + 1)
-        context = self.padded_context(plan)
-        if memory >= context:
+        if release.swa_capped and memory >= self.padded_context(plan):
             return None
         step = self.kv_step(plan)
         cells = plan.batch * memory + self.options_of(plan).ubatch
