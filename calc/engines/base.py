@@ -145,6 +145,7 @@ class Engine(Generic[R, Opt]):
             "flash_attention": "on" if release.flash_attention else "off",
             "layers": "all",
             "kv_layout": "every token of every layer",
+            "buffers": "",
             "mla_cache": "latent",
         }
 

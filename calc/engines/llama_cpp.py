@@ -203,6 +203,9 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
         words["mla_cache"] = release.mla_cache
         words["layers"] = "all (fitted)" if release.fit else "all" if release.all_layers else "none"
         words["kv_layout"] = _kv_layout(release)
+        words["buffers"] = f"compute buffer {UBATCH} tokens wide per GPU" + (
+            "; --fit keeps 1024 MiB free per GPU" if release.fit else ""
+        )
         return words
 
     def release(self, version: str | None) -> L:

@@ -317,6 +317,12 @@ class Ollama(LlamaCppFamily[OllamaRelease]):
         words["layers"] = (
             "fitted by llama-server's --fit" if release.llama_server else "as many as fit"
         )
+        if release.llama_server:
+            words["buffers"] = (
+                "batch 512, 1024 above 4k or 2048 above 32k tokens; --fit keeps 1024 MiB free"
+            )
+        else:
+            words["buffers"] = "batch 512; 457 MiB kept free per GPU"
         return words
 
     def choose_batch(self, plan: Plan, layout: Callable[[], WeightLayout]) -> tuple[int, str]:

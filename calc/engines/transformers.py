@@ -89,6 +89,11 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
     def describe(self, release: TransformersRelease) -> dict[str, str]:
         words = super().describe(release)
         words["layers"] = "all (device_map)"
+        words["buffers"] = (
+            "prefill of the whole prompt; logits for every prompt token"
+            if release.prompt_logits
+            else "prefill of the whole prompt; logits for the last token"
+        )
         words["kv_layout"] = "DynamicCache: " + (
             "sliding layers keep their window" if release.sliding_cache else "every token"
         )

@@ -90,6 +90,8 @@ class VllmRelease(Release):
     hybrid_allocator: bool = False
     # "GPU KV cache size" as concurrency x max_model_len (0.24) rather than blocks x 16
     tokens_by_concurrency: bool = False
+    # CUDA graphs as the release captures them (their size is not modelled: a fixed 0.21 GiB)
+    cuda_graphs: str = "none (V0 captures up to 256 sequences)"
     # --kv-cache-dtype: "auto" (the model's dtype) and fp8 from the start; bfloat16 (0.11) and
     # float16 (0.18) by name
     kv_types: tuple[str, ...] = ("bf16", "fp16", "fp8_e4m3", "fp8_e5m2")
@@ -109,7 +111,12 @@ HISTORY = History(
     (
         # the V1 engine became the default in 0.8.0: 2048 batched tokens and 256 sequences for
         # `vllm serve`
-        Change("0.8.0", ARG_UTILS_MAIN, {"profile_rule": "v1"}, date="2025-03-18"),
+        Change(
+            "0.8.0",
+            ARG_UTILS_MAIN,
+            {"profile_rule": "v1", "cuda_graphs": "piecewise, 67 sizes up to 512"},
+            date="2025-03-18",
+        ),
         # 8192 batched tokens and 1024 sequences on GPUs of 70 GiB or more, not A100s
         Change("0.9.0", f"{PULL}/17885", {"large_gpu_batch": True}, date="2025-05-28"),
         # MemorySnapshot: requested_memory = total x utilization, counted from a snapshot taken
@@ -120,8 +127,20 @@ HISTORY = History(
             {"runtime_in_budget": False, "hybrid_allocator": True},
             date="2025-06-10",
         ),
+        # "self.cuda_graph_sizes = [min(self.max_num_seqs * 2, 512)]"
+        Change(
+            "0.10.0",
+            "https://github.com/vllm-project/vllm/blob/v0.10.0/vllm/config.py",
+            {"cuda_graphs": "piecewise, up to min(2 x max_num_seqs, 512)"},
+            date="2025-07-25",
+        ),
         # V1 only ("Remove V0 core"); FULL_AND_PIECEWISE CUDA graphs by default (PR 25444)
-        Change("0.11.0", f"{PULL}/25321", {}, date="2025-10-04"),
+        Change(
+            "0.11.0",
+            f"{PULL}/25444",
+            {"cuda_graphs": "full and piecewise, up to min(2 x max_num_seqs, 512)"},
+            date="2025-10-04",
+        ),
         # "gpu_memory_utilization: float = Field(default=0.92" and the CUDA graph estimate
         # taken out of the KV reserve by default (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1)
         Change(
@@ -141,7 +160,12 @@ HISTORY = History(
         Change(
             "0.28.0",
             "https://github.com/vllm-project/vllm/blob/v0.28.0/vllm/engine/arg_utils.py",
-            {"huge_gpu_batch": True},
+            {
+                "huge_gpu_batch": True,
+                # "1024 if current_platform.is_device_capability_family(100) else 512"
+                "cuda_graphs": "full and piecewise, up to min(2 x max_num_seqs, 512; 1024 "
+                "on Blackwell B200/B300)",
+            },
             date="2026-08-26",
         ),
         # the newest release (checked: none of the defaults above changed)
@@ -272,6 +296,16 @@ class Vllm(Engine[VllmRelease, Scheduler]):
     def describe(self, release: VllmRelease) -> dict[str, str]:
         words = super().describe(release)
         words["layers"] = "all, tensor parallel"
+        profile = (
+            "max(max_model_len, 2048) tokens, 256 sequences"
+            if release.profile_rule == "v0"
+            else f"{SERVE_BATCH[0]} tokens, {SERVE_BATCH[1]} sequences"
+        )
+        if release.large_gpu_batch:
+            profile += f"; {LARGE_GPU_BATCH[0]}, {LARGE_GPU_BATCH[1]} from 70 GiB (not A100)"
+        if release.huge_gpu_batch:
+            profile += f"; {HUGE_GPU_BATCH[0]}, {HUGE_GPU_BATCH[1]} from 160 GiB"
+        words["buffers"] = f"profiling pass: {profile}; CUDA graphs: {release.cuda_graphs}"
         share = f"{release.memory_utilization:.0%}"
         words["kv_layout"] = (
             f"blocks of {BLOCK_SIZE} filling {share} of each GPU"
