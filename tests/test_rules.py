@@ -896,3 +896,23 @@ def test_fit_leaves_the_layers_to_a_reader_who_set_them(catalogue):
     # and before b6325 none does unless -ngl says
     older = _fit_estimate(catalogue, BIG, 0.75, context=4096, engine_version="b6000")
     assert older.devices[0].layers == () and older.host.weights > 0
+
+
+BIG_MOE = {**MOE, "hidden_size": 1024, "moe_intermediate_size": 1024, "num_experts": 64,
+           "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 8,
+           "vocab_size": 32000, "head_dim": 128}  # fmt: skip
+
+
+@pins("calc.engines.fit.fit_layers")
+def test_fit_gives_moe_layers_their_experts_back_front_to_back(catalogue):
+    """8 MoE layers of 64 experts (~0.75 GiB of experts each in fp16): on one GPU of 4 GiB the
+    attention goes on for every layer, and the first layers take their experts back."""
+    one = _fit_estimate(catalogue, BIG_MOE, 4, context=4096)
+    device = one.devices[0]
+    assert len(device.layers) == 8 and device.headroom_bytes >= MIB_1024
+    kept = [n for n in one.notes if "routed experts of the last" in n]
+    assert kept and 0 < int(kept[0].split("last ")[1].split()[0]) < 8
+    # two such GPUs: both take layers with their experts, GPU 0 first
+    two = _fit_estimate(catalogue, BIG_MOE, 4, context=4096, gpus=2)
+    assert all(d.layers and d.headroom_bytes >= MIB_1024 for d in two.devices)
+    assert two.host.weights < one.host.weights  # the second GPU holds more experts

@@ -99,15 +99,42 @@ def fit_layers(plan: Plan, run: Estimator, rules: FitRules) -> Plan:
     placed = sum(counts)
     output = placed > layers  # the last GPU's first slot is the output layer
     split = tuple(float(c) for c in _decoder_counts(counts, output))
-    chosen = with_offload(base, gpu_layers=placed, tensor_split=split if len(counts) > 1 else None)
-    if not moe or not fits(run(chosen), rules.margin):
+    chosen = with_offload(
+        base, gpu_layers=placed, tensor_split=split if len(counts) > 1 and sum(split) else None
+    )
+    if not moe or not output or not fits(run(chosen), rules.margin):
         return chosen
+    full = _largest(lambda k: _pack(base, run, rules, k) is not None, layers)
+    packed = _pack(base, run, rules, full)
+    assert packed is not None  # full = 0 packs: it is the dense-only fit above
+    return packed
 
-    def fits_with(full: int) -> bool:
-        return fits(run(with_offload(chosen, cpu_moe_last=layers - full)), rules.margin)
 
-    full = _largest(fits_with, layers)
-    return with_offload(chosen, cpu_moe_last=layers - full)
+def _pack(plan: Plan, run: Estimator, rules: FitRules, full: int) -> Plan | None:
+    """Every layer on the GPUs, the first ``full`` with their experts: GPUs take runs of layers
+    in order, each as many as it holds ("device 0 is filled first"); None if they do not fit."""
+    layers = plan.arch.num_layers
+    trial = with_offload(plan, gpu_layers=layers + 1, cpu_moe_last=layers - full)
+    devices = len(plan.devices)
+    if devices == 1:
+        return trial if fits(run(trial), rules.margin) else None
+    counts = [0] * devices
+    start = 0
+    for index in range(devices - 1):
+
+        def holds(n: int, index: int = index, start: int = start) -> bool:
+            shares = [*counts[:index], n, layers - start - n, *[0] * (devices - index - 2)]
+            candidate = with_offload(trial, tensor_split=tuple(float(c) for c in shares))
+            device = run(candidate).devices[index]
+            return device.total_bytes <= (device.device.capacity_bytes or 0) - rules.margin
+
+        counts[index] = _largest(holds, layers - start)
+        start += counts[index]
+    counts[-1] = layers - start
+    if counts[-1] == 0:
+        counts[-1], counts[-2] = 1, counts[-2] - 1  # the output layer needs a decoder layer there
+    packed = with_offload(trial, tensor_split=tuple(float(c) for c in counts))
+    return packed if fits(run(packed), rules.margin) else None
 
 
 def _counts_per_gpu(plan: Plan, run: Estimator, rules: FitRules) -> list[int]:
