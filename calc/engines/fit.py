@@ -100,7 +100,7 @@ def fit_layers(plan: Plan, run: Estimator, rules: FitRules) -> Plan:
     output = placed > layers  # the last GPU's first slot is the output layer
     split = tuple(float(c) for c in _decoder_counts(counts, output))
     chosen = with_offload(
-        base, gpu_layers=placed, tensor_split=split if len(counts) > 1 and sum(split) else None
+        base, gpu_layers=placed, tensor_split=split if len(counts) > 1 and sum(split) > 0 else None
     )
     if not moe or not output or not fits(run(chosen), rules.margin):
         return chosen
