@@ -28,6 +28,7 @@ from calc import (
     weight_layout,
 )
 from calc.engines.llama_cpp import graph_bytes
+from calc.engines.ollama import engine_graph_bytes
 from calc.engines.transformers import prefill_bytes
 from calc.engines.vllm import profile_batch, profile_peak, splits_heads
 from calc.finetune import (
@@ -916,3 +917,18 @@ def test_fit_gives_moe_layers_their_experts_back_front_to_back(catalogue):
     two = _fit_estimate(catalogue, BIG_MOE, 4, context=4096, gpus=2)
     assert all(d.layers and d.headroom_bytes >= MIB_1024 for d in two.devices)
     assert two.host.weights < one.host.weights  # the second GPU holds more experts
+
+
+@pins("calc.engines.ollama.engine_graph_bytes")
+def test_ollamas_own_engine_keeps_logits_for_one_row_per_sequence():
+    moe = parse_config(MOE)  # h 64, 2 of 8 experts of 32, V 1000
+    b = 512
+    width = 2 * (3 * 32 + 64)
+    assert engine_graph_bytes(
+        moe, context_tokens=4096, sequences=1, flash_attention=True, ubatch=b
+    ) == 4 * (b * (1 + 4 * 64 + width) + 1 * (64 + 1000))
+    dense = parse_config(LLAMA)
+    off = engine_graph_bytes(
+        dense, context_tokens=600, sequences=2, flash_attention=False, ubatch=b
+    )
+    assert off == 4 * (b * (1 + 4 * 64 + 3 * 128) + b * 600 * (1 + 4) + 2 * (64 + 1000))
