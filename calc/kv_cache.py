@@ -71,7 +71,7 @@ def kv_cache_bytes(
     total_tokens = 0
     for layer in chosen:
         if sliding_cells is not None and sliding_window_cache and _sliding(arch, layer):
-            total_tokens += min(sliding_cells, context * sequences)
+            total_tokens += sliding_cells  # as the engine sizes it, which may exceed the context
             continue
         kept = cached_tokens(
             arch,

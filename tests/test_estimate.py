@@ -456,3 +456,48 @@ def test_each_engine_takes_only_its_kv_cache_types(catalogue, engine, version, k
     assert estimate(
         catalogue, model="llama-3.1-8b", engine="ollama", kv_cache="q5_1"
     ).kv_format == ("ggml_q5_1")
+
+
+def test_ollamas_own_engine_by_release(catalogue):
+    def run(version, model="gpt-oss-20b", **kwargs):
+        return estimate(
+            catalogue, model=model, engine="ollama", engine_version=version,
+            weights="mxfp4" if model.startswith("gpt-oss") else None, **kwargs,
+        )  # fmt: skip
+
+    # 0.11: gpt-oss at least 8192 tokens; 0.15.5 drops the minimum (tiers instead)
+    assert run("0.11.10").context == 8192
+    assert run("0.15.5").context == 4096  # no GPU memory given: the lowest tier
+    # 0.11.8 turns flash attention on for gpt-oss only; 0.12.6 adds gemma3; llama stays off
+    assert "flash attention off" in run("0.11.0").notes[0]
+    assert "flash attention on" in run("0.11.8").notes[0]
+    assert "flash attention on" in run("0.12.6", model="gemma-3-4b").notes[0]
+    assert "flash attention off" in run("0.12.6", model="llama-3.1-8b").notes[0]
+    assert "flash attention on" in run("0.13.4", model="llama-3.1-8b").notes[0]  # auto
+    # gpt-oss's sliding layers keep 4096 + 512 cells on 0.12.3, even for a 4096-token context
+    # (ollama issue 12470: 9437184 bytes a sliding layer, 8388608 a full one)
+    cells = run("0.12.3", context=4096).components.kv_cache // (12 * 8 * 64 * 2 * 2)
+    assert cells == 4096 + 4608
+    # from 0.30 llama-server's cache: the window and one micro-batch, padded to 256
+    new = run(None, context=4096).components.kv_cache // (12 * 8 * 64 * 2 * 2)
+    assert new == 4096 + 768
+
+
+def test_transformers_defaults_by_release(catalogue):
+    def run(version, model="llama-3.1-8b", **kwargs):
+        return estimate(
+            catalogue, model=model, engine="transformers", engine_version=version, **kwargs
+        )
+
+    assert run("4.57.0").weights_format == "fp32"  # float32 unless told, before 5.0
+    assert run("5.0.0").weights_format == "bf16"  # dtype="auto"
+    eager = run("4.45.0", model="gemma-2-9b", weights="bf16", context=4096)
+    sdpa = run("4.48.0", model="gemma-2-9b", weights="bf16", context=4096)
+    assert eager.components.activations > sdpa.components.activations
+    assert run(
+        "5.21.0", model="gemma-2-9b", weights="bf16", context=4096
+    ).components.activations == (eager.components.activations)
+    # 4.56 keeps only the window of a sliding layer
+    old = run("4.55.0", model="gemma-3-4b", weights="bf16", context=32768).components.kv_cache
+    new = run("4.56.0", model="gemma-3-4b", weights="bf16", context=32768).components.kv_cache
+    assert new < old / 3
