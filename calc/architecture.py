@@ -25,10 +25,14 @@ class Family:
 
     source: str
     tie_default: bool
-    # "never", "always" (q, k and v carry a bias, o does not), or "attention_bias" (the config
-    # key decides for q, k, v and o together)
+    # "never", "always" (q, k and v carry a bias, o does not), "attention_bias" (the config
+    # key decides for q, k, v and o together), or "attention_out_bias" (attention_bias for q, k
+    # and v, attention_out_bias for o)
     attention_bias: str = "attention_bias"
     qk_norm: bool = False
+    # OLMo 2 and 3 normalise the whole q and k projections (one weight per channel of all
+    # heads) where Qwen3 and Gemma 3 normalise each head (head_dim weights)
+    qk_norm_whole: bool = False
     norms_per_layer: int = 2
     # how layers get a sliding window when the config has no explicit "layer_types" list
     sliding: str = "none"  # none | all | qwen | every_other | pattern
@@ -81,6 +85,29 @@ FAMILIES: dict[str, Family] = {
         attention_bias="never",
         sliding="all",
     ),
+    # SeedOssAttention: q/k/v biases from attention_bias, o's from attention_out_bias
+    "seed_oss": Family(
+        f"{TRANSFORMERS}/seed_oss/modeling_seed_oss.py",
+        tie_default=False,
+        attention_bias="attention_out_bias",
+    ),
+    # Olmo2Attention: "self.q_norm = Olmo2RMSNorm(config.num_attention_heads * self.head_dim"
+    # (the whole projection); post-attention and post-feedforward norms instead of pre-norms
+    "olmo2": Family(
+        f"{TRANSFORMERS}/olmo2/modeling_olmo2.py",
+        tie_default=False,
+        qk_norm=True,
+        qk_norm_whole=True,
+    ),
+    # Olmo 3: OLMo 2's layer with sliding-window layers listed in layer_types (3 of every 4)
+    "olmo3": Family(
+        f"{TRANSFORMERS}/olmo3/modeling_olmo3.py",
+        tie_default=False,
+        qk_norm=True,
+        qk_norm_whole=True,
+    ),
+    # SmolLM3: Llama's layer, tied embeddings; its NoPE layers change no memory
+    "smollm3": Family(f"{TRANSFORMERS}/smollm3/modeling_smollm3.py", tie_default=True),
     "gemma": Family(f"{TRANSFORMERS}/gemma/modeling_gemma.py", tie_default=True),
     "gemma2": Family(
         f"{TRANSFORMERS}/gemma2/modeling_gemma2.py",
@@ -214,6 +241,7 @@ class Architecture:
     moe: MoE | None = None
     mla: MLA | None = None
     vision: VisionTower | None = None
+    qk_norm_whole: bool = False
 
     @property
     def gqa_groups(self) -> int:
@@ -327,6 +355,7 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         o_bias=o_bias,
         mlp_bias=c.flag("mlp_bias", False),
         qk_norm=family.qk_norm,
+        qk_norm_whole=family.qk_norm_whole,
         norms_per_layer=family.norms_per_layer,
         layer_kinds=layer_kinds,
         sliding_window=sliding_window,
@@ -367,6 +396,8 @@ def _attention_bias(c: _Config, family: Family) -> tuple[bool, bool]:
         return True, False
     if family.attention_bias == "never":
         return False, False
+    if family.attention_bias == "attention_out_bias":  # Seed-OSS: two keys
+        return c.flag("attention_bias", False), c.flag("attention_out_bias", False)
     bias = c.flag("attention_bias", False)
     return bias, bias
 

@@ -91,8 +91,9 @@ def _attention(arch: Architecture, i: int) -> list[Tensor]:
     out += _linear("attn_v", h, kv_dim, i, arch.qkv_bias)
     out += _linear("attn_output", q_dim, h, i, arch.o_bias)
     if arch.qk_norm:
-        out += [Tensor("attn_q_norm", NORM, (arch.head_dim,), i)]
-        out += [Tensor("attn_k_norm", NORM, (arch.head_dim,), i)]
+        whole = arch.qk_norm_whole
+        out += [Tensor("attn_q_norm", NORM, (q_dim if whole else arch.head_dim,), i)]
+        out += [Tensor("attn_k_norm", NORM, (kv_dim if whole else arch.head_dim,), i)]
     if arch.attention_sinks:  # gpt-oss: one learned sink logit per head
         out.append(Tensor("attn_sinks", BIAS, (heads,), i))
     return out
