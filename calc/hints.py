@@ -85,8 +85,8 @@ def _fits(plan: Plan, layouts: LayoutMemo) -> bool:
 def longest_context(plan: Plan, layouts: LayoutMemo, *, limit: int) -> int | None:
     """The largest context per sequence that fits, up to ``limit``; None if none does.
 
-    Memory never shrinks as the context grows, and the engine allocates the cache in steps of
-    ``kv_padding`` tokens, so the answer is a whole number of steps (or the limit). The search
+    Memory never shrinks as the context grows, and the engine allocates the cache in steps
+    (``kv_step``), so the answer is a whole number of steps (or the limit). The search
     runs over steps by false position (Illinois variant): headroom falls almost linearly with
     the context, so a handful of estimates pin the boundary exactly.
     """

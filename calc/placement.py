@@ -4,7 +4,7 @@ matrix split over the GPUs (tensor parallel, vLLM). Engines pick one and add the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import ceil
 
 from calc._errors import InputError
@@ -180,11 +180,8 @@ def place_tensor_parallel(
     layout: WeightLayout,
     devices: Sequence[Device],
     kv: KvBytes,
-    *,
-    memory_utilization: float = 1.0,
 ) -> Placement:
-    """Every matrix split over the GPUs, vectors (norms, biases) on each; each GPU offers
-    ``memory_utilization`` of its memory."""
+    """Every matrix split over the GPUs, vectors (norms, biases) on each."""
     n = len(devices)
     vectors = layout.total_bytes - layout.matrix_bytes
     weights_per_gpu = ceil(layout.matrix_bytes / n) + vectors
@@ -193,12 +190,7 @@ def place_tensor_parallel(
     placed = tuple(
         DeviceEstimate(
             index=index,
-            device=replace(
-                device,
-                capacity_bytes=int(device.capacity_bytes * memory_utilization)
-                if device.capacity_bytes is not None
-                else None,
-            ),
+            device=device,
             layers=all_layers,
             components=Components(weights=weights_per_gpu, kv_cache=kv_per_gpu),
         )

@@ -885,7 +885,7 @@ def test_fit_keeps_whole_layers_in_cpu_ram_until_the_rest_fits(catalogue):
     assert result.host.weights > 0 and result.host.kv_cache > 0
 
 
-@pins("calc.engines.llama_cpp.run_fit")
+@pins("calc.engines.fit.run_fit")
 def test_fit_leaves_the_layers_to_a_reader_who_set_them(catalogue):
     mine = _fit_estimate(catalogue, BIG, 0.75, context=4096, gpu_layers=9)
     assert len(mine.devices[0].layers) == 8  # as asked, though it does not fit

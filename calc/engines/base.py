@@ -77,7 +77,6 @@ class Engine(Generic[R, Opt]):
     weight_files: Mapping[str, tuple[str, str]] = MappingProxyType({})
     weights_only = False  # theory: parameters x bytes and nothing else
     kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
-    sliding_window_cache = True  # sliding-window layers keep only their window
     embeddings_on_host = False
     mentions_flash_default = False  # the defaults note names the flash-attention default
     constants: tuple[Constant, ...] = ()
@@ -186,15 +185,11 @@ class Engine(Generic[R, Opt]):
 
     def keeps_window(self, plan: Plan) -> bool:
         """Whether sliding-window layers keep only their window."""
-        return self.sliding_window_cache
-
-    def swa_extra(self, plan: Plan) -> int:
-        """Tokens a sliding-window layer keeps beyond its window, per sequence."""
-        return 0
+        return True
 
     def sliding_cells(self, plan: Plan) -> int | None:
         """Cells one sliding-window layer holds for all sequences together, where the engine
-        sizes that cache as a whole; None: the window (and swa_extra) per sequence."""
+        sizes that cache as a whole; None: the window per sequence."""
         return None
 
     def kv_bytes(self, plan: Plan, layers: Sequence[int], share: float = 1.0) -> int:
@@ -205,7 +200,6 @@ class Engine(Generic[R, Opt]):
             storage=plan.kv_format,
             layers=layers,
             sliding_window_cache=self.keeps_window(plan),
-            swa_extra=self.swa_extra(plan),
             mla_cache=self.mla_cache(plan),
             sliding_cells=self.sliding_cells(plan),
         )

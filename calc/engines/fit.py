@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from calc.breakdown import Estimate
+from calc.engines.base import Engine
 from calc.layout import WeightLayout
 from calc.placement import Offload
 from calc.plan import Plan
@@ -195,3 +197,50 @@ def _largest(ok: Callable[[int], bool], limit: int) -> int:
         else:
             high = middle
     return low
+
+
+def run_fit(
+    engine: Engine[Any, Any],
+    plan: Plan,
+    asked: Any,
+    layout: WeightLayout,
+    rules: FitRules,
+    *,
+    who: str = "llama.cpp's --fit",
+) -> tuple[Plan, tuple[str, ...]]:
+    """llama.cpp's --fit (calc.engines.fit) on ``plan``, with the notes that say what it did."""
+
+    def run(candidate: Plan) -> Estimate:
+        return engine.estimate(candidate, layout)
+
+    if fits(run(plan), rules.margin):
+        return plan, ()
+    notes = []
+    before = plan.context
+    if asked.context is None and rules.min_context is not None:
+        plan, done = fit_context(plan, run, layout, rules)
+        if plan.context != before:
+            notes.append(f"{who} shrank the context from {before} to {plan.context}")
+        if done and len(plan.devices) == 1:
+            return plan, tuple(notes)
+    set_by_user = [
+        flag
+        for flag, value in (
+            ("-ngl", asked.gpu_layers),
+            ("--tensor-split", asked.tensor_split),
+            ("--n-cpu-moe", asked.cpu_moe_layers),
+        )
+        if value
+    ]
+    if set_by_user:
+        notes.append(f"{who} leaves the layers alone: {set_by_user[0]} is set")
+        return plan, tuple(notes)
+    plan = fit_layers(plan, run, rules)
+    options = engine.options_of(plan)
+    layers = plan.arch.num_layers
+    placed = min(options.gpu_layers or 0, layers + 1)
+    notes.append(
+        f"{who} puts {placed} of {layers + 1} layers (the output layer counted) on the GPUs, "
+        f"keeping {rules.margin // MIB} MiB free on each"
+    )
+    return plan, tuple(notes)

@@ -10,16 +10,14 @@ from typing import Any, TypeVar
 
 from calc._errors import InputError
 from calc.architecture import MLA, Architecture
-from calc.breakdown import Estimate
 from calc.engines.base import Constant, Engine, F16Lookup
-from calc.engines.fit import FitRules, fit_context, fit_layers, fits
+from calc.engines.fit import FitRules, run_fit
 from calc.engines.history import MODEL_MAX, Change, History, Release, version_key
 from calc.formats import StorageType
 from calc.kv_cache import MlaCache
 from calc.layout import WeightLayout
 from calc.placement import Offload, Placement
 from calc.plan import Default, Plan
-from calc.units import MIB
 
 LLAMA_CPP = "https://github.com/ggml-org/llama.cpp/blob"
 PULL = "https://github.com/ggml-org/llama.cpp/pull"
@@ -168,7 +166,6 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
     # src/llama-model.cpp load_tensors: "there is very little benefit to offloading the input
     # layer, so always keep it on the CPU"
     embeddings_on_host = True
-    kv_padding = KV_PADDING
     mentions_flash_default = True
 
     def mla_cache(self, plan: Plan) -> MlaCache:
@@ -228,7 +225,8 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
         else:
             slots, unified = plan.batch, not release.sequence_streams or plan.batch == 1
         options = LlamaCppOptions(
-            gpu_layers=asked.gpu_layers if release.all_layers or asked.gpu_layers else 0,
+            # before b6325 -ngl defaulted to 0: nothing on the GPU unless asked
+            gpu_layers=asked.gpu_layers if release.all_layers else (asked.gpu_layers or 0),
             cpu_moe_layers=asked.cpu_moe_layers or 0,
             tensor_split=asked.tensor_split,
             ubatch=asked.ubatch_size or UBATCH,
@@ -357,53 +355,6 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
                 field="kv_cache",
             )
         return kv_format, None
-
-
-def run_fit(
-    engine: Engine[Any, Any],
-    plan: Plan,
-    asked: Any,
-    layout: WeightLayout,
-    rules: FitRules,
-    *,
-    who: str = "llama.cpp's --fit",
-) -> tuple[Plan, tuple[str, ...]]:
-    """llama.cpp's --fit (calc.engines.fit) on ``plan``, with the notes that say what it did."""
-
-    def run(candidate: Plan) -> Estimate:
-        return engine.estimate(candidate, layout)
-
-    if fits(run(plan), rules.margin):
-        return plan, ()
-    notes = []
-    before = plan.context
-    if asked.context is None and rules.min_context is not None:
-        plan, done = fit_context(plan, run, layout, rules)
-        if plan.context != before:
-            notes.append(f"{who} shrank the context from {before} to {plan.context}")
-        if done and len(plan.devices) == 1:
-            return plan, tuple(notes)
-    set_by_user = [
-        flag
-        for flag, value in (
-            ("-ngl", asked.gpu_layers),
-            ("--tensor-split", asked.tensor_split),
-            ("--n-cpu-moe", asked.cpu_moe_layers),
-        )
-        if value
-    ]
-    if set_by_user:
-        notes.append(f"{who} leaves the layers alone: {set_by_user[0]} is set")
-        return plan, tuple(notes)
-    plan = fit_layers(plan, run, rules)
-    options = engine.options_of(plan)
-    layers = plan.arch.num_layers
-    placed = min(options.gpu_layers or 0, layers + 1)
-    notes.append(
-        f"{who} puts {placed} of {layers + 1} layers (the output layer counted) on the GPUs, "
-        f"keeping {rules.margin // MIB} MiB free on each"
-    )
-    return plan, tuple(notes)
 
 
 def graph_bytes(

@@ -11,9 +11,9 @@ from typing import Any
 from calc.architecture import Architecture
 from calc.breakdown import Device
 from calc.engines.base import Constant, F16Lookup
-from calc.engines.fit import FitRules
+from calc.engines.fit import FitRules, run_fit
 from calc.engines.history import Change, History
-from calc.engines.llama_cpp import UBATCH, LlamaCppFamily, LlamaCppRelease, run_fit
+from calc.engines.llama_cpp import UBATCH, LlamaCppFamily, LlamaCppRelease
 from calc.formats import StorageType
 from calc.layout import WeightLayout
 from calc.placement import Placement
