@@ -82,9 +82,7 @@ def resolve(
     engine = engine_by_name(request.engine)
     release = engine.release(request.engine_version)
     model_key, arch = resolve_architecture(catalogue, request)
-    weights_id = request.weights or engine.default_weights_for(release, arch)
-    weights_id, weights_note = engine.weight_files.get(weights_id, (weights_id, None))
-    weights = catalogue.weight_format(weights_id)
+    weights, weights_note = _weights(catalogue, engine, release, arch, request.weights)
     check_engine_accepts(catalogue, engine, weights)
     devices = _devices(catalogue, request)
     problem = engine.parallel_problem(arch, len(devices))
@@ -131,6 +129,47 @@ def resolve(
     plan, fit_notes = engine.fit(plan, request, lambda: layout_for(fitted, layouts))
     plan = replace(plan, notes=(*plan.notes, *fit_notes))
     return replace(plan, defaults=_defaults(plan, request, engine_defaults, batch_default))
+
+
+def _weights(
+    catalogue: Catalogue,
+    engine: Engine[Any, Any],
+    release: Release,
+    arch: Architecture,
+    asked: str | None,
+) -> tuple[WeightFormat, str | None]:
+    """The weight format the engine loads, and a note where it is not the obvious one.
+
+    Engines that read Hugging Face files take the format the config.json declares unless told
+    otherwise; a format the reader names wins, with a note saying what it replaced.
+    """
+    checkpoint = arch.checkpoint if engine.loads_checkpoints else None
+    if checkpoint is not None and not checkpoint.modelled:
+        if asked is None:
+            raise InputError(checkpoint.unmodelled_message(), field="weights")
+        checkpoint = None
+    stored = catalogue.checkpoint_format(checkpoint) if checkpoint is not None else None
+    if asked is None:
+        if (
+            checkpoint is not None
+            and stored is not None
+            and engine.uses_checkpoint(release, checkpoint)
+        ):
+            return stored, None
+        asked = engine.default_weights_for(release, arch)
+        weights_id, note = engine.weight_files.get(asked, (asked, None))
+        return catalogue.weight_format(weights_id), note
+    weights_id, note = engine.weight_files.get(asked, (asked, None))
+    weights = catalogue.weight_format(weights_id)
+    if stored is None or checkpoint is None or not checkpoint.quantized:
+        return weights, note
+    if weights.id == stored.id:
+        return stored, note  # the same files: the config's unquantised modules hold
+    replaced = (
+        f"config.json's quantization_config stores {checkpoint.label} weights; the asked "
+        f"{weights.name} replaces them"
+    )
+    return weights, replaced if note is None else f"{note}; {replaced}"
 
 
 def _given(request: InferenceRequest) -> dict[str, object]:

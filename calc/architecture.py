@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calc._errors import ConfigError
+from calc.checkpoint import Checkpoint, read_checkpoint
 
 TRANSFORMERS = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/models"
 
@@ -162,9 +163,12 @@ MEMORY_KEYS = frozenset(
         "first_k_dense_replace", "moe_layer_freq", "topk_method", "q_lora_rank",
         "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
         "num_nextn_predict_layers", "text_config", "vision_config", "mm_tokens_per_image",
-        "patch_size", "image_size", "num_channels",
+        "patch_size", "image_size", "num_channels", "dtype", "quantization_config",
     }
 )  # fmt: skip
+
+# Kept whole: every key of a quantization_config says how the files are stored.
+VERBATIM_KEYS = frozenset({"quantization_config"})
 
 
 def memory_keys(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,7 +177,8 @@ def memory_keys(config: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in config.items():
         if key not in MEMORY_KEYS:
             continue
-        kept[key] = memory_keys(value) if isinstance(value, Mapping) else value
+        nested = isinstance(value, Mapping) and key not in VERBATIM_KEYS
+        kept[key] = memory_keys(value) if nested else value
     return kept
 
 
@@ -242,6 +247,7 @@ class Architecture:
     mla: MLA | None = None
     vision: VisionTower | None = None
     qk_norm_whole: bool = False
+    checkpoint: Checkpoint | None = None  # the format the published files are stored in
 
     @property
     def gqa_groups(self) -> int:
@@ -317,6 +323,7 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
     if not isinstance(model_type, str) or not model_type:
         raise ConfigError(f'{where}: missing key \'model_type\' (e.g. "llama", "qwen2")')
     tie_source = config
+    checkpoint = read_checkpoint(config, where=where)
     vision = None
     nested: tuple[str, ...] = ()
     if model_type in WRAPPERS:
@@ -364,6 +371,7 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         moe=moe,
         mla=mla,
         vision=vision,
+        checkpoint=checkpoint,
     )
 
 

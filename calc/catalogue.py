@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from calc._errors import CatalogueError, ConfigError, UnknownNameError
 from calc.architecture import Architecture, parse_config
+from calc.checkpoint import Checkpoint
 from calc.formats import (
     MIX_CONDITIONS,
     SCOPES,
@@ -115,6 +116,30 @@ class Catalogue:
 
     def weight_format(self, name: str) -> WeightFormat:
         return self.weight_formats[_lookup("weight format", name, self._index["weights"], _plain)]
+
+    def checkpoint_format(self, checkpoint: Checkpoint) -> WeightFormat:
+        """The weight format a config.json's checkpoint is stored in, with the modules it
+        leaves unquantised; a group size the catalogue has no entry for is built from its
+        family's group-128 entry."""
+        group = checkpoint.group
+        if group is None:
+            fmt = self.weight_format(checkpoint.format_id or "bf16")
+        elif group.id in self.weight_formats:
+            fmt = self.weight_formats[group.id]
+        else:
+            base_id = "gptq_8bit_g128" if group.bits == 8 else "gptq_4bit_g128"
+            base = self.weight_formats["awq_4bit_g128" if group.family == "awq" else base_id]
+            size = group.group_size
+            storage = StorageType(
+                id=group.id,
+                name=checkpoint.label,
+                block_size=size or 1,
+                block_bytes=None,
+                bits_per_weight=group.bits + (group.scale_bits / size if size else 0),
+                row_extra_bits=0 if size else group.scale_bits,
+            )
+            fmt = replace(base, id=group.id, name=checkpoint.label, storage=storage)
+        return replace(fmt, keep=checkpoint.keep) if checkpoint.keep else fmt
 
     def kv_format(self, name: str) -> StorageType:
         return self.storage_types[_lookup("KV cache format", name, self._index["kv"], _plain)]

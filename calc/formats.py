@@ -14,7 +14,8 @@ from math import ceil
 
 from calc._errors import CatalogueError
 from calc.architecture import Architecture
-from calc.tensors import WEIGHT, Tensor, is_vision
+from calc.checkpoint import module_kept
+from calc.tensors import WEIGHT, Tensor, hf_module, is_vision
 
 # Where a weight format applies: to every tensor, to the linear layers of the decoder blocks
 # (embeddings, output head, router and norms stay in the checkpoint's 16-bit type), to the routed
@@ -33,12 +34,13 @@ class StorageType:
     block_size: int  # values per block; 1 for plain scalars
     block_bytes: int | None  # bytes per block, when a block is a whole number of bytes
     bits_per_weight: float  # effective, including scales and zero points
+    row_extra_bits: int = 0  # a scale (and zero point) per row: per-channel quantisation
 
     def row_bytes(self, values: int) -> int:
         """Bytes for one row of ``values`` numbers (blocks never straddle rows)."""
         if self.block_bytes is not None:
             return ceil(values / self.block_size) * self.block_bytes
-        return ceil(values * self.bits_per_weight / 8)
+        return ceil((values * self.bits_per_weight + self.row_extra_bits) / 8)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class WeightFormat:
     # False for number formats no engine loads as a checkpoint (plain INT4, TF32, a ggml
     # tensor type on its own): only the theory engine's parameters x bits applies to them.
     loadable: bool = True
+    # Hugging Face module names (or re:/glob patterns) a checkpoint leaves unquantised
+    keep: tuple[str, ...] = ()
 
 
 def use_more_bits(i_layer: int, n_layers: int) -> bool:
@@ -156,6 +160,8 @@ def tensor_storage(
         return fmt.storage
     other = fmt.unquantised or types["bf16"]
     quantisable = tensor.kind == WEIGHT and len(tensor.shape) >= 2
+    if fmt.keep and quantisable and module_kept(hf_module(tensor), fmt.keep):
+        return other
     in_blocks = tensor.layer is not None and tensor.role not in _NEVER_QUANTISED
     if fmt.scope == "linear" or (fmt.scope == "experts" and arch.moe is None):
         return fmt.storage if quantisable and in_blocks else other

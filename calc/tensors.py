@@ -170,6 +170,43 @@ def _vision_linear(role: str, n_in: int, n_out: int) -> list[Tensor]:
     return [Tensor(role, WEIGHT, (n_in, n_out)), Tensor(role, BIAS, (n_out,))]
 
 
+# llama.cpp tensor roles -> the Hugging Face module they come from, for matching a checkpoint's
+# "leave unquantised" lists (names as in modeling_llama.py, modeling_deepseek_v3.py,
+# modeling_qwen2_moe.py; expert stacks as expert 0 of "mlp.experts")
+_HF_MODULES = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "attn_q_a": "self_attn.q_a_proj",
+    "attn_q_b": "self_attn.q_b_proj",
+    "attn_kv_a_mqa": "self_attn.kv_a_proj_with_mqa",
+    "attn_kv_b": "self_attn.kv_b_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+    "ffn_gate_inp": "mlp.gate",
+    "ffn_gate_exps": "mlp.experts.0.gate_proj",
+    "ffn_up_exps": "mlp.experts.0.up_proj",
+    "ffn_down_exps": "mlp.experts.0.down_proj",
+    "ffn_gate_shexp": "mlp.shared_expert.gate_proj",
+    "ffn_up_shexp": "mlp.shared_expert.up_proj",
+    "ffn_down_shexp": "mlp.shared_expert.down_proj",
+    "ffn_gate_inp_shexp": "mlp.shared_expert_gate",
+}
+
+
+def hf_module(tensor: Tensor) -> str:
+    """The Hugging Face module name a tensor belongs to, e.g. ``model.layers.3.mlp.up_proj``."""
+    if tensor.role == "token_embd":
+        return "model.embed_tokens"
+    if tensor.role == "output":
+        return "lm_head"
+    if tensor.layer is None:
+        return tensor.role
+    return f"model.layers.{tensor.layer}.{_HF_MODULES.get(tensor.role, tensor.role)}"
+
+
 def is_vision(tensor: Tensor) -> bool:
     return tensor.role.startswith(("v.", "mm."))
 

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from calc.architecture import Architecture
 from calc.breakdown import Components, Device, DeviceEstimate, Estimate
+from calc.checkpoint import Checkpoint
 from calc.engines.history import MODEL_MAX, History, Release
 from calc.formats import StorageType, WeightFormat
 from calc.kv_cache import MlaCache, kv_cache_bytes
@@ -76,6 +77,7 @@ class Engine(Generic[R, Opt]):
     # A checkpoint format the engine loads as a file of its own: asked id -> its id, and why.
     weight_files: Mapping[str, tuple[str, str]] = MappingProxyType({})
     weights_only = False  # theory: parameters x bytes and nothing else
+    loads_checkpoints = False  # reads Hugging Face files in the format their config.json names
     kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
     embeddings_on_host = False
     mentions_flash_default = False  # the defaults note names the flash-attention default
@@ -113,6 +115,10 @@ class Engine(Generic[R, Opt]):
     def default_weights_for(self, release: R, arch: Architecture) -> str:
         """The weight format the release loads when not told."""
         return self.default_weights
+
+    def uses_checkpoint(self, release: R, checkpoint: Checkpoint) -> bool:
+        """Whether, when not told a format, the release loads the checkpoint as stored."""
+        return self.loads_checkpoints
 
     def flash_default(self, release: R, arch: Architecture) -> bool:
         """Whether the release runs this model with flash attention when not told."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calc.architecture import Architecture
+from calc.checkpoint import Checkpoint
 from calc.engines.base import BF16, FP32, Engine, widest_mlp
 from calc.engines.history import Change, History, Release
 from calc.placement import Placement
@@ -83,6 +84,7 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
     source = SOURCE
     history = HISTORY
     default_weights = "bf16"
+    loads_checkpoints = True
     default_kv = "bf16"
     accepts = ("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "integer")
 
@@ -113,6 +115,11 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
 
     def flash_default(self, release: TransformersRelease, arch: Architecture) -> bool:
         return arch.model_type not in release.eager_models
+
+    def uses_checkpoint(self, release: TransformersRelease, checkpoint: Checkpoint) -> bool:
+        """A quantised checkpoint loads as stored in every release; a plain one in its own
+        dtype from 5.0 (``dtype="auto"``) and in float32 before."""
+        return checkpoint.quantized or release.default_weights != "fp32"
 
     def default_weights_for(self, release: TransformersRelease, arch: Architecture) -> str:
         """float32 unless told (before 5.0); from 5.0 the checkpoint's dtype, which we take as

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from calc.architecture import SLIDING, Architecture
 from calc.breakdown import Device, DeviceEstimate, Estimate
+from calc.checkpoint import Checkpoint
 from calc.engines.base import BF16, CUDA_CONTEXT_BYTES, FP32, Constant, Engine, widest_mlp
 from calc.engines.history import MODEL_MAX, Change, History, Release
 from calc.kv_cache import kv_cache_bytes
@@ -260,6 +261,7 @@ class Vllm(Engine[VllmRelease, Scheduler]):
     source = ARG_UTILS
     history = HISTORY
     default_weights = "bf16"
+    loads_checkpoints = True
     default_kv = "bf16"
     accepts = ("ieee", "google", "ocp", "gptq", "awq", "bitsandbytes", "ocp-mx", "nvidia", "gguf")
     kv_padding = BLOCK_SIZE
@@ -313,6 +315,11 @@ class Vllm(Engine[VllmRelease, Scheduler]):
             + ("; sliding layers in groups of their own" if release.hybrid_allocator else "")
         )
         return words
+
+    def uses_checkpoint(self, release: VllmRelease, checkpoint: Checkpoint) -> bool:
+        """``--dtype auto`` loads a float32 checkpoint in 16 bits (vllm/config/model.py,
+        _resolve_auto_dtype), every other checkpoint as stored."""
+        return checkpoint.format_id != "fp32"
 
     def kv_types(self, release: VllmRelease) -> tuple[str, ...]:
         return release.kv_types
