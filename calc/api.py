@@ -17,7 +17,8 @@ from calc.engines import Engine, engine_by_name
 from calc.engines.history import Release
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneEstimate, FinetuneRequest, estimate_finetune
-from calc.formats import StorageType, WeightFormat
+from calc.formats import FILE_SCOPE, StorageType, WeightFormat
+from calc.gguf import gguf_architecture, main_type, read_summary
 from calc.plan import Default, Plan
 from calc.requests import InferenceRequest
 
@@ -25,13 +26,37 @@ from calc.requests import InferenceRequest
 def resolve_architecture(
     catalogue: Catalogue, request: InferenceRequest
 ) -> tuple[str, Architecture]:
-    if request.config is not None and request.model is None:
+    given = [v for v in (request.model, request.config, request.gguf) if v is not None]
+    if len(given) != 1:
+        raise InputError(
+            "give exactly one of model (a catalogue id), config (a config.json) or gguf "
+            "(a GGUF file)"
+        )
+    if request.config is not None:
         key = "config:" + json.dumps(request.config, sort_keys=True, default=str)
         return key, parse_config(request.config)
-    if request.model is not None and request.config is None:
-        model = catalogue.model(request.model)
-        return model.id, model.arch
-    raise InputError("give exactly one of model (a catalogue id) or config (a config.json)")
+    if request.gguf is not None:
+        key = "gguf:" + json.dumps(request.gguf, sort_keys=True, default=str)
+        return key, gguf_architecture(read_summary(request.gguf))
+    model = catalogue.model(str(request.model))
+    return model.id, model.arch
+
+
+def file_weights(catalogue: Catalogue, gguf: Mapping[str, Any]) -> tuple[WeightFormat, str]:
+    """A GGUF file's weights: every tensor in the type the file gives it; and a note."""
+    model = read_summary(gguf)
+    named = catalogue.weight_formats.get(model.file_type or "")
+    storage = catalogue.storage_types[main_type(model)]
+    label = named.name if named is not None else storage.name
+    fmt = WeightFormat(
+        id=f"gguf-file:{model.file_type or storage.id}",
+        name=f"{label} (the file's own tensor types)",
+        family="gguf",
+        storage=storage,
+        scope=FILE_SCOPE,
+    )
+    words = "; ".join((f"{model.name}: weights as the GGUF file stores each tensor", *model.notes))
+    return fmt, words
 
 
 def check_engine_accepts(
@@ -82,7 +107,7 @@ def resolve(
     engine = engine_by_name(request.engine)
     release = engine.release(request.engine_version)
     model_key, arch = resolve_architecture(catalogue, request)
-    weights, weights_note = _weights(catalogue, engine, release, arch, request.weights)
+    weights, weights_note = _weights(catalogue, engine, release, arch, request)
     check_engine_accepts(catalogue, engine, weights)
     devices = _devices(catalogue, request)
     problem = engine.parallel_problem(arch, len(devices))
@@ -136,13 +161,21 @@ def _weights(
     engine: Engine[Any, Any],
     release: Release,
     arch: Architecture,
-    asked: str | None,
+    request: InferenceRequest,
 ) -> tuple[WeightFormat, str | None]:
     """The weight format the engine loads, and a note where it is not the obvious one.
 
-    Engines that read Hugging Face files take the format the config.json declares unless told
-    otherwise; a format the reader names wins, with a note saying what it replaced.
+    A GGUF file fixes every tensor's type. Engines that read Hugging Face files take the format
+    the config.json declares unless told otherwise; a format the reader names wins, with a note
+    saying what it replaced.
     """
+    asked = request.weights
+    if request.gguf is not None:
+        if asked is not None:
+            raise InputError(
+                "a GGUF file fixes every tensor's type; leave weights empty", field="weights"
+            )
+        return file_weights(catalogue, request.gguf)
     checkpoint = arch.checkpoint if engine.loads_checkpoints else None
     if checkpoint is not None and not checkpoint.modelled:
         if asked is None:

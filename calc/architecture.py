@@ -248,6 +248,9 @@ class Architecture:
     vision: VisionTower | None = None
     qk_norm_whole: bool = False
     checkpoint: Checkpoint | None = None  # the format the published files are stored in
+    # A GGUF file's own tensor table: (name, shape in ggml order, catalogue storage id) rows,
+    # which replace the inventory the config would give
+    file_tensors: tuple[tuple[str, tuple[int, ...], str], ...] | None = None
 
     @property
     def gqa_groups(self) -> int:

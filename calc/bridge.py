@@ -16,9 +16,12 @@ Response: {"ok": true, "options": {...}}
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
+from calc import gguf
 from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
 from calc.api import loadable_formats, resolve, run_finetune
 from calc.catalogue import Catalogue, build_catalogue
@@ -54,9 +57,12 @@ class Session:
                 response = self.estimate(request.get("inputs"))
             elif action == "finetune":
                 response = self.finetune(request.get("inputs"))
+            elif action == "gguf_header":
+                response = gguf_header(request.get("bytes_base64"))
             else:
                 raise InputError(
-                    f"unknown action {action!r}; expected 'options', 'estimate' or 'finetune'"
+                    f"unknown action {action!r}; expected 'options', 'estimate', 'finetune' "
+                    "or 'gguf_header'"
                 )
         except CalcError as error:
             response = {"ok": False, "error": _error(error)}
@@ -112,6 +118,22 @@ class Session:
         }
 
 
+def gguf_header(encoded: object) -> dict[str, Any]:
+    """The first bytes of a local GGUF file (base64, as the page reads them) as the header
+    object the estimate takes, or how many bytes to read when the header goes on."""
+    if not isinstance(encoded, str):
+        raise InputError("gguf_header needs 'bytes_base64', the file's first bytes in base64")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise InputError("bytes_base64 is not base64") from None
+    try:
+        header = gguf.read_header(data, where="the GGUF file")
+    except gguf.NeedMoreBytes as more:
+        return {"ok": True, "need_bytes": more.at_least}
+    return {"ok": True, "gguf": gguf.summary(header)}
+
+
 def parse_finetune_inputs(inputs: object) -> tuple[FinetuneRequest, dict[str, Any]]:
     """The fine-tuning form's inputs, and where the estimate runs."""
     return finetune_request(_page_values("finetune", inputs))
@@ -126,6 +148,9 @@ def _page_values(mode: Mode, inputs: object) -> dict[str, Any]:
     """The table's parser, with the form's two rules: a pasted config.json replaces the
     catalogue model, and a memory size replaces the GPU's name."""
     values = parse(mode, inputs)
+    if "gguf" in values:
+        values.pop("model", None)
+        values.pop("config", None)
     if "config" in values:
         values.pop("model", None)
     if "gpu_memory_gib" in values:
@@ -136,7 +161,7 @@ def _page_values(mode: Mode, inputs: object) -> dict[str, Any]:
 def _error(error: CalcError) -> dict[str, Any]:
     field = getattr(error, "field", "")
     if isinstance(error, ConfigError):
-        field = "config"
+        field = "gguf" if "GGUF" in str(error) else "config"
     elif isinstance(error, UnknownNameError):
         field = {
             "model": "model",

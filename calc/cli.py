@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from calc import inputs
-from calc._errors import CalcError, InputError
+from calc import gguf, inputs
+from calc._errors import CalcError, ConfigError, InputError
 from calc.api import resolve, run_finetune
 from calc.breakdown import Estimate
 from calc.engines import ENGINES
@@ -39,7 +39,7 @@ COMMANDS: dict[Mode, tuple[str, str]] = {
     "finetune": ("finetune", "memory to fine-tune a model"),
 }
 # Options that exclude each other: a model or a config; a GPU name or a memory size.
-EXCLUSIVE = (("model", "config"), ("gpu", "gpu_memory_gib"))
+EXCLUSIVE = (("model", "config", "gguf"), ("gpu", "gpu_memory_gib"))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +83,7 @@ def _argument(item: Input, mode: Mode) -> dict[str, Any]:
         "memory": parse_size,
         "split": parse_split,
         "config": Path,
+        "gguf": Path,
     }
     if item.kind in types:
         settings["type"] = types[item.kind]
@@ -106,6 +107,8 @@ def values_from(args: argparse.Namespace, mode: Mode) -> dict[str, Any]:
             continue
         if item.kind == "config":
             values[item.name] = read_config(raw)
+        elif item.kind == "gguf":
+            values[item.name] = read_gguf(raw)
         elif item.kind in ("switch", "targets"):
             values[item.name] = inputs.parse_value(item, raw)
         else:
@@ -135,6 +138,12 @@ def parse_split(text: str) -> tuple[float, ...]:
         ) from None
 
 
+def _label(catalogue: Any, args: argparse.Namespace) -> str:
+    if args.model:
+        return str(catalogue.model(args.model).name)
+    return str(getattr(args, "gguf", None) or args.config)
+
+
 def read_config(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -143,6 +152,30 @@ def read_config(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text; a config.json is JSON in UTF-8") from None
     return inputs.parse_config_text(text, where=str(path))
+
+
+GGUF_FIRST_READ = 8 * 2**20  # most headers (metadata, vocabulary, tensor table) fit in this
+
+
+def read_gguf(path: Path) -> dict[str, Any]:
+    """A GGUF file's header as calc.gguf.summary gives it, reading only the header's bytes."""
+    want = GGUF_FIRST_READ
+    try:
+        with path.open("rb") as file:
+            while True:
+                file.seek(0)
+                data = file.read(want)
+                try:
+                    return gguf.summary(gguf.read_header(data, where=str(path)))
+                except gguf.NeedMoreBytes as more:
+                    if len(data) < want:  # the file ended first
+                        raise ConfigError(
+                            f"{path}: the file ends inside its GGUF header ({len(data):,} bytes); "
+                            "it is cut short or still downloading"
+                        ) from None
+                    want = more.at_least
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}") from None
 
 
 def render_table(estimate: Estimate, label: str) -> str:
@@ -236,7 +269,7 @@ def _finetune(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(estimate.to_json(), indent=2))
     else:
-        label = catalogue.model(args.model).name if args.model else str(args.config)
+        label = _label(catalogue, args)
         print(render_finetune(estimate, label))
         if estimate.fits is False:
             print(finetune_hint_line(finetune_hint(catalogue, request, where)))
@@ -254,7 +287,7 @@ def _inference(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(estimate.to_json(), indent=2))
     else:
-        label = catalogue.model(args.model).name if args.model else str(args.config)
+        label = _label(catalogue, args)
         print(render_table(estimate, label))
         if estimate.fits is False:
             hint = fit_hint(catalogue, plan, layouts)

@@ -21,6 +21,8 @@ from calc.tensors import WEIGHT, Tensor, hf_module, is_vision
 # (embeddings, output head, router and norms stay in the checkpoint's 16-bit type), to the routed
 # experts only (gpt-oss MXFP4), or by GGUF mix rules.
 SCOPES = ("all", "linear", "experts", "gguf")
+# A format read from a GGUF file's tensor table: each tensor keeps the type the file gives it.
+FILE_SCOPE = "file"
 
 # Tensors llama.cpp never quantises even when 2-D (src/llama-quant.cpp: the router,
 # "ffn_gate_inp.weight", is excluded by name).
@@ -158,6 +160,8 @@ def tensor_storage(
     """The storage type ``fmt`` gives ``tensor``."""
     if fmt.scope == "all":
         return fmt.storage
+    if fmt.scope == FILE_SCOPE and tensor.stored is not None:  # a GGUF file's own types
+        return types[tensor.stored]
     other = fmt.unquantised or types["bf16"]
     quantisable = tensor.kind == WEIGHT and len(tensor.shape) >= 2
     if fmt.keep and quantisable and module_kept(hf_module(tensor), fmt.keep):
@@ -167,8 +171,19 @@ def tensor_storage(
         return fmt.storage if quantisable and in_blocks else other
     if fmt.scope == "experts":
         return fmt.storage if quantisable and tensor.routed else other
-    # GGUF: 1-D tensors, biases and the router are stored as F32 by convert_hf_to_gguf.py;
-    # the vision tower ships as a separate 16-bit mmproj file.
+    return _gguf_storage(tensor, fmt, arch, types, quantisable)
+
+
+def _gguf_storage(
+    tensor: Tensor,
+    fmt: WeightFormat,
+    arch: Architecture,
+    types: Mapping[str, StorageType],
+    quantisable: bool,
+) -> StorageType:
+    """A GGUF mix's type for ``tensor``: llama_tensor_get_type's rules, then the fallback."""
+    # 1-D tensors, biases and the router are stored as F32 by convert_hf_to_gguf.py; the
+    # vision tower ships as a separate 16-bit mmproj file.
     if is_vision(tensor):
         return types["ggml_f16"]
     if not quantisable or tensor.role in _NEVER_QUANTISED:

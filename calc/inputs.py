@@ -27,7 +27,7 @@ from calc.requests import InferenceRequest
 from calc.units import GIB
 
 Kind = Literal[
-    "text", "int", "fraction", "choice", "switch", "memory", "split", "targets", "config"
+    "text", "int", "fraction", "choice", "switch", "memory", "split", "targets", "config", "gguf"
 ]
 Mode = Literal["inference", "finetune"]
 Group = Literal["model", "runs", "trains", "gpus"]
@@ -136,6 +136,16 @@ INPUTS: tuple[Input, ...] = (
         "Paste a config.json",
         "a Hugging Face config.json (the command line takes its path)",
         BOTH,
+        "model",
+        metavar="PATH",
+        measured=False,
+    ),
+    Input(
+        "gguf",
+        "gguf",
+        "A local GGUF file",
+        "a local .gguf file: its header (metadata and tensor table) is read, never its data",
+        INFERENCE,
         "model",
         metavar="PATH",
         measured=False,
@@ -713,6 +723,16 @@ def _config(item: Input, value: str) -> dict[str, Any]:
     return parse_config_text(value)
 
 
+def _gguf(item: Input, value: object) -> Mapping[str, Any]:
+    """A GGUF header as the page sends it (calc.gguf.summary's object); checked in full when
+    the estimate reads it."""
+    if not isinstance(value, Mapping):
+        raise InputError(
+            f"gguf must be a GGUF header object, got {type(value).__name__}", field=item.name
+        )
+    return value
+
+
 _PARSERS: dict[Kind, Callable[[Input, Any], Any]] = {
     "text": _text,
     "int": _whole,
@@ -723,6 +743,7 @@ _PARSERS: dict[Kind, Callable[[Input, Any], Any]] = {
     "split": _split,
     "targets": _targets,
     "config": _config,
+    "gguf": _gguf,
 }
 
 

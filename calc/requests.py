@@ -16,6 +16,7 @@ class InferenceRequest:
 
     model: str | None = None
     config: Mapping[str, Any] | None = None
+    gguf: Mapping[str, Any] | None = None  # a GGUF header as calc.gguf.summary gives it
     weights: str | None = None
     engine: str = DEFAULT_ENGINE
     context: int | None = None

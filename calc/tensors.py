@@ -28,6 +28,7 @@ class Tensor:
     shape: tuple[int, ...]  # ggml order: row length first, then rows, then experts
     layer: int | None = None  # None for tensors outside the repeating blocks
     routed: bool = False  # one slice per routed expert: only experts_per_token are active
+    stored: str | None = None  # the storage type a GGUF file gives it, where read from one
 
     @property
     def numel(self) -> int:
@@ -42,6 +43,8 @@ class Tensor:
 @lru_cache(maxsize=32)  # a pure function of a frozen architecture; hints call it many times
 def model_tensors(arch: Architecture) -> tuple[Tensor, ...]:
     """Every tensor of the language model (and vision tower, if any), in load order."""
+    if arch.file_tensors is not None:
+        return tuple(file_tensor(*row) for row in arch.file_tensors)
     h, v = arch.hidden_size, arch.vocab_size
     out: list[Tensor] = [Tensor("token_embd", WEIGHT, (h, v))]
     for i in range(arch.num_layers):
@@ -57,6 +60,23 @@ def model_tensors(arch: Architecture) -> tuple[Tensor, ...]:
     if arch.vision is not None:
         out += _vision(arch.vision)
     return tuple(out)
+
+
+def file_tensor(name: str, shape: tuple[int, ...], stored: str) -> Tensor:
+    """A tensor as a GGUF file names it ("blk.3.ffn_up_exps.weight")."""
+    layer = None
+    parts = name.split(".")
+    if len(parts) > 2 and parts[0] == "blk" and parts[1].isdigit():
+        layer, parts = int(parts[1]), parts[2:]
+    suffix = parts[-1] if len(parts) > 1 else ""
+    role = ".".join(parts[:-1]) if suffix in ("weight", "bias") else ".".join(parts)
+    if suffix == "bias":
+        kind = BIAS
+    elif len(shape) < 2 or role.endswith("norm"):
+        kind = NORM
+    else:
+        kind = WEIGHT
+    return Tensor(role, kind, shape, layer, routed="_exps" in role, stored=stored)
 
 
 def _linear(role: str, n_in: int, n_out: int, layer: int, bias: bool) -> list[Tensor]:

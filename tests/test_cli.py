@@ -105,7 +105,7 @@ def test_bad_config_files_exit_2_with_the_key(tmp_path, config, message):
         (["--model", "llama-3.1-8b", "--gpu-memory", "24"], "not a memory size"),
         (["--model", "llama-3.1-8b", "--engine", "tgi"], "invalid choice: 'tgi'"),
         (["--config", "/nonexistent/config.json"], "cannot read /nonexistent/config.json"),
-        ([], "one of the arguments --model --config is required"),
+        ([], "one of the arguments --model --config --gguf is required"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(args, message):
