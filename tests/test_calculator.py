@@ -318,6 +318,26 @@ def test_a_pasted_config_gives_the_cli_answer(watched, base_url, catalogue, tmp_
     assert watched.errors == []
 
 
+def test_a_local_gguf_file_gives_the_cli_answer_and_stays_out_of_the_link(
+    watched, base_url, tmp_path
+):
+    """The page reads the header in steps (the first MiB, then what the estimator asks for)
+    and shows what the command line says for the same file."""
+    from tests.gguf_files import tiny_llama, write
+
+    metadata, tensors = tiny_llama(tokens=120_000)  # a header of about 2.5 MiB
+    path = write(tmp_path / "tiny.gguf", metadata, tensors, with_data=True)
+    root = open_calculator(watched, base_url)
+    change(root, lambda: root.page.check("input[name=source][value=gguf]"))
+    assert "Choose a .gguf file" in root.get_attribute("data-error")
+    change(root, lambda: root.page.set_input_files("#vram-gguf", str(path)))
+    assert root.get_attribute("data-error") == ""
+    assert shown(root) == cli_json("--gguf", str(path), "--gpu", "rtx-4090")
+    watched.page.wait_for_function("location.search.includes('gpu=rtx-4090')")
+    assert "gguf" not in watched.page.url and "tiny" not in watched.page.url
+    assert watched.errors == []
+
+
 def test_a_copied_link_restores_inputs_and_result(watched, base_url, browser):
     root = open_calculator(watched, base_url)
     set_inputs(

@@ -24,6 +24,9 @@ let COMPONENTS = COMPONENTS_BY_MODE.inference;
 const EXAMPLE = { model: "llama-3.1-8b", gpu: "rtx-4090" };
 const CUSTOM_GPU = "custom";
 const URL_DELAY_MS = 250; // inputs idle this long before the address bar is rewritten
+// A GGUF file's header is read from its first bytes; the estimator asks for more when the
+// header (mostly the vocabulary) runs on. The tensor data is never read.
+const GGUF_FIRST_READ = 2 ** 20;
 const SVG = "http://www.w3.org/2000/svg";
 
 let worker = null;
@@ -75,6 +78,16 @@ function element(tag, attributes = {}, text = "") {
   return node;
 }
 
+// Bytes as base64 for the JSON bridge, in slices small enough for String.fromCharCode.
+function toBase64(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
+
 function option(value, label) {
   const node = document.createElement("option");
   node.value = value;
@@ -94,6 +107,8 @@ function buildField(input) {
   } else if (input.kind === "config") {
     control = element("textarea", { id, name: input.name, rows: "8", spellcheck: "false" });
     control.placeholder = '{"model_type": "llama", "hidden_size": 4096, ...}';
+  } else if (input.kind === "gguf") {
+    control = element("input", { id, name: input.name, type: "file", accept: ".gguf" });
   } else {
     control = element("input", { id, name: input.name, spellcheck: "false" });
     if (["int", "fraction", "memory"].includes(input.kind)) {
@@ -153,6 +168,20 @@ export async function mount(root) {
     FIELDS.map((name) => [name, form.querySelector(`[data-input=${name}]`)]),
   );
   let resolved = {}; // the defaults the last estimate applied, by input
+  let ggufHeader = null; // the chosen GGUF file's header, as the estimator read it
+
+  // Read the chosen file's header: the first MiB, then as much as the estimator asks for.
+  async function readGguf(file) {
+    let want = GGUF_FIRST_READ;
+    for (;;) {
+      const chunk = await file.slice(0, want).arrayBuffer();
+      const response = await ask({ action: "gguf_header", bytes_base64: toBase64(chunk) });
+      if (!response.ok) return { error: response.error.message };
+      if (response.gguf) return { header: response.gguf };
+      if (want >= file.size) return { error: `${file.name} ends inside its GGUF header: it is cut short or still downloading.` };
+      want = Math.min(response.need_bytes, file.size);
+    }
+  }
 
   const engines = new Map(options.engines.map((engine) => [engine.id, engine]));
   const numericChoices = (input) => input.choices.length && typeof input.choices[0].value === "number";
@@ -188,6 +217,7 @@ export async function mount(root) {
     if (mode() === "finetune" && input.methods.length && !input.methods.includes(fields.method.value)) return false;
     if (input.name === "model") return source() === "model";
     if (input.name === "config") return source() === "config";
+    if (input.name === "gguf") return source() === "gguf";
     if (input.name === "gpu_memory_gib") return fields.gpu.value === CUSTOM_GPU;
     return true;
   }
@@ -212,7 +242,7 @@ export async function mount(root) {
         const empty = field.querySelector('option[value=""]');
         const text = defaultLabel(value);
         if (empty && input.name !== "gpu" && empty.textContent !== text) empty.textContent = text;
-      } else if (input.kind !== "config") {
+      } else if (input.kind !== "config" && input.kind !== "gguf") {
         const text = value === null || value === undefined ? "default" : `default ${value}`;
         if (field.placeholder !== text) field.placeholder = text;
       }
@@ -237,7 +267,7 @@ export async function mount(root) {
     }
     fillEngineChoices();
     for (const name of FIELDS) {
-      if (name === "engine") continue;
+      if (name === "engine" || inputs.get(name).kind === "gguf") continue;
       const wanted = start(name);
       fields[name].value = wanted;
       if (fields[name].tagName === "SELECT" && fields[name].value !== wanted) {
@@ -260,7 +290,11 @@ export async function mount(root) {
 
   function readForm() {
     const values = { mode: mode() };
-    for (const input of table) values[input.name] = applies(input) ? fields[input.name].value.trim() : "";
+    for (const input of table) {
+      // a local file stays on this page: never in the address bar
+      const own = applies(input) && input.kind !== "gguf";
+      values[input.name] = own ? fields[input.name].value.trim() : "";
+    }
     if (values.gpu === CUSTOM_GPU) values.gpu = "";
     return values;
   }
@@ -268,6 +302,7 @@ export async function mount(root) {
   // The bridge's inputs: numbers where the table says so; text the bridge reads and names.
   function toInputs(values) {
     const inputsOut = {};
+    if (values.mode === "inference" && source() === "gguf" && ggufHeader) inputsOut.gguf = ggufHeader;
     for (const input of table) {
       if (!input.modes.includes(values.mode)) continue;
       const text = values[input.name];
@@ -327,6 +362,10 @@ export async function mount(root) {
   let started = 0;
   async function update({ fallback = false } = {}) {
     const values = readForm();
+    if (values.mode === "inference" && source() === "gguf" && !ggufHeader) {
+      showError("Choose a .gguf file: only its header is read, on this computer.", "gguf");
+      return;
+    }
     const ticket = ++latest;
     started = performance.now();
     const action = values.mode === "finetune" ? "finetune" : "estimate";
@@ -501,7 +540,21 @@ export async function mount(root) {
   form.addEventListener("submit", (event) => event.preventDefault());
   const isChoice = (target) => target.tagName === "SELECT" || target.type === "radio";
   form.addEventListener("input", (event) => {
-    if (!isChoice(event.target)) update();
+    if (!isChoice(event.target) && event.target !== fields.gguf) update();
+  });
+  fields.gguf.addEventListener("change", async () => {
+    const file = fields.gguf.files[0];
+    ggufHeader = null;
+    if (!file) return update();
+    root.dataset.state = "loading";
+    const { header, error } = await readGguf(file);
+    if (error) {
+      showError(error, "gguf");
+      root.dataset.state = "ready";
+      return;
+    }
+    ggufHeader = header;
+    await update();
   });
   form.addEventListener("change", (event) => {
     if (!isChoice(event.target)) return;
