@@ -139,7 +139,7 @@ def resolve(
         devices=devices,
         flash_attention=flash,
         storage_types=catalogue.storage_types,
-        notes=tuple(n for n in (weights_note, kv_note) if n is not None),
+        notes=tuple(n for n in (arch.assumed, weights_note, kv_note) if n),
         asked_version=request.engine_version,
         ram_bytes=request.ram_bytes,
     )

@@ -8,7 +8,7 @@ layers use a sliding window). Those facts cite the upstream file they come from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from calc._errors import ConfigError
@@ -18,6 +18,7 @@ TRANSFORMERS = "https://github.com/huggingface/transformers/blob/v4.57.1/src/tra
 
 FULL = "full"
 SLIDING = "sliding"
+NONE = "none"  # a layer without attention (a recurrent mixer, or an MLP on its own)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class MoE:
     router_bias: bool = False
     expert_bias: bool = False  # gpt-oss experts carry biases
     score_correction_bias: bool = False  # DeepSeek-V3's e_score_correction_bias
+    latent_size: int = 0  # Nemotron 3 Super: experts work in a smaller latent space
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,122 @@ class MLA:
     qk_nope_head_dim: int
     qk_rope_head_dim: int
     v_head_dim: int
+
+
+@dataclass(frozen=True)
+class Mamba2:
+    """A Mamba-2 mixer (Nemotron-H, Granite 4.0-H, Falcon-H1): in_proj, a causal conv over
+    x, B and C, per-head A, D and dt bias, a gated norm and out_proj."""
+
+    d_inner: int  # heads x head_dim
+    heads: int
+    groups: int
+    d_state: int
+    d_conv: int
+    conv_bias: bool = True
+    proj_bias: bool = False
+    gated_norm: bool = True
+    state_float32: bool = False  # the config asks for a float32 SSM state (vLLM honours it)
+
+    @property
+    def conv_channels(self) -> int:
+        return self.d_inner + 2 * self.groups * self.d_state
+
+    @property
+    def conv_values(self) -> int:
+        """Values of conv state one sequence keeps per layer: the last d_conv - 1 inputs
+        (llama.cpp src/llama-hparams.cpp n_embd_r)."""
+        return (self.d_conv - 1) * self.conv_channels
+
+    @property
+    def state_values(self) -> int:
+        """Values of SSM state per sequence and layer (llama.cpp n_embd_s: d_state x d_inner)."""
+        return self.d_state * self.d_inner
+
+
+@dataclass(frozen=True)
+class GatedDeltaNet:
+    """Qwen3-Next's and Qwen3.5's linear attention (modeling_qwen3_next.py
+    Qwen3NextGatedDeltaNet): a conv over q, k and v, and one head_k x head_v state per value
+    head."""
+
+    key_heads: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    d_conv: int
+    state_float32: bool = False  # Qwen3.5's mamba_ssm_dtype "float32"
+    split_projections: bool = False  # Qwen3.5: in_proj_qkv, _z, _b, _a instead of _qkvz, _ba
+
+    @property
+    def key_dim(self) -> int:
+        return self.key_heads * self.key_head_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.value_heads * self.value_head_dim
+
+    @property
+    def conv_channels(self) -> int:
+        return 2 * self.key_dim + self.value_dim
+
+    @property
+    def conv_values(self) -> int:
+        return (self.d_conv - 1) * self.conv_channels
+
+    @property
+    def state_values(self) -> int:
+        return self.key_head_dim * self.value_head_dim * self.value_heads
+
+
+@dataclass(frozen=True)
+class ShortConv:
+    """LFM2's gated short convolution: in_proj to 3 x hidden, a depthwise conv of L_cache taps,
+    out_proj; it keeps the last L_cache - 1 inputs and no other state."""
+
+    hidden: int
+    l_cache: int
+    bias: bool = False
+    state_float32: bool = False  # no SSM state: only the conv
+
+    @property
+    def conv_channels(self) -> int:
+        return self.hidden
+
+    @property
+    def d_conv(self) -> int:
+        return self.l_cache
+
+    @property
+    def conv_values(self) -> int:
+        return (self.l_cache - 1) * self.hidden
+
+    @property
+    def state_values(self) -> int:
+        return 0
+
+
+Recurrent = Mamba2 | GatedDeltaNet | ShortConv
+
+
+@dataclass(frozen=True)
+class QwenVision:
+    """The Qwen2.5-VL / Qwen3-VL / Qwen3.5 vision encoder and its patch merger
+    (modeling_qwen2_5_vl.py, modeling_qwen3_vl.py)."""
+
+    hidden_size: int
+    intermediate_size: int
+    depth: int
+    patch_size: int
+    temporal_patch_size: int
+    in_channels: int
+    merge: int  # spatial_merge_size: merge x merge patches become one token
+    out_hidden: int
+    gated_mlp: bool  # Qwen2.5-VL: gate/up/down with SiLU; Qwen3: fc1/fc2
+    layer_norm: bool  # Qwen3: LayerNorm (weight and bias); Qwen2.5-VL: RMSNorm (weight)
+    patch_bias: bool
+    position_embeddings: int  # Qwen3: a learned table of this many rows; Qwen2.5-VL: none
+    deepstack: int  # Qwen3-VL: extra mergers fed from these many intermediate blocks
 
 
 @dataclass(frozen=True)
@@ -245,8 +363,18 @@ class Architecture:
     max_position_embeddings: int | None
     moe: MoE | None = None
     mla: MLA | None = None
-    vision: VisionTower | None = None
+    vision: VisionTower | QwenVision | None = None
     qk_norm_whole: bool = False
+    # Hybrid models: the recurrent mixer and, per layer, whether it keeps a recurrent state
+    recurrent: Recurrent | None = None
+    recurrent_layers: tuple[bool, ...] = ()
+    # Per layer: "dense", "moe" or "none" (Nemotron-H's mixer-only blocks); empty: every layer
+    # has a feed-forward, routed where moe.moe_layers says
+    ffn: tuple[str, ...] = ()
+    ffn_gated: bool = True  # False: up and down only (Nemotron-H's squared-ReLU MLPs)
+    attention_gate: bool = False  # Qwen3-Next: q_proj also produces a per-channel output gate
+    mtp_layers: int = 0  # next-token-prediction layers shipped with the checkpoint
+    assumed: str = ""  # what was assumed for a model_type the estimator does not know
     checkpoint: Checkpoint | None = None  # the format the published files are stored in
     # A GGUF file's own tensor table: (name, shape in ggml order, catalogue storage id) rows,
     # which replace the inventory the config would give
@@ -255,6 +383,14 @@ class Architecture:
     @property
     def gqa_groups(self) -> int:
         return self.num_attention_heads // self.num_kv_heads
+
+    def is_recurrent(self, layer: int) -> bool:
+        return bool(self.recurrent_layers) and self.recurrent_layers[layer]
+
+    def ffn_kind(self, layer: int) -> str:
+        if self.ffn:
+            return self.ffn[layer]
+        return "moe" if self.moe is not None and self.moe.moe_layers[layer] else "dense"
 
 
 class _Config:
@@ -325,17 +461,83 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise ConfigError(f'{where}: missing key \'model_type\' (e.g. "llama", "qwen2")')
-    tie_source = config
     checkpoint = read_checkpoint(config, where=where)
+    reader = _families().PARSERS.get(model_type)
+    arch = reader(config, where) if reader else _decoder(config, model_type, where)
+    return replace(arch, checkpoint=checkpoint)
+
+
+# What a config must say for an unknown model_type to be read as a standard decoder.
+DECODER_KEYS = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"
+)  # fmt: skip
+
+
+def _generic_family(config: Mapping[str, Any], model_type: str, where: str) -> Family:
+    """A Llama-style family for a model_type this estimator does not know, when the config
+    describes a standard decoder; the MoE and MLA layouts its keys name are taken as
+    Mixtral's, Qwen's or DeepSeek's."""
+    missing = [key for key in DECODER_KEYS if config.get(key) is None]
+    moe = "none"
+    if config.get("n_routed_experts") is not None:
+        moe = "deepseek"
+    elif config.get("num_experts") is not None and config.get("moe_intermediate_size"):
+        moe = "qwen"
+    elif config.get("num_local_experts") is not None:
+        moe = "mixtral"
+    if moe != "none" and "intermediate_size" in missing:
+        missing.remove("intermediate_size")
+    if missing:
+        known = ", ".join(sorted([*FAMILIES, *WRAPPERS, *_families().PARSERS]))
+        raise ConfigError(
+            f"{where}: unsupported model_type {model_type!r}, and the config is not a standard "
+            f"decoder: missing {', '.join(repr(k) for k in missing)}. Supported: {known}"
+        )
+    return Family(
+        source=f"config.json of model_type {model_type!r} (not modelled: a standard decoder)",
+        tie_default=False,
+        sliding="all" if config.get("use_sliding_window") is not False else "none",
+        moe=moe,
+        mla=config.get("kv_lora_rank") is not None,
+    )
+
+
+def _assumed_words(model_type: str, family: Family, config: Mapping[str, Any]) -> str:
+    """The note that says what a standard-decoder reading assumed."""
+    experts = {
+        "none": "",
+        "mixtral": " of routed experts",
+        "qwen": " of Qwen-style experts",
+        "deepseek": " of DeepSeek-style experts",
+    }[family.moe]
+    window = family.sliding == "all" and config.get("sliding_window")
+    return (
+        f"model_type {model_type!r} is not modelled: read as a standard decoder (q, k, v and o "
+        f"projections, a gated MLP{experts}, two norms per layer, biases as attention_bias "
+        f"says{', a sliding window on every layer' if window else ''})"
+    )
+
+
+def _families() -> Any:
+    """calc.families, whose readers build on this module's (imported late for that reason)."""
+    from calc import families
+
+    return families
+
+
+def _decoder(config: Mapping[str, Any], model_type: str, where: str) -> Architecture:
+    """A standard decoder: every layer attention (full or sliding) and a gated MLP or MoE."""
+    tie_source = config
     vision = None
     nested: tuple[str, ...] = ()
     if model_type in WRAPPERS:
         vision, config, where = _unwrap(config, model_type, where)
         model_type, nested = WRAPPERS[model_type], ("text_config",)
     family = FAMILIES.get(model_type)
+    assumed = ""
     if family is None:
-        supported = ", ".join(sorted([*FAMILIES, *WRAPPERS]))
-        raise ConfigError(f"{where}: unsupported model_type {model_type!r}; supported: {supported}")
+        family = _generic_family(config, model_type, where)
+        assumed = _assumed_words(model_type, family, config)
     c = _Config(config, where=where, defaults=dict(family.defaults), path=nested)
     hidden = c.integer("hidden_size")
     layers = c.integer("num_hidden_layers")
@@ -374,7 +576,7 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         moe=moe,
         mla=mla,
         vision=vision,
-        checkpoint=checkpoint,
+        assumed=assumed,
     )
 
 

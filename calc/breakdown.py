@@ -43,6 +43,8 @@ class Components(ByKind):
 
     weights: int = 0
     kv_cache: int = 0
+    # hybrid models' recurrent layers: conv and SSM state per sequence (0 for pure attention)
+    recurrent_state: int = 0
     activations: int = 0
     runtime: int = 0
 

@@ -25,7 +25,7 @@ from typing import Any
 from calc import gguf, inputs
 from calc._errors import CalcError, ConfigError, InputError
 from calc.api import resolve, run_finetune
-from calc.breakdown import Estimate
+from calc.breakdown import Components, Estimate
 from calc.engines import ENGINES
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneEstimate, TrainComponents
@@ -178,44 +178,46 @@ def read_gguf(path: Path) -> dict[str, Any]:
         raise InputError(f"cannot read {path}: {error.strerror}") from None
 
 
+_COLUMNS = {
+    "weights": "weights",
+    "kv_cache": "KV cache",
+    "recurrent_state": "recurrent",
+    "activations": "activations",
+    "runtime": "runtime",
+}
+
+
 def render_table(estimate: Estimate, label: str) -> str:
     """The readable form: one row per GPU, a total row, host RAM and the notes."""
     header = (
         f"{label}: {estimate.weights_format} weights, {estimate.kv_format} KV cache, "
         f"{estimate.engine}, context {estimate.context} x {estimate.batch} sequence(s)"
     )
-    columns = ("weights", "KV cache", "activations", "runtime", "total")
+    # the recurrent column only for hybrid models, which have one
+    keys = [k for k in _COLUMNS if k != "recurrent_state" or estimate.components.recurrent_state]
+    columns = [*(_COLUMNS[k] for k in keys), "total"]
+
+    def cells(c: Components, total: int) -> list[str]:
+        values = c.as_dict()
+        return [format_bytes(values[k], unit="GiB") for k in keys] + [
+            format_bytes(total, unit="GiB")
+        ]
+
     rows = []
     for device in estimate.devices:
-        c = device.components
         fit = ""
         if device.fits is not None:
             verdict = "fits" if device.fits else "DOES NOT FIT"
             fit = f"{verdict} ({format_bytes(device.headroom_bytes or 0, unit='GiB')} headroom)"
-        rows.append(
-            (
-                f"GPU {device.index} {device.device.name}",
-                *(format_bytes(v, unit="GiB") for v in c.as_dict().values()),
-                format_bytes(device.total_bytes, unit="GiB"),
-                fit,
-            )
-        )
-    c = estimate.components
-    rows.append(
-        (
-            "all GPUs",
-            *(format_bytes(v, unit="GiB") for v in c.as_dict().values()),
-            format_bytes(estimate.total_bytes, unit="GiB"),
-            f"= {format_bytes(estimate.total_bytes, unit='GB')}",
-        )
-    )
+        name = f"GPU {device.index} {device.device.name}"
+        rows.append((name, cells(device.components, device.total_bytes), fit))
+    total = f"= {format_bytes(estimate.total_bytes, unit='GB')}"
+    rows.append(("all GPUs", cells(estimate.components, estimate.total_bytes), total))
     width = max(len(r[0]) for r in rows)
     lines = [header, ""]
     lines.append(f"{'':{width}}  " + "  ".join(f"{h:>11}" for h in columns))
-    for row in rows:
-        lines.append(
-            f"{row[0]:{width}}  " + "  ".join(f"{v:>11}" for v in row[1:6]) + "  " + row[6]
-        )
+    for name, values, tail in rows:
+        lines.append(f"{name:{width}}  " + "  ".join(f"{v:>11}" for v in values) + "  " + tail)
     lines.append("")
     lines.append(f"CPU RAM (host): {format_bytes(estimate.host_bytes)}")
     lines.append(

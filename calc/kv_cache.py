@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from calc.architecture import SLIDING, Architecture
+from calc.architecture import NONE, SLIDING, Architecture
 from calc.formats import StorageType
 
 # How an engine caches MLA (DeepSeek V2/V3/R1): "full" per-head K and V as plain attention,
@@ -70,6 +70,8 @@ def kv_cache_bytes(
     chosen = range(arch.num_layers) if layers is None else layers
     total_tokens = 0
     for layer in chosen:
+        if arch.layer_kinds[layer] == NONE:  # a recurrent or MLP-only layer: no KV cache
+            continue
         if sliding_cells is not None and sliding_window_cache and _sliding(arch, layer):
             total_tokens += sliding_cells  # as the engine sizes it, which may exceed the context
             continue

@@ -7,11 +7,20 @@ device holds it, and what a tensor-parallel rank keeps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from math import prod
 
-from calc.architecture import Architecture, VisionTower
+from calc.architecture import (
+    NONE,
+    Architecture,
+    GatedDeltaNet,
+    Mamba2,
+    QwenVision,
+    Recurrent,
+    ShortConv,
+    VisionTower,
+)
 
 # Kinds of tensor. Only "weight" tensors with two or more dimensions are ever quantised
 # (llama.cpp src/llama-quant.cpp: `quantize &= (ggml_n_dims(tensor) >= 2)` and the name must
@@ -48,18 +57,91 @@ def model_tensors(arch: Architecture) -> tuple[Tensor, ...]:
     h, v = arch.hidden_size, arch.vocab_size
     out: list[Tensor] = [Tensor("token_embd", WEIGHT, (h, v))]
     for i in range(arch.num_layers):
-        out += _attention(arch, i)
-        out += _feed_forward(arch, i)
-        out += [Tensor("attn_norm", NORM, (h,), i), Tensor("ffn_norm", NORM, (h,), i)]
-        if arch.norms_per_layer == 4:  # Gemma 2/3 also normalise each sublayer's output
-            out += [Tensor("post_attention_norm", NORM, (h,), i)]
-            out += [Tensor("post_ffw_norm", NORM, (h,), i)]
+        out += _layer(arch, i)
     out.append(Tensor("output_norm", NORM, (h,)))
     if not arch.tie_word_embeddings:
         out.append(Tensor("output", WEIGHT, (h, v)))
-    if arch.vision is not None:
+    if isinstance(arch.vision, VisionTower):
         out += _vision(arch.vision)
+    elif isinstance(arch.vision, QwenVision):
+        out += _qwen_vision(arch.vision)
     return tuple(out)
+
+
+def _layer(arch: Architecture, i: int) -> list[Tensor]:
+    """One decoder layer: attention and/or a recurrent mixer, a feed-forward, the norms."""
+    h = arch.hidden_size
+    out: list[Tensor] = []
+    if arch.layer_kinds[i] != NONE:
+        out += _attention(arch, i)
+    if arch.is_recurrent(i) and arch.recurrent is not None:
+        out += _recurrent(arch.recurrent, h, i)
+    if arch.ffn_kind(i) != "none":
+        out += _feed_forward(arch, i)
+    out.append(Tensor("attn_norm", NORM, (h,), i))
+    if arch.norms_per_layer >= 2:
+        out.append(Tensor("ffn_norm", NORM, (h,), i))
+    if arch.norms_per_layer == 4:  # Gemma 2/3 also normalise each sublayer's output
+        out += [Tensor("post_attention_norm", NORM, (h,), i)]
+        out += [Tensor("post_ffw_norm", NORM, (h,), i)]
+    return out
+
+
+@lru_cache(maxsize=32)
+def mtp_tensors(arch: Architecture) -> tuple[Tensor, ...]:
+    """Next-token-prediction layers the checkpoint ships beside the model (Qwen3-Next,
+    Qwen3.5: modeling's ``mtp.*`` keys): a full-attention decoder layer with the model's
+    feed-forward, a 2h -> h projection and three norms each. Engines load them only for
+    speculative decoding, so they count in the checkpoint's size, not in memory."""
+    if not arch.mtp_layers:
+        return ()
+    h = arch.hidden_size
+    template = max(i for i in range(arch.num_layers) if arch.layer_kinds[i] != NONE)
+    out: list[Tensor] = []
+    for n in range(arch.mtp_layers):
+        layer = [*_attention(arch, template), *_feed_forward(arch, template)]
+        layer += [Tensor("attn_norm", NORM, (h,)), Tensor("ffn_norm", NORM, (h,))]
+        layer += [Tensor("fc", WEIGHT, (2 * h, h))]
+        layer += [Tensor(name, NORM, (h,)) for name in ("enorm", "hnorm", "norm")]
+        out += [replace(t, role=f"mtp.{n}.{t.role}", layer=None) for t in layer]
+    return tuple(out)
+
+
+def _recurrent(mixer: Recurrent, h: int, i: int) -> list[Tensor]:
+    """A recurrent mixer's tensors, named as llama.cpp's ssm_* and shortconv tensors."""
+    if isinstance(mixer, ShortConv):
+        return [
+            *_linear("shortconv.in_proj", h, 3 * h, i, mixer.bias),
+            Tensor("shortconv.conv", WEIGHT, (mixer.l_cache, h), i),
+            *([Tensor("shortconv.conv", BIAS, (h,), i)] if mixer.bias else []),
+            *_linear("shortconv.out_proj", h, h, i, mixer.bias),
+        ]
+    if isinstance(mixer, GatedDeltaNet):
+        nv = mixer.value_heads
+        return [
+            # in_proj_qkvz (Qwen3.5 splits it into qkv and z: the same weights)
+            *_linear("ssm_in", h, 2 * mixer.key_dim + 2 * mixer.value_dim, i, False),
+            *_linear("ssm_ba", h, 2 * nv, i, False),  # beta and alpha per value head
+            Tensor("ssm_conv1d", WEIGHT, (mixer.d_conv, mixer.conv_channels), i),
+            Tensor("ssm_dt", BIAS, (nv,), i),
+            Tensor("ssm_a", BIAS, (nv,), i),
+            Tensor("ssm_norm", NORM, (mixer.value_head_dim,), i),
+            *_linear("ssm_out", mixer.value_dim, h, i, False),
+        ]
+    return _mamba2(mixer, h, i)
+
+
+def _mamba2(m: Mamba2, h: int, i: int) -> list[Tensor]:
+    """Mamba2Mixer: in_proj to z, x, B, C and dt; the conv; A, D and dt bias per head."""
+    out = _linear("ssm_in", h, m.d_inner + m.conv_channels + m.heads, i, m.proj_bias)
+    out.append(Tensor("ssm_conv1d", WEIGHT, (m.d_conv, m.conv_channels), i))
+    if m.conv_bias:
+        out.append(Tensor("ssm_conv1d", BIAS, (m.conv_channels,), i))
+    out += [Tensor(role, BIAS, (m.heads,), i) for role in ("ssm_a", "ssm_d", "ssm_dt")]
+    if m.gated_norm:
+        out.append(Tensor("ssm_norm", NORM, (m.d_inner,), i))
+    out += _linear("ssm_out", m.d_inner, h, i, m.proj_bias)
+    return out
 
 
 def file_tensor(name: str, shape: tuple[int, ...], stored: str) -> Tensor:
@@ -106,7 +188,8 @@ def _attention(arch: Architecture, i: int) -> list[Tensor]:
         return out
     q_dim = heads * arch.head_dim
     kv_dim = arch.num_kv_heads * arch.head_dim
-    out = _linear("attn_q", h, q_dim, i, arch.qkv_bias)
+    # Qwen3-Next's gated attention: q_proj also produces the output gate
+    out = _linear("attn_q", h, q_dim * (2 if arch.attention_gate else 1), i, arch.qkv_bias)
     out += _linear("attn_k", h, kv_dim, i, arch.qkv_bias)
     out += _linear("attn_v", h, kv_dim, i, arch.qkv_bias)
     out += _linear("attn_output", q_dim, h, i, arch.o_bias)
@@ -121,10 +204,11 @@ def _attention(arch: Architecture, i: int) -> list[Tensor]:
 
 def _feed_forward(arch: Architecture, i: int) -> list[Tensor]:
     h, moe = arch.hidden_size, arch.moe
-    if moe is None or not moe.moe_layers[i]:
+    gated = arch.ffn_gated
+    if moe is None or arch.ffn_kind(i) == "dense":
         size = arch.intermediate_size
         return [
-            *_linear("ffn_gate", h, size, i, arch.mlp_bias),
+            *(_linear("ffn_gate", h, size, i, arch.mlp_bias) if gated else []),
             *_linear("ffn_up", h, size, i, arch.mlp_bias),
             *_linear("ffn_down", size, h, i, arch.mlp_bias),
         ]
@@ -134,10 +218,15 @@ def _feed_forward(arch: Architecture, i: int) -> list[Tensor]:
         out.append(Tensor("ffn_gate_inp", BIAS, (e,), i))
     if moe.score_correction_bias:
         out.append(Tensor("exp_probs_b", BIAS, (e,), i))
+    inner = moe.latent_size or h  # Nemotron 3 Super's experts work in a latent space
+    if moe.latent_size:
+        out += _linear("ffn_latent_in", h, inner, i, arch.mlp_bias)
+        out += _linear("ffn_latent_out", inner, h, i, arch.mlp_bias)
+    if gated:
+        out.append(Tensor("ffn_gate_exps", WEIGHT, (inner, size, e), i, routed=True))
     out += [
-        Tensor("ffn_gate_exps", WEIGHT, (h, size, e), i, routed=True),
-        Tensor("ffn_up_exps", WEIGHT, (h, size, e), i, routed=True),
-        Tensor("ffn_down_exps", WEIGHT, (size, h, e), i, routed=True),
+        Tensor("ffn_up_exps", WEIGHT, (inner, size, e), i, routed=True),
+        Tensor("ffn_down_exps", WEIGHT, (size, inner, e), i, routed=True),
     ]
     if moe.expert_bias:
         out += [
@@ -147,8 +236,9 @@ def _feed_forward(arch: Architecture, i: int) -> list[Tensor]:
         ]
     if moe.shared_intermediate_size:
         shared = moe.shared_intermediate_size
+        if gated:
+            out.append(Tensor("ffn_gate_shexp", WEIGHT, (h, shared), i))
         out += [
-            Tensor("ffn_gate_shexp", WEIGHT, (h, shared), i),
             Tensor("ffn_up_shexp", WEIGHT, (h, shared), i),
             Tensor("ffn_down_shexp", WEIGHT, (shared, h), i),
         ]
@@ -183,6 +273,38 @@ def _vision(vt: VisionTower) -> list[Tensor]:
     out += [Tensor("v.post_ln", NORM, (h,)), Tensor("v.post_ln", BIAS, (h,))]
     out += [Tensor("mm.soft_emb_norm", NORM, (h,))]
     out += [Tensor("mm.input_projection", WEIGHT, (h, vt.projector_out))]
+    return out
+
+
+def _qwen_vision(vt: QwenVision) -> list[Tensor]:
+    """The Qwen2.5-VL / Qwen3-VL / Qwen3.5 vision encoder and mergers (modeling_qwen2_5_vl.py,
+    modeling_qwen3_vl.py); every linear layer carries a bias."""
+    h, inner, merged = vt.hidden_size, vt.intermediate_size, vt.hidden_size * vt.merge**2
+    patch = vt.in_channels * vt.temporal_patch_size * vt.patch_size**2
+    out = [Tensor("v.patch_embd", WEIGHT, (patch, h))]
+    if vt.patch_bias:
+        out.append(Tensor("v.patch_embd", BIAS, (h,)))
+    if vt.position_embeddings:
+        out.append(Tensor("v.position_embd", WEIGHT, (h, vt.position_embeddings)))
+
+    def norm(role: str, width: int) -> list[Tensor]:
+        return [Tensor(role, NORM, (width,))] + (
+            [Tensor(role, BIAS, (width,))] if vt.layer_norm else []
+        )
+
+    for i in range(vt.depth):
+        out += norm(f"v.blk.{i}.ln1", h) + norm(f"v.blk.{i}.ln2", h)
+        out += _vision_linear(f"v.blk.{i}.attn_qkv", h, 3 * h)
+        out += _vision_linear(f"v.blk.{i}.attn_out", h, h)
+        if vt.gated_mlp:
+            out += _vision_linear(f"v.blk.{i}.ffn_gate", h, inner)
+        out += _vision_linear(f"v.blk.{i}.ffn_up", h, inner)
+        out += _vision_linear(f"v.blk.{i}.ffn_down", inner, h)
+    mergers = [("mm", h)] + [(f"mm.deepstack.{n}", merged) for n in range(vt.deepstack)]
+    for prefix, width in mergers:  # the deepstack mergers normalise after merging
+        out += norm(f"{prefix}.norm", width)
+        out += _vision_linear(f"{prefix}.fc1", merged, merged)
+        out += _vision_linear(f"{prefix}.fc2", merged, vt.out_hidden)
     return out
 
 
@@ -237,6 +359,12 @@ class ParameterCount:
     active: int  # per token: routed experts count experts_per_token times, not num_experts
     embedding: int
     vision: int
+    mtp: int = 0  # next-token-prediction layers in the checkpoint, outside total
+
+    @property
+    def checkpoint_total(self) -> int:
+        """What the published files hold: the model and its MTP layers."""
+        return self.total + self.mtp
 
 
 def count_parameters(arch: Architecture, tensors: Sequence[Tensor] | None = None) -> ParameterCount:
@@ -253,4 +381,5 @@ def count_parameters(arch: Architecture, tensors: Sequence[Tensor] | None = None
     active = total - routed + round(routed * per_expert_share)
     embedding = sum(t.numel for t in tensors if t.role in ("token_embd", "output"))
     vision = sum(t.numel for t in tensors if is_vision(t))
-    return ParameterCount(total=total, active=active, embedding=embedding, vision=vision)
+    mtp = sum(t.numel for t in mtp_tensors(arch))
+    return ParameterCount(total=total, active=active, embedding=embedding, vision=vision, mtp=mtp)

@@ -198,7 +198,39 @@ class Engine(Generic[R, Opt]):
         sizes that cache as a whole; None: the window per sequence."""
         return None
 
+    def recurrent_types(self, plan: Plan) -> tuple[int, int]:
+        """Bytes per value of the conv state and of the SSM state. llama.cpp keeps both in
+        F32 whatever the KV cache type (src/llama-model.cpp create_memory: "GGML_TYPE_F32,
+        GGML_TYPE_F32" for the recurrent memory's r and s)."""
+        return FP32, FP32
+
+    def recurrent_share(self, plan: Plan) -> float:
+        """The share of each layer's recurrent state one GPU holds (tensor parallel: 1/N)."""
+        return 1.0
+
+    def recurrent_bytes(self, plan: Plan, layers: Sequence[int], share: float = 1.0) -> int:
+        """Recurrent state of these layers: one cell per sequence (llama.cpp's
+        llama_memory_recurrent sizes ``n_seq_max`` cells), whatever the context."""
+        arch, mixer = plan.arch, plan.arch.recurrent
+        if mixer is None:
+            return 0
+        conv, state = self.recurrent_types(plan)
+        per_layer = mixer.conv_values * conv + mixer.state_values * state
+        count = sum(1 for i in layers if arch.is_recurrent(i))
+        return ceil(per_layer * count * self.recurrent_cells(plan) * share)
+
+    def recurrent_cells(self, plan: Plan) -> int:
+        """Sequences that keep a recurrent state: the plan's sequences."""
+        return plan.batch
+
     def kv_bytes(self, plan: Plan, layers: Sequence[int], share: float = 1.0) -> int:
+        """The per-layer cache of these layers: KV cache and, for hybrid models, recurrent
+        state (split apart again when the estimate is assembled)."""
+        return self.attention_kv_bytes(plan, layers, share) + self.recurrent_bytes(
+            plan, layers, share
+        )
+
+    def attention_kv_bytes(self, plan: Plan, layers: Sequence[int], share: float = 1.0) -> int:
         full = kv_cache_bytes(
             plan.arch,
             context=self.padded_context(plan),
@@ -256,7 +288,7 @@ class Engine(Generic[R, Opt]):
     def estimate(self, plan: Plan, layout: WeightLayout) -> Estimate:
         """Place the weights and KV cache, add each GPU's buffers and runtime."""
         notes = _common_notes(self, plan, layout)
-        placement = self.place(plan, layout)
+        placement = split_recurrent(self, plan, self.place(plan, layout))
         notes += placement.notes
         runtime = self.runtime_bytes(plan)
         devices = tuple(
@@ -267,6 +299,24 @@ class Engine(Generic[R, Opt]):
             notes.append(f"{self.name} keeps the token embeddings in CPU RAM")
         details, more = self.finish(plan, devices)
         return estimate_of(plan, layout, devices, placement.host, (*notes, *more), details)
+
+
+def split_recurrent(engine: Engine[Any, Any], plan: Plan, placement: Placement) -> Placement:
+    """Move hybrid models' recurrent state out of the per-layer cache into its own part."""
+    if plan.arch.recurrent is None:
+        return placement
+    share = engine.recurrent_share(plan)
+    devices = []
+    placed: set[int] = set()
+    for d in placement.devices:
+        state = engine.recurrent_bytes(plan, d.layers, share)
+        placed.update(d.layers)
+        c = replace(d.components, kv_cache=d.components.kv_cache - state, recurrent_state=state)
+        devices.append(replace(d, components=c))
+    host_layers = [i for i in range(plan.arch.num_layers) if i not in placed]
+    state = engine.recurrent_bytes(plan, host_layers) if placement.host.kv_cache else 0
+    host = replace(placement.host, kv_cache=placement.host.kv_cache - state, recurrent_state=state)
+    return replace(placement, devices=tuple(devices), host=host)
 
 
 def estimate_of(

@@ -195,6 +195,13 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
         per_stream = -(-min(context, window * seqs + options.ubatch) // step) * step
         return min(per_stream, context) * streams
 
+    def recurrent_cells(self, plan: Plan) -> int:
+        """One cell per sequence the context can hold: n_seq_max, which counts llama-server's
+        unified slots ("llama_memory_recurrent: size = 77.06 MiB (4 cells, 24 layers, 4 seqs)"
+        with -np auto)."""
+        options = self.options_of(plan)
+        return max(options.slots, plan.batch) if options.unified else plan.batch
+
     def describe(self, release: L) -> dict[str, str]:
         words = super().describe(release)
         words["mla_cache"] = release.mla_cache

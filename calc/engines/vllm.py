@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any, Literal
 
-from calc.architecture import SLIDING, Architecture
+from calc.architecture import NONE, SLIDING, Architecture
 from calc.breakdown import Device, DeviceEstimate, Estimate
 from calc.checkpoint import Checkpoint
 from calc.engines.base import BF16, CUDA_CONTEXT_BYTES, FP32, Constant, Engine, widest_mlp
@@ -316,6 +316,15 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         )
         return words
 
+    def recurrent_types(self, plan: Plan) -> tuple[int, int]:
+        """Conv state in the model's dtype, SSM state too unless the model asks for float32
+        (model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator)."""
+        mixer = plan.arch.recurrent
+        return BF16, FP32 if mixer is not None and mixer.state_float32 else BF16
+
+    def recurrent_share(self, plan: Plan) -> float:
+        return 1 / len(plan.devices)  # heads split over the tensor-parallel ranks
+
     def uses_checkpoint(self, release: VllmRelease, checkpoint: Checkpoint) -> bool:
         """``--dtype auto`` loads a float32 checkpoint in 16 bits (vllm/config/model.py,
         _resolve_auto_dtype), every other checkpoint as stored."""
@@ -445,8 +454,11 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         devices = tuple(
             replace(
                 d,
-                components=replace(d.components, kv_cache=max(pool, d.components.kv_cache)),
-                room=pool - d.components.kv_cache,
+                components=replace(
+                    d.components,
+                    kv_cache=max(pool - d.components.recurrent_state, d.components.kv_cache),
+                ),
+                room=pool - d.components.kv_cache - d.components.recurrent_state,
             )
             for d, pool in zip(estimate.devices, pools, strict=True)
         )
@@ -479,6 +491,27 @@ def budget(plan: Plan, devices: Sequence[DeviceEstimate], utilization: float) ->
     return details
 
 
+def _cache_specs(arch: Architecture, hybrid_allocator: bool) -> list[str]:
+    """One entry per cache vLLM keeps: an attention layer's kind, "mamba" for a recurrent
+    layer's state (Falcon-H1's layers have both); MLP-only layers keep none."""
+    specs = []
+    for i, kind in enumerate(arch.layer_kinds):
+        if kind != NONE:
+            specs.append(kind if hybrid_allocator else "full")
+        if arch.is_recurrent(i):
+            specs.append("mamba")
+    return specs
+
+
+def _state_page(plan: Plan, share: float) -> int:
+    """Bytes of one recurrent layer's state for one request on one GPU (MambaSpec page)."""
+    mixer = plan.arch.recurrent
+    if mixer is None or not any(plan.arch.recurrent_layers):
+        return 0
+    conv, state = plan.engine.recurrent_types(plan)
+    return ceil((mixer.conv_values * conv + mixer.state_values * state) * share)
+
+
 def kv_capacity(plan: Plan, pool: int) -> dict[str, Any]:
     """vLLM's "GPU KV cache size: N tokens" and "Maximum concurrency for L tokens per request"
     (v1/core/kv_cache_utils.py): blocks of 16 tokens; with sliding-window layers (the hybrid
@@ -498,11 +531,18 @@ def kv_capacity(plan: Plan, pool: int) -> dict[str, Any]:
         )
         for i in range(arch.num_layers)
     ]  # fmt: skip
-    kinds = [k for k in arch.layer_kinds] if release.hybrid_allocator else ["full"] * len(per_token)
-    counts = {kind: kinds.count(kind) for kind in set(kinds)}
+    specs = _cache_specs(arch, release.hybrid_allocator)
+    counts = {kind: specs.count(kind) for kind in set(specs)}
     size = min(counts.values())
     groups = {kind: -(-count // size) for kind, count in counts.items()}
-    page = BLOCK_SIZE * max(per_token) * size
+    attention = max(per_token)
+    block = BLOCK_SIZE
+    mamba = _state_page(plan, share)
+    if mamba and attention:
+        # "Setting attention block size to N tokens to ensure that attention page size is >=
+        # mamba page size" (vllm/model_executor/models/config.py, HybridAttentionMambaModelConfig)
+        block = BLOCK_SIZE * -(-mamba // (BLOCK_SIZE * attention))
+    page = max(block * attention, mamba) * size
     blocks = pool // page if page else 0
     length = plan.context
     options = plan.options
@@ -510,14 +550,19 @@ def kv_capacity(plan: Plan, pool: int) -> dict[str, Any]:
     need = 0
     for kind, n in groups.items():
         window = arch.sliding_window if kind == SLIDING and arch.sliding_window else None
-        if window is None:
-            need += n * -(-length // BLOCK_SIZE)
+        if kind == "mamba":
+            need += n  # one state page per request
+        elif window is None:
+            need += n * -(-length // block)
         else:
             tokens = min(window - 1 + options.profile_tokens, length)
-            need += n * (-(-tokens // BLOCK_SIZE) + 1)
+            need += n * (-(-tokens // block) + 1)
     concurrency = blocks / need if need else 0.0
     if release.tokens_by_concurrency:
         tokens = int(concurrency * length)
     else:
-        tokens = blocks // sum(groups.values()) * BLOCK_SIZE
-    return {"kv_cache_tokens": tokens, "max_concurrency": round(concurrency, 2)}
+        tokens = blocks // sum(groups.values()) * block
+    capacity: dict[str, Any] = {"kv_cache_tokens": tokens, "max_concurrency": round(concurrency, 2)}
+    if mamba:
+        capacity["attention_block_tokens"] = block
+    return capacity

@@ -8,6 +8,7 @@ const COMPONENTS_BY_MODE = {
   inference: [
     ["weights", "Weights"],
     ["kv_cache", "KV cache"],
+    ["recurrent_state", "Recurrent state"],
     ["activations", "Activations"],
     ["runtime", "Runtime"],
   ],
@@ -424,6 +425,8 @@ export async function mount(root) {
       verdict.dataset.fits = String(result.fits);
     }
     $("hint").textContent = hintText(hint, result);
+    // hybrid models keep a recurrent state; for every other model the part would be empty
+    COMPONENTS = COMPONENTS_BY_MODE[mode()].filter(([key]) => key !== "recurrent_state" || result.components[key] > 0);
     renderBars(result);
     renderTable(result);
     $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));

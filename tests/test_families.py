@@ -1,0 +1,142 @@
+"""2025-26 architectures: hybrid recurrent models and Qwen's vision-language wrappers give their
+published parameter counts, and their recurrent state and KV cache the sizes llama.cpp logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calc import count_parameters, parse_config
+from calc.architecture import NONE
+
+PUBLISHED = json.loads(
+    (Path(__file__).parent / "data" / "published_counts_2026.json").read_text(encoding="utf-8")
+)["models"]
+
+
+@pytest.mark.parametrize("entry", PUBLISHED, ids=[e["id"] for e in PUBLISHED])
+def test_published_parameter_counts(entry):
+    """Each figure is an exact total read from the model's safetensors index or the Hub API
+    (the entry's "source"); Qwen3-Next's and Qwen3.5's include the MTP layer their files ship."""
+    counted = count_parameters(parse_config(entry["config"]))
+    total = counted.checkpoint_total if entry["counts"] == "checkpoint" else counted.total
+    assert total == entry["published"]
+
+
+def config_of(model_id: str) -> dict:
+    return next(e["config"] for e in PUBLISHED if e["id"] == model_id)
+
+
+def memory(catalogue, model_id: str, **request) -> dict:
+    """Bytes by part, GPUs and host RAM together."""
+    from calc import InferenceRequest, run_inference
+
+    estimate = run_inference(catalogue, InferenceRequest(config=config_of(model_id), **request))
+    return {
+        key: value + estimate.host.as_dict()[key]
+        for key, value in estimate.components.as_dict().items()
+    } | {"details": estimate.details}
+
+
+MIB = 2**20
+
+
+def test_llama_cpp_keeps_qwen35_state_per_slot_and_kv_only_for_attention_layers(catalogue):
+    """llama-server -hf unsloth/Qwen3.5-2B-GGUF:Q8_0 -c 0, -np auto (b9140):
+    "llama_kv_cache: size = 3072.00 MiB (262144 cells, 6 layers, 4/1 seqs)" and
+    "llama_memory_recurrent: size = 77.06 MiB (4 cells, 24 layers, 4 seqs), R (f32): 5.06 MiB,
+    S (f32): 72.00 MiB" (a log the search index holds; the research notes give its id)."""
+    got = memory(catalogue, "qwen3.5-2b", engine="llama.cpp", weights="q8_0")
+    assert got["kv_cache"] == 3072 * MIB
+    assert round(got["recurrent_state"] / MIB, 2) == 77.06
+    # 18 linear-attention layers x 4 cells x (R: 3 x 6144 + S: 128 x 128 x 16) f32 values
+    assert got["recurrent_state"] == 18 * 4 * (3 * 6144 + 128 * 128 * 16) * 4
+
+
+def test_one_sequence_keeps_one_state(catalogue):
+    """llama-cpp-python on a 32-layer Qwen3.5 (9B): "llama_memory_recurrent: size = 50.25 MiB
+    (1 cells, 32 layers, 1 seqs), R (f32): 2.25 MiB, S (f32): 48.00 MiB"
+    (https://github.com/JamePeng/llama-cpp-python/issues/78)."""
+    got = memory(catalogue, "qwen3.5-9b", engine="llama.cpp", batch=1, context=4096)
+    assert got["recurrent_state"] == round(50.25 * MIB)
+
+
+def test_the_state_does_not_grow_with_the_context(catalogue):
+    short = memory(catalogue, "qwen3.5-9b", engine="llama.cpp", batch=1, context=4096)
+    long = memory(catalogue, "qwen3.5-9b", engine="llama.cpp", batch=1, context=65536)
+    assert short["recurrent_state"] == long["recurrent_state"]
+    assert long["kv_cache"] == 16 * short["kv_cache"]
+
+
+def test_vllm_sizes_attention_blocks_to_hold_a_state_page(catalogue):
+    """vLLM on Qwen3.5-9B, tensor parallel 2: "Setting attention block size to 528 tokens to
+    ensure that attention page size is >= mamba page size"
+    (https://github.com/vllm-project/vllm/pull/37467)."""
+    got = memory(catalogue, "qwen3.5-9b", engine="vllm", gpus=2, gpu="h100", context=2048)
+    assert got["details"]["attention_block_tokens"] == 528
+
+
+def test_nemotron_h_caches_only_its_attention_layers(catalogue):
+    """Nemotron Nano 9B v2: 4 attention layers of 8 KV heads x 128 (16 KiB a token in f16) and
+    27 Mamba-2 layers of (3 x 12288 + 128 x 10240) f32 values a sequence."""
+    got = memory(catalogue, "nvidia-nemotron-nano-9b-v2", engine="llama.cpp", batch=1, context=4096)
+    assert got["kv_cache"] == 4096 * 16 * 1024
+    assert got["recurrent_state"] == 27 * (3 * 12288 + 128 * 10240) * 4
+
+
+def test_pure_attention_models_keep_no_recurrent_state(catalogue):
+    from calc import InferenceRequest, run_inference
+
+    estimate = run_inference(catalogue, InferenceRequest(model="llama-3.1-8b"))
+    assert estimate.components.recurrent_state == 0
+
+
+def test_nemotron_blocks_follow_the_pattern():
+    arch = parse_config(config_of("nvidia-nemotron-nano-9b-v2"))
+    pattern = config_of("nvidia-nemotron-nano-9b-v2")["hybrid_override_pattern"]
+    assert [arch.is_recurrent(i) for i in range(arch.num_layers)] == [c == "M" for c in pattern]
+    assert [k != NONE for k in arch.layer_kinds] == [c == "*" for c in pattern]
+    assert [arch.ffn_kind(i) for i in range(arch.num_layers)] == [
+        "dense" if c == "-" else "none" for c in pattern
+    ]
+
+
+def test_falcon_h1_layers_keep_both_caches():
+    config = {
+        "model_type": "falcon_h1", "hidden_size": 1024, "num_hidden_layers": 36,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64,
+        "intermediate_size": 2048, "mamba_d_ssm": 1536, "mamba_n_heads": 24,
+        "mamba_d_head": 64, "mamba_d_state": 128, "mamba_n_groups": 1, "mamba_d_conv": 4,
+        "vocab_size": 32784,
+    }  # fmt: skip
+    arch = parse_config(config)
+    assert all(kind != NONE for kind in arch.layer_kinds)
+    assert all(arch.recurrent_layers)
+    # llama.cpp n_embd_r, n_embd_s: (4 - 1) x (1536 + 2 x 128) and 128 x 1536
+    assert (arch.recurrent.conv_values, arch.recurrent.state_values) == (3 * 1792, 128 * 1536)
+
+
+def test_an_unknown_decoder_is_estimated_with_a_note_naming_what_was_assumed(catalogue):
+    from calc import InferenceRequest, run_inference
+
+    config = {
+        "model_type": "brand_new_lm", "hidden_size": 2048, "num_hidden_layers": 16,
+        "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 8192,
+        "vocab_size": 64000,
+    }  # fmt: skip
+    estimate = run_inference(catalogue, InferenceRequest(config=config, engine="vllm"))
+    assert any(
+        "'brand_new_lm' is not modelled: read as a standard decoder" in n for n in estimate.notes
+    )
+    llama = parse_config({**config, "model_type": "llama"})
+    assert count_parameters(parse_config(config)) == count_parameters(llama)
+
+
+def test_an_unreadable_unknown_config_names_the_missing_keys():
+    from calc import ConfigError
+
+    with pytest.raises(ConfigError, match=r"not a standard decoder: missing 'num_hidden_layers'"):
+        parse_config({"model_type": "mystery", "hidden_size": 8, "num_attention_heads": 2,
+                      "intermediate_size": 16, "vocab_size": 10})  # fmt: skip
