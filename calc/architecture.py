@@ -7,7 +7,7 @@ layers use a sliding window). Those facts cite the upstream file they come from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +15,7 @@ from calc._errors import ConfigError
 from calc.checkpoint import Checkpoint, read_checkpoint
 
 TRANSFORMERS = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/models"
+TRANSFORMERS_5 = "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models"
 
 FULL = "full"
 SLIDING = "sliding"
@@ -28,8 +29,8 @@ class Family:
     source: str
     tie_default: bool
     # "never", "always" (q, k and v carry a bias, o does not), "attention_bias" (the config
-    # key decides for q, k, v and o together), or "attention_out_bias" (attention_bias for q, k
-    # and v, attention_out_bias for o)
+    # key decides for q, k, v and o together), "attention_out_bias" (attention_bias for q, k
+    # and v, attention_out_bias for o), "qkv" (attention_bias for q, k and v; o never: GLM)
     attention_bias: str = "attention_bias"
     qk_norm: bool = False
     # OLMo 2 and 3 normalise the whole q and k projections (one weight per channel of all
@@ -41,6 +42,12 @@ class Family:
     moe: str = "none"  # none | mixtral | qwen | deepseek | gpt_oss
     mla: bool = False
     defaults: tuple[tuple[str, Any], ...] = ()
+    qk_norm_key: str = ""  # a config flag that turns the per-head q/k norms on (GLM: use_qk_norm)
+    # the router's score-correction bias: None = as topk_method says (DeepSeek's "noaux_tc")
+    score_bias: bool | None = None
+    # next-token-prediction layers (num_nextn_predict_layers) carry their own copies of the
+    # embeddings and output head (DeepSeek-V3, GLM-4.5 checkpoints)
+    mtp_embeddings: bool = False
 
 
 FAMILIES: dict[str, Family] = {
@@ -141,6 +148,80 @@ FAMILIES: dict[str, Family] = {
         moe="deepseek",
         mla=True,
     ),
+    # Glm4MoeAttention: q/k/v biases from attention_bias, o_proj without; per-head q/k norms
+    # when use_qk_norm; DeepSeek-style MoE whose router always has e_score_correction_bias
+    "glm4_moe": Family(
+        f"{TRANSFORMERS_5}/glm4_moe/modeling_glm4_moe.py",
+        tie_default=False,
+        attention_bias="qkv",
+        qk_norm_key="use_qk_norm",
+        moe="deepseek",
+        score_bias=True,
+        mtp_embeddings=True,
+    ),
+    # GLM-5: DeepSeek-V3.2's layer (MLA, the sparse-attention indexer, DeepSeek MoE) with GLM's
+    # sizes; its MTP layer has no embedding copies
+    "glm_moe_dsa": Family(
+        f"{TRANSFORMERS_5}/glm_moe_dsa/modeling_glm_moe_dsa.py",
+        tie_default=False,
+        attention_bias="never",
+        moe="deepseek",
+        mla=True,
+        score_bias=True,
+    ),
+    "deepseek_v32": Family(
+        f"{TRANSFORMERS_5}/deepseek_v32/modeling_deepseek_v32.py",
+        tie_default=False,
+        attention_bias="never",
+        moe="deepseek",
+        mla=True,
+        mtp_embeddings=True,
+    ),
+    # Kimi K2 ships DeepSeek-V3's architecture under its own model_type
+    "kimi_k2": Family(
+        f"{TRANSFORMERS}/deepseek_v3/modeling_deepseek_v3.py",
+        tie_default=False,
+        attention_bias="never",
+        moe="deepseek",
+        mla=True,
+        mtp_embeddings=True,
+    ),
+    # MiniMax-M2: qk_norm_type "per_layer" normalises the whole q and k projections; 256
+    # routed experts (w1, w3, w2) with a score-correction bias, no shared expert
+    "minimax_m2": Family(
+        "https://huggingface.co/MiniMaxAI/MiniMax-M2/blob/main/modeling_minimax_m2.py",
+        tie_default=False,
+        attention_bias="never",
+        qk_norm_key="use_qk_norm",
+        qk_norm_whole=True,
+        moe="mixtral",
+        score_bias=True,
+    ),
+    # Ernie4_5_MoeDecoderLayer: MoE from moe_layer_start_index every moe_layer_interval
+    # layers, shared experts, an fp32 router with moe_statics.e_score_correction_bias
+    "ernie4_5_moe": Family(
+        f"{TRANSFORMERS_5}/ernie4_5_moe/modeling_ernie4_5_moe.py",
+        tie_default=True,
+        attention_bias="use_bias",
+        moe="ernie",
+        score_bias=True,
+    ),
+    # Llama 4: MoE every interleave_moe_layer_step-th layer (a routed expert and a shared
+    # one), dense layers of intermediate_size_mlp; RoPE layers attend in chunks of
+    # attention_chunk_size, every fourth (no_rope_layers 0) globally
+    "llama4_text": Family(
+        f"{TRANSFORMERS_5}/llama4/modeling_llama4.py",
+        tie_default=False,
+        sliding="llama4",
+        moe="llama4",
+    ),
+    # Ministral 3 / Mistral Small 3.x text: Mistral's layer
+    "ministral3": Family(
+        f"{TRANSFORMERS_5}/ministral3/modeling_ministral3.py",
+        tie_default=False,
+        attention_bias="never",
+        sliding="all",
+    ),
     "gpt_oss": Family(
         f"{TRANSFORMERS}/gpt_oss/modeling_gpt_oss.py",
         tie_default=False,
@@ -183,8 +264,14 @@ def memory_keys(config: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
-# Multimodal wrappers whose language model sits under "text_config".
-WRAPPERS: dict[str, str] = {"gemma3": "gemma3_text"}
+# Multimodal wrappers whose language model sits under "text_config": the model_type to read
+# it as (None: the text_config's own), and the vision tower's reader.
+WRAPPERS: dict[str, tuple[str | None, str]] = {
+    "gemma3": ("gemma3_text", "siglip"),
+    "llama4": ("llama4_text", "llama4"),
+    "mistral3": (None, "pixtral"),
+    "kimi_k25": ("kimi_k2", "none"),
+}
 
 
 @dataclass(frozen=True)
@@ -210,6 +297,10 @@ class MLA:
     qk_nope_head_dim: int
     qk_rope_head_dim: int
     v_head_dim: int
+    # DeepSeek-V3.2's sparse-attention indexer (index_n_heads, index_head_dim): it caches one
+    # key of index_head_dim values per token and layer beside the latent
+    index_heads: int = 0
+    index_head_dim: int = 0
 
 
 @dataclass(frozen=True)
@@ -329,6 +420,29 @@ class QwenVision:
 
 
 @dataclass(frozen=True)
+class ViT:
+    """A plain vision transformer and its projector into the language model: Llama 4's
+    (modeling_llama4.py Llama4VisionModel, vision adapter, projector) and Pixtral's
+    (modeling_pixtral.py, Mistral 3's patch merger and projector)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    patch_inputs: int  # channels x patch x patch
+    patch_bias: bool
+    positions: int  # rows of a learned position table (0: 2-D RoPE)
+    class_token: bool
+    layer_norm: bool  # LayerNorm with bias (Llama 4) or RMSNorm (Pixtral)
+    linear_bias: bool
+    gated_mlp: bool
+    pre_norm: bool
+    post_norm: bool
+    # after the tower: norms (their widths) and linear layers (in, out, bias)
+    projector_norms: tuple[int, ...]
+    projector: tuple[tuple[int, int, bool], ...]
+
+
+@dataclass(frozen=True)
 class VisionTower:
     """A SigLIP-style ViT encoder plus the projector into the language model."""
 
@@ -363,7 +477,7 @@ class Architecture:
     max_position_embeddings: int | None
     moe: MoE | None = None
     mla: MLA | None = None
-    vision: VisionTower | QwenVision | None = None
+    vision: VisionTower | QwenVision | ViT | None = None
     qk_norm_whole: bool = False
     # Hybrid models: the recurrent mixer and, per layer, whether it keeps a recurrent state
     recurrent: Recurrent | None = None
@@ -374,6 +488,7 @@ class Architecture:
     ffn_gated: bool = True  # False: up and down only (Nemotron-H's squared-ReLU MLPs)
     attention_gate: bool = False  # Qwen3-Next: q_proj also produces a per-channel output gate
     mtp_layers: int = 0  # next-token-prediction layers shipped with the checkpoint
+    mtp_embeddings: bool = False  # each MTP layer has its own embeddings and output head
     assumed: str = ""  # what was assumed for a model_type the estimator does not know
     checkpoint: Checkpoint | None = None  # the format the published files are stored in
     # A GGUF file's own tensor table: (name, shape in ggml order, catalogue storage id) rows,
@@ -502,6 +617,15 @@ def _generic_family(config: Mapping[str, Any], model_type: str, where: str) -> F
     )
 
 
+def _family(config: Mapping[str, Any], model_type: str, where: str) -> tuple[Family, str]:
+    """The family of ``model_type``, or a standard decoder's with the note saying so."""
+    family = FAMILIES.get(model_type)
+    if family is not None:
+        return family, ""
+    family = _generic_family(config, model_type, where)
+    return family, _assumed_words(model_type, family, config)
+
+
 def _assumed_words(model_type: str, family: Family, config: Mapping[str, Any]) -> str:
     """The note that says what a standard-decoder reading assumed."""
     experts = {
@@ -530,24 +654,21 @@ def _decoder(config: Mapping[str, Any], model_type: str, where: str) -> Architec
     tie_source = config
     vision = None
     nested: tuple[str, ...] = ()
-    if model_type in WRAPPERS:
-        vision, config, where = _unwrap(config, model_type, where)
-        model_type, nested = WRAPPERS[model_type], ("text_config",)
-    family = FAMILIES.get(model_type)
     assumed = ""
-    if family is None:
-        family = _generic_family(config, model_type, where)
-        assumed = _assumed_words(model_type, family, config)
+    if model_type in WRAPPERS:
+        if WRAPPERS[model_type][1] == "none":
+            assumed = f"{model_type!r}: the language model only; its vision tower is not counted"
+        vision, config, where = _unwrap(config, model_type, where)
+        model_type, nested = str(config["model_type"]), ("text_config",)
+    family, generic = _family(config, model_type, where)
+    assumed = generic or assumed
     c = _Config(config, where=where, defaults=dict(family.defaults), path=nested)
     hidden = c.integer("hidden_size")
     layers = c.integer("num_hidden_layers")
     heads, kv_heads, head_dim = _heads(c, hidden)
     qkv_bias, o_bias = _attention_bias(c, family)
     mla = _mla(c) if family.mla else None
-    moe = _moe(c, family.moe, layers)
-    intermediate = c.integer(
-        "intermediate_size", default=moe.expert_intermediate_size if moe else None
-    )
+    moe, intermediate = _feed_forward(c, family, layers)
     sliding_window, layer_kinds = _layer_kinds(c, family.sliding, layers)
     # The wrapper's own tie flag wins: Gemma 3 puts it at the top level.
     tie = _Config(tie_source, where=where, defaults={}).flag(
@@ -566,7 +687,9 @@ def _decoder(config: Mapping[str, Any], model_type: str, where: str) -> Architec
         qkv_bias=qkv_bias,
         o_bias=o_bias,
         mlp_bias=c.flag("mlp_bias", False),
-        qk_norm=family.qk_norm,
+        qk_norm=c.flag(family.qk_norm_key, family.qk_norm)
+        if family.qk_norm_key
+        else family.qk_norm,
         qk_norm_whole=family.qk_norm_whole,
         norms_per_layer=family.norms_per_layer,
         layer_kinds=layer_kinds,
@@ -577,18 +700,75 @@ def _decoder(config: Mapping[str, Any], model_type: str, where: str) -> Architec
         mla=mla,
         vision=vision,
         assumed=assumed,
+        mtp_layers=(
+            c.integer("num_nextn_predict_layers", 0, minimum=0) if family.moe == "deepseek" else 0
+        ),
+        mtp_embeddings=family.mtp_embeddings,
     )
 
 
 def _unwrap(
     config: Mapping[str, Any], model_type: str, where: str
-) -> tuple[VisionTower, dict[str, Any], str]:
+) -> tuple[VisionTower | ViT | None, dict[str, Any], str]:
     """A multimodal wrapper's vision tower, and its language model's config."""
     text = config.get("text_config")
     if not isinstance(text, Mapping):
         raise ConfigError(f"{where}: model_type {model_type!r} needs a 'text_config' object")
-    vision = _vision_tower(config, text, where=where)
-    return vision, {**text, "model_type": WRAPPERS[model_type]}, f"{where}: text_config"
+    text_type, reader = WRAPPERS[model_type]
+    text_type = text_type or str(text.get("model_type") or "mistral")
+    if text_type == "mistral":  # Mistral 3's text model reads as Ministral 3's
+        text_type = "ministral3"
+    vision: VisionTower | ViT | None = None
+    if reader == "siglip":
+        vision = _vision_tower(config, text, where=where)
+    elif reader in ("llama4", "pixtral"):
+        vision = _vit(config, text, reader, where=where)
+    return vision, {**text, "model_type": text_type}, f"{where}: text_config"
+
+
+def _vit(config: Mapping[str, Any], text: Mapping[str, Any], kind: str, *, where: str) -> ViT:
+    raw = config.get("vision_config")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: a multimodal config needs a 'vision_config' object")
+    v = _Config(raw, where=f"{where}: vision_config", defaults={}, path=("vision_config",))
+    t = _Config(text, where=f"{where}: text_config", defaults={}, path=("text_config",))
+    h, inner = v.integer("hidden_size"), v.integer("intermediate_size")
+    patch = v.integer("patch_size")
+    patch_inputs = v.integer("num_channels", default=3) * patch * patch
+    text_hidden = t.integer("hidden_size")
+    if kind == "llama4":
+        # Llama4VisionPixelShuffleMLP takes the shuffled intermediate width to
+        # projector_input_dim, then projector_output_dim; the projector maps
+        # vision_output_dim to the text width (no biases in either)
+        bias = _Config(raw, where=where, defaults={}).flag("multi_modal_projector_bias", False)
+        out = v.integer("vision_output_dim")
+        return ViT(
+            hidden_size=h, intermediate_size=inner, num_layers=v.integer("num_hidden_layers"),
+            patch_inputs=patch_inputs, patch_bias=False,
+            positions=(v.integer("image_size") // patch) ** 2 + 1, class_token=True,
+            layer_norm=True, linear_bias=True, gated_mlp=False, pre_norm=True, post_norm=True,
+            projector_norms=(),
+            projector=(
+                (inner, v.integer("projector_input_dim"), False),
+                (v.integer("projector_input_dim"), v.integer("projector_output_dim"), False),
+                (out, text_hidden, bias),
+            ),
+        )  # fmt: skip
+    # Pixtral: RMSNorms, gated MLP, no biases; Mistral 3's projector normalises, merges
+    # spatial_merge_size^2 patches, then two linear layers
+    merge = _Config(config, where=where, defaults={}).integer("spatial_merge_size", default=2)
+    bias = _Config(config, where=where, defaults={}).flag("multimodal_projector_bias", False)
+    return ViT(
+        hidden_size=h, intermediate_size=inner, num_layers=v.integer("num_hidden_layers"),
+        patch_inputs=patch_inputs, patch_bias=False, positions=0, class_token=False,
+        layer_norm=False, linear_bias=False, gated_mlp=True, pre_norm=True, post_norm=False,
+        projector_norms=(h,),
+        projector=(
+            (h * merge * merge, h, False),
+            (h, text_hidden, bias),
+            (text_hidden, text_hidden, bias),
+        ),
+    )  # fmt: skip
 
 
 def _heads(c: _Config, hidden: int) -> tuple[int, int, int]:
@@ -611,6 +791,10 @@ def _attention_bias(c: _Config, family: Family) -> tuple[bool, bool]:
         return False, False
     if family.attention_bias == "attention_out_bias":  # Seed-OSS: two keys
         return c.flag("attention_bias", False), c.flag("attention_out_bias", False)
+    if family.attention_bias == "qkv":
+        return c.flag("attention_bias", False), False
+    if family.attention_bias == "use_bias":  # ERNIE 4.5: one key for every linear layer
+        return c.flag("use_bias", False), c.flag("use_bias", False)
     bias = c.flag("attention_bias", False)
     return bias, bias
 
@@ -622,57 +806,80 @@ def _mla(c: _Config) -> MLA:
         qk_nope_head_dim=c.integer("qk_nope_head_dim"),
         qk_rope_head_dim=c.integer("qk_rope_head_dim"),
         v_head_dim=c.integer("v_head_dim"),
+        index_heads=c.integer("index_n_heads", 0, minimum=0),
+        index_head_dim=c.integer("index_head_dim", 0, minimum=0),
     )
 
 
 def _moe(c: _Config, kind: str, layers: int) -> MoE | None:
-    if kind == "none":
-        return None
-    if kind == "mixtral":
-        experts = c.integer("num_local_experts")
-        return MoE(
-            num_experts=experts,
-            experts_per_token=c.integer("num_experts_per_tok"),
-            expert_intermediate_size=c.integer("intermediate_size"),
-            shared_intermediate_size=0,
-            moe_layers=(True,) * layers,
-        )
-    if kind == "gpt_oss":
-        return MoE(
-            num_experts=c.integer("num_local_experts"),
-            experts_per_token=c.integer(
-                "num_experts_per_tok", default=c.integer("experts_per_token", 4)
-            ),
-            expert_intermediate_size=c.integer("intermediate_size"),
-            shared_intermediate_size=0,
-            moe_layers=(True,) * layers,
-            router_bias=True,
-            expert_bias=True,
-        )
-    if kind == "qwen":
-        # Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer: a layer is sparse unless listed in
-        # mlp_only_layers, and only every decoder_sparse_step-th layer is.
-        step = c.integer("decoder_sparse_step", default=1)
-        dense_only = set(c.int_list("mlp_only_layers"))
-        sparse = tuple(i not in dense_only and (i + 1) % step == 0 for i in range(layers))
-        shared = c.integer("shared_expert_intermediate_size", 0, minimum=0)
-        return MoE(
-            num_experts=c.integer("num_experts"),
-            experts_per_token=c.integer("num_experts_per_tok"),
-            expert_intermediate_size=c.integer("moe_intermediate_size"),
-            shared_intermediate_size=shared,
-            moe_layers=sparse,
-            shared_expert_gate=shared > 0,
-        )
-    # DeepSeek-V2/V3: the first first_k_dense_replace layers are dense, then every
-    # moe_layer_freq-th layer is sparse; n_shared_experts experts of moe_intermediate_size each
-    # are always active.
-    experts = c.integer("n_routed_experts")
+    """The MoE layout a family's config keys describe (None for a dense family)."""
+    reader = _MOE_READERS.get(kind)
+    return reader(c, layers) if reader else None
+
+
+def _mixtral_moe(c: _Config, layers: int) -> MoE:
+    return MoE(
+        num_experts=c.integer("num_local_experts"),
+        experts_per_token=c.integer("num_experts_per_tok"),
+        expert_intermediate_size=c.integer("intermediate_size"),
+        shared_intermediate_size=0,
+        moe_layers=(True,) * layers,
+    )
+
+
+def _gpt_oss_moe(c: _Config, layers: int) -> MoE:
+    return MoE(
+        num_experts=c.integer("num_local_experts"),
+        experts_per_token=c.integer(
+            "num_experts_per_tok", default=c.integer("experts_per_token", 4)
+        ),
+        expert_intermediate_size=c.integer("intermediate_size"),
+        shared_intermediate_size=0,
+        moe_layers=(True,) * layers,
+        router_bias=True,
+        expert_bias=True,
+    )
+
+
+def _llama4_moe(c: _Config, layers: int) -> MoE:
+    """Llama4TextDecoderLayer: "self.is_moe_layer = layer_idx in config.moe_layers", which
+    defaults to every interleave_moe_layer_step-th layer; one shared expert as wide."""
+    step = c.integer("interleave_moe_layer_step", default=1)
+    size = c.integer("intermediate_size")
+    return MoE(
+        num_experts=c.integer("num_local_experts"),
+        experts_per_token=c.integer("num_experts_per_tok", default=1),
+        expert_intermediate_size=size,
+        shared_intermediate_size=size,
+        moe_layers=tuple((i + 1) % step == 0 for i in range(layers)),
+    )
+
+
+def _qwen_moe(c: _Config, layers: int) -> MoE:
+    """Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer: a layer is sparse unless listed in
+    mlp_only_layers, and only every decoder_sparse_step-th layer is."""
+    step = c.integer("decoder_sparse_step", default=1)
+    dense_only = set(c.int_list("mlp_only_layers"))
+    shared = c.integer("shared_expert_intermediate_size", 0, minimum=0)
+    return MoE(
+        num_experts=c.integer("num_experts"),
+        experts_per_token=c.integer("num_experts_per_tok"),
+        expert_intermediate_size=c.integer("moe_intermediate_size"),
+        shared_intermediate_size=shared,
+        moe_layers=tuple(i not in dense_only and (i + 1) % step == 0 for i in range(layers)),
+        shared_expert_gate=shared > 0,
+    )
+
+
+def _deepseek_moe(c: _Config, layers: int) -> MoE:
+    """DeepSeek-V2/V3: the first first_k_dense_replace layers are dense, then every
+    moe_layer_freq-th layer is sparse; n_shared_experts experts of moe_intermediate_size each
+    are always active."""
     first_dense = c.integer("first_k_dense_replace", 0, minimum=0)
     freq = c.integer("moe_layer_freq", 1)
     expert_size = c.integer("moe_intermediate_size")
     return MoE(
-        num_experts=experts,
+        num_experts=c.integer("n_routed_experts"),
         experts_per_token=c.integer("num_experts_per_tok"),
         expert_intermediate_size=expert_size,
         shared_intermediate_size=c.integer("n_shared_experts", 0, minimum=0) * expert_size,
@@ -681,7 +888,58 @@ def _moe(c: _Config, kind: str, layers: int) -> MoE | None:
     )
 
 
+def _feed_forward(c: _Config, family: Family, layers: int) -> tuple[MoE | None, int]:
+    """The MoE layout and the dense layers' intermediate size."""
+    moe = _moe(c, family.moe, layers)
+    if moe is not None and family.score_bias is not None:
+        moe = replace(moe, score_correction_bias=family.score_bias)
+    intermediate = c.integer(
+        "intermediate_size_mlp" if family.moe == "llama4" else "intermediate_size",
+        default=moe.expert_intermediate_size if moe else None,
+    )
+    return moe, intermediate
+
+
+def _qk_norm(c: _Config, family: Family) -> bool:
+    return c.flag(family.qk_norm_key, family.qk_norm) if family.qk_norm_key else family.qk_norm
+
+
+def _ernie_moe(c: _Config, layers: int) -> MoE:
+    """ERNIE 4.5: layers moe_layer_start_index..moe_layer_end_index (-1: the last), every
+    moe_layer_interval-th, are MoE with moe_num_shared_experts shared experts."""
+    start = c.integer("moe_layer_start_index", 0, minimum=0)
+    end_raw = c.raw.get("moe_layer_end_index")
+    end = layers - 1 if end_raw in (None, -1) else c.integer("moe_layer_end_index", minimum=0)
+    step = c.integer("moe_layer_interval", default=1)
+    size = c.integer("moe_intermediate_size")
+    return MoE(
+        num_experts=c.integer("moe_num_experts"),
+        experts_per_token=c.integer("moe_k"),
+        expert_intermediate_size=size,
+        shared_intermediate_size=c.integer("moe_num_shared_experts", 0, minimum=0) * size,
+        moe_layers=tuple((i + 1) % step == 0 and start <= i <= end for i in range(layers)),
+    )
+
+
+_MOE_READERS: dict[str, Callable[[_Config, int], MoE]] = {
+    "mixtral": _mixtral_moe,
+    "gpt_oss": _gpt_oss_moe,
+    "ernie": _ernie_moe,
+    "llama4": _llama4_moe,
+    "qwen": _qwen_moe,
+    "deepseek": _deepseek_moe,
+}
+
+
 def _layer_kinds(c: _Config, rule: str, layers: int) -> tuple[int | None, tuple[str, ...]]:
+    if rule == "llama4":
+        # chunked attention on the RoPE layers, which llama.cpp and vLLM run as a sliding
+        # window of attention_chunk_size (llama.cpp: LLAMA_SWA_TYPE_CHUNKED)
+        chunk = c.optional_int("attention_chunk_size")
+        rope = c.int_list("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
+        if chunk is None or len(rope) != layers:
+            return None, (FULL,) * layers
+        return chunk, tuple(SLIDING if r else FULL for r in rope)
     window = c.optional_int("sliding_window")
     if c.raw.get("layer_types") is not None:
         kinds = _explicit_layer_types(c, layers)

@@ -30,9 +30,10 @@ def kv_row_values(arch: Architecture, mla_cache: MlaCache = "latent") -> tuple[i
         if mla_cache == "full":
             heads = arch.num_attention_heads
             return (heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim)
+        index = (m.index_head_dim,) if m.index_head_dim else ()  # V3.2's indexer keys
         if mla_cache == "latent_kv":
-            return (latent, m.kv_lora_rank)
-        return (latent,)
+            return (latent, m.kv_lora_rank, *index)
+        return (latent, *index)
     width = arch.num_kv_heads * arch.head_dim
     return (width, width)
 

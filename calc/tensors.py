@@ -20,6 +20,7 @@ from calc.architecture import (
     Recurrent,
     ShortConv,
     VisionTower,
+    ViT,
 )
 
 # Kinds of tensor. Only "weight" tensors with two or more dimensions are ever quantised
@@ -65,6 +66,8 @@ def model_tensors(arch: Architecture) -> tuple[Tensor, ...]:
         out += _vision(arch.vision)
     elif isinstance(arch.vision, QwenVision):
         out += _qwen_vision(arch.vision)
+    elif isinstance(arch.vision, ViT):
+        out += _vit(arch.vision)
     return tuple(out)
 
 
@@ -103,6 +106,9 @@ def mtp_tensors(arch: Architecture) -> tuple[Tensor, ...]:
         layer += [Tensor("attn_norm", NORM, (h,)), Tensor("ffn_norm", NORM, (h,))]
         layer += [Tensor("fc", WEIGHT, (2 * h, h))]
         layer += [Tensor(name, NORM, (h,)) for name in ("enorm", "hnorm", "norm")]
+        if arch.mtp_embeddings:  # DeepSeek-V3 and GLM-4.5 ship their own copies
+            v = arch.vocab_size
+            layer += [Tensor("token_embd", WEIGHT, (h, v)), Tensor("output", WEIGHT, (h, v))]
         out += [replace(t, role=f"mtp.{n}.{t.role}", layer=None) for t in layer]
     return tuple(out)
 
@@ -185,6 +191,13 @@ def _attention(arch: Architecture, i: int) -> list[Tensor]:
         kv_b_out = heads * (m.qk_nope_head_dim + m.v_head_dim)
         out += _linear("attn_kv_b", m.kv_lora_rank, kv_b_out, i, False)
         out += _linear("attn_output", heads * m.v_head_dim, h, i, False)
+        if m.index_heads:  # DeepSeek-V3.2's lightning indexer
+            dim = m.index_heads * m.index_head_dim
+            out += _linear("indexer.attn_q_b", m.q_lora_rank or h, dim, i, False)
+            out += _linear("indexer.attn_k", h, m.index_head_dim, i, False)
+            out += [Tensor("indexer.k_norm", NORM, (m.index_head_dim,), i)]
+            out += [Tensor("indexer.k_norm", BIAS, (m.index_head_dim,), i)]
+            out += _linear("indexer.proj", h, m.index_heads, i, False)
         return out
     q_dim = heads * arch.head_dim
     kv_dim = arch.num_kv_heads * arch.head_dim
@@ -305,6 +318,39 @@ def _qwen_vision(vt: QwenVision) -> list[Tensor]:
         out += norm(f"{prefix}.norm", width)
         out += _vision_linear(f"{prefix}.fc1", merged, merged)
         out += _vision_linear(f"{prefix}.fc2", merged, vt.out_hidden)
+    return out
+
+
+def _vit(vt: ViT) -> list[Tensor]:
+    """A plain ViT (Llama 4's, Pixtral's) and the linear layers that project it."""
+    h, inner = vt.hidden_size, vt.intermediate_size
+
+    def norm(role: str, width: int) -> list[Tensor]:
+        bias = [Tensor(role, BIAS, (width,))] if vt.layer_norm else []
+        return [Tensor(role, NORM, (width,)), *bias]
+
+    def linear(role: str, n_in: int, n_out: int, bias: bool) -> list[Tensor]:
+        return _vision_linear(role, n_in, n_out) if bias else [Tensor(role, WEIGHT, (n_in, n_out))]
+
+    out = linear("v.patch_embd", vt.patch_inputs, h, vt.patch_bias)
+    if vt.class_token:
+        out.append(Tensor("v.class_embd", NORM, (h,)))
+    if vt.positions:
+        out.append(Tensor("v.position_embd", WEIGHT, (h, vt.positions)))
+    out += norm("v.pre_ln", h) if vt.pre_norm else []
+    out += norm("v.post_ln", h) if vt.post_norm else []
+    b = vt.linear_bias
+    for i in range(vt.num_layers):
+        out += norm(f"v.blk.{i}.ln1", h) + norm(f"v.blk.{i}.ln2", h)
+        for role in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            out += linear(f"v.blk.{i}.{role}", h, h, b)
+        if vt.gated_mlp:
+            out += linear(f"v.blk.{i}.ffn_gate", h, inner, b)
+        out += linear(f"v.blk.{i}.ffn_up", h, inner, b)
+        out += linear(f"v.blk.{i}.ffn_down", inner, h, b)
+    out += [Tensor(f"mm.norm.{n}", NORM, (w,)) for n, w in enumerate(vt.projector_norms)]
+    for n, (n_in, n_out, bias) in enumerate(vt.projector):
+        out += linear(f"mm.{n}", n_in, n_out, bias)
     return out
 
 
