@@ -138,6 +138,8 @@ def resolve(
         batch=request.batch or release.default_batch,
         devices=devices,
         flash_attention=flash,
+        vision=arch.vision is not None
+        and (engine.loads_vision if request.vision is None else request.vision),
         storage_types=catalogue.storage_types,
         notes=tuple(n for n in (arch.assumed, weights_note, kv_note) if n),
         asked_version=request.engine_version,
@@ -239,6 +241,9 @@ def _defaults(
         defaults.append(Default({"flash_attention": state}, words))
     if request.engine_version is None:
         defaults.append(Default({"engine_version": plan.release.version}, ""))
+    if request.vision is None and plan.arch.vision is not None:
+        state = "on" if plan.vision else "off"
+        defaults.append(Default({"vision": state}, f"vision tower {state}"))
     return tuple(defaults)
 
 

@@ -437,6 +437,8 @@ class ViT:
     gated_mlp: bool
     pre_norm: bool
     post_norm: bool
+    image_size: int  # the side of the image the encoder is sized for
+    patch_size: int
     # after the tower: norms (their widths) and linear layers (in, out, bias)
     projector_norms: tuple[int, ...]
     projector: tuple[tuple[int, int, bool], ...]
@@ -747,7 +749,7 @@ def _vit(config: Mapping[str, Any], text: Mapping[str, Any], kind: str, *, where
             patch_inputs=patch_inputs, patch_bias=False,
             positions=(v.integer("image_size") // patch) ** 2 + 1, class_token=True,
             layer_norm=True, linear_bias=True, gated_mlp=False, pre_norm=True, post_norm=True,
-            projector_norms=(),
+            image_size=v.integer("image_size"), patch_size=patch, projector_norms=(),
             projector=(
                 (inner, v.integer("projector_input_dim"), False),
                 (v.integer("projector_input_dim"), v.integer("projector_output_dim"), False),
@@ -762,6 +764,7 @@ def _vit(config: Mapping[str, Any], text: Mapping[str, Any], kind: str, *, where
         hidden_size=h, intermediate_size=inner, num_layers=v.integer("num_hidden_layers"),
         patch_inputs=patch_inputs, patch_bias=False, positions=0, class_token=False,
         layer_norm=False, linear_bias=False, gated_mlp=True, pre_norm=True, post_norm=False,
+        image_size=v.integer("image_size", default=1540), patch_size=patch,
         projector_norms=(h,),
         projector=(
             (h * merge * merge, h, False),

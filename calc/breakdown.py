@@ -42,6 +42,8 @@ class Components(ByKind):
     """Bytes by kind. ``runtime`` is memory outside the engine's own tensors."""
 
     weights: int = 0
+    # a multimodal model's vision encoder and projector, and its image-encoding buffer
+    vision: int = 0
     kv_cache: int = 0
     # hybrid models' recurrent layers: conv and SSM state per sequence (0 for pure attention)
     recurrent_state: int = 0

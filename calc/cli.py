@@ -180,6 +180,7 @@ def read_gguf(path: Path) -> dict[str, Any]:
 
 _COLUMNS = {
     "weights": "weights",
+    "vision": "vision",
     "kv_cache": "KV cache",
     "recurrent_state": "recurrent",
     "activations": "activations",
@@ -193,8 +194,9 @@ def render_table(estimate: Estimate, label: str) -> str:
         f"{label}: {estimate.weights_format} weights, {estimate.kv_format} KV cache, "
         f"{estimate.engine}, context {estimate.context} x {estimate.batch} sequence(s)"
     )
-    # the recurrent column only for hybrid models, which have one
-    keys = [k for k in _COLUMNS if k != "recurrent_state" or estimate.components.recurrent_state]
+    # the vision and recurrent columns only for the models that have them
+    parts = estimate.components.as_dict()
+    keys = [k for k in _COLUMNS if k not in ("vision", "recurrent_state") or parts[k]]
     columns = [*(_COLUMNS[k] for k in keys), "total"]
 
     def cells(c: Components, total: int) -> list[str]:

@@ -185,7 +185,9 @@ def _gguf_storage(
     # 1-D tensors, biases and the router are stored as F32 by convert_hf_to_gguf.py; the
     # vision tower ships as a separate 16-bit mmproj file.
     if is_vision(tensor):
-        return types["ggml_f16"]
+        # an F16 mmproj keeps vectors and the position table in F32 (clip's converter)
+        small = len(tensor.shape) < 2 or tensor.role.endswith("position_embd")
+        return types["ggml_f32"] if small or tensor.kind != WEIGHT else types["ggml_f16"]
     if not quantisable or tensor.role in _NEVER_QUANTISED:
         return types["ggml_f32"]
     cls = tensor_class(tensor, arch)

@@ -184,6 +184,18 @@ INPUTS: tuple[Input, ...] = (
         default_rule="the engine release's default",
     ),
     Input(
+        "vision",
+        "switch",
+        "Vision tower",
+        "load the model's vision encoder and projector (and its image-encoding buffer)",
+        INFERENCE,
+        "runs",
+        choices=ON_OFF,
+        resolved=True,
+        default_rule="on where the engine loads it: Ollama, vLLM, transformers; llama.cpp "
+        "only with --mmproj",
+    ),
+    Input(
         "weights",
         "text",
         "Weights",

@@ -12,7 +12,14 @@ from math import ceil
 
 from calc.architecture import Architecture
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
-from calc.tensors import WEIGHT, ParameterCount, Tensor, count_parameters, model_tensors
+from calc.tensors import (
+    WEIGHT,
+    ParameterCount,
+    Tensor,
+    count_parameters,
+    is_vision,
+    model_tensors,
+)
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,15 @@ class WeightLayout:
     layer_routed_bytes: tuple[int, ...]  # of which routed experts (llama.cpp --n-cpu-moe)
     embedding_bytes: int  # token_embd
     output_bytes: int  # output head and final norm: with the last layer
-    other_bytes: int  # outside the blocks (vision tower, projector): with the first device
+    other_bytes: int  # outside the blocks and the vision tower: with the first device
     matrix_bytes: int  # all tensors of two or more dimensions, for tensor-parallel sharding
     parameters: ParameterCount
     padding: ExpertPadding | None = None
+    vision_bytes: int = 0  # the vision tower and projector (an mmproj file in llama.cpp)
 
     @property
     def total_bytes(self) -> int:
+        """The language model's weights (the vision tower is counted apart)."""
         return sum(self.layer_bytes) + self.embedding_bytes + self.output_bytes + self.other_bytes
 
 
@@ -76,10 +85,13 @@ def weight_layout(
     tensors = model_tensors(arch)
     layers = [0] * arch.num_layers
     routed = [0] * arch.num_layers
-    embedding = output = other = matrices = 0
+    embedding = output = other = matrices = vision = 0
     for tensor in tensors:
         stored = pad_expert(tensor, padding) if padding and tensor.routed else tensor
         size = tensor_bytes(stored, tensor_storage(tensor, weights, arch, storage_types))
+        if is_vision(tensor):
+            vision += size
+            continue
         if tensor.kind == WEIGHT and len(tensor.shape) >= 2:
             matrices += size
         if tensor.layer is not None:
@@ -102,4 +114,5 @@ def weight_layout(
         matrix_bytes=matrices,
         parameters=count_parameters(arch, tensors),
         padding=padding,
+        vision_bytes=vision,
     )

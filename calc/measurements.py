@@ -141,6 +141,10 @@ def estimated_quantity(estimate: Estimate | FinetuneEstimate, measurement: Measu
         return sum(c.total - c.runtime for c in parts)
     if what == "resident_bytes":
         return sum(c.weights + c.kv_cache for c in parts)
+    if what == "weights":  # vLLM's and transformers' weight figures include the vision tower
+        tower = estimate.details.get("vision_weights_bytes") or [0] * len(estimate.devices)
+        chosen = [tower[device]] if device is not None else tower
+        return float(sum(c.weights for c in parts) + sum(chosen))
     return float(sum(getattr(c, what) for c in parts))
 
 

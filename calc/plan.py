@@ -52,6 +52,7 @@ class Plan:
     batch: int
     devices: tuple[Device, ...]
     flash_attention: bool
+    vision: bool = False  # the vision tower is loaded (the model has one, and it is on)
     options: EngineOptions = EngineOptions()
     storage_types: Mapping[str, StorageType] = field(
         default_factory=dict, compare=False, repr=False

@@ -28,6 +28,7 @@ class InferenceRequest:
     ram_bytes: int | None = None  # host RAM the engine may fill (llama.cpp --fit, Ollama)
     engine_version: str | None = None
     flash_attention: bool | None = None
+    vision: bool | None = None  # load the vision tower (where the model has one)
     gpu_layers: int | None = None
     cpu_moe_layers: int | None = None
     tensor_split: tuple[float, ...] | None = None

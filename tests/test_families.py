@@ -140,3 +140,53 @@ def test_an_unreadable_unknown_config_names_the_missing_keys():
     with pytest.raises(ConfigError, match=r"not a standard decoder: missing 'num_hidden_layers'"):
         parse_config({"model_type": "mystery", "hidden_size": 8, "num_attention_heads": 2,
                       "intermediate_size": 16, "vocab_size": 10})  # fmt: skip
+
+
+def vision_layout(catalogue, **request):
+    from calc import InferenceRequest
+    from calc.api import resolve
+    from calc.layout import weight_layout
+
+    plan = resolve(catalogue, InferenceRequest(**request))
+    return weight_layout(plan.arch, plan.weights, catalogue.storage_types)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "logged_mib"),
+    [
+        # "load_hparams: model size: 1291.40 MiB" (Qwen2.5-VL-7B mmproj F16, llama.cpp 2026)
+        ("qwen2.5-vl-7b-instruct", 1291.40),
+        # "load_hparams: model size: 1033.29 MiB" (Qwen3-VL-30B-A3B mmproj-F16, ik_llama.cpp)
+        ("qwen3-vl-30b-a3b-instruct", 1033.29),
+    ],
+)
+def test_mmproj_files_have_the_logged_size(catalogue, model_id, logged_mib):
+    layout = vision_layout(catalogue, config=config_of(model_id), engine="llama.cpp", vision=True)
+    assert round(layout.vision_bytes / MIB, 2) == logged_mib
+
+
+def test_the_vision_tower_is_its_own_part_and_loads_where_the_engine_loads_it(catalogue):
+    from calc import InferenceRequest, run_inference
+
+    def vision(**request):
+        estimate = run_inference(
+            catalogue, InferenceRequest(model="gemma-3-4b", context=4096, **request)
+        )
+        return estimate.components.vision
+
+    assert vision(engine="llama.cpp") == 0  # only with --mmproj
+    # Gemma 3 4B's SigLIP tower: "alloc_compute_meta: CUDA0 compute buffer size = 121.25 MiB"
+    buffer = 4096 * (4304 + 3 * 1152) * 4
+    assert buffer == 121.25 * MIB
+    tower = vision_layout(catalogue, model="gemma-3-4b", engine="llama.cpp").vision_bytes
+    assert vision(engine="llama.cpp", vision=True) == tower + buffer
+    assert vision(engine="ollama") > 0 and vision(engine="ollama", vision=False) == 0
+    # vLLM shards the encoder like the model: two GPUs hold half each
+    assert vision(engine="vllm", gpus=2) == pytest.approx(vision(engine="vllm"), abs=2)
+
+
+def test_text_only_models_have_no_vision_part(catalogue):
+    from calc import InferenceRequest, run_inference
+
+    estimate = run_inference(catalogue, InferenceRequest(model="qwen3-8b", vision=True))
+    assert estimate.components.vision == 0

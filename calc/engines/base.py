@@ -34,6 +34,7 @@ from calc.kv_cache import MlaCache, kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import KvBytes, Offload, Placement, place_layers
 from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
+from calc.vision import encode_buffer_bytes
 
 # The CUDA context (driver state and loaded kernels) of one process on one GPU, with lazy module
 # loading (the default since CUDA 11.7 / PyTorch 1.13): 287,047,680 bytes measured in
@@ -78,6 +79,8 @@ class Engine(Generic[R, Opt]):
     weight_files: Mapping[str, tuple[str, str]] = MappingProxyType({})
     weights_only = False  # theory: parameters x bytes and nothing else
     loads_checkpoints = False  # reads Hugging Face files in the format their config.json names
+    loads_vision = True  # a multimodal model's vision tower loads unless turned off
+    vision_value_bytes = BF16  # the image encoder's activations
     kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
     embeddings_on_host = False
     mentions_flash_default = False  # the defaults note names the flash-attention default
@@ -204,6 +207,17 @@ class Engine(Generic[R, Opt]):
         GGML_TYPE_F32" for the recurrent memory's r and s)."""
         return FP32, FP32
 
+    def vision_share(self, plan: Plan) -> float:
+        """The share of the vision tower (and its buffer) GPU 0 holds; 1: all of it."""
+        return 1.0
+
+    def vision_bytes(self, plan: Plan, layout: WeightLayout) -> int:
+        """The vision tower's weights and the buffer that encodes one image, where loaded."""
+        if not plan.vision:
+            return 0
+        buffer = encode_buffer_bytes(plan.arch, self.vision_value_bytes)
+        return ceil((layout.vision_bytes + buffer) * self.vision_share(plan))
+
     def recurrent_share(self, plan: Plan) -> float:
         """The share of each layer's recurrent state one GPU holds (tensor parallel: 1/N)."""
         return 1.0
@@ -289,6 +303,7 @@ class Engine(Generic[R, Opt]):
         """Place the weights and KV cache, add each GPU's buffers and runtime."""
         notes = _common_notes(self, plan, layout)
         placement = split_recurrent(self, plan, self.place(plan, layout))
+        placement = add_vision(self, plan, layout, placement)
         notes += placement.notes
         runtime = self.runtime_bytes(plan)
         devices = tuple(
@@ -298,7 +313,33 @@ class Engine(Generic[R, Opt]):
         if self.embeddings_on_host:
             notes.append(f"{self.name} keeps the token embeddings in CPU RAM")
         details, more = self.finish(plan, devices)
+        if plan.vision and self.loads_checkpoints:
+            # vLLM and transformers load the tower with the model: their "model weights" log
+            # lines include it, so measurements of weights add this back
+            share = layout.vision_bytes * self.vision_share(plan)
+            details = {
+                **details,
+                "vision_weights_bytes": [
+                    ceil(share) if d.components.vision else 0 for d in devices
+                ],
+            }
         return estimate_of(plan, layout, devices, placement.host, (*notes, *more), details)
+
+
+def add_vision(
+    engine: Engine[Any, Any], plan: Plan, layout: WeightLayout, placement: Placement
+) -> Placement:
+    """The vision tower and its image buffer: on the first GPU, or a share on each where the
+    engine splits it (vLLM's tensor parallel)."""
+    vision = engine.vision_bytes(plan, layout)
+    if not vision:
+        return placement
+    split = engine.vision_share(plan) < 1.0
+    devices = tuple(
+        replace(d, components=replace(d.components, vision=vision)) if split or d.index == 0 else d
+        for d in placement.devices
+    )
+    return replace(placement, devices=devices)
 
 
 def split_recurrent(engine: Engine[Any, Any], plan: Plan, placement: Placement) -> Placement:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from calc._errors import InputError
 from calc.architecture import MLA, Architecture
-from calc.engines.base import Constant, Engine, F16Lookup
+from calc.engines.base import FP32, Constant, Engine, F16Lookup
 from calc.engines.fit import FitRules, run_fit
 from calc.engines.history import MODEL_MAX, Change, History, Release, version_key
 from calc.formats import StorageType
@@ -167,6 +167,8 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
     # layer, so always keep it on the CPU"
     embeddings_on_host = True
     mentions_flash_default = True
+    # clip's activations are f32; the tower comes as its own mmproj file
+    vision_value_bytes = FP32
 
     def mla_cache(self, plan: Plan) -> MlaCache:
         return self.release_of(plan).mla_cache
@@ -313,6 +315,8 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
     name = "llama.cpp"
     source = f"{LLAMA_CPP}/a5410f046c01d01330c8a42f13b64a211fedf2c3/src/llama-model.cpp"
     history = HISTORY
+    # llama-server loads a vision tower only with --mmproj (or -hf, which fetches one)
+    loads_vision = False
     # gpt-oss ships MXFP4 experts; llama.cpp runs it from its MXFP4_MOE GGUF (support from b6096,
     # https://github.com/ggml-org/llama.cpp/pull/15091).
     weight_files: Mapping[str, tuple[str, str]] = MappingProxyType(

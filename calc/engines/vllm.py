@@ -322,6 +322,10 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         mixer = plan.arch.recurrent
         return BF16, FP32 if mixer is not None and mixer.state_float32 else BF16
 
+    def vision_share(self, plan: Plan) -> float:
+        # mm_encoder_tp_mode "weights" (the default): the encoder is sharded like the model
+        return 1 / len(plan.devices)
+
     def recurrent_share(self, plan: Plan) -> float:
         return 1 / len(plan.devices)  # heads split over the tensor-parallel ranks
 

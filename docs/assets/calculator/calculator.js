@@ -7,6 +7,7 @@ const GB = 1e9;
 const COMPONENTS_BY_MODE = {
   inference: [
     ["weights", "Weights"],
+    ["vision", "Vision tower"],
     ["kv_cache", "KV cache"],
     ["recurrent_state", "Recurrent state"],
     ["activations", "Activations"],
@@ -425,8 +426,9 @@ export async function mount(root) {
       verdict.dataset.fits = String(result.fits);
     }
     $("hint").textContent = hintText(hint, result);
-    // hybrid models keep a recurrent state; for every other model the part would be empty
-    COMPONENTS = COMPONENTS_BY_MODE[mode()].filter(([key]) => key !== "recurrent_state" || result.components[key] > 0);
+    // only multimodal models have a vision tower, only hybrid models a recurrent state
+    const optional = ["vision", "recurrent_state"];
+    COMPONENTS = COMPONENTS_BY_MODE[mode()].filter(([key]) => !optional.includes(key) || result.components[key] > 0);
     renderBars(result);
     renderTable(result);
     $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));
