@@ -246,6 +246,28 @@ MEMORY_KEYS = frozenset(
         "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
         "num_nextn_predict_layers", "text_config", "vision_config", "mm_tokens_per_image",
         "patch_size", "image_size", "num_channels", "dtype", "quantization_config",
+        # attention variants and MoE layouts of 2025-26 families
+        "attention_out_bias", "use_qk_norm", "use_bias", "index_n_heads", "index_head_dim",
+        "moe_num_experts", "moe_k", "moe_layer_start_index", "moe_layer_end_index",
+        "moe_layer_interval", "moe_num_shared_experts", "interleave_moe_layer_step",
+        "intermediate_size_mlp", "attention_chunk_size", "no_rope_layers",
+        "shared_intermediate_size", "num_dense_layers", "use_expert_bias",
+        "moe_shared_expert_intermediate_size", "moe_latent_size",
+        # hybrid models: linear attention, Mamba-2, short convolutions, MTP layers
+        "full_attention_interval", "attn_output_gate", "linear_num_key_heads",
+        "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+        "linear_conv_kernel_dim", "mamba_ssm_dtype", "mtp_num_hidden_layers",
+        "hybrid_override_pattern", "layers_block_type", "mamba_num_heads", "mamba_head_dim",
+        "n_groups", "ssm_state_size", "conv_kernel", "use_conv_bias", "mamba_ssm_cache_dtype",
+        "mamba_n_heads", "mamba_d_head", "mamba_d_state", "mamba_n_groups", "mamba_d_conv",
+        "mamba_expand", "mamba_conv_bias", "mamba_proj_bias", "mamba_d_ssm", "mamba_rms_norm",
+        "projectors_bias", "block_ff_dim", "block_auto_adjust_ff_dim", "block_ffn_dim_multiplier",
+        "block_multiple_of", "conv_L_cache", "conv_bias", "full_attn_idxs", "tie_embedding",
+        # vision towers
+        "depth", "out_hidden_size", "spatial_merge_size", "temporal_patch_size", "in_channels",
+        "in_chans", "num_position_embeddings", "deepstack_visual_indexes", "vision_output_dim",
+        "projector_input_dim", "projector_output_dim", "multi_modal_projector_bias",
+        "multimodal_projector_bias",
     }
 )  # fmt: skip
 

@@ -80,6 +80,7 @@ def build_entry(
     params_source: str | None,
     name: str | None,
     family: str | None,
+    active: int | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The entry and any warnings; raises CalcError for an unusable config."""
     kept = memory_keys(config)
@@ -95,10 +96,13 @@ def build_entry(
             "scripts/add_model.py"
         )
     else:
-        off = (computed.total - params_published) / params_published
+        closest = min(
+            (computed.total, computed.checkpoint_total), key=lambda n: abs(n - params_published)
+        )
+        off = (closest - params_published) / params_published
         if abs(off) > 0.01:
             warnings.append(
-                f"the config gives {computed.total:,} parameters, {off:+.1%} from the published "
+                f"the config gives {closest:,} parameters, {off:+.1%} from the published "
                 f"{params_published:,}: check the config and the published figure"
             )
         if not params_source:
@@ -114,6 +118,8 @@ def build_entry(
         "params_published": params_published,
         "params_source": params_source,
     }
+    if active is not None:
+        entry["active_params_published"] = active
     entry["config"] = kept
     if not hf_repo:
         raise CalcError(f"--source must be a huggingface.co link to config.json, got {source!r}")
@@ -127,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", required=True, help="link to the config.json on the Hub")
     parser.add_argument("--params-published", type=int)
     parser.add_argument("--params-source", help="where the published count is from, quoted")
+    parser.add_argument(
+        "--active-params-published", type=int, help="MoE: the published active count"
+    )
     parser.add_argument("--name")
     parser.add_argument("--family")
     parser.add_argument("--data", type=Path, help="the data folder (default: the repository's)")
@@ -158,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             params_source=args.params_source,
             name=args.name,
             family=args.family,
+            active=args.active_params_published,
         )
     except CalcError as error:
         return fail(f"{args.config}: {error}")

@@ -190,3 +190,11 @@ def test_text_only_models_have_no_vision_part(catalogue):
 
     estimate = run_inference(catalogue, InferenceRequest(model="qwen3-8b", vision=True))
     assert estimate.components.vision == 0
+
+
+@pytest.mark.parametrize("entry", PUBLISHED, ids=[e["id"] for e in PUBLISHED])
+def test_the_catalogue_keeps_every_key_the_readers_read(entry):
+    """scripts/add_model.py stores only MEMORY_KEYS; they must describe the same model."""
+    from calc.architecture import memory_keys
+
+    assert parse_config(memory_keys(entry["config"])) == parse_config(entry["config"])
