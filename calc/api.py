@@ -141,7 +141,9 @@ def resolve(
         vision=arch.vision is not None
         and (engine.loads_vision if request.vision is None else request.vision),
         storage_types=catalogue.storage_types,
-        notes=tuple(n for n in (arch.assumed, weights_note, kv_note) if n),
+        notes=tuple(
+            n for n in (_name_note(catalogue, request), arch.assumed, weights_note, kv_note) if n
+        ),
         asked_version=request.engine_version,
         ram_bytes=request.ram_bytes,
     )
@@ -172,6 +174,9 @@ def _weights(
     saying what it replaced.
     """
     asked = request.weights
+    entry = catalogue.name_entry(request.model) if request.model else None
+    if asked is None and entry is not None and entry.weights and not engine.loads_checkpoints:
+        asked = entry.weights  # the GGUF file an Ollama tag pulls (vLLM reads the checkpoint)
     if request.gguf is not None:
         if asked is not None:
             raise InputError(
@@ -205,6 +210,18 @@ def _weights(
         f"{weights.name} replaces them"
     )
     return weights, replaced if note is None else f"{note}; {replaced}"
+
+
+def _name_note(catalogue: Catalogue, request: InferenceRequest) -> str:
+    """What a typed name (an Ollama tag, say) stands for, and what to know about it."""
+    entry = catalogue.name_entry(request.model) if request.model else None
+    if entry is None:
+        return ""
+    model = catalogue.models[entry.model]
+    words = f"{request.model} is {model.name}"
+    if entry.weights:
+        words += f" in {catalogue.weight_formats[entry.weights].name}"
+    return f"{words}. {entry.note}" if entry.note else words
 
 
 def _given(request: InferenceRequest) -> dict[str, object]:

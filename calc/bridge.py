@@ -43,7 +43,14 @@ class Session:
         """The catalogue as the site build emits it: {"models": [...], "precisions": [...],
         "gpus": [...]}, already checked against the schemas."""
         documents = json.loads(catalogue_json)
-        return cls(build_catalogue(documents["models"], documents["precisions"], documents["gpus"]))
+        return cls(
+            build_catalogue(
+                documents["models"],
+                documents["precisions"],
+                documents["gpus"],
+                names=documents.get("names", ()),
+            )
+        )
 
     def handle(self, request_json: str) -> str:
         try:
@@ -74,6 +81,8 @@ class Session:
         c = self.catalogue
         return {
             "models": [{"id": m.id, "name": m.name, "family": m.family} for m in c.models.values()],
+            # Ollama tags and other names the model field also takes
+            "names": [{"name": n.name, "model": c.models[n.model].name} for n in c.names.values()],
             "engines": [
                 {
                     "id": e.id,

@@ -33,6 +33,7 @@ Locator = Callable[[str, Path], "int | None"]
 MODELS_FILE = "data/models.yaml"
 PRECISIONS_FILE = "data/precisions.yaml"
 GPUS_FILE = "data/gpus.yaml"
+NAMES_FILE = "data/names.yaml"
 
 
 def _no_lines(_file: str, _path: Path) -> int | None:
@@ -51,6 +52,18 @@ class Model:
     active_params_published: int | None
     config: Mapping[str, Any] = field(repr=False)
     arch: Architecture = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Name:
+    """A name people type (an Ollama tag, a Hugging Face upload) for a catalogue model."""
+
+    name: str
+    model: str
+    weights: str | None  # the format of the file behind the name, where it is one
+    note: str
+    source: str
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,9 +123,19 @@ class Catalogue:
     storage_types: Mapping[str, StorageType]
     weight_formats: Mapping[str, WeightFormat]
     gpus: Mapping[str, GPU]
+    names: Mapping[str, Name] = field(default_factory=dict)
 
     def model(self, name: str) -> Model:
-        return self.models[_lookup("model", name, self._index["model"], _plain)]
+        """A model by its id, display name, Hugging Face id (with or without huggingface.co/
+        or hf.co/ in front), or a name from data/names.yaml such as an Ollama tag."""
+        return self.models[_lookup("model", _repo(name), self._index["model"], _plain)]
+
+    def name_entry(self, name: str) -> Name | None:
+        """The data/names.yaml entry ``name`` is, if it is one (so its file format applies)."""
+        entry = self.names.get(self._index["name"].get(_plain(_repo(name)), ""))
+        if entry is None or self._index["model"].get(_plain(_repo(name))) != entry.model:
+            return None  # a model id wins over a name spelled the same
+        return entry
 
     def weight_format(self, name: str) -> WeightFormat:
         return self.weight_formats[_lookup("weight format", name, self._index["weights"], _plain)]
@@ -171,8 +194,15 @@ class Catalogue:
         def precision_names(ident: str) -> tuple[str, ...]:
             return (self.precisions[ident].name, *self.precisions[ident].aliases)
 
+        spellings: dict[str, tuple[str, ...]] = {}
+        for entry in self.names.values():
+            spellings[entry.model] = (*spellings.get(entry.model, ()), entry.name, *entry.also)
         return {
-            "model": index({m.id: (m.name,) for m in self.models.values()}, _plain),
+            "model": index(
+                {m.id: (m.name, m.hf_repo, *spellings.get(m.id, ())) for m in self.models.values()},
+                _plain,
+            ),
+            "name": index({n.name: n.also for n in self.names.values()}, _plain),
             "weights": index({k: precision_names(k) for k in self.weight_formats}, _plain),
             "kv": index(
                 {k: precision_names(k) for k in self.storage_types if self.precisions[k].kv_cache},
@@ -180,6 +210,14 @@ class Catalogue:
             ),
             "gpu": index({g.id: (g.name, *g.aliases) for g in self.gpus.values()}, gpu_key),
         }
+
+
+_HUB = re.compile(r"^(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/", re.IGNORECASE)
+
+
+def _repo(name: str) -> str:
+    """A Hugging Face address as its owner/name id; other names unchanged."""
+    return _HUB.sub("", name.strip()).rstrip("/")
 
 
 def _plain(name: str) -> str:
@@ -213,13 +251,14 @@ def build_catalogue(
     precisions: Sequence[Mapping[str, Any]],
     gpus: Sequence[Mapping[str, Any]],
     *,
+    names: Sequence[Mapping[str, Any]] = (),
     locate: Locator = _no_lines,
 ) -> Catalogue:
     """Check the documents' semantics and build the catalogue; the first problem raises."""
-    problems = check_catalogue(models, precisions, gpus, locate=locate)
+    problems = check_catalogue(models, precisions, gpus, names=names, locate=locate)
     if problems:
         raise problems[0]
-    return _build(models, precisions, gpus)
+    return replace(_build(models, precisions, gpus), names=_names(names))
 
 
 def check_catalogue(
@@ -227,6 +266,7 @@ def check_catalogue(
     precisions: Sequence[Mapping[str, Any]],
     gpus: Sequence[Mapping[str, Any]],
     *,
+    names: Sequence[Mapping[str, Any]] = (),
     locate: Locator = _no_lines,
 ) -> list[CatalogueError]:
     """Every semantic problem at once (the JSON Schemas have checked shapes and types)."""
@@ -247,7 +287,53 @@ def check_catalogue(
             message = str(error).removeprefix("config: ")
             problems.add(MODELS_FILE, index, entry, "config", message, error.path)
     _check_precisions(precisions, problems)
+    _check_names(names, models, precisions, problems)
     return problems.found
+
+
+def _check_names(
+    names: Sequence[Mapping[str, Any]],
+    models: Sequence[Mapping[str, Any]],
+    precisions: Sequence[Mapping[str, Any]],
+    problems: _Problems,
+) -> None:
+    """Every name stands for a known model and format, and no spelling means two things."""
+    model_ids = {str(m.get("id")) for m in models}
+    ids = {_plain(i): i for i in model_ids}
+    formats = {str(p.get("id")) for p in precisions if p.get("scope") is not None}
+    seen: dict[str, str] = {}
+    for index, entry in enumerate(names):
+        label = {**entry, "id": entry.get("name", f"#{index + 1}")}
+        if entry.get("model") not in model_ids:
+            problems.add(NAMES_FILE, index, label, "model", f"unknown model {entry.get('model')!r}")
+        weights = entry.get("weights")
+        if weights is not None and weights not in formats:
+            problems.add(NAMES_FILE, index, label, "weights", f"unknown format {weights!r}")
+        for spelling in (entry.get("name"), *entry.get("also", ())):
+            key = _plain(str(spelling))
+            if ids.get(key, entry.get("model")) != entry.get("model"):
+                problems.add(
+                    NAMES_FILE, index, label, "name", f"{spelling!r} is another model's id"
+                )
+            if key in seen and seen[key] != entry.get("model"):
+                problems.add(
+                    NAMES_FILE, index, label, "name", f"{spelling!r} already names {seen[key]!r}"
+                )
+            seen[key] = str(entry.get("model"))
+
+
+def _names(raw: Sequence[Mapping[str, Any]]) -> dict[str, Name]:
+    return {
+        str(n["name"]): Name(
+            name=str(n["name"]),
+            model=str(n["model"]),
+            weights=str(n["weights"]) if n.get("weights") else None,
+            note=str(n.get("note", "")),
+            source=str(n["source"]),
+            also=tuple(str(a) for a in n.get("also", ())),
+        )
+        for n in raw
+    }
 
 
 class _Problems:

@@ -19,6 +19,7 @@ from calc._errors import CatalogueError
 from calc.catalogue import (
     GPUS_FILE,
     MODELS_FILE,
+    NAMES_FILE,
     PRECISIONS_FILE,
     Catalogue,
     build_catalogue,
@@ -31,6 +32,7 @@ FILES = {
     "models": MODELS_FILE,
     "precisions": PRECISIONS_FILE,
     "gpus": GPUS_FILE,
+    "names": NAMES_FILE,
     "measurements": MEASUREMENTS_FILE,
 }
 DATA_ENV = "VRAM_GUIDE_DATA"
@@ -189,12 +191,16 @@ def _read_and_check(root: Path) -> tuple[dict[str, Document], list[CatalogueErro
         documents["models"].data,
         documents["precisions"].data,
         documents["gpus"].data,
+        names=documents["names"].data,
         locate=locate,
     )
     if problems:
         return documents, sorted(problems, key=lambda p: (p.file, p.line or 0))
     catalogue = build_catalogue(
-        documents["models"].data, documents["precisions"].data, documents["gpus"].data
+        documents["models"].data,
+        documents["precisions"].data,
+        documents["gpus"].data,
+        names=documents["names"].data,
     )
     return documents, check_measurements(documents["measurements"].data, catalogue, locate=locate)
 
@@ -218,6 +224,7 @@ def load_catalogue(data_dir: Path | None = None) -> Catalogue:
         documents["models"].data,
         documents["precisions"].data,
         documents["gpus"].data,
+        names=documents["names"].data,
         locate=_locator(documents),
     )
 

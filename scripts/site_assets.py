@@ -90,7 +90,7 @@ def _digest(data: bytes) -> str:
 
 def catalogue_json(data_dir: Path) -> bytes:
     documents = catalogue_documents(data_dir)
-    payload = {key: documents[key] for key in ("models", "precisions", "gpus")}
+    payload = {key: documents[key] for key in ("models", "precisions", "gpus", "names")}
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 

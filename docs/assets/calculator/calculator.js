@@ -194,6 +194,7 @@ export async function mount(root) {
   }
   const models = root.querySelector("#vram-model-list");
   for (const model of options.models) models.append(option(model.id, `${model.name} (${model.family})`));
+  for (const tag of options.names) models.append(option(tag.name, `Ollama: ${tag.model}`));
   for (const gpu of options.gpus) {
     fields.gpu.append(option(gpu.id, `${gpu.name} — ${(gpu.usable_bytes / GIB).toFixed(1)} GiB`));
   }
