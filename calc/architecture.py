@@ -268,6 +268,14 @@ MEMORY_KEYS = frozenset(
         "in_chans", "num_position_embeddings", "deepstack_visual_indexes", "vision_output_dim",
         "projector_input_dim", "projector_output_dim", "multi_modal_projector_bias",
         "multimodal_projector_bias",
+        # Gemma 3n and Gemma 4
+        "hidden_size_per_layer_input", "vocab_size_per_layer_input", "altup_num_inputs",
+        "laurel_rank", "num_kv_shared_layers", "global_head_dim", "num_global_key_value_heads",
+        "attention_k_eq_v", "use_double_wide_mlp", "enable_moe_block", "top_k_experts",
+        "audio_config", "conf_num_hidden_layers", "conf_num_attention_heads",
+        "conf_conv_kernel_size", "sscp_conv_channel_size", "input_feat_size",
+        "subsampling_conv_channels", "conv_kernel_size", "output_proj_dims", "use_clipped_linears",
+        "position_embedding_size",
     }
 )  # fmt: skip
 
@@ -467,6 +475,33 @@ class ViT:
 
 
 @dataclass(frozen=True)
+class OpaqueTower:
+    """An encoder counted as a whole (Gemma 3n's MobileNetV5 and audio conformer, Gemma 4's
+    vision and audio encoders): its parameters, and the widths its image buffer scales with."""
+
+    parameters: int
+    hidden_size: int
+    intermediate_size: int
+    image_size: int
+    patch_size: int
+
+
+@dataclass(frozen=True)
+class GemmaLayers:
+    """What Gemma 3n's and Gemma 4's layers add to Gemma 3's (modeling_gemma3n.py,
+    modeling_gemma4.py): per-layer embeddings (PLE), AltUp and LAuReL (3n), a layer scalar and
+    the MoE router's scales (4)."""
+
+    ple_dim: int  # hidden_size_per_layer_input; 0: none
+    ple_vocab: int
+    altup_inputs: int = 0
+    laurel_rank: int = 0
+    layer_scalar: bool = False
+    moe_router_scales: bool = False
+    k_eq_v: bool = False  # Gemma 4's global layers use K as V: no v_proj
+
+
+@dataclass(frozen=True)
 class VisionTower:
     """A SigLIP-style ViT encoder plus the projector into the language model."""
 
@@ -501,7 +536,7 @@ class Architecture:
     max_position_embeddings: int | None
     moe: MoE | None = None
     mla: MLA | None = None
-    vision: VisionTower | QwenVision | ViT | None = None
+    vision: VisionTower | QwenVision | ViT | OpaqueTower | None = None
     qk_norm_whole: bool = False
     # Hybrid models: the recurrent mixer and, per layer, whether it keeps a recurrent state
     recurrent: Recurrent | None = None
@@ -513,6 +548,13 @@ class Architecture:
     attention_gate: bool = False  # Qwen3-Next: q_proj also produces a per-channel output gate
     mtp_layers: int = 0  # next-token-prediction layers shipped with the checkpoint
     mtp_embeddings: bool = False  # each MTP layer has its own embeddings and output head
+    # Gemma 3n/4: layers from this index on reuse an earlier layer's KV cache (none of their own)
+    kv_layers: int | None = None
+    # Gemma 4: full-attention layers with their own head size and KV heads
+    full_head_dim: int | None = None
+    full_kv_heads: int | None = None
+    intermediate_sizes: tuple[int, ...] = ()  # per layer, where they differ (Gemma 3n/4)
+    gemma: GemmaLayers | None = None
     assumed: str = ""  # what was assumed for a model_type the estimator does not know
     checkpoint: Checkpoint | None = None  # the format the published files are stored in
     # A GGUF file's own tensor table: (name, shape in ggml order, catalogue storage id) rows,
@@ -522,6 +564,18 @@ class Architecture:
     @property
     def gqa_groups(self) -> int:
         return self.num_attention_heads // self.num_kv_heads
+
+    def attention_shape(self, layer: int) -> tuple[int, int]:
+        """(KV heads, head size) of one layer: Gemma 4's global layers differ."""
+        if self.layer_kinds[layer] == FULL and self.full_head_dim:
+            return self.full_kv_heads or self.num_kv_heads, self.full_head_dim
+        return self.num_kv_heads, self.head_dim
+
+    def keeps_kv(self, layer: int) -> bool:
+        """Whether a layer has a KV cache of its own (attention, not shared)."""
+        if self.layer_kinds[layer] == NONE:
+            return False
+        return self.kv_layers is None or layer < self.kv_layers
 
     def is_recurrent(self, layer: int) -> bool:
         return bool(self.recurrent_layers) and self.recurrent_layers[layer]

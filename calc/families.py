@@ -18,10 +18,13 @@ from calc._errors import ConfigError
 from calc.architecture import (
     FULL,
     NONE,
+    SLIDING,
     Architecture,
     GatedDeltaNet,
+    GemmaLayers,
     Mamba2,
     MoE,
+    OpaqueTower,
     QwenVision,
     ShortConv,
     _Config,
@@ -386,6 +389,164 @@ def _with_vision(arch: Architecture, vision: QwenVision, model_type: str) -> Arc
     return replace(arch, vision=vision, model_type=model_type)
 
 
+# -- Gemma 3n and Gemma 4 ----------------------------------------------------------------------
+
+# timm's mobilenetv5_300m_enc, Gemma 3n's vision encoder (vision_config "architecture"):
+# 294,126,912 parameters, counted by instantiating it with timm (the research notes)
+MOBILENETV5_300M = 294_126_912
+
+
+def gemma3n(config: Mapping[str, Any], where: str) -> Architecture:
+    """modeling_gemma3n.py: Gemma 3's layer plus AltUp, LAuReL and per-layer embeddings; the
+    last num_kv_shared_layers layers reuse earlier layers' KV cache."""
+    c, _ = _text(config, where)
+    arch = _gemma_text(c, "gemma3n")
+    g = GemmaLayers(
+        ple_dim=c.integer("hidden_size_per_layer_input"),
+        ple_vocab=c.integer("vocab_size_per_layer_input", default=arch.vocab_size),
+        altup_inputs=c.integer("altup_num_inputs", default=4),
+        laurel_rank=c.integer("laurel_rank", default=64),
+    )
+    vision = None
+    if isinstance(config.get("vision_config"), Mapping):
+        v = _Config(config["vision_config"], where=where, defaults={}, path=("vision_config",))
+        vh, vocab = v.integer("hidden_size", default=2048), v.integer("vocab_size", default=128)
+        tower = MOBILENETV5_300M + vocab * vh + 2 * vh + arch.hidden_size * vh
+        tower += _gemma3n_audio(config, arch.hidden_size)
+        vision = OpaqueTower(tower, vh, vh, image_size=768, patch_size=16)
+    return replace(arch, gemma=g, vision=vision)
+
+
+def _gemma3n_audio(config: Mapping[str, Any], hidden: int) -> int:
+    """Gemma 3n's USM conformer and its embedder (Gemma3nAudioEncoder)."""
+    raw = config.get("audio_config")
+    if not isinstance(raw, Mapping):
+        return 0
+    a = _Config(raw, where="audio_config", defaults={}, path=("audio_config",))
+    h, layers = a.integer("hidden_size", default=1536), a.integer("conf_num_hidden_layers", 12)
+    heads, kernel = a.integer("conf_num_attention_heads", 8), a.integer("conf_conv_kernel_size", 5)
+    c0, c1 = (raw.get("sscp_conv_channel_size") or [128, 32])[:2]
+    features, vocab = a.integer("input_feat_size", default=128), a.integer("vocab_size", 128)
+    subsample = c0 * 9 + c0 + c1 * c0 * 9 + c1 + h * c1 * (features // 4)
+    feed_forward = 2 * h + 2 * h * 4 * h
+    attention = h + h // heads + 5 * h * h + h
+    conv = h + 2 * h * h + h * kernel + h + h * h
+    layer = 2 * feed_forward + attention + conv + h
+    return int(subsample + layers * layer + vocab * h + 2 * h + hidden * h)
+
+
+def gemma4(config: Mapping[str, Any], where: str) -> Architecture:
+    """modeling_gemma4.py: global layers with their own head size (global_head_dim) and KV
+    heads, K used as V where attention_k_eq_v, per-layer embeddings on the small models, KV
+    sharing, double-wide MLPs on shared layers, and a MoE beside the dense MLP (26B-A4B)."""
+    c, _ = _text(config, where)
+    arch = _gemma_text(c, "gemma4")
+    layers = arch.num_layers
+    shared_from = arch.kv_layers if arch.kv_layers is not None else layers
+    wide = c.flag("use_double_wide_mlp", False)
+    sizes = tuple(
+        arch.intermediate_size * (2 if wide and i >= shared_from else 1) for i in range(layers)
+    )
+    moe = None
+    if c.flag("enable_moe_block", False):
+        moe = MoE(
+            num_experts=c.integer("num_experts"),
+            experts_per_token=c.integer("top_k_experts"),
+            expert_intermediate_size=c.integer("moe_intermediate_size"),
+            shared_intermediate_size=arch.intermediate_size,  # the dense MLP runs beside them
+            moe_layers=(True,) * layers,
+        )
+    k_eq_v = c.flag("attention_k_eq_v", False)
+    g = GemmaLayers(
+        ple_dim=c.integer("hidden_size_per_layer_input", 0, minimum=0),
+        ple_vocab=c.integer("vocab_size_per_layer_input", default=arch.vocab_size),
+        layer_scalar=True,
+        moe_router_scales=moe is not None,
+        k_eq_v=k_eq_v,
+    )
+    global_kv = c.integer("num_global_key_value_heads", default=arch.num_kv_heads)
+    return replace(
+        arch,
+        gemma=g,
+        moe=moe,
+        intermediate_sizes=sizes,
+        full_head_dim=c.integer("global_head_dim", default=arch.head_dim),
+        full_kv_heads=global_kv if k_eq_v else arch.num_kv_heads,
+        vision=_gemma4_towers(config, arch.hidden_size),
+    )
+
+
+def _gemma4_towers(config: Mapping[str, Any], hidden: int) -> OpaqueTower | None:
+    """Gemma 4's vision encoder and audio conformer with their embedders (modeling_gemma4.py),
+    counted as one tower."""
+    raw = config.get("vision_config")
+    if not isinstance(raw, Mapping):
+        return None
+    v = _Config(raw, where="vision_config", defaults={}, path=("vision_config",))
+    h, layers, inner = (
+        v.integer("hidden_size"),
+        v.integer("num_hidden_layers"),
+        v.integer("intermediate_size"),
+    )
+    heads = v.integer("num_attention_heads")
+    kv_heads, head = v.integer("num_key_value_heads", default=heads), v.integer("head_dim", 64)
+    patch, positions = v.integer("patch_size", 16), v.integer("position_embedding_size", 10240)
+    layer = h * heads * head * 2 + h * kv_heads * head * 2 + 2 * head + 3 * h * inner + 4 * h
+    if v.flag("use_clipped_linears", False):
+        layer += 7 * 4  # each clipped linear keeps its input and output bounds
+    tower = 2 * positions * h + h * 3 * patch * patch + layers * layer + hidden * h
+    audio = config.get("audio_config")
+    if isinstance(audio, Mapping):
+        a = _Config(audio, where="audio_config", defaults={}, path=("audio_config",))
+        ha, la = a.integer("hidden_size", 1024), a.integer("num_hidden_layers", 12)
+        heads_a, kernel = a.integer("num_attention_heads", 8), a.integer("conv_kernel_size", 5)
+        c0, c1 = (audio.get("subsampling_conv_channels") or [128, 32])[:2]
+        out = a.integer("output_proj_dims", default=1536)
+        per = 2 * (2 * ha + 8 * ha * ha) + ha // heads_a + 5 * ha * ha
+        per += 3 * ha * ha + ha * kernel + 2 * ha + 3 * ha
+        if a.flag("use_clipped_linears", True):
+            per += 10 * 4
+        tower += c0 * 9 + c0 + c1 * c0 * 9 + c1 + ha * c1 * 32 + la * per + out * ha + out
+        tower += hidden * out
+    return OpaqueTower(tower, h, inner, image_size=patch * 48, patch_size=patch)
+
+
+def _text(config: Mapping[str, Any], where: str) -> tuple[_Config, Mapping[str, Any]]:
+    text = config.get("text_config")
+    if isinstance(text, Mapping):
+        merged = dict(text)
+        if "tie_word_embeddings" in config:
+            merged.setdefault("tie_word_embeddings", config["tie_word_embeddings"])
+        return _Config(
+            merged, where=f"{where}: text_config", defaults={}, path=("text_config",)
+        ), merged
+    return _Config(config, where=where, defaults={}), config
+
+
+def _gemma_text(c: _Config, model_type: str) -> Architecture:
+    """The Gemma 3 layer both build on: four norms, per-head q/k norms, sliding layers."""
+    layers = c.integer("num_hidden_layers")
+    kinds = _types(c, "layer_types", layers, {"sliding_attention": SLIDING, "full_attention": FULL})
+    sizes = c.raw.get("intermediate_size")
+    per_layer: tuple[int, ...] = ()
+    if isinstance(sizes, list):
+        if len(sizes) != layers or not all(isinstance(x, int) for x in sizes):
+            raise c.error("intermediate_size", f"'intermediate_size' must list {layers} sizes")
+        per_layer = tuple(sizes)
+    shared = c.integer("num_kv_shared_layers", 0, minimum=0)
+    base = _base(c, model_type, layers, tie_default=True)
+    base["sliding_window"] = c.optional_int("sliding_window")
+    return Architecture(
+        **base,
+        intermediate_size=max(per_layer) if per_layer else c.integer("intermediate_size"),
+        intermediate_sizes=per_layer,
+        qk_norm=True,
+        norms_per_layer=4,
+        layer_kinds=tuple(kinds),
+        kv_layers=layers - shared if shared else None,
+    )
+
+
 PARSERS: dict[str, Callable[[Mapping[str, Any], str], Architecture]] = {
     "qwen3_next": qwen3_next,
     "qwen3_5_text": qwen3_next,
@@ -400,4 +561,8 @@ PARSERS: dict[str, Callable[[Mapping[str, Any], str], Architecture]] = {
     "falcon_h1": falcon_h1,
     "lfm2": lfm2,
     "lfm2_moe": lfm2,
+    "gemma3n": gemma3n,
+    "gemma3n_text": gemma3n,
+    "gemma4": gemma4,
+    "gemma4_text": gemma4,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from calc.architecture import NONE, SLIDING, Architecture
+from calc.architecture import SLIDING, Architecture
 from calc.formats import StorageType
 
 # How an engine caches MLA (DeepSeek V2/V3/R1): "full" per-head K and V as plain attention,
@@ -13,7 +13,9 @@ from calc.formats import StorageType
 MlaCache = Literal["full", "latent_kv", "latent"]
 
 
-def kv_row_values(arch: Architecture, mla_cache: MlaCache = "latent") -> tuple[int, ...]:
+def kv_row_values(
+    arch: Architecture, mla_cache: MlaCache = "latent", layer: int | None = None
+) -> tuple[int, ...]:
     """The rows one token adds to one layer's cache, as a count of values per row.
 
     Standard attention stores a K row and a V row of ``num_kv_heads * head_dim`` values (MHA,
@@ -34,8 +36,15 @@ def kv_row_values(arch: Architecture, mla_cache: MlaCache = "latent") -> tuple[i
         if mla_cache == "latent_kv":
             return (latent, m.kv_lora_rank, *index)
         return (latent, *index)
-    width = arch.num_kv_heads * arch.head_dim
-    return (width, width)
+    heads, size = (
+        arch.attention_shape(layer)
+        if layer is not None
+        else (
+            arch.num_kv_heads,
+            arch.head_dim,
+        )
+    )
+    return (heads * size, heads * size)
 
 
 def cached_tokens(
@@ -67,14 +76,15 @@ def kv_cache_bytes(
     Quantised cache types are stored in whole blocks per row (q8_0: 34 bytes per 32 values),
     as ggml_row_size does.
     """
-    per_token = sum(storage.row_bytes(values) for values in kv_row_values(arch, mla_cache))
     chosen = range(arch.num_layers) if layers is None else layers
-    total_tokens = 0
+    total = 0
     for layer in chosen:
-        if arch.layer_kinds[layer] == NONE:  # a recurrent or MLP-only layer: no KV cache
+        if not arch.keeps_kv(layer):  # recurrent, MLP-only or sharing another layer's cache
             continue
+        rows = kv_row_values(arch, mla_cache, layer)
+        per_token = sum(storage.row_bytes(values) for values in rows)
         if sliding_cells is not None and sliding_window_cache and _sliding(arch, layer):
-            total_tokens += sliding_cells  # as the engine sizes it, which may exceed the context
+            total += per_token * sliding_cells  # as the engine sizes it: may exceed the context
             continue
         kept = cached_tokens(
             arch,
@@ -83,8 +93,8 @@ def kv_cache_bytes(
             sliding_window_cache=sliding_window_cache,
             swa_extra=swa_extra,
         )
-        total_tokens += kept * sequences
-    return per_token * total_tokens
+        total += per_token * kept * sequences
+    return total
 
 
 def _sliding(arch: Architecture, layer: int) -> bool:

@@ -45,11 +45,19 @@ class WeightLayout:
     parameters: ParameterCount
     padding: ExpertPadding | None = None
     vision_bytes: int = 0  # the vision tower and projector (an mmproj file in llama.cpp)
+    # Gemma 3n/4's per-layer embedding table: an input tensor, which llama.cpp keeps in host RAM
+    per_layer_embedding_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
         """The language model's weights (the vision tower is counted apart)."""
-        return sum(self.layer_bytes) + self.embedding_bytes + self.output_bytes + self.other_bytes
+        return (
+            sum(self.layer_bytes)
+            + self.embedding_bytes
+            + self.output_bytes
+            + self.other_bytes
+            + self.per_layer_embedding_bytes
+        )
 
 
 def pad_expert(tensor: Tensor, padding: ExpertPadding) -> Tensor:
@@ -85,7 +93,7 @@ def weight_layout(
     tensors = model_tensors(arch)
     layers = [0] * arch.num_layers
     routed = [0] * arch.num_layers
-    embedding = output = other = matrices = vision = 0
+    embedding = output = other = matrices = vision = per_layer = 0
     for tensor in tensors:
         stored = pad_expert(tensor, padding) if padding and tensor.routed else tensor
         size = tensor_bytes(stored, tensor_storage(tensor, weights, arch, storage_types))
@@ -100,6 +108,8 @@ def weight_layout(
                 routed[tensor.layer] += size
         elif tensor.role == "token_embd":
             embedding += size
+        elif tensor.role == "per_layer_token_embd":
+            per_layer += size
         elif tensor.role in ("output", "output_norm"):
             output += size
         else:
@@ -115,4 +125,5 @@ def weight_layout(
         parameters=count_parameters(arch, tensors),
         padding=padding,
         vision_bytes=vision,
+        per_layer_embedding_bytes=per_layer,
     )

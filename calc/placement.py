@@ -116,7 +116,7 @@ def place_layers(
     host_weights = sum(layout.layer_bytes[i] for i in cpu_layers)
     host_weights += sum(layout.layer_routed_bytes[i] for i in gpu_layers if i in cpu_moe)
     if embeddings_on_host:
-        host_weights += layout.embedding_bytes
+        host_weights += layout.embedding_bytes + layout.per_layer_embedding_bytes
     if not output_on_gpu:
         host_weights += layout.output_bytes
     return Placement(
@@ -144,7 +144,7 @@ def _layer_weights(
     if first:
         placed += layout.other_bytes
         if not embeddings_on_host:
-            placed += layout.embedding_bytes
+            placed += layout.embedding_bytes + layout.per_layer_embedding_bytes
     if output:
         placed += layout.output_bytes
         if embeddings_on_host and arch.tie_word_embeddings:

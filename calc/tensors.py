@@ -12,10 +12,13 @@ from functools import lru_cache
 from math import prod
 
 from calc.architecture import (
+    FULL,
     NONE,
     Architecture,
     GatedDeltaNet,
+    GemmaLayers,
     Mamba2,
+    OpaqueTower,
     QwenVision,
     Recurrent,
     ShortConv,
@@ -68,6 +71,10 @@ def model_tensors(arch: Architecture) -> tuple[Tensor, ...]:
         out += _qwen_vision(arch.vision)
     elif isinstance(arch.vision, ViT):
         out += _vit(arch.vision)
+    elif isinstance(arch.vision, OpaqueTower):
+        out.append(Tensor("v.tower", WEIGHT, (1, arch.vision.parameters)))
+    if arch.gemma is not None:
+        out += _gemma_globals(arch, arch.gemma)
     return tuple(out)
 
 
@@ -87,6 +94,54 @@ def _layer(arch: Architecture, i: int) -> list[Tensor]:
     if arch.norms_per_layer == 4:  # Gemma 2/3 also normalise each sublayer's output
         out += [Tensor("post_attention_norm", NORM, (h,), i)]
         out += [Tensor("post_ffw_norm", NORM, (h,), i)]
+    if arch.gemma is not None:
+        out += _gemma_layer(arch, arch.gemma, i)
+    return out
+
+
+def _gemma_layer(arch: Architecture, g: GemmaLayers, i: int) -> list[Tensor]:
+    h = arch.hidden_size
+    out: list[Tensor] = []
+    if g.altup_inputs:  # AltUp: router, prediction and correction coefficients
+        a = g.altup_inputs
+        out += [Tensor("altup_correct_scale", NORM, (h,), i)]
+        out += [Tensor("altup_correct_coef", WEIGHT, (a, a), i)]
+        out += [Tensor("altup_predict_coef", WEIGHT, (a, a * a), i)]
+        out += [
+            Tensor("altup_router", WEIGHT, (h, a), i),
+            Tensor("altup_router_norm", NORM, (h,), i),
+        ]
+    if g.laurel_rank:  # LAuReL: a low-rank residual
+        out += _linear("laurel_l", h, g.laurel_rank, i, False)
+        out += _linear("laurel_r", g.laurel_rank, h, i, False)
+        out += [Tensor("laurel_post_norm", NORM, (h,), i)]
+    if g.ple_dim:  # per-layer embeddings: gate, projection, norm
+        out += _linear("inp_gate", h, g.ple_dim, i, False)
+        out += _linear("proj", g.ple_dim, h, i, False)
+        out += [Tensor("post_norm", NORM, (h,), i)]
+    if g.layer_scalar:
+        out += [Tensor("layer_output_scale", NORM, (1,), i)]
+    if g.moe_router_scales and arch.ffn_kind(i) == "moe":
+        e = arch.moe.num_experts if arch.moe else 0
+        out += [Tensor("ffn_gate_inp_scale", NORM, (h,), i), Tensor("ffn_exp_scale", NORM, (e,), i)]
+        out += [Tensor(f"ffn_norm_{n}", NORM, (h,), i) for n in (1, 2, 3)]
+    return out
+
+
+def _gemma_globals(arch: Architecture, g: GemmaLayers) -> list[Tensor]:
+    """Gemma 3n/4's per-layer embedding table and projection, and AltUp's projections."""
+    h, layers = arch.hidden_size, arch.num_layers
+    out: list[Tensor] = []
+    if g.ple_dim:
+        out += [Tensor("per_layer_token_embd", WEIGHT, (layers * g.ple_dim, g.ple_vocab))]
+        out += [Tensor("per_layer_model_proj", WEIGHT, (h, layers * g.ple_dim))]
+        out += [Tensor("per_layer_proj_norm", NORM, (g.ple_dim,))]
+    if g.altup_inputs:
+        for n in range(g.altup_inputs - 1):
+            out += [
+                Tensor(f"altup_proj.{n}", WEIGHT, (h, h)),
+                Tensor(f"altup_unembd_proj.{n}", WEIGHT, (h, h)),
+            ]
     return out
 
 
@@ -199,17 +254,19 @@ def _attention(arch: Architecture, i: int) -> list[Tensor]:
             out += [Tensor("indexer.k_norm", BIAS, (m.index_head_dim,), i)]
             out += _linear("indexer.proj", h, m.index_heads, i, False)
         return out
-    q_dim = heads * arch.head_dim
-    kv_dim = arch.num_kv_heads * arch.head_dim
+    kv_heads, head = arch.attention_shape(i)
+    q_dim = heads * head
+    kv_dim = kv_heads * head
     # Qwen3-Next's gated attention: q_proj also produces the output gate
     out = _linear("attn_q", h, q_dim * (2 if arch.attention_gate else 1), i, arch.qkv_bias)
     out += _linear("attn_k", h, kv_dim, i, arch.qkv_bias)
-    out += _linear("attn_v", h, kv_dim, i, arch.qkv_bias)
+    if not (arch.gemma and arch.gemma.k_eq_v and arch.layer_kinds[i] == FULL):
+        out += _linear("attn_v", h, kv_dim, i, arch.qkv_bias)
     out += _linear("attn_output", q_dim, h, i, arch.o_bias)
     if arch.qk_norm:
         whole = arch.qk_norm_whole
-        out += [Tensor("attn_q_norm", NORM, (q_dim if whole else arch.head_dim,), i)]
-        out += [Tensor("attn_k_norm", NORM, (kv_dim if whole else arch.head_dim,), i)]
+        out += [Tensor("attn_q_norm", NORM, (q_dim if whole else head,), i)]
+        out += [Tensor("attn_k_norm", NORM, (kv_dim if whole else head,), i)]
     if arch.attention_sinks:  # gpt-oss: one learned sink logit per head
         out.append(Tensor("attn_sinks", BIAS, (heads,), i))
     return out
@@ -219,7 +276,7 @@ def _feed_forward(arch: Architecture, i: int) -> list[Tensor]:
     h, moe = arch.hidden_size, arch.moe
     gated = arch.ffn_gated
     if moe is None or arch.ffn_kind(i) == "dense":
-        size = arch.intermediate_size
+        size = arch.intermediate_sizes[i] if arch.intermediate_sizes else arch.intermediate_size
         return [
             *(_linear("ffn_gate", h, size, i, arch.mlp_bias) if gated else []),
             *_linear("ffn_up", h, size, i, arch.mlp_bias),

@@ -198,3 +198,44 @@ def test_the_catalogue_keeps_every_key_the_readers_read(entry):
     from calc.architecture import memory_keys
 
     assert parse_config(memory_keys(entry["config"])) == parse_config(entry["config"])
+
+
+def test_gemma_3n_shares_the_kv_cache_of_its_last_layers(catalogue):
+    """llama.cpp src/models/gemma3n.cpp: "hparams.n_layer_kv_from_start = 20" for E2B (30
+    layers, 10 shared) and E4B; only the first 20 layers keep a cache."""
+    arch = catalogue.model("gemma-3n-e2b").arch
+    assert [arch.keeps_kv(i) for i in range(arch.num_layers)] == [i < 20 for i in range(30)]
+    estimate = run(catalogue, model="gemma-3n-e2b", engine="transformers", context=1000, batch=1)
+    # K and V of 2 heads x 256 in bf16 (2,048 bytes a token) for the first 20 layers: 4 global
+    # layers keep all 1,000 tokens, 16 sliding ones transformers' 512-token window
+    assert estimate.components.kv_cache == (4 * 1000 + 16 * 512) * 2048
+
+
+def test_gemma_3n_keeps_its_per_layer_embeddings_in_host_ram_on_llama_cpp(catalogue):
+    """llama.cpp keeps input-layer tensors, per_layer_token_embd among them, on the CPU."""
+    gpu = run(catalogue, model="gemma-3n-e2b", engine="llama.cpp", context=4096)
+    vllm = run(catalogue, model="gemma-3n-e2b", engine="vllm", context=4096)
+    assert gpu.host.weights > 2 * 2**30 * 0.6  # the 1.9B-value table, quantised
+    assert vllm.host.weights == 0
+
+
+def test_gemma_4_global_layers_have_their_own_head_size_and_share_k_as_v(catalogue):
+    arch = catalogue.model("gemma-4-31b").arch
+    from calc.architecture import FULL
+    from calc.tensors import model_tensors
+
+    full = [i for i, kind in enumerate(arch.layer_kinds) if kind == FULL]
+    assert arch.attention_shape(full[0]) == (4, 512)
+    assert arch.attention_shape(0) == (16, 256)
+    names = {t.name for t in model_tensors(arch)}
+    assert f"blk.{full[0]}.attn_v.weight" not in names and "blk.0.attn_v.weight" in names
+    # llama.cpp logs "model params = 30.70 B" for the language model (the vision encoder is its
+    # own mmproj file)
+    counted = count_parameters(arch)
+    assert round((counted.total - counted.vision) / 1e9, 2) == 30.70
+
+
+def run(catalogue, **request):
+    from calc import InferenceRequest, run_inference
+
+    return run_inference(catalogue, InferenceRequest(**request))
