@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from calc._errors import ConfigError
-from calc.architecture import Architecture, parse_config
+from calc.architecture import (
+    NONE,
+    Architecture,
+    GatedDeltaNet,
+    Mamba2,
+    ShortConv,
+    parse_config,
+)
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -221,6 +228,16 @@ ARCHITECTURES: dict[str, str] = {
     "olmo2": "olmo2",
     "smollm3": "smollm3",
     "seed_oss": "seed_oss",
+    # hybrids: the file's tensors give the weights, the metadata the recurrent layers (_hybrid)
+    "qwen3next": "qwen3",
+    "qwen35": "qwen3",
+    "qwen35moe": "qwen3_moe",
+    "nemotron_h": "llama",
+    "nemotron_h_moe": "llama",
+    "granitehybrid": "llama",
+    "lfm2": "llama",
+    "lfm2moe": "llama",
+    "falcon-h1": "llama",
 }
 
 
@@ -256,6 +273,8 @@ class GgufModel:
     file_type: str | None  # the catalogue mix named by general.file_type
     name: str
     notes: tuple[str, ...]
+    architecture: str = ""  # general.architecture
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 def read_summary(raw: Mapping[str, Any], *, where: str = "GGUF file") -> GgufModel:
@@ -278,6 +297,8 @@ def read_summary(raw: Mapping[str, Any], *, where: str = "GGUF file") -> GgufMod
         file_type=FILE_TYPES.get(file_type) if isinstance(file_type, int) else None,
         name=name if isinstance(name, str) and name else arch,
         notes=notes,
+        architecture=arch,
+        metadata=metadata,
     )
 
 
@@ -417,7 +438,58 @@ def gguf_architecture(model: GgufModel, *, where: str = "GGUF file") -> Architec
                 "cannot size"
             )
         rows.append((tensor.name, tensor.shape, stored))
-    return replace(arch, file_tensors=tuple(rows))
+    return replace(_hybrid(arch, model, where), file_tensors=tuple(rows))
+
+
+# llama.cpp architectures whose recurrent layers are gated-delta-rule (Qwen3-Next, Qwen3.5)
+DELTA_RULE = ("qwen3next", "qwen35", "qwen35moe")
+
+
+def _hybrid(arch: Architecture, model: GgufModel, where: str) -> Architecture:
+    """Recurrent layers as llama.cpp reads them from the metadata: a layer with no KV heads
+    (per-layer head_count_kv) or between full_attention_interval's layers is recurrent, unless
+    it has a feed-forward of its own (Nemotron-H's MLP blocks); Falcon-H1's layers are both."""
+    m = _Meta(model.architecture, model.metadata, where)
+    layers = arch.num_layers
+    kv = model.metadata.get(m.prefix + "attention.head_count_kv")
+    ff = model.metadata.get(m.prefix + "feed_forward_length")
+    l_cache = m.opt("shortconv.l_cache")
+    has_ssm = m.opt("ssm.conv_kernel") is not None
+    if not has_ssm and l_cache is None:
+        return arch
+    if isinstance(kv, list) and len(kv) == layers:
+        attention = [bool(k) for k in kv]
+    elif m.opt("full_attention_interval"):
+        interval = m.need("full_attention_interval")
+        attention = [(i + 1) % interval == 0 for i in range(layers)]
+    else:  # Falcon-H1: attention and Mamba-2 in every layer
+        attention = [True] * layers
+    both = all(attention)
+    feed = ff if isinstance(ff, list) and len(ff) == layers else [1] * layers
+    recurrent = [both or (not a and not (f and model.architecture.startswith("nemotron_h")))
+                 for a, f in zip(attention, feed, strict=True)]  # fmt: skip
+    mixer: Mamba2 | GatedDeltaNet | ShortConv
+    if l_cache is not None:
+        mixer = ShortConv(hidden=arch.hidden_size, l_cache=l_cache)
+    elif model.architecture in DELTA_RULE:
+        value_heads = m.need("ssm.time_step_rank")
+        mixer = GatedDeltaNet(
+            key_heads=m.need("ssm.group_count"),
+            value_heads=value_heads,
+            key_head_dim=m.need("ssm.state_size"),
+            value_head_dim=m.need("ssm.inner_size") // value_heads,
+            d_conv=m.need("ssm.conv_kernel"),
+        )
+    else:
+        mixer = Mamba2(
+            d_inner=m.need("ssm.inner_size"),
+            heads=m.need("ssm.time_step_rank"),
+            groups=m.opt("ssm.group_count") or 1,
+            d_state=m.need("ssm.state_size"),
+            d_conv=m.need("ssm.conv_kernel"),
+        )
+    kinds = tuple(kind if a else NONE for kind, a in zip(arch.layer_kinds, attention, strict=True))
+    return replace(arch, layer_kinds=kinds, recurrent=mixer, recurrent_layers=tuple(recurrent))
 
 
 def main_type(model: GgufModel) -> str:

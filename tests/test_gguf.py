@@ -217,3 +217,32 @@ def test_norms_are_f32_and_not_counted_as_matrices(catalogue):
     assert weights(estimate) > 0 and estimate.total_bytes > estimate.components.weights
     assert Q4_K in {t for _, _, t in tensors}
     assert MIB > 0
+
+
+def test_a_hybrid_files_metadata_gives_its_recurrent_layers(catalogue):
+    """A Qwen3.5-style file: full_attention_interval 4 and ssm.* keys, as llama.cpp's converter
+    writes them; only every fourth layer keeps a KV cache, the others a delta-rule state."""
+    metadata, tensors = tiny_llama(layers=8)
+    metadata = {k.replace("llama.", "qwen35."): v for k, v in metadata.items()}
+    metadata.update(
+        {
+            "general.architecture": "qwen35",
+            "qwen35.full_attention_interval": 4,
+            "qwen35.ssm.conv_kernel": 4,
+            "qwen35.ssm.state_size": 128,  # head_k_dim
+            "qwen35.ssm.group_count": 2,  # key heads
+            "qwen35.ssm.time_step_rank": 4,  # value heads
+            "qwen35.ssm.inner_size": 512,  # value heads x head_v_dim
+        }
+    )
+    estimate = run_inference(
+        catalogue,
+        InferenceRequest(
+            gguf=header_of(metadata, tensors), engine="llama.cpp", context=4096, batch=1
+        ),
+    )
+    # 2 attention layers x 4096 tokens x K and V of 2 heads x 64 in f16
+    assert estimate.components.kv_cache == 2 * 4096 * 2 * 2 * 64 * 2
+    # 6 recurrent layers, f32: conv (4 - 1) x (2 x 2 x 128 + 512), state 128 x 128 x 4
+    assert estimate.components.recurrent_state == 6 * (3 * 1024 + 128 * 128 * 4) * 4
+    assert not any("standard decoder" in note for note in estimate.notes)
