@@ -250,7 +250,7 @@ MEMORY_KEYS = frozenset(
         "attention_out_bias", "use_qk_norm", "use_bias", "index_n_heads", "index_head_dim",
         "moe_num_experts", "moe_k", "moe_layer_start_index", "moe_layer_end_index",
         "moe_layer_interval", "moe_num_shared_experts", "interleave_moe_layer_step",
-        "intermediate_size_mlp", "attention_chunk_size", "no_rope_layers",
+        "intermediate_size_mlp", "attention_chunk_size", "no_rope_layers", "moe_layers",
         "shared_intermediate_size", "num_dense_layers", "use_expert_bias",
         "moe_shared_expert_intermediate_size", "moe_latent_size",
         # hybrid models: linear attention, Mamba-2, short convolutions, MTP layers
@@ -656,8 +656,44 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         raise ConfigError(f'{where}: missing key \'model_type\' (e.g. "llama", "qwen2")')
     checkpoint = read_checkpoint(config, where=where)
     reader = _families().PARSERS.get(model_type)
-    arch = reader(config, where) if reader else _decoder(config, model_type, where)
+    known = model_type in FAMILIES or model_type in WRAPPERS
+    inner = None if known or reader else _language_model(config)
+    arch: Architecture
+    if reader is not None:
+        arch = reader(config, where)
+    elif inner is not None:
+        arch = _unknown_wrapper(model_type, inner, where)
+    else:
+        arch = _decoder(config, model_type, where)
     return replace(arch, checkpoint=checkpoint)
+
+
+def _language_model(config: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+    """An unknown multimodal wrapper's language model: its text_config (or one inside a
+    component such as Qwen3-Omni's thinker_config), when that names a model_type."""
+    if config.get("hidden_size") is not None:
+        return None  # the keys are at the top level: read it as it is
+    candidates = [("text_config", config.get("text_config"))]
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            candidates.append((f"{key}.text_config", value.get("text_config")))
+    for path, text in candidates:
+        if isinstance(text, Mapping) and isinstance(text.get("model_type"), str):
+            return path, text
+    return None
+
+
+def _unknown_wrapper(
+    model_type: str, found: tuple[str, Mapping[str, Any]], where: str
+) -> Architecture:
+    """The language model of a multimodal wrapper this estimator does not know."""
+    path, text = found
+    arch = parse_config(text, where=f"{where}: {path}")
+    words = (
+        f"model_type {model_type!r} is not modelled: its language model ({path}, a "
+        f"{text['model_type']!r}) is estimated; its vision or audio encoders are not counted"
+    )
+    return replace(arch, assumed="; ".join(w for w in (words, arch.assumed) if w))
 
 
 # What a config must say for an unknown model_type to be read as a standard decoder.
@@ -925,12 +961,13 @@ def _llama4_moe(c: _Config, layers: int) -> MoE:
     defaults to every interleave_moe_layer_step-th layer; one shared expert as wide."""
     step = c.integer("interleave_moe_layer_step", default=1)
     size = c.integer("intermediate_size")
+    listed = set(c.int_list("moe_layers"))
     return MoE(
         num_experts=c.integer("num_local_experts"),
         experts_per_token=c.integer("num_experts_per_tok", default=1),
         expert_intermediate_size=size,
         shared_intermediate_size=size,
-        moe_layers=tuple((i + 1) % step == 0 for i in range(layers)),
+        moe_layers=tuple((i in listed) if listed else (i + 1) % step == 0 for i in range(layers)),
     )
 
 

@@ -239,3 +239,13 @@ def run(catalogue, **request):
     from calc import InferenceRequest, run_inference
 
     return run_inference(catalogue, InferenceRequest(**request))
+
+
+def test_an_unknown_multimodal_wrapper_is_read_through_its_language_model(catalogue):
+    """Qwen3-Omni-style nesting: the text model sits in thinker_config.text_config."""
+    text = {**config_of("qwen3-vl-8b-instruct")["text_config"], "model_type": "qwen3"}
+    config = {"model_type": "qwen3_omni_moe", "thinker_config": {"text_config": text}}
+    estimate = run(catalogue, config=config, engine="vllm")
+    note = next(n for n in estimate.notes if "qwen3_omni_moe" in n)
+    assert "thinker_config.text_config" in note and "not counted" in note
+    assert estimate.parameters.total == count_parameters(parse_config(text)).total
