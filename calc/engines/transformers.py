@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from calc.architecture import Architecture
+from calc.architecture import Architecture, GatedDeltaNet
 from calc.checkpoint import Checkpoint
 from calc.engines.base import BF16, FP32, Engine, widest_mlp
 from calc.engines.history import Change, History, Release
@@ -115,6 +115,13 @@ class Transformers(Engine[TransformersRelease, EngineOptions]):
 
     def flash_default(self, release: TransformersRelease, arch: Architecture) -> bool:
         return arch.model_type not in release.eager_models
+
+    def recurrent_types(self, plan: Plan) -> tuple[int, int]:
+        """The caches keep the conv state in the model's dtype; the gated delta rule returns its
+        state in float32 (modeling_qwen3_next.py torch_chunk_gated_delta_rule upcasts), Mamba-2
+        keeps it in the model's dtype (HybridMambaAttentionDynamicCache)."""
+        float32_state = isinstance(plan.arch.recurrent, GatedDeltaNet)
+        return BF16, FP32 if float32_state else BF16
 
     def uses_checkpoint(self, release: TransformersRelease, checkpoint: Checkpoint) -> bool:
         """A quantised checkpoint loads as stored in every release; a plain one in its own
