@@ -33,6 +33,11 @@ def test_documented_commands_run(page, command, capsys, tmp_path, catalogue):
         config = tmp_path / "config.json"
         config.write_text(json.dumps(dict(catalogue.model("llama-3.1-8b").config)))
         args[args.index("--config") + 1] = str(config)
+    if "--gguf" in args:  # the README's example file: give it a small GGUF header
+        from tests.gguf_files import tiny_llama, write
+
+        path = write(tmp_path / "model.gguf", *tiny_llama())
+        args[args.index("--gguf") + 1] = str(path)
     assert main(args) == 0, f"{page}: {command}"
     assert capsys.readouterr().out
 
