@@ -17,25 +17,29 @@ from calc.architecture import Architecture, memory_keys, parse_config
 from calc.breakdown import Components, Device, DeviceEstimate, Estimate
 from calc.catalogue import GPU, Catalogue, Model, Precision, build_catalogue
 from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
-from calc.estimate import LayoutMemo, estimate_inference
+from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneEstimate, FinetuneRequest, TrainComponents
 from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.inputs import INPUTS, Input, page_table
 from calc.kv_cache import kv_cache_bytes
 from calc.layout import WeightLayout, weight_layout
 from calc.measurements import (
+    SPEEDS,
     UNIT_BYTES,
     UNIT_SCALE,
     Comparison,
     Measurement,
     Summary,
     compare,
+    is_speed,
     release_summaries,
+    speed_summaries,
     summaries,
     summarise,
 )
 from calc.plan import Plan
 from calc.requests import InferenceRequest
+from calc.speed import BACKENDS, estimate_speed
 from calc.tensors import ParameterCount, count_parameters
 from calc.units import GB, GIB, MB, MIB, format_bytes
 
@@ -73,6 +77,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BACKENDS",
     "CONSTANTS",
     "DATA_ENV",
     "ENGINES",
@@ -82,6 +87,7 @@ __all__ = [
     "INPUTS",
     "MB",
     "MIB",
+    "SPEEDS",
     "UNIT_BYTES",
     "UNIT_SCALE",
     "Architecture",
@@ -121,10 +127,13 @@ __all__ = [
     "count_parameters",
     "default_data_dir",
     "estimate_inference",
+    "estimate_speed",
     "finetune_hint",
     "fit_hint",
     "format_bytes",
+    "is_speed",
     "kv_cache_bytes",
+    "layout_for",
     "load_catalogue",
     "load_measurements",
     "loadable_formats",
@@ -136,6 +145,7 @@ __all__ = [
     "resolve",
     "run_finetune",
     "run_inference",
+    "speed_summaries",
     "summaries",
     "summarise",
     "weight_layout",

@@ -12,7 +12,7 @@ from calc import inputs
 from calc._errors import InputError
 from calc.architecture import Architecture, parse_config
 from calc.breakdown import Device, Estimate
-from calc.catalogue import Catalogue
+from calc.catalogue import GPU, Catalogue
 from calc.engines import Engine, engine_by_name
 from calc.engines.history import Release
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
@@ -138,6 +138,7 @@ def resolve(
         batch=request.batch or release.default_batch,
         devices=devices,
         flash_attention=flash,
+        backend=request.backend,
         vision=arch.vision is not None
         and (engine.loads_vision if request.vision is None else request.vision),
         storage_types=catalogue.storage_types,
@@ -285,9 +286,9 @@ def _devices(catalogue: Catalogue, request: InferenceRequest) -> tuple[Device, .
                     field="gpus",
                 )
             gpus = [catalogue.gpu(name) for name in names]
-            return tuple(Device(name=g.name, capacity_bytes=g.usable_bytes) for g in gpus)
+            return tuple(gpu_device(g) for g in gpus)
         gpu = catalogue.gpu(names[0])
-        return (Device(name=gpu.name, capacity_bytes=gpu.usable_bytes),) * request.gpus
+        return (gpu_device(gpu),) * request.gpus
     if request.gpu_memory_bytes is not None:
         memory = request.gpu_memory_bytes
         if isinstance(memory, bool) or not isinstance(memory, int):
@@ -296,6 +297,19 @@ def _devices(catalogue: Catalogue, request: InferenceRequest) -> tuple[Device, .
             raise InputError(f"GPU memory must be positive, got {memory}")
         return (Device(name="custom GPU", capacity_bytes=memory),) * request.gpus
     return (Device(),) * request.gpus
+
+
+def gpu_device(gpu: GPU) -> Device:
+    """A catalogue GPU as the estimate places memory on it and times it."""
+    return Device(
+        name=gpu.name,
+        capacity_bytes=gpu.usable_bytes,
+        bandwidth_bytes_s=gpu.bandwidth_gb_s * 1e9,
+        tflops=gpu.tflops,
+        vendor=gpu.vendor,
+        architecture=gpu.architecture,
+        unified_memory=gpu.unified_memory,
+    )
 
 
 def run_finetune(

@@ -57,6 +57,12 @@ class Device:
 
     name: str = "GPU"
     capacity_bytes: int | None = None
+    # what the speed estimate needs, where the catalogue knows the GPU
+    bandwidth_bytes_s: float | None = None
+    tflops: tuple[tuple[str, float], ...] = ()  # dense peak by data type
+    vendor: str = ""
+    architecture: str = ""
+    unified_memory: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class Estimate:
     notes: tuple[str, ...] = field(default=())
     details: Mapping[str, Any] = field(default_factory=dict)  # engine-specific figures
     ram_bytes: int | None = None  # the host RAM the reader has, where given
+    # tokens per second (calc.speed.Speed.to_json), where every GPU's bandwidth and peak is known
+    speed: Mapping[str, Any] | None = None
 
     @property
     def components(self) -> Components:
@@ -146,6 +154,7 @@ class Estimate:
             },
             "notes": list(self.notes),
             "engine_details": dict(self.details),
+            "speed": dict(self.speed) if self.speed is not None else None,
         }
 
 

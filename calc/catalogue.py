@@ -104,6 +104,8 @@ class GPU:
     unified_memory: bool = False
     usable_fraction: float | None = None
     nvidia_smi_total_mib: int | None = None
+    architecture: str = ""
+    tflops: tuple[tuple[str, float], ...] = ()  # dense peak by data type (fp16, int8 ...)
 
     @property
     def usable_bytes(self) -> int:
@@ -527,4 +529,6 @@ def _gpu(raw: Mapping[str, Any]) -> GPU:
         unified_memory=bool(raw.get("unified_memory", False)),
         usable_fraction=raw.get("usable_fraction"),
         nvidia_smi_total_mib=raw.get("nvidia_smi_total_mib"),
+        architecture=str(raw.get("architecture") or ""),
+        tflops=tuple(sorted((str(k), float(v)) for k, v in (raw.get("tflops") or {}).items())),
     )

@@ -225,6 +225,19 @@ def render_table(estimate: Estimate, label: str) -> str:
     lines.append(
         f"parameters: {estimate.parameters.total:,} total, {estimate.parameters.active:,} active"
     )
+    speed = estimate.speed
+    if speed:
+        line = (
+            f"speed ({speed['backend']}, estimated): a {estimate.context:,}-token prompt at "
+            f"{speed['prefill_tokens_per_s']:,.0f} tokens/s, generation at "
+            f"{speed['decode_tokens_per_s']:,.1f} tokens/s"
+        )
+        if speed.get("aggregate_decode_tokens_per_s"):
+            line += (
+                f", {speed['aggregate_decode_tokens_per_s']:,.0f} tokens/s for all "
+                f"{estimate.batch} sequences"
+            )
+        lines.append(f"{line} (limited by {speed['limited_by']})")
     lines += [f"note: {note}" for note in estimate.notes]
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from calc.breakdown import Estimate
 from calc.layout import ExpertPadding, WeightLayout, weight_layout
 from calc.plan import Plan
+from calc.speed import estimate_speed
 
 # Weight layouts already computed, by (model key, format id, padding); a caller that estimates
 # the same model many times (the browser, the site build, the hints) passes one in.
@@ -35,7 +36,12 @@ def layout_for(plan: Plan, layouts: LayoutMemo | None = None) -> WeightLayout:
 def estimate_inference(plan: Plan, *, layouts: LayoutMemo | None = None) -> Estimate:
     """Memory to serve ``plan.batch`` sequences of ``plan.context`` tokens with the plan's
     engine on its GPUs; the first note names the defaults the plan applied."""
-    estimate = plan.engine.estimate(plan, layout_for(plan, layouts))
+    layout = layout_for(plan, layouts)
+    estimate = plan.engine.estimate(plan, layout)
+    if not plan.engine.weights_only:
+        speed = estimate_speed(plan, layout, estimate, backend=plan.backend)
+        if speed is not None:
+            estimate = replace(estimate, speed=speed.to_json())
     notes = list(plan.notes)
     if plan.ram_bytes is not None:
         estimate = replace(estimate, ram_bytes=plan.ram_bytes)

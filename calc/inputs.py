@@ -24,6 +24,7 @@ from calc.engines import ENGINES
 from calc.finetune import ADAPTER_METHODS, LORA_GROUPS, FinetuneRequest, parse_lora_targets
 from calc.plan import MAX_BATCH, MAX_CONTEXT, MAX_GPUS
 from calc.requests import InferenceRequest
+from calc.speed import BACKENDS
 from calc.units import GIB
 
 Kind = Literal[
@@ -563,6 +564,17 @@ INPUTS: tuple[Input, ...] = (
         "gpus",
         metavar="NAME",
         suggest="gpus",
+    ),
+    Input(
+        "backend",
+        "text",
+        "GPU backend",
+        "the GPU backend the engine runs on, for the speed estimate",
+        INFERENCE,
+        "gpus",
+        choices=tuple((b.id, b.name) for b in BACKENDS.values()),
+        resolved=True,
+        default_rule="CUDA on NVIDIA, ROCm on AMD, Metal on Apple, SYCL on Intel",
     ),
     Input(
         "gpu_memory_gib",

@@ -21,7 +21,7 @@ from calc.units import GB, GIB, MB, MIB
 MEASUREMENTS_FILE = "data/measurements.yaml"
 UNIT_BYTES = {"GiB": GIB, "GB": GB, "MiB": MIB, "MB": MB, "B": 1}
 # vLLM's KV cache size in tokens and its concurrency in sequences are counts, not bytes.
-UNIT_COUNTS = {"tokens": 1, "sequences": 1}
+UNIT_COUNTS = {"tokens": 1, "sequences": 1, "tokens/s": 1}
 UNIT_SCALE: dict[str, int] = {**UNIT_BYTES, **UNIT_COUNTS}
 COMPONENTS = ("weights", "kv_cache", "activations", "runtime")
 
@@ -159,12 +159,25 @@ def _setup_figure(estimate: Estimate, what: str, device: int | None) -> float | 
         return estimate.components.kv_cache + estimate.host.kv_cache
     if what in COUNTS:
         return _count(estimate, what)
+    if what in SPEEDS:
+        return _speed(estimate, what)
     if what == "kv_cache_capacity":
         capacities = estimate.details.get("kv_cache_capacity_bytes")
         if not capacities:
             raise CalcError("the KV capacity needs the GPU's memory")
         return int(capacities[device or 0])
     return None
+
+
+SPEEDS = ("decode_tokens_per_s", "prefill_tokens_per_s")
+
+
+def _speed(estimate: Estimate, key: str) -> float:
+    """Tokens per second from the estimate's speed, which needs every GPU's bandwidth and peak."""
+    figure = (estimate.speed or {}).get(key)
+    if figure is None:
+        raise CalcError(f"the estimate has no {key} (the GPU's bandwidth and peak are needed)")
+    return float(figure)
 
 
 def _count(estimate: Estimate, key: str) -> float:
@@ -304,7 +317,7 @@ def release_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summ
     ranges: dict[tuple[str, str], list[Comparison]] = {}
     unstated: list[Comparison] = []
     for c in comparisons:
-        if c.measurement.kind == "finetune":
+        if c.measurement.kind == "finetune" or is_speed(c.measurement):
             continue
         key = release_range(c.measurement)
         if key is None:
@@ -328,8 +341,33 @@ def release_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summ
     return found
 
 
+def is_speed(measurement: Measurement) -> bool:
+    return measurement.estimate_of in SPEEDS
+
+
+def speed_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
+    """The speed error by quantity, then by backend and vendor within it."""
+    found = []
+    for what, label in (("decode_tokens_per_s", "decode"), ("prefill_tokens_per_s", "prefill")):
+        cases = [c for c in comparisons if c.measurement.estimate_of == what]
+        groups: dict[str, list[Comparison]] = {}
+        for c in cases:
+            speed = (c.estimate.speed or {}) if isinstance(c.estimate, Estimate) else {}
+            groups.setdefault(str(speed.get("backend", "")), []).append(c)
+        summary = summarise(cases)
+        if summary:
+            found.append((label, summary))
+        for backend, members in sorted(groups.items()):
+            part = summarise(members)
+            if part:
+                found.append((f"{label}, {backend}", part))
+    return found
+
+
 def summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
-    """The error by engine or framework (alphabetically), then by kind, then over all cases."""
+    """The memory error by engine or framework (alphabetically), then by kind, then over all
+    cases; speed figures are summarised apart (speed_summaries)."""
+    comparisons = [c for c in comparisons if not is_speed(c.measurement)]
     names = sorted({c.measurement.runs_on for c in comparisons})
     found = []
     for name in [*names, "inference", "fine-tuning", "all"]:

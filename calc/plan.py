@@ -53,6 +53,7 @@ class Plan:
     devices: tuple[Device, ...]
     flash_attention: bool
     vision: bool = False  # the vision tower is loaded (the model has one, and it is on)
+    backend: str | None = None  # the GPU backend asked for; None: each GPU vendor's usual one
     options: EngineOptions = EngineOptions()
     storage_types: Mapping[str, StorageType] = field(
         default_factory=dict, compare=False, repr=False

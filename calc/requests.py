@@ -29,6 +29,7 @@ class InferenceRequest:
     engine_version: str | None = None
     flash_attention: bool | None = None
     vision: bool | None = None  # load the vision tower (where the model has one)
+    backend: str | None = None  # the GPU backend (CUDA, ROCm, Metal ...) for the speed estimate
     gpu_layers: int | None = None
     cpu_moe_layers: int | None = None
     tensor_split: tuple[float, ...] | None = None

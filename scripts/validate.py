@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -22,12 +23,27 @@ from calc import (  # noqa: E402
     GIB,
     CalcError,
     compare,
+    is_speed,
     load_catalogue,
     load_measurements,
     release_summaries,
+    speed_summaries,
     summaries,
     summarise,
 )
+
+
+def print_speed(comparisons: list[Any]) -> None:
+    """The speed figures' error, apart from memory's."""
+    speed = speed_summaries(comparisons)
+    if not speed:
+        return
+    print(f"\n{'speed':40} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
+    for name, summary in speed:
+        print(
+            f"{name:40} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
+            f"{summary.p90_abs_error * 100:11.1f}%"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:40} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
             f"{summary.p90_abs_error * 100:11.1f}%"
         )
-    serving = summarise([c for c in comparisons if c.measurement.kind != "finetune"])
+    memory = [c for c in comparisons if not is_speed(c.measurement)]
+    serving = summarise([c for c in memory if c.measurement.kind != "finetune"])
+    print_speed(comparisons)
     tuning = summarise([c for c in comparisons if c.measurement.kind == "finetune"])
     if serving is None:
         return 1

@@ -15,6 +15,7 @@ from calc import (
     Summary,
     compare,
     release_summaries,
+    speed_summaries,
     summaries,
 )
 from scripts.tables.common import Sources
@@ -60,6 +61,7 @@ def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dic
         "skipped": skipped,
         "summaries": summary_rows(comparisons),
         "releases": summary_rows(comparisons, release_summaries),
+        "speed": summary_rows(comparisons, speed_summaries),
     }
 
 

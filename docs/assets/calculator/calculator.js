@@ -427,12 +427,25 @@ export async function mount(root) {
       verdict.dataset.fits = String(result.fits);
     }
     $("hint").textContent = hintText(hint, result);
+    $("speed").textContent = speedText(result);
     // only multimodal models have a vision tower, only hybrid models a recurrent state
     const optional = ["vision", "recurrent_state"];
     COMPONENTS = COMPONENTS_BY_MODE[mode()].filter(([key]) => !optional.includes(key) || result.components[key] > 0);
     renderBars(result);
     renderTable(result);
     $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));
+  }
+
+  function speedText(result) {
+    const speed = result.speed;
+    if (!speed || mode() === "finetune") return "";
+    const prompt = Math.round(speed.prefill_tokens_per_s).toLocaleString("en");
+    const decode = speed.decode_tokens_per_s.toFixed(1);
+    let text = `Speed (${speed.backend}, estimated): a ${result.context.toLocaleString("en")}-token prompt at ${prompt} tokens/s, generation at ${decode} tokens/s`;
+    if (speed.aggregate_decode_tokens_per_s) {
+      text += `, ${Math.round(speed.aggregate_decode_tokens_per_s).toLocaleString("en")} tokens/s for all ${result.batch} sequences`;
+    }
+    return `${text} (limited by ${speed.limited_by}).`;
   }
 
   function hintText(hint, result) {

@@ -1,0 +1,276 @@
+"""Tokens per second: a memory-and-compute model of one decode step and of one prompt.
+
+Decoding a token reads every weight the token passes through (for a mixture of experts, the
+dense tensors and experts_per_token of the routed experts) and the KV cache of its context, once
+per step; the time is those bytes over the GPU's memory bandwidth, plus a fixed cost per layer
+(kernel launches and synchronisation), with the GPUs of a layer split working one after the
+other and tensor-parallel ranks together. Weights in host RAM are read at the host's bandwidth.
+A prompt is compute: two FLOPs per active parameter per token plus attention's T^2 terms,
+against the GPU's dense peak for the data type the engine multiplies in.
+
+Each backend has one bandwidth efficiency, one per-layer cost and one compute efficiency,
+calibrated on the published figures in ``data/measurements.yaml`` by
+``scripts/calibrate_speed.py`` (which prints the fit and the error by backend and vendor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import ceil
+from typing import Any
+
+from calc.architecture import SLIDING, Architecture
+from calc.breakdown import Device, DeviceEstimate, Estimate
+from calc.kv_cache import kv_cache_bytes
+from calc.layout import WeightLayout
+from calc.plan import Plan
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How close one GPU backend comes to the hardware's peaks (fitted, see module doc)."""
+
+    id: str
+    name: str
+    bandwidth: float  # share of peak memory bandwidth a decode step reaches
+    layer_seconds: float  # fixed cost per layer and step (launches, synchronisation)
+    compute: float  # share of dense peak a prompt's matrix products reach
+    quantized_dtype: str  # the peak a prompt with quantised weights is timed against
+    moe_layer_seconds: float = 0.0  # a MoE layer's extra cost per step (routing, expert kernels)
+    moe_compute: float = 1.0  # a MoE prompt's share of the dense compute share (grouped GEMMs)
+
+
+# id, name, bandwidth share, seconds per layer, compute share, quantised prompts' peak, MoE
+# layer's extra seconds, MoE compute share; llama.cpp's CUDA backend multiplies quantised
+# weights in int8 (MMQ), the others dequantise to 16 bits. Fitted by scripts/calibrate_speed.py
+# on 243 llama-bench figures (CUDA 42 decode / 32 prompt, ROCm 18 / 13, Metal 49 / 49,
+# Vulkan 24 / 16): median |error| of decode 6.0%, 4.7%, 4.8%, 3.6%; of prompts 20.6%, 8.8%,
+# 3.5%, 25.4%.
+BACKENDS: dict[str, Backend] = {
+    b.id: b
+    for b in (
+        Backend("cuda", "CUDA", 0.79, 12e-6, 0.26, "int8", 80e-6, 0.45),
+        Backend("rocm", "ROCm", 0.73, 0.0, 0.34, "fp16", 100e-6, 0.40),
+        Backend("metal", "Metal", 0.85, 50e-6, 0.68, "fp16", 30e-6, 0.50),
+        Backend("vulkan", "Vulkan", 0.82, 18e-6, 0.26, "fp16", 80e-6, 0.50),
+        # no published SYCL figure was found to fit: ROCm's shares, a larger launch cost
+        Backend("sycl", "SYCL", 0.73, 30e-6, 0.34, "fp16", 100e-6, 0.40),
+    )
+}
+
+# The backend an engine uses on each vendor's GPUs unless told otherwise.
+VENDOR_BACKENDS = {"NVIDIA": "cuda", "AMD": "rocm", "Apple": "metal", "Intel": "sycl"}
+
+# Host RAM read by the CPU for layers or experts kept there: dual-channel DDR5-4800 peaks at
+# 76.8 GB/s (2 channels x 64 bits x 4800 MT/s); a CPU reaches about 80% of it in practice.
+HOST_BANDWIDTH = 76.8e9 * 0.8
+# Weights in host RAM that a prompt's large batches use are copied to the GPU over PCIe 4.0 x16
+# (31.5 GB/s peak per direction), as llama.cpp does for batches of 32 tokens and more.
+PCIE_BANDWIDTH = 31.5e9 * 0.8
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Tokens per second for one sequence (and, for several, all of them together)."""
+
+    prefill_tokens_per_s: float | None
+    decode_tokens_per_s: float | None
+    aggregate_decode_tokens_per_s: float | None
+    backend: str
+    limited_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 1)
+
+        return {
+            "prefill_tokens_per_s": rounded(self.prefill_tokens_per_s),
+            "decode_tokens_per_s": rounded(self.decode_tokens_per_s),
+            "aggregate_decode_tokens_per_s": rounded(self.aggregate_decode_tokens_per_s),
+            "backend": self.backend,
+            "limited_by": self.limited_by,
+        }
+
+
+def backend_of(device: Device, asked: str | None = None) -> Backend | None:
+    ident = asked or VENDOR_BACKENDS.get(device.vendor, "")
+    return BACKENDS.get(ident)
+
+
+def peak_flops(device: Device, dtype: str) -> float | None:
+    table = dict(device.tflops)
+    for choice in (dtype, "fp16", "bf16", "fp32"):
+        if choice in table:
+            return table[choice] * 1e12
+    return None
+
+
+def estimate_speed(
+    plan: Plan, layout: WeightLayout, estimate: Estimate, *, backend: str | None = None
+) -> Speed | None:
+    """The speed of ``plan`` as ``estimate`` places it; None where a GPU's bandwidth or peak is
+    unknown (a GPU given only by its memory size)."""
+    devices = [d for d in estimate.devices if d.layers or d.components.weights]
+    if not devices:
+        return None
+    backends = [backend_of(d.device, backend) for d in devices]
+    if any(b is None for b in backends) or any(
+        d.device.bandwidth_bytes_s is None or peak_flops(d.device, "fp16") is None for d in devices
+    ):
+        return None
+    chosen = [b for b in backends if b is not None]
+    parallel = _tensor_parallel(plan, devices)
+    step = _Step(plan, layout, estimate, devices, chosen, parallel)
+    decode_time, limit = step.decode_seconds(sequences=1)
+    prefill = step.prefill_seconds(plan.context)
+    aggregate = None
+    if plan.batch > 1:
+        seconds, _ = step.decode_seconds(sequences=plan.batch)
+        aggregate = plan.batch / seconds
+    return Speed(
+        prefill_tokens_per_s=plan.context / prefill if prefill else None,
+        decode_tokens_per_s=1 / decode_time,
+        aggregate_decode_tokens_per_s=aggregate,
+        backend=chosen[0].name,
+        limited_by=limit,
+    )
+
+
+def _tensor_parallel(plan: Plan, devices: Sequence[DeviceEstimate]) -> bool:
+    """Every GPU holds every layer: the ranks of a tensor-parallel group work together."""
+    everything = tuple(range(plan.arch.num_layers))
+    return len(devices) > 1 and all(d.layers == everything for d in devices)
+
+
+class _Step:
+    """Bytes and FLOPs of one step, per GPU."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        layout: WeightLayout,
+        estimate: Estimate,
+        devices: Sequence[DeviceEstimate],
+        backends: Sequence[Backend],
+        parallel: bool,
+    ) -> None:
+        self.plan, self.layout, self.estimate = plan, layout, estimate
+        self.devices, self.backends, self.parallel = devices, backends, parallel
+        arch = plan.arch
+        self.expert_share = arch.moe.experts_per_token / arch.moe.num_experts if arch.moe else 1.0
+        self.quantized = plan.weights.storage.bits_per_weight < 16
+
+    def prompt_peak(self, device: Device, backend: Backend) -> float:
+        """The dense peak a prompt's products run at on this GPU, times the backend's share."""
+        dtype = backend.quantized_dtype if self.quantized else "fp16"
+        share = backend.compute * (backend.moe_compute if self.plan.arch.moe else 1.0)
+        return (peak_flops(device, dtype) or 1) * share
+
+    def fixed_seconds(self, layers: Sequence[int], backend: Backend) -> float:
+        """The step's fixed cost on one GPU: per layer, and more per MoE layer."""
+        arch = self.plan.arch
+        moe = sum(1 for i in layers if arch.ffn_kind(i) == "moe") if arch.moe else 0
+        return len(layers) * backend.layer_seconds + moe * backend.moe_layer_seconds
+
+    def active_ratio(self, layers: Sequence[int]) -> float:
+        """The share of these layers' bytes one token reads (all but the idle experts)."""
+        total = sum(self.layout.layer_bytes[i] for i in layers)
+        if not total:
+            return 1.0
+        idle = sum(self.layout.layer_routed_bytes[i] for i in layers) * (1 - self.expert_share)
+        return (total - idle) / total
+
+    def expert_ratio(self, sequences: int) -> float:
+        """The share of routed experts a step of ``sequences`` tokens touches."""
+        return 1 - (1 - self.expert_share) ** sequences
+
+    def kv_read(self, layers: Sequence[int], context: int) -> int:
+        """KV cache bytes one token reads at a depth of ``context`` tokens."""
+        return kv_cache_bytes(
+            self.plan.arch,
+            context=context,
+            sequences=1,
+            storage=self.plan.kv_format,
+            layers=layers,
+            mla_cache=self.plan.engine.mla_cache(self.plan),
+        )
+
+    def decode_seconds(self, *, sequences: int) -> tuple[float, str]:
+        plan = self.plan
+        share = 1 / len(self.devices) if self.parallel else 1.0
+        times = []
+        for d, backend in zip(self.devices, self.backends, strict=True):
+            bandwidth = (d.device.bandwidth_bytes_s or 1) * backend.bandwidth
+            ratio = self.active_ratio(d.layers)
+            if sequences > 1 and plan.arch.moe is not None:
+                ratio = max(ratio, min(1.0, self.expert_ratio(sequences)))
+            weights = d.components.weights * ratio
+            kv = self.kv_read(d.layers, plan.context) * share * sequences
+            state = 2 * d.components.recurrent_state * sequences / max(plan.batch, 1)
+            memory = (weights + kv + state) / bandwidth
+            flops = 2 * self.layout.parameters.active * share * sequences
+            compute = flops / self.prompt_peak(d.device, backend)
+            fixed = self.fixed_seconds(d.layers, backend)
+            times.append(
+                (max(memory, compute) + fixed, "compute" if compute > memory else "memory")
+            )
+        host = self.host_read() / HOST_BANDWIDTH
+        if self.parallel:
+            seconds, limit = max(times)
+        else:
+            seconds = sum(t for t, _ in times)
+            limit = max(times)[1]
+        if host > seconds:
+            limit = "host RAM"
+        limits = {"memory": "GPU memory bandwidth", "compute": "GPU compute"}
+        return seconds + host, limits.get(limit, limit)
+
+    def host_read(self) -> float:
+        """Bytes the CPU reads per token: layers and experts kept in host RAM (the token
+        embeddings there are read one row at a time, which is nothing)."""
+        host = self.estimate.host.weights - self.layout.embedding_bytes
+        host -= self.layout.per_layer_embedding_bytes
+        if host <= 0:
+            return 0.0
+        return host * (self.expert_share if self.plan.arch.moe else 1.0)
+
+    def prefill_seconds(self, tokens: int) -> float:
+        arch = self.plan.arch
+        total = 0.0
+        times = []
+        share = 1 / len(self.devices) if self.parallel else 1.0
+        for d, backend in zip(self.devices, self.backends, strict=True):
+            params = self.layout.parameters.active * self.layer_share(d.layers) * share
+            flops = 2 * params * tokens + attention_flops(arch, d.layers, tokens) * share
+            peak = self.prompt_peak(d.device, backend)
+            fixed = self.fixed_seconds(d.layers, backend) * ceil(tokens / 512)
+            times.append(flops / peak + fixed)
+        total = max(times) if self.parallel else sum(times)
+        host = self.estimate.host.weights - self.layout.embedding_bytes
+        host -= self.layout.per_layer_embedding_bytes
+        if host > 0:  # copied to the GPU once per batch of 512 tokens
+            total += host * ceil(tokens / 512) / PCIE_BANDWIDTH
+        return total
+
+    def layer_share(self, layers: Sequence[int]) -> float:
+        """These layers' share of the model's active parameters (by bytes read)."""
+        everything = range(self.plan.arch.num_layers)
+        whole = sum(self.layout.layer_bytes[i] * self.active_ratio([i]) for i in everything)
+        part = sum(self.layout.layer_bytes[i] * self.active_ratio([i]) for i in layers)
+        return part / whole if whole else 0.0
+
+
+def attention_flops(arch: Architecture, layers: Sequence[int], tokens: int) -> float:
+    """QK^T and attention x V over a causal prompt: 2 x 2 x (T^2 / 2) x heads x head size per
+    layer, a sliding layer's keys capped at its window."""
+    total = 0.0
+    for i in layers:
+        if not arch.keeps_kv(i):
+            continue
+        span = tokens
+        if arch.layer_kinds[i] == SLIDING and arch.sliding_window:
+            span = min(tokens, arch.sliding_window)
+        heads, size = arch.num_attention_heads, arch.attention_shape(i)[1]
+        total += 2 * tokens * span * heads * size
+    return total

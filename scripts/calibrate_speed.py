@@ -1,0 +1,151 @@
+"""Fit each GPU backend's efficiencies (calc/speed.py BACKENDS) to the published speed figures.
+
+    .venv/bin/python scripts/calibrate_speed.py
+
+For each backend: the share of peak bandwidth and the per-layer cost that minimise the median
+|error| of the decode figures, and the share of peak compute that minimises that of the prompt
+figures; then the error of the fitted model by backend and by vendor. The constants in
+calc/speed.py are what this prints; rerun it when measurements are added.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from calc import (  # noqa: E402
+    SPEEDS,
+    Measurement,
+    layout_for,
+    load_catalogue,
+    load_measurements,
+    resolve,
+)
+from calc import speed as speed_model  # noqa: E402
+
+BANDWIDTH_SHARES = [x / 100 for x in range(40, 101, 3)]
+LAYER_SECONDS = [x * 1e-6 for x in (0, 4, 8, 12, 18, 26, 35, 50, 65, 80)]
+COMPUTE_SHARES = [x / 100 for x in range(10, 101, 2)]
+
+
+def cases() -> list[tuple[Measurement, object, object, object]]:
+    catalogue = load_catalogue()
+    found = []
+    for m in load_measurements():
+        if m.estimate_of not in SPEEDS or m.not_modelled:
+            continue
+        plan = resolve(catalogue, m.request())
+        layout = layout_for(plan)
+        estimate = plan.engine.estimate(plan, layout)
+        found.append((m, plan, layout, estimate))
+    return found
+
+
+def errors(rows: list, backend: speed_model.Backend, what: str) -> list[float]:
+    saved = speed_model.BACKENDS[backend.id]
+    speed_model.BACKENDS[backend.id] = backend
+    try:
+        out = []
+        for m, plan, layout, estimate in rows:
+            speed = speed_model.estimate_speed(plan, layout, estimate, backend=plan.backend)
+            if speed is None:
+                continue
+            got = getattr(speed, what)
+            measured = m.value
+            out.append((got - measured) / measured)
+        return out
+    finally:
+        speed_model.BACKENDS[backend.id] = saved
+
+
+def median_abs(values: list[float]) -> float:
+    return statistics.median(abs(v) for v in values) if values else float("nan")
+
+
+def backend_of(row: tuple) -> str:
+    _, plan, _, estimate = row
+    device = estimate.devices[0].device
+    chosen = speed_model.backend_of(device, plan.backend)
+    return chosen.id if chosen else "?"
+
+
+MOE_SECONDS = [x * 1e-6 for x in (0, 10, 20, 30, 40, 60, 80, 100, 130, 160, 200)]
+MOE_COMPUTE = [x / 100 for x in range(10, 101, 5)]
+
+
+def fit(backend: speed_model.Backend, mine: list) -> speed_model.Backend:
+    """Dense rows fix the bandwidth share, per-layer cost and compute share; MoE rows then fix
+    the extra per MoE layer and the MoE compute share."""
+
+    def moe(row: tuple) -> bool:
+        return row[1].arch.moe is not None
+
+    decode = [r for r in mine if r[0].estimate_of == "decode_tokens_per_s"]
+    prefill = [r for r in mine if r[0].estimate_of == "prefill_tokens_per_s"]
+    best = backend
+    dense = [r for r in decode if not moe(r)] or decode
+    if dense:
+        best = min(
+            (
+                replace(best, bandwidth=b, layer_seconds=c)
+                for b in BANDWIDTH_SHARES
+                for c in LAYER_SECONDS
+            ),
+            key=lambda cand: median_abs(errors(dense, cand, "decode_tokens_per_s")),
+        )
+    experts = [r for r in decode if moe(r)]
+    if experts:
+        best = min(
+            (replace(best, moe_layer_seconds=x) for x in MOE_SECONDS),
+            key=lambda cand: median_abs(errors(experts, cand, "decode_tokens_per_s")),
+        )
+    dense = [r for r in prefill if not moe(r)] or prefill
+    if dense:
+        best = min(
+            (replace(best, compute=x) for x in COMPUTE_SHARES),
+            key=lambda cand: median_abs(errors(dense, cand, "prefill_tokens_per_s")),
+        )
+    experts = [r for r in prefill if moe(r)]
+    if experts:
+        best = min(
+            (replace(best, moe_compute=x) for x in MOE_COMPUTE),
+            key=lambda cand: median_abs(errors(experts, cand, "prefill_tokens_per_s")),
+        )
+    print(
+        f"{backend.id:7} decode {len(decode):3} prefill {len(prefill):3}: bandwidth "
+        f"{best.bandwidth:.2f}, per layer {best.layer_seconds * 1e6:.0f} us, per MoE layer "
+        f"{best.moe_layer_seconds * 1e6:.0f} us, compute {best.compute:.2f}, MoE compute "
+        f"{best.moe_compute:.2f}; median |error| decode "
+        f"{median_abs(errors(decode, best, 'decode_tokens_per_s')):.1%}, prefill "
+        f"{median_abs(errors(prefill, best, 'prefill_tokens_per_s')):.1%}"
+    )
+    return best
+
+
+def main() -> int:
+    rows = cases()
+    print(f"{len(rows)} speed figures")
+    fitted = {}
+    for ident, backend in speed_model.BACKENDS.items():
+        fitted[ident] = fit(backend, [r for r in rows if backend_of(r) == ident])
+    speed_model.BACKENDS.update(fitted)
+    print("\nby vendor")
+    vendors = sorted({r[3].devices[0].device.vendor for r in rows})
+    for vendor in vendors:
+        mine = [r for r in rows if r[3].devices[0].device.vendor == vendor]
+        for what in SPEEDS:
+            part = [r for r in mine if r[0].estimate_of == what]
+            if part:
+                b = speed_model.BACKENDS[backend_of(part[0])]
+                print(f"{vendor:7} {what:22} {len(part):3} median |error| "
+                      f"{median_abs(errors(part, b, what)):.1%}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
