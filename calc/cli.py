@@ -31,13 +31,25 @@ from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneEstimate, TrainComponents
 from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.inputs import Input, Mode
+from calc.planner import plan_offload, rank_models
 from calc.units import GB, GIB, MIB, format_bytes
 
 EXIT_BAD_INPUT = 2
-COMMANDS: dict[Mode, tuple[str, str]] = {
-    "inference": ("inference", "memory to serve a model"),
-    "finetune": ("finetune", "memory to fine-tune a model"),
-}
+COMMANDS: tuple[tuple[Mode, str, str], ...] = (
+    ("inference", "inference", "memory to serve a model"),
+    ("finetune", "finetune", "memory to fine-tune a model"),
+    (
+        "inference",
+        "plan",
+        "where to put a model's layers and experts: the engine's choice and the fastest that fits",
+    ),
+    (
+        "inference",
+        "fits",
+        "every catalogue model ranked for these GPUs: the format, context and speed that fit",
+    ),
+)
+# "fits" ranks the catalogue: it takes everything inference does but the model
 # Options that exclude each other: a model or a config; a GPU name or a memory size.
 EXCLUSIVE = (("model", "config", "gguf"), ("gpu", "gpu_memory_gib"))
 
@@ -55,13 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate the GPU memory an LLM needs, per GPU, from its architecture.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for mode, (command, summary) in COMMANDS.items():
+    for mode, command, summary in COMMANDS:
         sub = commands.add_parser(command, help=summary, description=summary.capitalize() + ".")
         groups = {
-            EXCLUSIVE[0]: sub.add_mutually_exclusive_group(required=True),
+            EXCLUSIVE[0]: sub.add_mutually_exclusive_group(required=command != "fits"),
             EXCLUSIVE[1]: sub.add_mutually_exclusive_group(),
         }
         for item in inputs.for_mode(mode):
+            if command == "fits" and item.name in EXCLUSIVE[0]:
+                continue
             group = next((g for names, g in groups.items() if item.name in names), sub)
             group.add_argument(item.option, dest=item.name, **_argument(item, mode))
         sub.add_argument("--json", action="store_true", help="print one JSON object")
@@ -102,7 +116,7 @@ def values_from(args: argparse.Namespace, mode: Mode) -> dict[str, Any]:
     """The options given, as the table's typed values by input name."""
     values: dict[str, Any] = {}
     for item in inputs.for_mode(mode):
-        raw = getattr(args, item.name)
+        raw = getattr(args, item.name, None)  # "fits" has no model options
         if raw is None:
             continue
         if item.kind == "config":
@@ -345,9 +359,57 @@ def _would_fit(*answers: str | None) -> str:
     return "would fit: " + ("; or ".join(parts) if parts else "nothing on these GPUs")
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from calc.data_files import load_catalogue
+
+    catalogue = load_catalogue()
+    request = inputs.inference_request(values_from(args, "inference"))
+    choices = plan_offload(catalogue, request)
+    if args.json:
+        print(json.dumps([c.to_json(request.engine) for c in choices], indent=2))
+        return 0
+    for choice in choices:
+        verdict = "fits" if choice.fits else "does not fit" if choice.fits is False else ""
+        speed = ""
+        if choice.decode_tokens_per_s is not None:
+            speed = (
+                f", generation {choice.decode_tokens_per_s:,.1f} tokens/s, prompt "
+                f"{choice.prefill_tokens_per_s or 0:,.0f} tokens/s"
+            )
+        print(
+            f"{choice.label}: {choice.flags(request.engine)} ({verdict}; GPUs "
+            f"{format_bytes(choice.gpu_bytes, unit='GiB')}, RAM "
+            f"{format_bytes(choice.host_bytes, unit='GiB')}{speed})"
+        )
+    return 0
+
+
+def _fits(args: argparse.Namespace) -> int:
+    from calc.data_files import load_catalogue
+
+    catalogue = load_catalogue()
+    values = values_from(args, "inference")
+    values.setdefault("context", 8192)
+    request = inputs.inference_request(values)
+    ranked = rank_models(catalogue, request)
+    if args.json:
+        print(json.dumps([r.to_json() for r in ranked], indent=2))
+        return 0
+    print(f"{'model':42} {'weights':>10} {'longest context':>16} {'generation':>12} {'prompt':>10}")
+    for r in ranked:
+        if r.weights is None:
+            print(f"{r.name:42} {'does not fit':>10}")
+            continue
+        print(
+            f"{r.name:42} {r.weights:>10} {r.max_context or 0:>16,} "
+            f"{r.decode_tokens_per_s or 0:>8,.1f} t/s {r.prefill_tokens_per_s or 0:>6,.0f} t/s"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = _finetune if args.command == "finetune" else _inference
+    command = {"finetune": _finetune, "plan": _plan, "fits": _fits}.get(args.command, _inference)
     try:
         return command(args)
     except CalcError as error:

@@ -20,7 +20,10 @@ sys.path.insert(0, str(ROOT))
 
 from calc import (  # noqa: E402
     SPEEDS,
+    Estimate,
     Measurement,
+    Plan,
+    WeightLayout,
     layout_for,
     load_catalogue,
     load_measurements,
@@ -33,9 +36,12 @@ LAYER_SECONDS = [x * 1e-6 for x in (0, 4, 8, 12, 18, 26, 35, 50, 65, 80)]
 COMPUTE_SHARES = [x / 100 for x in range(10, 101, 2)]
 
 
-def cases() -> list[tuple[Measurement, object, object, object]]:
+Row = tuple[Measurement, Plan, WeightLayout, Estimate]
+
+
+def cases() -> list[Row]:
     catalogue = load_catalogue()
-    found = []
+    found: list[Row] = []
     for m in load_measurements():
         if m.estimate_of not in SPEEDS or m.not_modelled:
             continue
@@ -46,7 +52,7 @@ def cases() -> list[tuple[Measurement, object, object, object]]:
     return found
 
 
-def errors(rows: list, backend: speed_model.Backend, what: str) -> list[float]:
+def errors(rows: list[Row], backend: speed_model.Backend, what: str) -> list[float]:
     saved = speed_model.BACKENDS[backend.id]
     speed_model.BACKENDS[backend.id] = backend
     try:
@@ -67,7 +73,7 @@ def median_abs(values: list[float]) -> float:
     return statistics.median(abs(v) for v in values) if values else float("nan")
 
 
-def backend_of(row: tuple) -> str:
+def backend_of(row: Row) -> str:
     _, plan, _, estimate = row
     device = estimate.devices[0].device
     chosen = speed_model.backend_of(device, plan.backend)
@@ -78,11 +84,11 @@ MOE_SECONDS = [x * 1e-6 for x in (0, 10, 20, 30, 40, 60, 80, 100, 130, 160, 200)
 MOE_COMPUTE = [x / 100 for x in range(10, 101, 5)]
 
 
-def fit(backend: speed_model.Backend, mine: list) -> speed_model.Backend:
+def fit(backend: speed_model.Backend, mine: list[Row]) -> speed_model.Backend:
     """Dense rows fix the bandwidth share, per-layer cost and compute share; MoE rows then fix
     the extra per MoE layer and the MoE compute share."""
 
-    def moe(row: tuple) -> bool:
+    def moe(row: Row) -> bool:
         return row[1].arch.moe is not None
 
     decode = [r for r in mine if r[0].estimate_of == "decode_tokens_per_s"]

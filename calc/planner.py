@@ -1,0 +1,231 @@
+"""What to run on given hardware: the offload plan llama.cpp's --fit (or Ollama's scheduler)
+would choose and the fastest one that fits, and every catalogue model ranked for a set of GPUs.
+
+Each candidate is the estimator run again with one setting changed (-ngl, --n-cpu-moe, the
+weight format, the context), so the planner never disagrees with the estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from calc._errors import CalcError
+from calc.api import resolve
+from calc.breakdown import Estimate
+from calc.catalogue import Catalogue
+from calc.estimate import LayoutMemo, estimate_inference
+from calc.hints import FORMAT_LADDER, longest_context
+from calc.requests import InferenceRequest
+from calc.tensors import count_parameters
+
+# Engines whose placement takes -ngl and --n-cpu-moe (llama.cpp's switches, Ollama's num_gpu).
+OFFLOAD_ENGINES = ("llama.cpp", "ollama")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One way to run the model: where its layers and experts go, and what that gives."""
+
+    label: str
+    gpu_layers: int | None  # layers on the GPUs (None: all and the output layer)
+    cpu_moe_layers: int  # the first N layers' routed experts in host RAM
+    context: int
+    fits: bool | None
+    gpu_bytes: int
+    host_bytes: int
+    decode_tokens_per_s: float | None
+    prefill_tokens_per_s: float | None
+
+    def flags(self, engine: str) -> str:
+        """The command-line settings that give this placement."""
+        if engine == "ollama":
+            return "" if self.gpu_layers is None else f"num_gpu {self.gpu_layers}"
+        words = [f"-c {self.context}"]
+        words.append("-ngl 999" if self.gpu_layers is None else f"-ngl {self.gpu_layers}")
+        if self.cpu_moe_layers:
+            words.append(f"--n-cpu-moe {self.cpu_moe_layers}")
+        return " ".join(words)
+
+    def to_json(self, engine: str) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "gpu_layers": self.gpu_layers,
+            "cpu_moe_layers": self.cpu_moe_layers,
+            "context": self.context,
+            "fits": self.fits,
+            "gpu_bytes": self.gpu_bytes,
+            "host_bytes": self.host_bytes,
+            "decode_tokens_per_s": self.decode_tokens_per_s,
+            "prefill_tokens_per_s": self.prefill_tokens_per_s,
+            "flags": self.flags(engine),
+        }
+
+
+def _choice(label: str, request: InferenceRequest, estimate: Estimate, layers: int) -> Choice:
+    """A placement as the estimate made it (llama.cpp's --fit may have moved layers)."""
+    speed = estimate.speed or {}
+    on_gpus = sum(len(d.layers) for d in estimate.devices)
+    gpu_layers = request.gpu_layers
+    if gpu_layers is None and on_gpus < layers:
+        gpu_layers = on_gpus
+    return Choice(
+        label=label,
+        gpu_layers=None if gpu_layers is not None and gpu_layers > layers else gpu_layers,
+        cpu_moe_layers=request.cpu_moe_layers or 0,
+        context=estimate.context,
+        fits=estimate.fits,
+        gpu_bytes=estimate.total_bytes,
+        host_bytes=estimate.host_bytes,
+        decode_tokens_per_s=speed.get("decode_tokens_per_s"),
+        prefill_tokens_per_s=speed.get("prefill_tokens_per_s"),
+    )
+
+
+def plan_offload(
+    catalogue: Catalogue, request: InferenceRequest, *, layouts: LayoutMemo | None = None
+) -> list[Choice]:
+    """The engine's own placement, then, for llama.cpp and Ollama, the fastest of: every layer
+    on the GPUs with the fewest layers' experts in host RAM (MoE), and the most layers on the
+    GPUs; both at the context the engine settled on."""
+    layouts = {} if layouts is None else layouts
+    plan = resolve(catalogue, request, layouts=layouts)
+    own = estimate_inference(plan, layouts=layouts)
+    label = "what llama.cpp's --fit chooses" if plan.engine.id == "llama.cpp" else "the default"
+    layers = plan.arch.num_layers
+    choices = [_choice(label, replace(request, context=plan.context), own, layers)]
+    if plan.engine.id not in OFFLOAD_ENGINES or own.fits is None:
+        return choices
+    fixed = replace(request, context=plan.context)
+
+    def run(**changes: Any) -> tuple[InferenceRequest, Estimate]:
+        asked = replace(fixed, **changes)
+        estimate = estimate_inference(resolve(catalogue, asked, layouts=layouts), layouts=layouts)
+        return asked, estimate
+
+    candidates: list[Choice] = []
+    if plan.arch.moe is not None:
+        n = _smallest(lambda k: bool(run(gpu_layers=layers + 1, cpu_moe_layers=k)[1].fits), layers)
+        if n is not None:
+            asked, estimate = run(gpu_layers=layers + 1, cpu_moe_layers=n)
+            words = "all layers on the GPUs, the first layers' experts in RAM"
+            candidates.append(_choice(words, asked, estimate, layers))
+    most = _largest(lambda k: bool(run(gpu_layers=k)[1].fits), layers + 1)
+    if most is not None:
+        asked, estimate = run(gpu_layers=most)
+        words = "the most layers that fit on the GPUs"
+        candidates.append(_choice(words, asked, estimate, layers))
+    fitting = [c for c in (choices[0], *candidates) if c.fits]
+    if fitting:
+        best = max(fitting, key=lambda c: c.decode_tokens_per_s or 0.0)
+        if best is not choices[0]:
+            choices.append(replace(best, label="fastest that fits: " + best.label))
+    return choices
+
+
+def _smallest(fits: Callable[[int], bool], top: int) -> int | None:
+    """The smallest k in 0..top for which fits(k) holds (fits grows with k)."""
+    if not fits(top):
+        return None
+    low, high = 0, top
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _largest(fits: Callable[[int], bool], top: int) -> int | None:
+    """The largest k in 0..top for which fits(k) holds (fits shrinks as k grows)."""
+    if not fits(0):
+        return None
+    low, high = 0, top
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """One catalogue model on the reader's hardware."""
+
+    model: str
+    name: str
+    parameters: int
+    weights: str | None  # the most faithful format that fits; None: none does
+    max_context: int | None
+    decode_tokens_per_s: float | None
+    prefill_tokens_per_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "name": self.name,
+            "parameters": self.parameters,
+            "weights": self.weights,
+            "max_context": self.max_context,
+            "decode_tokens_per_s": self.decode_tokens_per_s,
+            "prefill_tokens_per_s": self.prefill_tokens_per_s,
+        }
+
+
+def rank_models(
+    catalogue: Catalogue,
+    base: InferenceRequest,
+    *,
+    models: Sequence[str] | None = None,
+    layouts: LayoutMemo | None = None,
+) -> list[ModelFit]:
+    """Every catalogue model (or those named) with the most faithful weight format that fits
+    ``base``'s GPUs entirely at its context, the longest context in that format, and its speed;
+    models that fit come first, the largest first."""
+    layouts = {} if layouts is None else layouts
+    found = []
+    for ident in models or list(catalogue.models):
+        model = catalogue.models[ident]
+        found.append(_fit_one(catalogue, replace(base, model=ident), model.name, layouts))
+    return sorted(found, key=lambda f: (f.weights is None, -f.parameters, f.model))
+
+
+def _fit_one(
+    catalogue: Catalogue, request: InferenceRequest, name: str, layouts: LayoutMemo
+) -> ModelFit:
+    formats = [f for f in FORMAT_LADDER if f in catalogue.weight_formats]
+    for weights in formats:
+        asked = replace(request, weights=weights, gpu_layers=request.gpu_layers or 999)
+        try:
+            plan = resolve(catalogue, asked, layouts=layouts)
+        except CalcError:
+            continue  # a format this engine does not load
+        estimate = estimate_inference(plan, layouts=layouts)
+        if not estimate.fits:
+            continue
+        limit = plan.arch.max_position_embeddings or plan.context
+        context = longest_context(plan, layouts, limit=limit)
+        speed = estimate.speed or {}
+        return ModelFit(
+            model=request.model or "",
+            name=name,
+            parameters=estimate.parameters.total,
+            weights=weights,
+            max_context=context,
+            decode_tokens_per_s=speed.get("decode_tokens_per_s"),
+            prefill_tokens_per_s=speed.get("prefill_tokens_per_s"),
+        )
+    arch = catalogue.models[request.model or ""].arch
+    return ModelFit(
+        model=request.model or "",
+        name=name,
+        parameters=count_parameters(arch).total,
+        weights=None,
+        max_context=None,
+        decode_tokens_per_s=None,
+        prefill_tokens_per_s=None,
+    )
