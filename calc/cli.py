@@ -26,7 +26,7 @@ from calc import gguf, inputs
 from calc._errors import CalcError, ConfigError, InputError
 from calc.api import resolve, run_finetune
 from calc.breakdown import Components, Estimate
-from calc.engines import ENGINES
+from calc.engines import ENGINES, engine_by_name
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneEstimate, TrainComponents
 from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
@@ -365,8 +365,9 @@ def _plan(args: argparse.Namespace) -> int:
     catalogue = load_catalogue()
     request = inputs.inference_request(values_from(args, "inference"))
     choices = plan_offload(catalogue, request)
+    option = engine_by_name(request.engine).layers_option
     if args.json:
-        print(json.dumps([c.to_json(request.engine) for c in choices], indent=2))
+        print(json.dumps([c.to_json(option) for c in choices], indent=2))
         return 0
     for choice in choices:
         verdict = "fits" if choice.fits else "does not fit" if choice.fits is False else ""
@@ -377,7 +378,7 @@ def _plan(args: argparse.Namespace) -> int:
                 f"{choice.prefill_tokens_per_s or 0:,.0f} tokens/s"
             )
         print(
-            f"{choice.label}: {choice.flags(request.engine)} ({verdict}; GPUs "
+            f"{choice.label}: {choice.flags(option)} ({verdict}; GPUs "
             f"{format_bytes(choice.gpu_bytes, unit='GiB')}, RAM "
             f"{format_bytes(choice.host_bytes, unit='GiB')}{speed})"
         )

@@ -333,7 +333,9 @@ def release_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summ
         summary = summarise(cases)
         if summary:
             found.append((f"{engine} {span}", summary))
-    recent = [c for c in comparisons if since_mid_2025(c.measurement)]
+    recent = [
+        c for c in comparisons if since_mid_2025(c.measurement) and not is_speed(c.measurement)
+    ]
     for label, cases in (("releases since mid-2025", recent), ("release not stated", unstated)):
         summary = summarise(cases)
         if summary:

@@ -20,9 +20,6 @@ from calc.hints import FORMAT_LADDER, longest_context
 from calc.requests import InferenceRequest
 from calc.tensors import count_parameters
 
-# Engines whose placement takes -ngl and --n-cpu-moe (llama.cpp's switches, Ollama's num_gpu).
-OFFLOAD_ENGINES = ("llama.cpp", "ollama")
-
 
 @dataclass(frozen=True)
 class Choice:
@@ -38,17 +35,19 @@ class Choice:
     decode_tokens_per_s: float | None
     prefill_tokens_per_s: float | None
 
-    def flags(self, engine: str) -> str:
-        """The command-line settings that give this placement."""
-        if engine == "ollama":
-            return "" if self.gpu_layers is None else f"num_gpu {self.gpu_layers}"
+    def flags(self, option: str) -> str:
+        """The settings that give this placement, with the engine's layer option ("-ngl" for
+        llama.cpp, "num_gpu" for Ollama, "" for engines that do not move layers)."""
+        if option != "-ngl":
+            layers = "" if self.gpu_layers is None else f"{option} {self.gpu_layers}"
+            return layers if option else ""
         words = [f"-c {self.context}"]
         words.append("-ngl 999" if self.gpu_layers is None else f"-ngl {self.gpu_layers}")
         if self.cpu_moe_layers:
             words.append(f"--n-cpu-moe {self.cpu_moe_layers}")
         return " ".join(words)
 
-    def to_json(self, engine: str) -> dict[str, Any]:
+    def to_json(self, option: str) -> dict[str, Any]:
         return {
             "label": self.label,
             "gpu_layers": self.gpu_layers,
@@ -59,7 +58,7 @@ class Choice:
             "host_bytes": self.host_bytes,
             "decode_tokens_per_s": self.decode_tokens_per_s,
             "prefill_tokens_per_s": self.prefill_tokens_per_s,
-            "flags": self.flags(engine),
+            "flags": self.flags(option),
         }
 
 
@@ -92,10 +91,10 @@ def plan_offload(
     layouts = {} if layouts is None else layouts
     plan = resolve(catalogue, request, layouts=layouts)
     own = estimate_inference(plan, layouts=layouts)
-    label = "what llama.cpp's --fit chooses" if plan.engine.id == "llama.cpp" else "the default"
+    label = plan.engine.own_placement
     layers = plan.arch.num_layers
     choices = [_choice(label, replace(request, context=plan.context), own, layers)]
-    if plan.engine.id not in OFFLOAD_ENGINES or own.fits is None:
+    if not plan.engine.layers_option or own.fits is None:
         return choices
     fixed = replace(request, context=plan.context)
 

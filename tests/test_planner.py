@@ -23,7 +23,7 @@ def test_the_first_choice_is_what_llama_cpp_fit_does(catalogue):
     choices = plan_offload(catalogue, request)
     assert choices[0].gpu_layers == on_gpu < 80
     assert choices[0].fits
-    assert choices[0].flags("llama.cpp") == f"-c 4096 -ngl {on_gpu}"
+    assert choices[0].flags("-ngl") == f"-c 4096 -ngl {on_gpu}"
 
 
 def test_the_fastest_plan_fits_and_is_no_slower(catalogue):

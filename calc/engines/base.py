@@ -80,6 +80,9 @@ class Engine(Generic[R, Opt]):
     weights_only = False  # theory: parameters x bytes and nothing else
     loads_checkpoints = False  # reads Hugging Face files in the format their config.json names
     loads_vision = True  # a multimodal model's vision tower loads unless turned off
+    # the setting that puts N layers on the GPUs ("-ngl", "num_gpu"); "": layers are not moved
+    layers_option = ""
+    own_placement = "the default"  # the words for the placement the engine chooses itself
     vision_value_bytes = BF16  # the image encoder's activations
     kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
     embeddings_on_host = False

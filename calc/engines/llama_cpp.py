@@ -317,6 +317,8 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
     history = HISTORY
     # llama-server loads a vision tower only with --mmproj (or -hf, which fetches one)
     loads_vision = False
+    layers_option = "-ngl"
+    own_placement = "what llama.cpp's --fit chooses"
     # gpt-oss ships MXFP4 experts; llama.cpp runs it from its MXFP4_MOE GGUF (support from b6096,
     # https://github.com/ggml-org/llama.cpp/pull/15091).
     weight_files: Mapping[str, tuple[str, str]] = MappingProxyType(

@@ -218,6 +218,8 @@ class Ollama(LlamaCppFamily[OllamaRelease]):
     name = "Ollama"
     source = f"{OLLAMA}/3241b457904a91c709b4c77075a50917fab43aaa/llm/memory.go"
     history = HISTORY
+    layers_option = "num_gpu"  # the Modelfile / API option
+    own_placement = "what Ollama's scheduler chooses"
     # Ollama's own gpt-oss files keep OpenAI's MXFP4 experts and BF16 for the rest (0.11.0,
     # https://github.com/ollama/ollama/pull/11672).
     accepts: tuple[str, ...] = (*LlamaCppFamily.accepts, "ocp-mx")

@@ -11,6 +11,8 @@ from calc import GIB, Catalogue, Model
 from scripts.tables.common import GUIDE_CONTEXT, Sources, anchor, estimate, first_url, gb, gib
 
 LONG_CONTEXT = 32768
+# The GPU the tables' speed columns are estimated on (where the model fits on one)
+SPEED_GPU = "h200-sxm-141gb"
 # Formats in each model's table, with the engine that runs them.
 MODEL_FORMATS = (
     ("bf16", "vllm"),
@@ -48,6 +50,8 @@ class ModelRow:
     total_gib: str
     total_gb: str
     long_gib: str
+    decode: str  # tokens per second on SPEED_GPU, or "does not fit"
+    prefill: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ def model_sections(catalogue: Catalogue) -> list[ModelSection]:
 def _row(catalogue: Catalogue, model: Model, weights: str, engine: str, long: int) -> ModelRow:
     short = estimate(catalogue, model.id, weights, engine)
     longer = estimate(catalogue, model.id, weights, engine, context=long)
+    timed = estimate(catalogue, model.id, weights, engine, gpu=SPEED_GPU)
+    speed = timed.speed if timed.fits else None
     c = short.components
     return ModelRow(
         format=catalogue.weight_format(weights).name,
@@ -90,6 +96,8 @@ def _row(catalogue: Catalogue, model: Model, weights: str, engine: str, long: in
         total_gib=gib(short.total_bytes),
         total_gb=gb(short.total_bytes),
         long_gib=gib(longer.total_bytes),
+        decode=f"{speed['decode_tokens_per_s']:,.0f}" if speed else "does not fit",
+        prefill=f"{speed['prefill_tokens_per_s']:,.0f}" if speed else "",
     )
 
 
@@ -158,7 +166,11 @@ def _best_fit(catalogue: Catalogue, model: Model, gpu: str, count: int) -> str:
 
 
 def _models(s: Sources) -> dict[str, Any]:
-    return {"sections": model_sections(s.catalogue), "context": GUIDE_CONTEXT}
+    return {
+        "sections": model_sections(s.catalogue),
+        "context": GUIDE_CONTEXT,
+        "speed_gpu": s.catalogue.gpus[SPEED_GPU].name,
+    }
 
 
 def _fit(s: Sources) -> dict[str, Any]:
