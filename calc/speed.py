@@ -44,15 +44,15 @@ class Backend:
 # id, name, bandwidth share, seconds per layer, compute share, quantised prompts' peak, MoE
 # layer's extra seconds, MoE compute share; llama.cpp's CUDA backend multiplies quantised
 # weights in int8 (MMQ), the others dequantise to 16 bits. Fitted by scripts/calibrate_speed.py
-# on 243 llama-bench figures (CUDA 42 decode / 32 prompt, ROCm 18 / 13, Metal 49 / 49,
-# Vulkan 24 / 16): median |error| of decode 6.0%, 4.7%, 4.8%, 3.6%; of prompts 20.6%, 8.8%,
-# 3.5%, 25.4%.
+# on 231 llama-bench figures (CUDA 38 decode / 29 prompt, ROCm 16 / 10, Metal 49 / 49, Vulkan
+# 24 / 16): median |error| of decode 5.4%, 3.9%, 4.0%, 3.6%; of prompts 20.7%, 6.5%, 3.5%,
+# 25.4%.
 BACKENDS: dict[str, Backend] = {
     b.id: b
     for b in (
-        Backend("cuda", "CUDA", 0.79, 12e-6, 0.26, "int8", 80e-6, 0.45),
-        Backend("rocm", "ROCm", 0.73, 0.0, 0.34, "fp16", 100e-6, 0.40),
-        Backend("metal", "Metal", 0.85, 50e-6, 0.68, "fp16", 30e-6, 0.50),
+        Backend("cuda", "CUDA", 0.79, 12e-6, 0.20, "int8", 80e-6, 0.60),
+        Backend("rocm", "ROCm", 0.73, 4e-6, 0.34, "fp16", 100e-6, 0.40),
+        Backend("metal", "Metal", 0.85, 80e-6, 0.68, "fp16", 30e-6, 0.50),
         Backend("vulkan", "Vulkan", 0.82, 18e-6, 0.26, "fp16", 80e-6, 0.50),
         # no published SYCL figure was found to fit: ROCm's shares, a larger launch cost
         Backend("sycl", "SYCL", 0.73, 30e-6, 0.34, "fp16", 100e-6, 0.40),
