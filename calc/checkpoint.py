@@ -88,6 +88,9 @@ class Checkpoint:
 def read_checkpoint(config: Mapping[str, Any], *, where: str) -> Checkpoint | None:
     """The checkpoint format a config.json declares; None when it says nothing."""
     quant = config.get("quantization_config")
+    text = config.get("text_config")
+    if quant is None and isinstance(text, Mapping):  # Kimi K2.5 keeps it with its text model
+        quant = text.get("quantization_config")
     if quant is None:
         dtype = config.get("torch_dtype", config.get("dtype"))
         if not isinstance(dtype, str) or dtype not in DTYPES:

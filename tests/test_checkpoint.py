@@ -225,3 +225,15 @@ def test_unquantised_module_patterns(module, patterns, kept):
 def test_parameter_counts_do_not_depend_on_the_file_format():
     plain = count_parameters(parse_config(QWEN_7B))
     assert count_parameters(parse_config({**QWEN_7B, "quantization_config": AWQ})) == plain
+
+
+def test_a_wrappers_text_model_may_carry_the_quantization_config():
+    """Kimi K2.5 keeps its compressed-tensors INT4 scheme inside text_config."""
+    quant = {
+        "quant_method": "compressed-tensors",
+        "config_groups": {"g": {"weights": {"num_bits": 4, "type": "int", "group_size": 32}}},
+        "ignore": ["re:.*self_attn.*"],
+    }
+    checkpoint = read_checkpoint({"text_config": {"quantization_config": quant}}, where="x")
+    assert checkpoint is not None and checkpoint.group is not None
+    assert checkpoint.group.group_size == 32
