@@ -32,11 +32,6 @@ from calc._errors import ConfigError
 # in its own dtype only when told to, so "float32" is kept as fp32 here and engines decide.
 DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16"}
 
-KNOWN_METHODS = (
-    "awq", "auto-round", "bitsandbytes", "compressed-tensors", "fbgemm_fp8", "fp8", "gptq",
-    "modelopt", "mxfp4",
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class GroupFormat:
@@ -80,8 +75,8 @@ class Checkpoint:
     def unmodelled_message(self) -> str:
         return (
             f"config.json's quantization_config uses quant_method {self.method!r}, whose size "
-            f"the estimator does not model (it reads {', '.join(KNOWN_METHODS)}); pass --weights "
-            "to name the format the files hold"
+            f"the estimator does not model (it reads {', '.join(sorted(_READERS))}); pass "
+            "--weights to name the format the files hold"
         )
 
 

@@ -28,6 +28,7 @@ from calc.architecture import (
     QwenVision,
     ShortConv,
     _Config,
+    _qwen_moe,
 )
 
 MODELS = "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models"
@@ -114,20 +115,6 @@ def _moe_size(moe: MoE | None) -> int | None:
     return moe.expert_intermediate_size if moe else None
 
 
-def _qwen_moe(c: _Config, layers: int) -> MoE:
-    step = c.integer("decoder_sparse_step", default=1)
-    dense_only = set(c.int_list("mlp_only_layers"))
-    shared = c.integer("shared_expert_intermediate_size", 0, minimum=0)
-    return MoE(
-        num_experts=c.integer("num_experts"),
-        experts_per_token=c.integer("num_experts_per_tok"),
-        expert_intermediate_size=c.integer("moe_intermediate_size"),
-        shared_intermediate_size=shared,
-        moe_layers=tuple(i not in dense_only and (i + 1) % step == 0 for i in range(layers)),
-        shared_expert_gate=shared > 0,
-    )
-
-
 # -- Mamba-2 hybrids ------------------------------------------------------------------------
 
 _NEMOTRON_BLOCKS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
@@ -194,6 +181,20 @@ def nemotron_h(config: Mapping[str, Any], where: str) -> Architecture:
     )
 
 
+def _mamba_keys(c: _Config, d_inner: int, heads: int, *, gated_norm: bool = True) -> Mamba2:
+    """The Mamba-2 mixer as Granite 4.0-H's and Falcon-H1's mamba_* keys describe it."""
+    return Mamba2(
+        d_inner=d_inner,
+        heads=heads,
+        groups=c.integer("mamba_n_groups", default=1),
+        d_state=c.integer("mamba_d_state", default=256),
+        d_conv=c.integer("mamba_d_conv", default=4),
+        conv_bias=c.flag("mamba_conv_bias", True),
+        proj_bias=c.flag("mamba_proj_bias", False),
+        gated_norm=gated_norm,
+    )
+
+
 def granitemoehybrid(config: Mapping[str, Any], where: str) -> Architecture:
     """modeling_granitemoehybrid.py: Mamba-2 or attention, then a shared SwiGLU MLP in every
     layer, plus routed experts when num_local_experts > 0."""
@@ -223,15 +224,7 @@ def granitemoehybrid(config: Mapping[str, Any], where: str) -> Architecture:
         )
     recurrent = None
     if "mamba" in blocks:
-        recurrent = Mamba2(
-            d_inner=d_inner,
-            heads=heads,
-            groups=c.integer("mamba_n_groups", default=1),
-            d_state=c.integer("mamba_d_state", default=256),
-            d_conv=c.integer("mamba_d_conv", default=4),
-            conv_bias=c.flag("mamba_conv_bias", True),
-            proj_bias=c.flag("mamba_proj_bias", False),
-        )
+        recurrent = _mamba_keys(c, d_inner, heads)
     base = _base(c, "granitemoehybrid", layers, tie_default=True)
     base["head_dim"] = hidden // base["num_attention_heads"]
     return Architecture(
@@ -254,16 +247,7 @@ def falcon_h1(config: Mapping[str, Any], where: str) -> Architecture:
     hidden = c.integer("hidden_size")
     heads = c.integer("mamba_n_heads")
     d_inner = c.integer("mamba_d_ssm", default=int(c.integer("mamba_expand", 2) * hidden))
-    mamba = Mamba2(
-        d_inner=d_inner,
-        heads=heads,
-        groups=c.integer("mamba_n_groups", default=1),
-        d_state=c.integer("mamba_d_state", default=256),
-        d_conv=c.integer("mamba_d_conv", default=4),
-        conv_bias=c.flag("mamba_conv_bias", True),
-        proj_bias=c.flag("mamba_proj_bias", False),
-        gated_norm=c.flag("mamba_rms_norm", False),
-    )
+    mamba = _mamba_keys(c, d_inner, heads, gated_norm=c.flag("mamba_rms_norm", False))
     return Architecture(
         **_base(c, "falcon_h1", layers, tie_default=False),
         intermediate_size=c.integer("intermediate_size"),

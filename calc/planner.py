@@ -15,6 +15,7 @@ from calc._errors import CalcError
 from calc.api import resolve
 from calc.breakdown import Estimate
 from calc.catalogue import Catalogue
+from calc.engines.fit import largest_true
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.hints import FORMAT_LADDER, longest_context
 from calc.requests import InferenceRequest
@@ -127,28 +128,12 @@ def _smallest(fits: Callable[[int], bool], top: int) -> int | None:
     """The smallest k in 0..top for which fits(k) holds (fits grows with k)."""
     if not fits(top):
         return None
-    low, high = 0, top
-    while low < high:
-        middle = (low + high) // 2
-        if fits(middle):
-            high = middle
-        else:
-            low = middle + 1
-    return low
+    return 0 if fits(0) else largest_true(lambda k: not fits(k), top) + 1
 
 
 def _largest(fits: Callable[[int], bool], top: int) -> int | None:
     """The largest k in 0..top for which fits(k) holds (fits shrinks as k grows)."""
-    if not fits(0):
-        return None
-    low, high = 0, top
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(middle):
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    return largest_true(fits, top) if fits(0) else None
 
 
 @dataclass(frozen=True)

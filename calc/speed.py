@@ -237,7 +237,6 @@ class _Step:
 
     def prefill_seconds(self, tokens: int) -> float:
         arch = self.plan.arch
-        total = 0.0
         times = []
         share = 1 / len(self.devices) if self.parallel else 1.0
         for d, backend in zip(self.devices, self.backends, strict=True):

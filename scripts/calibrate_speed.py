@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,6 +85,18 @@ MOE_SECONDS = [x * 1e-6 for x in (0, 10, 20, 30, 40, 60, 80, 100, 130, 160, 200)
 MOE_COMPUTE = [x / 100 for x in range(10, 101, 5)]
 
 
+def _best(
+    candidates: Iterable[speed_model.Backend],
+    rows: list[Row],
+    what: str,
+    current: speed_model.Backend,
+) -> speed_model.Backend:
+    """The candidate with the smallest median |error| on these rows; ``current`` if none."""
+    if not rows:
+        return current
+    return min(candidates, key=lambda cand: median_abs(errors(rows, cand, what)))
+
+
 def fit(backend: speed_model.Backend, mine: list[Row]) -> speed_model.Backend:
     """Dense rows fix the bandwidth share, per-layer cost and compute share; MoE rows then fix
     the extra per MoE layer and the MoE compute share."""
@@ -93,35 +106,26 @@ def fit(backend: speed_model.Backend, mine: list[Row]) -> speed_model.Backend:
 
     decode = [r for r in mine if r[0].estimate_of == "decode_tokens_per_s"]
     prefill = [r for r in mine if r[0].estimate_of == "prefill_tokens_per_s"]
-    best = backend
-    dense = [r for r in decode if not moe(r)] or decode
-    if dense:
-        best = min(
-            (
-                replace(best, bandwidth=b, layer_seconds=c)
-                for b in BANDWIDTH_SHARES
-                for c in LAYER_SECONDS
-            ),
-            key=lambda cand: median_abs(errors(dense, cand, "decode_tokens_per_s")),
-        )
-    experts = [r for r in decode if moe(r)]
-    if experts:
-        best = min(
-            (replace(best, moe_layer_seconds=x) for x in MOE_SECONDS),
-            key=lambda cand: median_abs(errors(experts, cand, "decode_tokens_per_s")),
-        )
-    dense = [r for r in prefill if not moe(r)] or prefill
-    if dense:
-        best = min(
-            (replace(best, compute=x) for x in COMPUTE_SHARES),
-            key=lambda cand: median_abs(errors(dense, cand, "prefill_tokens_per_s")),
-        )
-    experts = [r for r in prefill if moe(r)]
-    if experts:
-        best = min(
-            (replace(best, moe_compute=x) for x in MOE_COMPUTE),
-            key=lambda cand: median_abs(errors(experts, cand, "prefill_tokens_per_s")),
-        )
+    decode_rows = [r for r in decode if not moe(r)] or decode
+    best = _best(
+        (
+            replace(backend, bandwidth=b, layer_seconds=c)
+            for b in BANDWIDTH_SHARES
+            for c in LAYER_SECONDS
+        ),
+        decode_rows,
+        "decode_tokens_per_s",
+        backend,
+    )
+    moe_rows = [r for r in decode if moe(r)]
+    best = _best((replace(best, moe_layer_seconds=x) for x in MOE_SECONDS), moe_rows,
+                 "decode_tokens_per_s", best)  # fmt: skip
+    prefill_rows = [r for r in prefill if not moe(r)] or prefill
+    best = _best((replace(best, compute=x) for x in COMPUTE_SHARES), prefill_rows,
+                 "prefill_tokens_per_s", best)  # fmt: skip
+    moe_rows = [r for r in prefill if moe(r)]
+    best = _best((replace(best, moe_compute=x) for x in MOE_COMPUTE), moe_rows,
+                 "prefill_tokens_per_s", best)  # fmt: skip
     print(
         f"{backend.id:7} decode {len(decode):3} prefill {len(prefill):3}: bandwidth "
         f"{best.bandwidth:.2f}, per layer {best.layer_seconds * 1e6:.0f} us, per MoE layer "

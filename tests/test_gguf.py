@@ -15,8 +15,7 @@ import pytest
 from calc import ConfigError, InferenceRequest, run_inference
 from calc.bridge import Session
 from calc.gguf import NeedMoreBytes, read_header, read_summary, summary
-from calc.units import MIB
-from tests.gguf_files import F32, Q4_K, Q8_0, gguf_bytes, tensor_bytes, tiny_llama, write
+from tests.gguf_files import F32, Q8_0, gguf_bytes, tensor_bytes, tiny_llama, write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,8 +214,6 @@ def test_norms_are_f32_and_not_counted_as_matrices(catalogue):
     assert norms and all(len(shape) == 1 for _, shape, _ in norms)
     estimate = run_inference(catalogue, InferenceRequest(gguf=header_of(metadata, tensors)))
     assert weights(estimate) > 0 and estimate.total_bytes > estimate.components.weights
-    assert Q4_K in {t for _, _, t in tensors}
-    assert MIB > 0
 
 
 def test_a_hybrid_files_metadata_gives_its_recurrent_layers(catalogue):

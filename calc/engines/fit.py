@@ -106,7 +106,7 @@ def fit_layers(plan: Plan, run: Estimator, rules: FitRules) -> Plan:
     )
     if not moe or not output or not fits(run(chosen), rules.margin):
         return chosen
-    full = _largest(lambda k: _pack(base, run, rules, k) is not None, layers)
+    full = largest_true(lambda k: _pack(base, run, rules, k) is not None, layers)
     packed = _pack(base, run, rules, full)
     assert packed is not None  # full = 0 packs: it is the dense-only fit above
     return packed
@@ -130,7 +130,7 @@ def _pack(plan: Plan, run: Estimator, rules: FitRules, full: int) -> Plan | None
             device = run(candidate).devices[index]
             return device.total_bytes <= (device.device.capacity_bytes or 0) - rules.margin
 
-        counts[index] = _largest(holds, layers - start)
+        counts[index] = largest_true(holds, layers - start)
         start += counts[index]
     counts[-1] = layers - start
     if counts[-1] == 0:
@@ -152,7 +152,7 @@ def _counts_per_gpu(plan: Plan, run: Estimator, rules: FitRules) -> list[int]:
             trial[index] = n
             return _device_fits(plan, run, rules, trial, index)
 
-        counts[index] = _largest(fits_count, remaining)
+        counts[index] = largest_true(fits_count, remaining)
         remaining -= counts[index]
     return counts
 
@@ -185,7 +185,7 @@ def _decoder_counts(counts: Sequence[int], output: bool) -> list[int]:
     return split
 
 
-def _largest(ok: Callable[[int], bool], limit: int) -> int:
+def largest_true(ok: Callable[[int], bool], limit: int) -> int:
     """The largest n in 0..limit with ok(n), for ok true up to some n and false above."""
     if ok(limit):
         return limit
