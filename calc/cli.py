@@ -69,10 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for mode, command, summary in COMMANDS:
         sub = commands.add_parser(command, help=summary, description=summary.capitalize() + ".")
-        groups = {
-            EXCLUSIVE[0]: sub.add_mutually_exclusive_group(required=command != "fits"),
-            EXCLUSIVE[1]: sub.add_mutually_exclusive_group(),
-        }
+        groups = {EXCLUSIVE[1]: sub.add_mutually_exclusive_group()}
+        if command != "fits":  # an empty group breaks argparse's usage line
+            groups[EXCLUSIVE[0]] = sub.add_mutually_exclusive_group(required=True)
         for item in inputs.for_mode(mode):
             if command == "fits" and item.name in EXCLUSIVE[0]:
                 continue
@@ -416,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CalcError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

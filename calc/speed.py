@@ -45,14 +45,14 @@ class Backend:
 # layer's extra seconds, MoE compute share; llama.cpp's CUDA backend multiplies quantised
 # weights in int8 (MMQ), the others dequantise to 16 bits. Fitted by scripts/calibrate_speed.py
 # on 231 llama-bench figures (CUDA 38 decode / 29 prompt, ROCm 16 / 10, Metal 49 / 49, Vulkan
-# 24 / 16): median |error| of decode 5.4%, 3.9%, 4.0%, 3.6%; of prompts 20.7%, 6.5%, 3.5%,
-# 25.4%.
+# 24 / 16): median |error| of decode 5.4%, 3.9%, 2.8%, 3.6%; of prompts 20.7%, 6.5%, 3.2%,
+# 25.4%. Engines that sample and serve add their own time per token (Engine.token_seconds).
 BACKENDS: dict[str, Backend] = {
     b.id: b
     for b in (
         Backend("cuda", "CUDA", 0.79, 12e-6, 0.20, "int8", 80e-6, 0.60),
         Backend("rocm", "ROCm", 0.73, 4e-6, 0.34, "fp16", 100e-6, 0.40),
-        Backend("metal", "Metal", 0.85, 80e-6, 0.68, "fp16", 30e-6, 0.50),
+        Backend("metal", "Metal", 0.91, 125e-6, 0.68, "fp16", 30e-6, 0.50),
         Backend("vulkan", "Vulkan", 0.82, 18e-6, 0.26, "fp16", 80e-6, 0.50),
         # no published SYCL figure was found to fit: ROCm's shares, a larger launch cost
         Backend("sycl", "SYCL", 0.73, 30e-6, 0.34, "fp16", 100e-6, 0.40),
@@ -224,7 +224,8 @@ class _Step:
         if host > seconds:
             limit = "host RAM"
         limits = {"memory": "GPU memory bandwidth", "compute": "GPU compute"}
-        return seconds + host, limits.get(limit, limit)
+        engine = plan.engine.token_seconds * sequences  # sampling and the server loop
+        return seconds + host + engine, limits.get(limit, limit)
 
     def host_read(self) -> float:
         """Bytes the CPU reads per token: layers and experts kept in host RAM (the token

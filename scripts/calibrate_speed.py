@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from calc import (  # noqa: E402
+    Engine,
     SPEEDS,
     Estimate,
     Measurement,
@@ -33,7 +34,7 @@ from calc import (  # noqa: E402
 from calc import speed as speed_model  # noqa: E402
 
 BANDWIDTH_SHARES = [x / 100 for x in range(40, 101, 3)]
-LAYER_SECONDS = [x * 1e-6 for x in (0, 4, 8, 12, 18, 26, 35, 50, 65, 80)]
+LAYER_SECONDS = [x * 1e-6 for x in (0, 4, 8, 12, 18, 26, 35, 50, 65, 80, 100, 125, 150, 180)]
 COMPUTE_SHARES = [x / 100 for x in range(10, 101, 2)]
 
 
@@ -137,13 +138,52 @@ def fit(backend: speed_model.Backend, mine: list[Row]) -> speed_model.Backend:
     return best
 
 
+TOKEN_SECONDS = [x * 1e-4 for x in range(0, 41)]
+
+
+def fit_engine(engine: Engine, mine: list[Row]) -> None:
+    """An engine's host time per token, on its decode figures, the backends held fixed."""
+    decode = [r for r in mine if r[0].estimate_of == "decode_tokens_per_s"]
+    if not decode:
+        return
+
+    def error(seconds: float) -> float:
+        saved = type(engine).token_seconds
+        type(engine).token_seconds = seconds
+        try:
+            return median_abs(
+                [e for r in decode for e in errors([r], speed_model.BACKENDS[backend_of(r)],
+                                                   "decode_tokens_per_s")]  # fmt: skip
+            )
+        finally:
+            type(engine).token_seconds = saved
+
+    best = min(TOKEN_SECONDS, key=error)
+    type(engine).token_seconds = best
+    print(f"{engine.id:12} decode {len(decode):3}: {best * 1e3:.1f} ms per token; "
+          f"median |error| {error(best):.1%}")  # fmt: skip
+
+
 def main() -> int:
     rows = cases()
     print(f"{len(rows)} speed figures")
+    reference = [r for r in rows if r[1].engine.bare_step]
     fitted = {}
     for ident, backend in speed_model.BACKENDS.items():
-        fitted[ident] = fit(backend, [r for r in rows if backend_of(r) == ident])
+        fitted[ident] = fit(backend, [r for r in reference if backend_of(r) == ident])
     speed_model.BACKENDS.update(fitted)
+    print("\nper-token host time of the other engines")
+    for engine in {id(r[1].engine): r[1].engine for r in rows if not r[1].engine.bare_step}.values():
+        fit_engine(engine, [r for r in rows if r[1].engine is engine])
+    print("\nby engine")
+    for engine_id in sorted({r[1].engine.id for r in rows}):
+        for what in SPEEDS:
+            part = [r for r in rows if r[1].engine.id == engine_id and r[0].estimate_of == what]
+            if part:
+                found = [e for r in part for e in errors([r], speed_model.BACKENDS[backend_of(r)],
+                                                         what)]  # fmt: skip
+                print(f"{engine_id:12} {what:22} {len(part):3} median |error| "
+                      f"{median_abs(found):.1%}")  # fmt: skip
     print("\nby vendor")
     vendors = sorted({r[3].devices[0].device.vendor for r in rows})
     for vendor in vendors:

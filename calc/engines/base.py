@@ -85,6 +85,11 @@ class Engine(Generic[R, Opt]):
     own_placement = "the default"  # the words for the placement the engine chooses itself
     vision_value_bytes = BF16  # the image encoder's activations
     kv_padding = 1  # the KV cache is allocated in steps of this many tokens per sequence
+    # Host time per generated token and sequence outside the GPU step (sampling, the server
+    # loop): 0 where the backends' constants were fitted on this engine's own figures
+    # (llama-bench), fitted by scripts/calibrate_speed.py for the others.
+    token_seconds = 0.0
+    bare_step = False  # its published figures time the GPU step alone (llama-bench)
     embeddings_on_host = False
     mentions_flash_default = False  # the defaults note names the flash-attention default
     constants: tuple[Constant, ...] = ()

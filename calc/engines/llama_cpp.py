@@ -319,6 +319,7 @@ class LlamaCpp(LlamaCppFamily[LlamaCppRelease]):
     loads_vision = False
     layers_option = "-ngl"
     own_placement = "what llama.cpp's --fit chooses"
+    bare_step = True  # llama-bench times decode steps without sampling: the backends' reference
     # gpt-oss ships MXFP4 experts; llama.cpp runs it from its MXFP4_MOE GGUF (support from b6096,
     # https://github.com/ggml-org/llama.cpp/pull/15091).
     weight_files: Mapping[str, tuple[str, str]] = MappingProxyType(
