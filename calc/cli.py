@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for mode, command, summary in COMMANDS:
         sub = commands.add_parser(command, help=summary, description=summary.capitalize() + ".")
-        groups = {EXCLUSIVE[1]: sub.add_mutually_exclusive_group()}
+        groups: dict[tuple[str, ...], Any] = {EXCLUSIVE[1]: sub.add_mutually_exclusive_group()}
         if command != "fits":  # an empty group breaks argparse's usage line
             groups[EXCLUSIVE[0]] = sub.add_mutually_exclusive_group(required=True)
         for item in inputs.for_mode(mode):

@@ -15,13 +15,14 @@ import sys
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from calc import (  # noqa: E402
-    Engine,
     SPEEDS,
+    Engine,
     Estimate,
     Measurement,
     Plan,
@@ -138,10 +139,15 @@ def fit(backend: speed_model.Backend, mine: list[Row]) -> speed_model.Backend:
     return best
 
 
+def own_errors(rows: list[Row], what: str) -> list[float]:
+    """Each row's error under its own backend's current constants."""
+    return [e for r in rows for e in errors([r], speed_model.BACKENDS[backend_of(r)], what)]
+
+
 TOKEN_SECONDS = [x * 1e-4 for x in range(0, 41)]
 
 
-def fit_engine(engine: Engine, mine: list[Row]) -> None:
+def fit_engine(engine: Engine[Any, Any], mine: list[Row]) -> None:
     """An engine's host time per token, on its decode figures, the backends held fixed."""
     decode = [r for r in mine if r[0].estimate_of == "decode_tokens_per_s"]
     if not decode:
@@ -151,10 +157,7 @@ def fit_engine(engine: Engine, mine: list[Row]) -> None:
         saved = type(engine).token_seconds
         type(engine).token_seconds = seconds
         try:
-            return median_abs(
-                [e for r in decode for e in errors([r], speed_model.BACKENDS[backend_of(r)],
-                                                   "decode_tokens_per_s")]  # fmt: skip
-            )
+            return median_abs(own_errors(decode, "decode_tokens_per_s"))
         finally:
             type(engine).token_seconds = saved
 
@@ -173,17 +176,16 @@ def main() -> int:
         fitted[ident] = fit(backend, [r for r in reference if backend_of(r) == ident])
     speed_model.BACKENDS.update(fitted)
     print("\nper-token host time of the other engines")
-    for engine in {id(r[1].engine): r[1].engine for r in rows if not r[1].engine.bare_step}.values():
+    others = {r[1].engine.id: r[1].engine for r in rows if not r[1].engine.bare_step}
+    for engine in others.values():
         fit_engine(engine, [r for r in rows if r[1].engine is engine])
     print("\nby engine")
     for engine_id in sorted({r[1].engine.id for r in rows}):
         for what in SPEEDS:
             part = [r for r in rows if r[1].engine.id == engine_id and r[0].estimate_of == what]
             if part:
-                found = [e for r in part for e in errors([r], speed_model.BACKENDS[backend_of(r)],
-                                                         what)]  # fmt: skip
                 print(f"{engine_id:12} {what:22} {len(part):3} median |error| "
-                      f"{median_abs(found):.1%}")  # fmt: skip
+                      f"{median_abs(own_errors(part, what)):.1%}")  # fmt: skip
     print("\nby vendor")
     vendors = sorted({r[3].devices[0].device.vendor for r in rows})
     for vendor in vendors:
