@@ -108,6 +108,8 @@ class Estimate:
     ram_bytes: int | None = None  # the host RAM the reader has, where given
     # tokens per second (calc.speed.Speed.to_json), where every GPU's bandwidth and peak is known
     speed: Mapping[str, Any] | None = None
+    # a server's capacity (calc.speed.Serving.to_json): vLLM, llama-server, Ollama
+    serving: Mapping[str, Any] | None = None
 
     @property
     def components(self) -> Components:
@@ -155,6 +157,7 @@ class Estimate:
             "notes": list(self.notes),
             "engine_details": dict(self.details),
             "speed": dict(self.speed) if self.speed is not None else None,
+            "serving": dict(self.serving) if self.serving is not None else None,
         }
 
 

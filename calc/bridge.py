@@ -9,7 +9,9 @@ Request:  {"action": "options"}
            "context", "batch", "kv_cache", "gpus", "gpu" | "gpu_memory_gib", ...}}
           {"action": "finetune", "inputs": {"model" | "config", "method", "precision",
            "optimizer", "lora_rank", "lora_targets", "seq_len", "micro_batch", ...}}
+          {"action": "chart", "inputs": {as for "estimate"}}
 Response: {"ok": true, "options": {...}}
+          {"ok": true, "charts": {"memory" | "decode" | "prefill": "<svg ...>"}}
           {"ok": true, "result": {...}, "hint": {...} | null, "defaults": {input: value}}
           {"ok": false, "error": {"message": "...", "field": "..."}}
 """
@@ -25,6 +27,7 @@ from calc import gguf
 from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
 from calc.api import loadable_formats, resolve, run_finetune
 from calc.catalogue import Catalogue, build_catalogue
+from calc.charts import WHATS, context_curve, svg_chart
 from calc.engines import ENGINES
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest
@@ -64,12 +67,14 @@ class Session:
                 response = self.estimate(request.get("inputs"))
             elif action == "finetune":
                 response = self.finetune(request.get("inputs"))
+            elif action == "chart":
+                response = self.chart(request.get("inputs"))
             elif action == "gguf_header":
                 response = gguf_header(request.get("bytes_base64"))
             else:
                 raise InputError(
-                    f"unknown action {action!r}; expected 'options', 'estimate', 'finetune' "
-                    "or 'gguf_header'"
+                    f"unknown action {action!r}; expected 'options', 'estimate', 'finetune', "
+                    "'chart' or 'gguf_header'"
                 )
         except CalcError as error:
             response = {"ok": False, "error": _error(error)}
@@ -115,6 +120,13 @@ class Session:
             "hint": hint.to_json() if hint else None,
             "defaults": plan.default_values(),
         }
+
+    def chart(self, inputs: object) -> dict[str, Any]:
+        """The setup's memory, generation and prompt speed against context, as SVG charts."""
+        request = parse_inputs(inputs)
+        points = context_curve(self.catalogue, request, layouts=self.layouts)
+        name = self.catalogue.model(request.model).name if request.model else "this model"
+        return {"ok": True, "charts": {what: svg_chart(name, points, what) for what in WHATS}}
 
     def finetune(self, inputs: object) -> dict[str, Any]:
         request, where = parse_finetune_inputs(inputs)

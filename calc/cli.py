@@ -18,7 +18,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from calc import gguf, inputs
 from calc._errors import CalcError, ConfigError, InputError
 from calc.api import resolve, run_finetune
 from calc.breakdown import Components, Estimate
+from calc.charts import WHATS, context_curve, svg_chart
 from calc.engines import ENGINES, engine_by_name
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneEstimate, TrainComponents
@@ -42,6 +43,11 @@ COMMANDS: tuple[tuple[Mode, str, str], ...] = (
         "inference",
         "plan",
         "where to put a model's layers and experts: the engine's choice and the fastest that fits",
+    ),
+    (
+        "inference",
+        "chart",
+        "an SVG chart of GPU memory (or generation or prompt speed) against context",
     ),
     (
         "inference",
@@ -77,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             group = next((g for names, g in groups.items() if item.name in names), sub)
             group.add_argument(item.option, dest=item.name, **_argument(item, mode))
-        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        if command == "chart":
+            sub.add_argument(
+                "--what",
+                choices=WHATS,
+                default="memory",
+                help="the quantity drawn (default: memory)",
+            )
+        else:
+            sub.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -251,8 +265,23 @@ def render_table(estimate: Estimate, label: str) -> str:
                 f"{estimate.batch} sequences"
             )
         lines.append(f"{line} (limited by {speed['limited_by']})")
+    if estimate.serving:
+        lines.append(serving_line(estimate.serving))
     lines += [f"note: {note}" for note in estimate.notes]
     return "\n".join(lines)
+
+
+def serving_line(serving: Mapping[str, Any]) -> str:
+    """A server's capacity in words: sequences at once, their tokens, their rate together."""
+    line = (
+        f"serving: {serving['sequences']:,} sequence(s) at once, up to "
+        f"{serving['tokens_per_sequence']:,} tokens each ({serving['kv_cache_tokens']:,} tokens "
+        "of KV cache)"
+    )
+    rate = serving.get("aggregate_decode_tokens_per_s")
+    if rate:
+        line += f", generating {rate:,.0f} tokens/s together with every cache full"
+    return line
 
 
 def render_finetune(estimate: FinetuneEstimate, label: str) -> str:
@@ -384,6 +413,17 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chart(args: argparse.Namespace) -> int:
+    """The SVG on standard output (python -m calc chart ... > chart.svg)."""
+    from calc.data_files import load_catalogue
+
+    catalogue = load_catalogue()
+    request = inputs.inference_request(values_from(args, "inference"))
+    points = context_curve(catalogue, request)
+    print(svg_chart(_label(catalogue, args), points, args.what))
+    return 0
+
+
 def _fits(args: argparse.Namespace) -> int:
     from calc.data_files import load_catalogue
 
@@ -409,7 +449,8 @@ def _fits(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"finetune": _finetune, "plan": _plan, "fits": _fits}.get(args.command, _inference)
+    commands = {"finetune": _finetune, "plan": _plan, "fits": _fits, "chart": _chart}
+    command = commands.get(args.command, _inference)
     try:
         return command(args)
     except CalcError as error:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from calc.breakdown import Estimate
 from calc.layout import ExpertPadding, WeightLayout, weight_layout
 from calc.plan import Plan
-from calc.speed import estimate_speed
+from calc.speed import estimate_serving, estimate_speed
 
 # Weight layouts already computed, by (model key, format id, padding); a caller that estimates
 # the same model many times (the browser, the site build, the hints) passes one in.
@@ -42,6 +42,9 @@ def estimate_inference(plan: Plan, *, layouts: LayoutMemo | None = None) -> Esti
         speed = estimate_speed(plan, layout, estimate, backend=plan.backend)
         if speed is not None:
             estimate = replace(estimate, speed=speed.to_json())
+        serving = estimate_serving(plan, layout, estimate, backend=plan.backend)
+        if serving is not None:
+            estimate = replace(estimate, serving=serving.to_json())
     notes = list(plan.notes)
     if plan.ram_bytes is not None:
         estimate = replace(estimate, ram_bytes=plan.ram_bytes)

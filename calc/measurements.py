@@ -169,7 +169,7 @@ def _setup_figure(estimate: Estimate, what: str, device: int | None) -> float | 
     return None
 
 
-SPEEDS = ("decode_tokens_per_s", "prefill_tokens_per_s")
+SPEEDS = ("decode_tokens_per_s", "prefill_tokens_per_s", "aggregate_decode_tokens_per_s")
 
 
 def _speed(estimate: Estimate, key: str) -> float:
@@ -350,7 +350,8 @@ def is_speed(measurement: Measurement) -> bool:
 def speed_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
     """The speed error by quantity, then by backend and vendor within it."""
     found = []
-    for what, label in (("decode_tokens_per_s", "decode"), ("prefill_tokens_per_s", "prefill")):
+    labels = ("decode", "prefill", "decode, several sequences together")
+    for what, label in zip(SPEEDS, labels, strict=True):
         cases = [c for c in comparisons if c.measurement.estimate_of == what]
         groups: dict[str, list[Comparison]] = {}
         for c in cases:

@@ -6,7 +6,9 @@ per step; the time is those bytes over the GPU's memory bandwidth, plus a fixed 
 (kernel launches and synchronisation), with the GPUs of a layer split working one after the
 other and tensor-parallel ranks together. Weights in host RAM are read at the host's bandwidth.
 A prompt is compute: two FLOPs per active parameter per token plus attention's T^2 terms,
-against the GPU's dense peak for the data type the engine multiplies in.
+against the GPU's dense peak for the data type the engine multiplies in. A decode step of
+several sequences multiplies too: its compute time adds to its memory time (the kernels that
+stream the weights do the arithmetic; they do not overlap a separate compute phase).
 
 Each backend has one bandwidth efficiency, one per-layer cost and one compute efficiency,
 calibrated on the published figures in ``data/measurements.yaml`` by
@@ -44,18 +46,19 @@ class Backend:
 # id, name, bandwidth share, seconds per layer, compute share, quantised prompts' peak, MoE
 # layer's extra seconds, MoE compute share; llama.cpp's CUDA backend multiplies quantised
 # weights in int8 (MMQ), the others dequantise to 16 bits. Fitted by scripts/calibrate_speed.py
-# on 231 llama-bench figures (CUDA 38 decode / 29 prompt, ROCm 16 / 10, Metal 49 / 49, Vulkan
-# 24 / 16): median |error| of decode 5.4%, 3.9%, 2.8%, 3.6%; of prompts 20.7%, 6.5%, 3.2%,
-# 25.4%. Engines that sample and serve add their own time per token (Engine.token_seconds).
+# on 235 llama-bench and llama-batched-bench figures (CUDA 40 decode / 31 prompt, ROCm 16 / 10,
+# Metal 49 / 49, Vulkan 24 / 16): median |error| of decode 4.9%, 4.9%, 2.6%, 4.3%; of prompts
+# 21.1%, 6.6%, 3.3%, 25.3%. Engines that sample and serve add their own time per token
+# (Engine.token_seconds).
 BACKENDS: dict[str, Backend] = {
     b.id: b
     for b in (
-        Backend("cuda", "CUDA", 0.79, 12e-6, 0.20, "int8", 80e-6, 0.60),
-        Backend("rocm", "ROCm", 0.73, 4e-6, 0.34, "fp16", 100e-6, 0.40),
-        Backend("metal", "Metal", 0.91, 125e-6, 0.68, "fp16", 30e-6, 0.50),
-        Backend("vulkan", "Vulkan", 0.82, 18e-6, 0.26, "fp16", 80e-6, 0.50),
+        Backend("cuda", "CUDA", 0.85, 26e-6, 0.20, "int8", 60e-6, 0.60),
+        Backend("rocm", "ROCm", 0.76, 0.0, 0.34, "fp16", 80e-6, 0.40),
+        Backend("metal", "Metal", 0.94, 100e-6, 0.68, "fp16", 30e-6, 0.50),
+        Backend("vulkan", "Vulkan", 0.85, 4e-6, 0.26, "fp16", 60e-6, 0.50),
         # no published SYCL figure was found to fit: ROCm's shares, a larger launch cost
-        Backend("sycl", "SYCL", 0.73, 30e-6, 0.34, "fp16", 100e-6, 0.40),
+        Backend("sycl", "SYCL", 0.76, 30e-6, 0.34, "fp16", 80e-6, 0.40),
     )
 }
 
@@ -111,17 +114,9 @@ def estimate_speed(
 ) -> Speed | None:
     """The speed of ``plan`` as ``estimate`` places it; None where a GPU's bandwidth or peak is
     unknown (a GPU given only by its memory size)."""
-    devices = [d for d in estimate.devices if d.layers or d.components.weights]
-    if not devices:
+    step = _step(plan, layout, estimate, backend)
+    if step is None:
         return None
-    backends = [backend_of(d.device, backend) for d in devices]
-    if any(b is None for b in backends) or any(
-        d.device.bandwidth_bytes_s is None or peak_flops(d.device, "fp16") is None for d in devices
-    ):
-        return None
-    chosen = [b for b in backends if b is not None]
-    parallel = _tensor_parallel(plan, devices)
-    step = _Step(plan, layout, estimate, devices, chosen, parallel)
     decode_time, limit = step.decode_seconds(sequences=1)
     prefill = step.prefill_seconds(plan.context)
     aggregate = None
@@ -132,9 +127,64 @@ def estimate_speed(
         prefill_tokens_per_s=plan.context / prefill if prefill else None,
         decode_tokens_per_s=1 / decode_time,
         aggregate_decode_tokens_per_s=aggregate,
-        backend=chosen[0].name,
+        backend=step.backends[0].name,
         limited_by=limit,
     )
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A server's capacity for the plan: the tokens its KV cache holds, the sequences it runs at
+    once, the tokens each may hold, and their decode rate together with every cache full."""
+
+    kv_cache_tokens: int
+    sequences: int
+    tokens_per_sequence: int
+    aggregate_decode_tokens_per_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        rate = self.aggregate_decode_tokens_per_s
+        return {
+            "kv_cache_tokens": self.kv_cache_tokens,
+            "sequences": self.sequences,
+            "tokens_per_sequence": self.tokens_per_sequence,
+            "aggregate_decode_tokens_per_s": None if rate is None else round(rate, 1),
+        }
+
+
+def estimate_serving(
+    plan: Plan, layout: WeightLayout, estimate: Estimate, *, backend: str | None = None
+) -> Serving | None:
+    """The plan's engine as a server (None for one that is not): its capacity and, where the
+    GPUs' bandwidth and peak are known, the aggregate decode rate at that capacity."""
+    shape = plan.engine.serving(plan, estimate)
+    if shape is None:
+        return None
+    tokens, sequences = shape
+    if sequences < 1:
+        return Serving(tokens, 0, 0, None)
+    each = min(tokens // sequences, plan.context)
+    step = _step(plan, layout, estimate, backend)
+    rate = None
+    if step is not None:
+        seconds, _ = step.decode_seconds(sequences=sequences, depth=each)
+        rate = sequences / seconds
+    return Serving(tokens, sequences, each, rate)
+
+
+def _step(
+    plan: Plan, layout: WeightLayout, estimate: Estimate, backend: str | None
+) -> _Step | None:
+    devices = [d for d in estimate.devices if d.layers or d.components.weights]
+    if not devices:
+        return None
+    backends = [backend_of(d.device, backend) for d in devices]
+    if any(b is None for b in backends) or any(
+        d.device.bandwidth_bytes_s is None or peak_flops(d.device, "fp16") is None for d in devices
+    ):
+        return None
+    chosen = [b for b in backends if b is not None]
+    return _Step(plan, layout, estimate, devices, chosen, _tensor_parallel(plan, devices))
 
 
 def _tensor_parallel(plan: Plan, devices: Sequence[DeviceEstimate]) -> bool:
@@ -196,7 +246,9 @@ class _Step:
             mla_cache=self.plan.engine.mla_cache(self.plan),
         )
 
-    def decode_seconds(self, *, sequences: int) -> tuple[float, str]:
+    def decode_seconds(self, *, sequences: int, depth: int | None = None) -> tuple[float, str]:
+        """One step of ``sequences`` sequences, each with ``depth`` tokens (the plan's context)
+        in the cache."""
         plan = self.plan
         share = 1 / len(self.devices) if self.parallel else 1.0
         times = []
@@ -206,15 +258,13 @@ class _Step:
             if sequences > 1 and plan.arch.moe is not None:
                 ratio = max(ratio, min(1.0, self.expert_ratio(sequences)))
             weights = d.components.weights * ratio
-            kv = self.kv_read(d.layers, plan.context) * share * sequences
+            kv = self.kv_read(d.layers, depth or plan.context) * share * sequences
             state = 2 * d.components.recurrent_state * sequences / max(plan.batch, 1)
             memory = (weights + kv + state) / bandwidth
             flops = 2 * self.layout.parameters.active * share * sequences
             compute = flops / self.prompt_peak(d.device, backend)
             fixed = self.fixed_seconds(d.layers, backend)
-            times.append(
-                (max(memory, compute) + fixed, "compute" if compute > memory else "memory")
-            )
+            times.append((memory + compute + fixed, "compute" if compute > memory else "memory"))
         host = self.host_read() / HOST_BANDWIDTH
         if self.parallel:
             seconds, limit = max(times)

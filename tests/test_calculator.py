@@ -529,3 +529,25 @@ def test_hints_say_what_would_fit_in_both_modes(watched, base_url, catalogue):
     hint = root.locator("[data-role=hint]").inner_text()
     assert f"It would fit on {expected.gpus_needed} of these GPUs with ZeRO-3." in hint
     assert watched.errors == []
+
+
+def test_serving_capacity_and_context_charts_come_from_calc(watched, base_url):
+    root = open_calculator(watched, base_url)
+    set_inputs(root, {"model": "llama-3.1-8b", "engine": "vllm", "gpu": "rtx-4090"})
+    serving = shown(root)["serving"]
+    text = root.locator("[data-role=serving]").inner_text()
+    assert f"{serving['sequences']:,} sequence(s) at once" in text
+    assert f"{serving['kv_cache_tokens']:,} tokens of KV cache" in text
+    root.locator("[data-role=charts] summary").click()
+    root.page.wait_for_function(
+        "() => Number(document.getElementById('vram-calculator').dataset.charts || 0) >= 1"
+    )
+    charts = root.locator("[data-role=chart-box] svg")
+    assert charts.count() == 3
+    assert [charts.nth(i).get_attribute("data-chart") for i in range(3)] == [
+        "memory",
+        "decode",
+        "prefill",
+    ]
+    assert "Llama 3.1 8B" in charts.nth(0).locator("title").first.text_content()
+    assert watched.errors == []

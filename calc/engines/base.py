@@ -192,6 +192,11 @@ class Engine(Generic[R, Opt]):
         """The KV cache is allocated in steps of this many tokens per sequence."""
         return self.kv_padding
 
+    def serving(self, plan: Plan, estimate: Estimate) -> tuple[int, int] | None:
+        """A server's capacity: the tokens its KV cache holds and the sequences it runs at once;
+        None for an engine that is not a server (one program, one batch)."""
+        return None
+
     def padded_context(self, plan: Plan, context: int | None = None) -> int:
         """The plan's context (or ``context``) rounded up to the engine's KV step."""
         step = self.kv_step(plan)

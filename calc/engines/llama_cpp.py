@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from calc._errors import InputError
 from calc.architecture import MLA, Architecture
+from calc.breakdown import Estimate
 from calc.engines.base import FP32, Constant, Engine, F16Lookup
 from calc.engines.fit import FitRules, run_fit
 from calc.engines.history import MODEL_MAX, Change, History, Release, version_key
@@ -196,6 +197,13 @@ class LlamaCppFamily(Engine[L, LlamaCppOptions]):
         step = KV_PADDING
         per_stream = -(-min(context, window * seqs + options.ubatch) // step) * step
         return min(per_stream, context) * streams
+
+    def serving(self, plan: Plan, estimate: Estimate) -> tuple[int, int] | None:
+        """llama-server: the cache holds the context of every stream; its slots (-np, or the
+        automatic 4 sharing one unified cache) run at once, each within the shared tokens."""
+        options = self.options_of(plan)
+        sequences = max(options.slots, plan.batch) if options.unified else plan.batch
+        return self.padded_context(plan) * plan.batch, sequences
 
     def recurrent_cells(self, plan: Plan) -> int:
         """One cell per sequence the context can hold: n_seq_max, which counts llama-server's

@@ -220,9 +220,9 @@ class Ollama(LlamaCppFamily[OllamaRelease]):
     history = HISTORY
     layers_option = "num_gpu"  # the Modelfile / API option
     own_placement = "what Ollama's scheduler chooses"
-    # Ollama's runner samples each token in Go and streams it: 1.1 ms per token on top of the
+    # Ollama's runner samples each token in Go and streams it: 0.8 ms per token on top of the
     # llama-bench step, fitted on 20 published eval rates (scripts/calibrate_speed.py).
-    token_seconds = 1.1e-3
+    token_seconds = 0.8e-3
     # Ollama's own gpt-oss files keep OpenAI's MXFP4 experts and BF16 for the rest (0.11.0,
     # https://github.com/ollama/ollama/pull/11672).
     accepts: tuple[str, ...] = (*LlamaCppFamily.accepts, "ocp-mx")

@@ -449,6 +449,16 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         )
         return budget(plan, devices, utilization), [note]
 
+    def serving(self, plan: Plan, estimate: Estimate) -> tuple[int, int] | None:
+        """The KV reserve's tokens ("GPU KV cache size") and the requests of the full context
+        it serves at once ("Maximum concurrency"), at most max_num_seqs."""
+        tokens = estimate.details.get("kv_cache_tokens")
+        if tokens is None:
+            return None
+        options = self.options_of(plan)
+        concurrency = int(estimate.details.get("max_concurrency", 0))
+        return int(tokens), min(concurrency, options.profile_seqs)
+
     def estimate(self, plan: Plan, layout: WeightLayout) -> Estimate:
         """The estimate with each GPU's KV cache grown to the reserve vLLM fills."""
         estimate = super().estimate(plan, layout)

@@ -18,6 +18,7 @@ from calc import (
     run_inference,
 )
 from calc import Measurement as MeasurementRecord
+from calc.charts import context_curve, svg_chart
 from scripts.tables.common import GUIDE_CONTEXT, Sources, estimate, gb, gib
 
 # The article's table: the DeepSeek-R1 family, in its order.
@@ -148,8 +149,21 @@ def _components(s: Sources) -> dict[str, Any]:
     return {"setups": [(row, component_rows(row.comparison)) for row in setups]}
 
 
+# The article's 32B model on its one RTX 4090D, with today's Ollama: what a longer context costs.
+CHART_SETUP = InferenceRequest(
+    model="deepseek-r1-distill-qwen-32b", engine="ollama", gpu="rtx-4090d", ram_bytes=64 * 2**30
+)
+
+
+def _charts(sources: Sources) -> dict[str, Any]:
+    points = context_curve(sources.catalogue, CHART_SETUP)
+    name = sources.catalogue.models[str(CHART_SETUP.model)].name
+    return {"charts": [svg_chart(name, points, what) for what in ("memory", "decode")]}
+
+
 TABLES = {
     "deepseek-r1": ("deepseek-r1", _deepseek),
+    "article-charts": ("article-charts", _charts),
     "article-setups": ("article-setups", _setups),
     "article-components": ("article-components", _components),
 }

@@ -389,10 +389,34 @@ export async function mount(root) {
     }
     showError("");
     render(response);
+    if ($("charts").open) drawCharts(values);
     root.dataset.lastUpdateMs = (performance.now() - started).toFixed(2);
     scheduleUrl(values);
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
     root.dataset.state = "ready";
+  }
+
+  // The charts are drawn by calc.charts (their text escaped there) and parsed as SVG, never as HTML.
+  let chartTicket = 0;
+  async function drawCharts(values = readForm()) {
+    const box = $("chart-box");
+    if (values.mode !== "inference") {
+      box.replaceChildren();
+      return;
+    }
+    const ticket = ++chartTicket;
+    const response = await ask({ action: "chart", inputs: toInputs(values) });
+    if (ticket !== chartTicket || !response.ok) return;
+    const parser = new DOMParser();
+    box.replaceChildren(
+      ...["memory", "decode", "prefill"].map((what) => {
+        const doc = parser.parseFromString(response.charts[what], "image/svg+xml");
+        const svg = document.importNode(doc.documentElement, true);
+        svg.dataset.chart = what;
+        return svg;
+      }),
+    );
+    root.dataset.charts = String(Number(root.dataset.charts || 0) + 1);
   }
 
   // keepResult: a notice above a valid result (a bad link that fell back to defaults).
@@ -428,12 +452,23 @@ export async function mount(root) {
     }
     $("hint").textContent = hintText(hint, result);
     $("speed").textContent = speedText(result);
+    $("serving").textContent = servingText(result);
     // only multimodal models have a vision tower, only hybrid models a recurrent state
     const optional = ["vision", "recurrent_state"];
     COMPONENTS = COMPONENTS_BY_MODE[mode()].filter(([key]) => !optional.includes(key) || result.components[key] > 0);
     renderBars(result);
     renderTable(result);
     $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));
+  }
+
+  function servingText(result) {
+    const serving = result.serving;
+    if (!serving || mode() === "finetune") return "";
+    let text = `Serving: ${serving.sequences.toLocaleString("en")} sequence(s) at once, up to ${serving.tokens_per_sequence.toLocaleString("en")} tokens each (${serving.kv_cache_tokens.toLocaleString("en")} tokens of KV cache)`;
+    if (serving.aggregate_decode_tokens_per_s) {
+      text += `, generating ${Math.round(serving.aggregate_decode_tokens_per_s).toLocaleString("en")} tokens/s together with every cache full`;
+    }
+    return `${text}.`;
   }
 
   function speedText(result) {
@@ -580,6 +615,9 @@ export async function mount(root) {
     if (event.target === fields.engine) fillEngineChoices();
     showSource();
     update();
+  });
+  $("charts").addEventListener("toggle", () => {
+    if ($("charts").open) drawCharts();
   });
   $("copy").addEventListener("click", async () => {
     flushUrl();
