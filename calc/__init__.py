@@ -16,6 +16,7 @@ from calc.api import loadable_formats, resolve, run_finetune, run_inference
 from calc.architecture import Architecture, memory_keys, parse_config
 from calc.breakdown import Components, Device, DeviceEstimate, Estimate
 from calc.catalogue import GPU, Catalogue, Model, Precision, build_catalogue
+from calc.charts import context_curve, svg_chart
 from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneEstimate, FinetuneRequest, TrainComponents
@@ -124,6 +125,7 @@ __all__ = [
     "catalogue_documents",
     "catalogue_problems",
     "compare",
+    "context_curve",
     "count_parameters",
     "default_data_dir",
     "estimate_inference",
@@ -148,5 +150,6 @@ __all__ = [
     "speed_summaries",
     "summaries",
     "summarise",
+    "svg_chart",
     "weight_layout",
 ]

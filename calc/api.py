@@ -4,6 +4,7 @@ point the CLI, the browser and the build share."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -286,9 +287,11 @@ def _devices(catalogue: Catalogue, request: InferenceRequest) -> tuple[Device, .
                     field="gpus",
                 )
             gpus = [catalogue.gpu(name) for name in names]
+            _check_unified(gpus, request)
             return tuple(gpu_device(g) for g in gpus)
         gpu = catalogue.gpu(names[0])
-        return (gpu_device(gpu),) * request.gpus
+        _check_unified([gpu], request)
+        return (gpu_device(gpu, request),) * request.gpus
     if request.gpu_memory_bytes is not None:
         memory = request.gpu_memory_bytes
         if isinstance(memory, bool) or not isinstance(memory, int):
@@ -299,11 +302,51 @@ def _devices(catalogue: Catalogue, request: InferenceRequest) -> tuple[Device, .
     return (Device(),) * request.gpus
 
 
-def gpu_device(gpu: GPU) -> Device:
-    """A catalogue GPU as the estimate places memory on it and times it."""
+def _with_memory(name: str, memory_bytes: int) -> str:
+    """'Apple M3 Max (128 GB, 40-core GPU)' with 64 GiB: 'Apple M3 Max (40-core GPU, 64 GiB)'."""
+    bare = re.sub(r",?\s*\b\d+ GB\b,?\s*", " ", name).replace("( ", "(").replace(" )", ")")
+    bare = re.sub(r"\s*\(\)", "", bare).strip()
+    size = f"{memory_bytes / 2**30:g} GiB"
+    if bare.endswith(")"):
+        return f"{bare[:-1]}, {size})"
+    return f"{bare} ({size})"
+
+
+def _check_unified(gpus: list[GPU], request: InferenceRequest) -> None:
+    """The unified-memory inputs need one GPU that shares the machine's memory."""
+    for name in ("unified_memory_bytes", "wired_limit_bytes"):
+        if getattr(request, name) is None:
+            continue
+        field = name.replace("_bytes", "_gib")
+        if len(gpus) > 1 or not gpus[0].unified_memory:
+            raise InputError(
+                f"{field} applies to one GPU that shares the machine's memory (Apple silicon, "
+                f"Ryzen AI Max, DGX Spark); {gpus[0].name} has memory of its own",
+                field=field,
+            )
+    memory = request.unified_memory_bytes or gpus[0].memory_bytes
+    if request.wired_limit_bytes is not None and request.wired_limit_bytes > memory:
+        raise InputError(
+            f"the GPU memory limit ({request.wired_limit_bytes / 2**30:.1f} GiB) is more than "
+            f"the machine's memory ({memory / 2**30:.1f} GiB)",
+            field="wired_limit_gib",
+        )
+
+
+def gpu_device(gpu: GPU, request: InferenceRequest | None = None) -> Device:
+    """A catalogue GPU as the estimate places memory on it and times it; a unified-memory GPU
+    gets its share of the machine's memory as asked (``unified_memory_bytes``), or the limit
+    set for it (``wired_limit_bytes``)."""
+    capacity, name = gpu.usable_bytes, gpu.name
+    if request is not None and gpu.unified_memory:
+        if request.unified_memory_bytes is not None:
+            capacity = gpu.unified_share(request.unified_memory_bytes)
+            name = _with_memory(gpu.name, request.unified_memory_bytes)
+        if request.wired_limit_bytes is not None:
+            capacity = request.wired_limit_bytes
     return Device(
-        name=gpu.name,
-        capacity_bytes=gpu.usable_bytes,
+        name=name,
+        capacity_bytes=capacity,
         bandwidth_bytes_s=gpu.bandwidth_gb_s * 1e9,
         tflops=gpu.tflops,
         vendor=gpu.vendor,

@@ -9,9 +9,11 @@ Request:  {"action": "options"}
            "context", "batch", "kv_cache", "gpus", "gpu" | "gpu_memory_gib", ...}}
           {"action": "finetune", "inputs": {"model" | "config", "method", "precision",
            "optimizer", "lora_rank", "lora_targets", "seq_len", "micro_batch", ...}}
-          {"action": "chart", "inputs": {as for "estimate"}}
+          {"action": "chart" | "plan" | "fits" | "gpus", "inputs": {as for "estimate"}}
 Response: {"ok": true, "options": {...}}
           {"ok": true, "charts": {"memory" | "decode" | "prefill": "<svg ...>"}}
+          {"ok": true, "plan": [...]} / {"ok": true, "fits": [...], "context": N} /
+          {"ok": true, "gpus": [...], "context": N}
           {"ok": true, "result": {...}, "hint": {...} | null, "defaults": {input: value}}
           {"ok": false, "error": {"message": "...", "field": "..."}}
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import replace
 from typing import Any
 
 from calc import gguf
@@ -28,11 +31,12 @@ from calc._errors import CalcError, ConfigError, InputError, UnknownNameError
 from calc.api import loadable_formats, resolve, run_finetune
 from calc.catalogue import Catalogue, build_catalogue
 from calc.charts import WHATS, context_curve, svg_chart
-from calc.engines import ENGINES
+from calc.engines import ENGINES, engine_by_name
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest
 from calc.hints import finetune_hint, fit_hint
 from calc.inputs import Mode, finetune_request, inference_request, parse
+from calc.planner import RANKING_CONTEXT, plan_offload, rank_gpus, rank_models
 from calc.requests import InferenceRequest
 
 
@@ -69,12 +73,14 @@ class Session:
                 response = self.finetune(request.get("inputs"))
             elif action == "chart":
                 response = self.chart(request.get("inputs"))
+            elif action in ("plan", "fits", "gpus"):
+                response = self.rank(action, request.get("inputs"))
             elif action == "gguf_header":
                 response = gguf_header(request.get("bytes_base64"))
             else:
                 raise InputError(
                     f"unknown action {action!r}; expected 'options', 'estimate', 'finetune', "
-                    "'chart' or 'gguf_header'"
+                    "'chart', 'plan', 'fits', 'gpus' or 'gguf_header'"
                 )
         except CalcError as error:
             response = {"ok": False, "error": _error(error)}
@@ -127,6 +133,23 @@ class Session:
         points = context_curve(self.catalogue, request, layouts=self.layouts)
         name = self.catalogue.model(request.model).name if request.model else "this model"
         return {"ok": True, "charts": {what: svg_chart(name, points, what) for what in WHATS}}
+
+    def rank(self, action: str, inputs: object) -> dict[str, Any]:
+        """The planner's answers for the form's setup: where the layers go (plan), every
+        catalogue model on these GPUs (fits), every catalogue GPU for this model (gpus)."""
+        request = parse_inputs(inputs)
+        if action == "plan":
+            option = engine_by_name(request.engine).layers_option
+            choices = plan_offload(self.catalogue, request, layouts=self.layouts)
+            rows = [{**c.to_json(option), "flags": c.flags(option)} for c in choices]
+            return {"ok": True, "plan": rows}
+        if request.context is None:
+            request = replace(request, context=RANKING_CONTEXT)
+        if action == "fits":
+            ranked = rank_models(self.catalogue, request, layouts=self.layouts)
+            return {"ok": True, "fits": [r.to_json() for r in ranked], "context": request.context}
+        gpus = rank_gpus(self.catalogue, request, layouts=self.layouts)
+        return {"ok": True, "gpus": [g.to_json() for g in gpus], "context": request.context}
 
     def finetune(self, inputs: object) -> dict[str, Any]:
         request, where = parse_finetune_inputs(inputs)

@@ -107,6 +107,16 @@ class GPU:
     architecture: str = ""
     tflops: tuple[tuple[str, float], ...] = ()  # dense peak by data type (fp16, int8 ...)
 
+    def unified_share(self, memory_bytes: int) -> int:
+        """What the GPU may take of a unified-memory machine with ``memory_bytes``: macOS wires
+        2/3 of the memory for the GPU up to 36 GiB and 3/4 above (the limits llama.cpp logs
+        quote, see data/gpus.yaml's head); other vendors' default share is the entry's."""
+        if self.vendor == "Apple":
+            share = 2 / 3 if memory_bytes <= 36 * 2**30 else 3 / 4
+        else:
+            share = self.usable_fraction or 1.0
+        return int(memory_bytes * share)
+
     @property
     def usable_bytes(self) -> int:
         """What software can allocate: nvidia-smi's total where one was read (the driver keeps

@@ -105,38 +105,52 @@ def svg_chart(name: str, points: Sequence[Point], what: str) -> str:
         return TOP + (HEIGHT - TOP - BOTTOM) * (1 - value / top)
 
     parts += _axes(points, x_of, y_of, top, unit)
+    if what == "memory":
+        parts += _memory_lines(points, capacity, x_of, y_of)
+    parts += _curve(shown, what, x_of, y_of)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _memory_lines(points: Sequence[Point], capacity: float, x_of: Scale, y_of: Scale) -> list[str]:
+    """The GPUs' memory as a dashed line, and CPU RAM dotted where the engine keeps some."""
+    out = []
     if capacity:
         y = y_of(capacity)
-        parts.append(
+        out.append(
             f'<line class="vram-chart__limit" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" '
             f'y2="{y:.1f}" stroke="currentColor" stroke-dasharray="6 4" opacity="0.6"/>'
             f'<text x="{WIDTH - RIGHT}" y="{y - 4:.1f}" text-anchor="end" font-size="11">'
             f"GPU memory {capacity:.1f} GiB</text>"
         )
-    if what == "memory" and any(p.host_bytes for p in points):
+    if any(p.host_bytes for p in points):
         host = " ".join(f"{x_of(p.context):.1f},{y_of(p.host_bytes / GIB):.1f}" for p in points)
         last = points[-1]
-        parts.append(
+        out.append(
             f'<polyline class="vram-chart__host" fill="none" stroke="currentColor" '
             f'stroke-width="1.5" stroke-dasharray="2 3" points="{host}"/>'
             f'<text x="{x_of(last.context) - 4:.1f}" y="{y_of(last.host_bytes / GIB) - 6:.1f}" '
             f'text-anchor="end" font-size="11">CPU RAM</text>'
         )
+    return out
+
+
+def _curve(shown: Sequence[tuple[Point, float]], what: str, x_of: Scale, y_of: Scale) -> list[str]:
+    """The line, and a point per context (hollow where the setup does not fit)."""
     path = " ".join(f"{x_of(p.context):.1f},{y_of(v):.1f}" for p, v in shown)
-    parts.append(
+    out = [
         f'<polyline class="vram-chart__line" fill="none" stroke="currentColor" '
         f'stroke-width="2" points="{path}"/>'
-    )
+    ]
     for p, v in shown:
         state = "no" if p.fits is False else "yes"
-        parts.append(
+        out.append(
             f'<circle class="vram-chart__point" data-fits="{state}" cx="{x_of(p.context):.1f}" '
             f'cy="{y_of(v):.1f}" r="3.5" fill="{"none" if p.fits is False else "currentColor"}" '
             f'stroke="currentColor"><title>{p.context:,} tokens: {_label(v, what)}'
             f"{' (does not fit)' if p.fits is False else ''}</title></circle>"
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    return out
 
 
 def _value(point: Point, what: str) -> float | None:

@@ -32,7 +32,7 @@ from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneEstimate, TrainComponents
 from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.inputs import Input, Mode
-from calc.planner import plan_offload, rank_models
+from calc.planner import RANKING_CONTEXT, plan_offload, rank_gpus, rank_models
 from calc.units import GB, GIB, MIB, format_bytes
 
 EXIT_BAD_INPUT = 2
@@ -48,6 +48,11 @@ COMMANDS: tuple[tuple[Mode, str, str], ...] = (
         "inference",
         "chart",
         "an SVG chart of GPU memory (or generation or prompt speed) against context",
+    ),
+    (
+        "inference",
+        "gpus",
+        "every catalogue GPU ranked for one model: how many of it hold the model, and the speed",
     ),
     (
         "inference",
@@ -424,12 +429,34 @@ def _chart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpus(args: argparse.Namespace) -> int:
+    from calc.data_files import load_catalogue
+
+    catalogue = load_catalogue()
+    values = values_from(args, "inference")
+    values.setdefault("context", RANKING_CONTEXT)
+    ranked = rank_gpus(catalogue, inputs.inference_request(values))
+    if args.json:
+        print(json.dumps([r.to_json() for r in ranked], indent=2))
+        return 0
+    print(f"{'GPU':46} {'how many':>8} {'memory':>22} {'generation':>12} {'prompt':>10}")
+    for r in ranked:
+        if r.count is None:
+            print(f"{r.name:46} {'too small':>8}")
+            continue
+        print(
+            f"{r.name:46} {r.count:>8} {format_bytes(r.memory_bytes):>22} "
+            f"{r.decode_tokens_per_s or 0:>8,.1f} t/s {r.prefill_tokens_per_s or 0:>6,.0f} t/s"
+        )
+    return 0
+
+
 def _fits(args: argparse.Namespace) -> int:
     from calc.data_files import load_catalogue
 
     catalogue = load_catalogue()
     values = values_from(args, "inference")
-    values.setdefault("context", 8192)
+    values.setdefault("context", RANKING_CONTEXT)
     request = inputs.inference_request(values)
     ranked = rank_models(catalogue, request)
     if args.json:
@@ -449,7 +476,13 @@ def _fits(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"finetune": _finetune, "plan": _plan, "fits": _fits, "chart": _chart}
+    commands = {
+        "finetune": _finetune,
+        "plan": _plan,
+        "fits": _fits,
+        "chart": _chart,
+        "gpus": _gpus,
+    }
     command = commands.get(args.command, _inference)
     try:
         return command(args)

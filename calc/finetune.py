@@ -26,8 +26,8 @@ from typing import Any, Literal, get_args
 from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.breakdown import ByKind, Device
-from calc.engines.base import CUDA_CONTEXT_BYTES
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
+from calc.speed import CUDA_CONTEXT_BYTES
 from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
 
 Method = Literal["lora", "qlora", "full", "freeze"]

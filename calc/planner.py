@@ -15,6 +15,7 @@ from calc._errors import CalcError
 from calc.api import resolve
 from calc.breakdown import Estimate
 from calc.catalogue import Catalogue
+from calc.engines import engine_by_name
 from calc.engines.fit import largest_true
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.hints import FORMAT_LADDER, longest_context
@@ -171,11 +172,21 @@ def rank_models(
     ``base``'s GPUs entirely at its context, the longest context in that format, and its speed;
     models that fit come first, the largest first."""
     layouts = {} if layouts is None else layouts
+    idents = list(models or catalogue.models)
+    if idents:  # the GPUs, engine and settings themselves: a bad one is an error, not a miss
+        resolve(catalogue, replace(base, model=idents[0], weights=None), layouts=layouts)
     found = []
-    for ident in models or list(catalogue.models):
+    for ident in idents:
         model = catalogue.models[ident]
         found.append(_fit_one(catalogue, replace(base, model=ident), model.name, layouts))
     return sorted(found, key=lambda f: (f.weights is None, -f.parameters, f.model))
+
+
+def all_on_gpus(request: InferenceRequest) -> InferenceRequest:
+    """The request with every layer on the GPUs, for an engine that moves layers (-ngl 999)."""
+    if request.gpu_layers is not None or not engine_by_name(request.engine).layers_option:
+        return request
+    return replace(request, gpu_layers=999)
 
 
 def _fit_one(
@@ -183,7 +194,7 @@ def _fit_one(
 ) -> ModelFit:
     formats = [f for f in FORMAT_LADDER if f in catalogue.weight_formats]
     for weights in formats:
-        asked = replace(request, weights=weights, gpu_layers=request.gpu_layers or 999)
+        asked = replace(all_on_gpus(request), weights=weights)
         try:
             plan = resolve(catalogue, asked, layouts=layouts)
         except CalcError:
@@ -213,3 +224,72 @@ def _fit_one(
         decode_tokens_per_s=None,
         prefill_tokens_per_s=None,
     )
+
+
+# The context the rankings use where none is asked: long enough for a real conversation.
+RANKING_CONTEXT = 8192
+GPU_COUNTS = (1, 2, 4, 8)  # the setups a buyer compares: one card, a pair, a box of 4 or 8
+
+
+@dataclass(frozen=True)
+class GpuFit:
+    """The fewest of one catalogue GPU that hold the model entirely, and how fast it runs."""
+
+    gpu: str
+    name: str
+    count: int | None  # None: not even 8 hold it (or a unified-memory GPU, which comes alone)
+    memory_bytes: int  # usable memory of all of them together
+    total_bytes: int | None  # what the model needs on them
+    decode_tokens_per_s: float | None
+    prefill_tokens_per_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gpu": self.gpu,
+            "name": self.name,
+            "count": self.count,
+            "memory_bytes": self.memory_bytes,
+            "total_bytes": self.total_bytes,
+            "decode_tokens_per_s": self.decode_tokens_per_s,
+            "prefill_tokens_per_s": self.prefill_tokens_per_s,
+        }
+
+
+def rank_gpus(
+    catalogue: Catalogue, base: InferenceRequest, *, layouts: LayoutMemo | None = None
+) -> list[GpuFit]:
+    """Every catalogue GPU with the fewest of it (1, 2, 4 or 8; a unified-memory GPU alone)
+    that hold ``base``'s model, format and context with every layer on the GPUs, and the speed
+    that gives: the fewest GPUs first, then the fastest generation."""
+    layouts = {} if layouts is None else layouts
+    request = all_on_gpus(replace(base, gpu_memory_bytes=None))
+    found = [_gpu_fit(catalogue, request, gpu.id, layouts) for gpu in catalogue.gpus.values()]
+    return sorted(
+        found,
+        key=lambda f: (f.count is None, f.count or 0, -(f.decode_tokens_per_s or 0.0), f.gpu),
+    )
+
+
+def _gpu_fit(
+    catalogue: Catalogue, request: InferenceRequest, ident: str, layouts: LayoutMemo
+) -> GpuFit:
+    gpu = catalogue.gpus[ident]
+    counts = (1,) if gpu.unified_memory else GPU_COUNTS
+    for count in counts:
+        try:
+            plan = resolve(catalogue, replace(request, gpu=ident, gpus=count), layouts=layouts)
+        except CalcError:
+            continue  # e.g. heads that do not split over this many GPUs
+        estimate = estimate_inference(plan, layouts=layouts)
+        if estimate.fits:
+            speed = estimate.speed or {}
+            return GpuFit(
+                gpu=ident,
+                name=gpu.name,
+                count=count,
+                memory_bytes=gpu.usable_bytes * count,
+                total_bytes=estimate.total_bytes,
+                decode_tokens_per_s=speed.get("decode_tokens_per_s"),
+                prefill_tokens_per_s=speed.get("prefill_tokens_per_s"),
+            )
+    return GpuFit(ident, gpu.name, None, gpu.usable_bytes * counts[-1], None, None, None)

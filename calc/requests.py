@@ -26,6 +26,8 @@ class InferenceRequest:
     gpu: str | None = None  # one name, or several separated by commas for mismatched GPUs
     gpu_memory_bytes: int | None = None
     ram_bytes: int | None = None  # host RAM the engine may fill (llama.cpp --fit, Ollama)
+    unified_memory_bytes: int | None = None  # a unified-memory machine's memory (its variant)
+    wired_limit_bytes: int | None = None  # what a unified-memory GPU may take (iogpu limit)
     engine_version: str | None = None
     flash_attention: bool | None = None
     vision: bool | None = None  # load the vision tower (where the model has one)

@@ -18,7 +18,7 @@ calibrated on the published figures in ``data/measurements.yaml`` by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any
 
@@ -41,6 +41,7 @@ class Backend:
     quantized_dtype: str  # the peak a prompt with quantised weights is timed against
     moe_layer_seconds: float = 0.0  # a MoE layer's extra cost per step (routing, expert kernels)
     moe_compute: float = 1.0  # a MoE prompt's share of the dense compute share (grouped GEMMs)
+    context_bytes: int = 0  # the runtime's own memory per GPU and process (see RUNTIME_BYTES)
 
 
 # id, name, bandwidth share, seconds per layer, compute share, quantised prompts' peak, MoE
@@ -50,8 +51,29 @@ class Backend:
 # Metal 49 / 49, Vulkan 24 / 16): median |error| of decode 4.9%, 4.9%, 2.6%, 4.3%; of prompts
 # 21.1%, 6.6%, 3.3%, 25.3%. Engines that sample and serve add their own time per token
 # (Engine.token_seconds).
+# The runtime's memory per GPU and process, outside the engine's buffers:
+# - CUDA: the context with lazy module loading, 287,047,680 bytes ("shows a memory usage of:
+#   287,047,680 bytes", https://github.com/pytorch/pytorch/pull/86509).
+# - ROCm: "Two unrelated models each left the same ~0.4 GiB unexplained" on an RX 7900 XTX
+#   (https://github.com/Quartermaster-Labs/Quartermaster/pull/24); llama.cpp's memory breakdown
+#   shows 253 MiB "unaccounted" on headless MI50s.
+# - Metal: nothing counts against the GPU's limit but the process's own buffers: ggml-metal
+#   reports "*total = dev->mtl_device.recommendedMaxWorkingSetSize; *free = *total -
+#   dev->mtl_device.currentAllocatedSize;" (ggml/src/ggml-metal/ggml-metal-device.m), so the
+#   runtime's share is already inside the buffers it allocates.
+# - Vulkan and SYCL: no figure from a GPU without a display was found; the CUDA context's size
+#   stands in.
+CUDA_CONTEXT_BYTES = 287_047_680
+RUNTIME_BYTES = {
+    "cuda": CUDA_CONTEXT_BYTES,
+    "rocm": int(0.4 * 2**30),
+    "metal": 0,
+    "vulkan": CUDA_CONTEXT_BYTES,
+    "sycl": CUDA_CONTEXT_BYTES,
+}
+
 BACKENDS: dict[str, Backend] = {
-    b.id: b
+    b.id: replace(b, context_bytes=RUNTIME_BYTES[b.id])
     for b in (
         Backend("cuda", "CUDA", 0.85, 26e-6, 0.20, "int8", 60e-6, 0.60),
         Backend("rocm", "ROCm", 0.76, 0.0, 0.34, "fp16", 80e-6, 0.40),
@@ -94,6 +116,13 @@ class Speed:
             "backend": self.backend,
             "limited_by": self.limited_by,
         }
+
+
+def runtime_bytes(device: Device, asked: str | None = None) -> int:
+    """The GPU runtime's own memory on ``device`` (its backend's context); CUDA's where the
+    backend is unknown (a GPU given only by its memory size)."""
+    backend = backend_of(device, asked)
+    return CUDA_CONTEXT_BYTES if backend is None else backend.context_bytes
 
 
 def backend_of(device: Device, asked: str | None = None) -> Backend | None:

@@ -551,3 +551,22 @@ def test_serving_capacity_and_context_charts_come_from_calc(watched, base_url):
     ]
     assert "Llama 3.1 8B" in charts.nth(0).locator("title").first.text_content()
     assert watched.errors == []
+
+
+def test_the_planner_panels_answer_as_the_cli_does(watched, base_url):
+    root = open_calculator(watched, base_url)
+    set_inputs(root, {"model": "llama-3.1-70b", "engine": "llama.cpp", "gpu": "rtx-4090d"})
+    page = root.page
+    for role, command in (("plan", "plan"), ("gpus", "gpus")):
+        root.locator(f"[data-role={role}] summary").click()
+        key = f"{role}Updates"
+        page.wait_for_function(
+            f"() => Number(document.getElementById('vram-calculator').dataset.{key} || 0) >= 1",
+            timeout=120_000,
+        )
+        expected = cli_json_command(command, "--model", "llama-3.1-70b", "--gpu", "rtx-4090d")
+        table = root.locator(f"[data-role={role}-table]")
+        assert table.get_attribute("data-rows") == str(len(expected))
+        first = table.locator("tbody tr").first.locator("td").first.inner_text()
+        assert first == (expected[0]["label"] if role == "plan" else expected[0]["name"])
+    assert watched.errors == []

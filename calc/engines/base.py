@@ -34,14 +34,8 @@ from calc.kv_cache import MlaCache, kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import KvBytes, Offload, Placement, place_layers
 from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
+from calc.speed import runtime_bytes
 from calc.vision import encode_buffer_bytes
-
-# The CUDA context (driver state and loaded kernels) of one process on one GPU, with lazy module
-# loading (the default since CUDA 11.7 / PyTorch 1.13): 287,047,680 bytes measured in
-# https://github.com/pytorch/pytorch/pull/86509 ("shows a memory usage of: 287,047,680 bytes");
-# "around 400MB" per a PyTorch maintainer in https://github.com/pytorch/pytorch/issues/109888.
-# Engines add cuBLAS workspaces and their own allocations on top; we take the measured figure.
-CUDA_CONTEXT_BYTES = 287_047_680
 
 BF16 = 2  # bytes per activation value
 FP32 = 4  # bytes per logit (engines upcast logits before sampling)
@@ -302,9 +296,10 @@ class Engine(Generic[R, Opt]):
         last = len(placement.devices) - 1
         return [buffer if d.layers or d.index == last else 0 for d in placement.devices]
 
-    def runtime_bytes(self, plan: Plan) -> int:
-        """Memory per GPU outside the engine's own tensors: the CUDA context, graphs."""
-        return CUDA_CONTEXT_BYTES
+    def runtime_bytes(self, plan: Plan, device: Device) -> int:
+        """Memory on one GPU outside the engine's own tensors: its backend's context (CUDA's
+        context, HIP's; nothing on Metal), and what the engine adds (vLLM's CUDA graphs)."""
+        return runtime_bytes(device, plan.backend)
 
     def finish(
         self, plan: Plan, devices: Sequence[DeviceEstimate]
@@ -318,9 +313,13 @@ class Engine(Generic[R, Opt]):
         placement = split_recurrent(self, plan, self.place(plan, layout))
         placement = add_vision(self, plan, layout, placement)
         notes += placement.notes
-        runtime = self.runtime_bytes(plan)
         devices = tuple(
-            replace(d, components=replace(d.components, activations=a, runtime=runtime))
+            replace(
+                d,
+                components=replace(
+                    d.components, activations=a, runtime=self.runtime_bytes(plan, d.device)
+                ),
+            )
             for d, a in zip(placement.devices, self.activation_bytes(plan, placement), strict=True)
         )
         if self.embeddings_on_host:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from calc.architecture import NONE, SLIDING, Architecture
 from calc.breakdown import Device, DeviceEstimate, Estimate
 from calc.checkpoint import Checkpoint
-from calc.engines.base import BF16, CUDA_CONTEXT_BYTES, FP32, Constant, Engine, widest_mlp
+from calc.engines.base import BF16, FP32, Constant, Engine, widest_mlp
 from calc.engines.history import MODEL_MAX, Change, History, Release
 from calc.kv_cache import kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
@@ -435,8 +435,8 @@ class Vllm(Engine[VllmRelease, Scheduler]):
         driver, others = peak(True), peak(not v0)
         return [driver if d.index == 0 else others for d in placement.devices]
 
-    def runtime_bytes(self, plan: Plan) -> int:
-        return CUDA_CONTEXT_BYTES + CUDA_GRAPH_BYTES
+    def runtime_bytes(self, plan: Plan, device: Device) -> int:
+        return super().runtime_bytes(plan, device) + CUDA_GRAPH_BYTES
 
     def finish(
         self, plan: Plan, devices: Sequence[DeviceEstimate]

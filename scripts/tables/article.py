@@ -15,10 +15,11 @@ from calc import (
     InferenceRequest,
     Model,
     compare,
+    context_curve,
     run_inference,
+    svg_chart,
 )
 from calc import Measurement as MeasurementRecord
-from calc.charts import context_curve, svg_chart
 from scripts.tables.common import GUIDE_CONTEXT, Sources, estimate, gb, gib
 
 # The article's table: the DeepSeek-R1 family, in its order.

@@ -390,6 +390,7 @@ export async function mount(root) {
     showError("");
     render(response);
     if ($("charts").open) drawCharts(values);
+    for (const role of Object.keys(RANKINGS)) if ($(role).open) drawRanking(role, values);
     root.dataset.lastUpdateMs = (performance.now() - started).toFixed(2);
     scheduleUrl(values);
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
@@ -417,6 +418,54 @@ export async function mount(root) {
       }),
     );
     root.dataset.charts = String(Number(root.dataset.charts || 0) + 1);
+  }
+
+  // The planner's three answers, each computed when its panel is opened (the rankings run the
+  // estimate for every catalogue model or GPU). Text only: every cell is set with textContent.
+  const speedCell = (r) => (r.decode_tokens_per_s == null ? "" : `${r.decode_tokens_per_s.toFixed(1)} t/s`);
+  const promptCell = (r) => (r.prefill_tokens_per_s == null ? "" : `${Math.round(r.prefill_tokens_per_s).toLocaleString("en")} t/s`);
+  const RANKINGS = {
+    plan: {
+      head: ["Placement", "Settings", "Fits", "GPUs", "CPU RAM", "Generation", "Prompt"],
+      rows: (response) => response.plan.map((c) => [c.label, c.flags, c.fits === null ? "" : c.fits ? "yes" : "no", formatBytes(c.gpu_bytes), formatBytes(c.host_bytes), speedCell(c), promptCell(c)]),
+    },
+    fits: {
+      head: ["Model", "Weights", "Longest context", "Generation", "Prompt"],
+      rows: (response) => response.fits.map((m) => [m.name, m.weights || "does not fit", m.max_context == null ? "" : m.max_context.toLocaleString("en"), speedCell(m), promptCell(m)]),
+    },
+    gpus: {
+      head: ["GPU", "How many", "Their memory", "Generation", "Prompt"],
+      rows: (response) => response.gpus.map((g) => [g.name, g.count == null ? "too small" : String(g.count), formatBytes(g.memory_bytes), speedCell(g), promptCell(g)]),
+    },
+  };
+  const rankTickets = {};
+  async function drawRanking(role, values = readForm()) {
+    const table = $(`${role}-table`);
+    if (values.mode !== "inference") {
+      table.replaceChildren();
+      return;
+    }
+    const ticket = (rankTickets[role] = (rankTickets[role] || 0) + 1);
+    table.replaceChildren(element("caption", {}, "Computing…"));
+    const response = await ask({ action: role, inputs: toInputs(values) });
+    if (ticket !== rankTickets[role]) return;
+    if (!response.ok) {
+      table.replaceChildren(element("caption", {}, response.error.message));
+      return;
+    }
+    const spec = RANKINGS[role];
+    const head = element("tr");
+    head.append(...spec.head.map((h) => element("th", { scope: "col" }, h)));
+    const body = spec.rows(response).map((cells) => {
+      const tr = element("tr");
+      tr.append(...cells.map((c) => element("td", {}, c)));
+      return tr;
+    });
+    table.replaceChildren(element("thead"), element("tbody"));
+    table.tHead.append(head);
+    table.tBodies[0].append(...body);
+    table.dataset.rows = String(body.length);
+    root.dataset[`${role}Updates`] = String(Number(root.dataset[`${role}Updates`] || 0) + 1);
   }
 
   // keepResult: a notice above a valid result (a bad link that fell back to defaults).
@@ -619,6 +668,11 @@ export async function mount(root) {
   $("charts").addEventListener("toggle", () => {
     if ($("charts").open) drawCharts();
   });
+  for (const role of Object.keys(RANKINGS)) {
+    $(role).addEventListener("toggle", () => {
+      if ($(role).open) drawRanking(role);
+    });
+  }
   $("copy").addEventListener("click", async () => {
     flushUrl();
     try {
