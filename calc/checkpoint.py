@@ -83,6 +83,10 @@ class Checkpoint:
 def read_checkpoint(config: Mapping[str, Any], *, where: str) -> Checkpoint | None:
     """The checkpoint format a config.json declares; None when it says nothing."""
     quant = config.get("quantization_config")
+    mlx = config.get("quantization")
+    plain = quant is None or (isinstance(quant, Mapping) and "quant_method" not in quant)
+    if isinstance(mlx, Mapping) and plain:  # mlx_lm.convert writes both, without a method
+        return _mlx(_Quant(mlx, where, "quantization"))
     text = config.get("text_config")
     if quant is None and isinstance(text, Mapping):  # Kimi K2.5 keeps it with its text model
         quant = text.get("quantization_config")
@@ -111,15 +115,16 @@ def read_checkpoint(config: Mapping[str, Any], *, where: str) -> Checkpoint | No
 class _Quant:
     """Typed access to a quantization_config, with errors that name the key."""
 
-    def __init__(self, raw: Mapping[str, Any], where: str) -> None:
+    def __init__(self, raw: Mapping[str, Any], where: str, name: str = "quantization_config"):
         self.raw = raw
         self.where = where
+        self.name = name
 
     def error(self, key: str, expected: str) -> ConfigError:
         value = self.raw.get(key)
         return ConfigError(
-            f"{self.where}: quantization_config {key!r} must be {expected}, got {value!r}",
-            path=("quantization_config", key),
+            f"{self.where}: {self.name} {key!r} must be {expected}, got {value!r}",
+            path=(self.name, key),
         )
 
     def integer(self, key: str, default: int, allowed: Sequence[int] = ()) -> int:
@@ -243,6 +248,24 @@ def _bitsandbytes(q: _Quant) -> Checkpoint:
 
 def _mxfp4(q: _Quant) -> Checkpoint:
     return Checkpoint("mxfp4", "mxfp4", "MXFP4 experts", q.names("modules_to_not_convert"))
+
+
+# The MLX formats in the catalogue: (bits, group size) -> format id.
+MLX_FORMATS = {
+    **{(bits, 64): f"mlx_q{bits}" for bits in (2, 3, 4, 5, 6, 8)},
+    (4, 32): "mlx_q4_g32",
+    (5, 32): "mlx_q5_g32",
+}
+
+
+def _mlx(q: _Quant) -> Checkpoint:
+    """mlx_lm.convert's "quantization": {"group_size": 64, "bits": 4, "mode": "affine"}."""
+    mode = q.raw.get("mode", "affine")
+    bits = q.integer("bits", 4, (2, 3, 4, 5, 6, 8))
+    group = q.integer("group_size", 64, (16, 32, 64, 128))
+    label = f"MLX {mode} {bits}-bit, group {group}"
+    format_id = MLX_FORMATS.get((bits, group)) if mode == "affine" else None
+    return Checkpoint(f"mlx {mode}", format_id, label)
 
 
 _READERS = {

@@ -20,7 +20,7 @@ from calc.tensors import WEIGHT, Tensor, hf_module, is_vision
 # Where a weight format applies: to every tensor, to the linear layers of the decoder blocks
 # (embeddings, output head, router and norms stay in the checkpoint's 16-bit type), to the routed
 # experts only (gpt-oss MXFP4), or by GGUF mix rules.
-SCOPES = ("all", "linear", "experts", "gguf")
+SCOPES = ("all", "linear", "experts", "gguf", "mlx")
 # A format read from a GGUF file's tensor table: each tensor keeps the type the file gives it.
 FILE_SCOPE = "file"
 
@@ -171,7 +171,26 @@ def tensor_storage(
         return fmt.storage if quantisable and in_blocks else other
     if fmt.scope == "experts":
         return fmt.storage if quantisable and tensor.routed else other
+    if fmt.scope == MLX_SCOPE:
+        return _mlx_storage(tensor, fmt, types, quantisable)
     return _gguf_storage(tensor, fmt, arch, types, quantisable)
+
+
+MLX_SCOPE = "mlx"
+
+
+def _mlx_storage(
+    tensor: Tensor, fmt: WeightFormat, types: Mapping[str, StorageType], quantisable: bool
+) -> StorageType:
+    """mlx_lm.convert's choice: every matrix whose rows divide by the group (embeddings and the
+    output layer included) in the format, a MoE router in 8 bits, the rest (norms, biases,
+    convolutions) in bf16; the vision tower stays bf16 (mlx-lm loads the language model)."""
+    group = fmt.storage.block_size or 64
+    if not quantisable or is_vision(tensor) or tensor.shape[0] % group:  # ne[0]: the row
+        return types["bf16"]
+    if tensor.role == "ffn_gate_inp":
+        return types["mlx_q8"]
+    return fmt.storage
 
 
 def _gguf_storage(

@@ -17,7 +17,7 @@ calibrated on the published figures in ``data/measurements.yaml`` by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any
@@ -125,8 +125,14 @@ def runtime_bytes(device: Device, asked: str | None = None) -> int:
     return CUDA_CONTEXT_BYTES if backend is None else backend.context_bytes
 
 
-def backend_of(device: Device, asked: str | None = None) -> Backend | None:
+def backend_of(
+    device: Device, asked: str | None = None, own: Mapping[str, Backend] | None = None
+) -> Backend | None:
+    """The backend asked for, else the vendor's usual one; an engine's ``own`` constants for it
+    (MLX on Metal) where it has them."""
     ident = asked or VENDOR_BACKENDS.get(device.vendor, "")
+    if own and ident in own:
+        return own[ident]
     return BACKENDS.get(ident)
 
 
@@ -207,7 +213,7 @@ def _step(
     devices = [d for d in estimate.devices if d.layers or d.components.weights]
     if not devices:
         return None
-    backends = [backend_of(d.device, backend) for d in devices]
+    backends = [backend_of(d.device, backend, plan.engine.backends) for d in devices]
     if any(b is None for b in backends) or any(
         d.device.bandwidth_bytes_s is None or peak_flops(d.device, "fp16") is None for d in devices
     ):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,14 @@ def cases() -> list[Row]:
 
 
 def errors(rows: list[Row], backend: speed_model.Backend, what: str) -> list[float]:
+    """Each row's relative error with ``backend`` in place: in the shared table, and in the
+    rows' engine's own table where it keeps one for that backend (MLX's Metal)."""
     saved = speed_model.BACKENDS[backend.id]
     speed_model.BACKENDS[backend.id] = backend
+    owners = {type(r[1].engine) for r in rows if backend.id in r[1].engine.backends}
+    kept = {owner: owner.backends for owner in owners}
+    for owner in owners:
+        owner.backends = {**owner.backends, backend.id: backend}
     try:
         out = []
         for m, plan, layout, estimate in rows:
@@ -70,6 +76,8 @@ def errors(rows: list[Row], backend: speed_model.Backend, what: str) -> list[flo
         return out
     finally:
         speed_model.BACKENDS[backend.id] = saved
+        for owner, table in kept.items():
+            owner.backends = table
 
 
 def median_abs(values: list[float]) -> float:
@@ -141,7 +149,13 @@ def fit(backend: speed_model.Backend, mine: list[Row]) -> speed_model.Backend:
 
 def own_errors(rows: list[Row], what: str) -> list[float]:
     """Each row's error under its own backend's current constants."""
-    return [e for r in rows for e in errors([r], speed_model.BACKENDS[backend_of(r)], what)]
+    return [e for r in rows for e in errors([r], current(r), what)]
+
+
+def current(row: Row) -> speed_model.Backend:
+    """The constants the row's speed uses now: its engine's own for the backend, or the table's."""
+    ident = backend_of(row)
+    return row[1].engine.backends.get(ident) or speed_model.BACKENDS[ident]
 
 
 TOKEN_SECONDS = [x * 1e-4 for x in range(0, 41)]
@@ -167,9 +181,9 @@ def fit_engine(engine: Engine[Any, Any], mine: list[Row]) -> None:
           f"median |error| {error(best):.1%}")  # fmt: skip
 
 
-def main() -> int:
-    rows = cases()
-    print(f"{len(rows)} speed figures")
+def fit_all(rows: list[Row]) -> None:
+    """The backends on llama-bench's bare steps, then each other engine's time per token and
+    its own backend constants, on its own figures."""
     reference = [r for r in rows if r[1].engine.bare_step]
     fitted = {}
     for ident, backend in speed_model.BACKENDS.items():
@@ -179,23 +193,31 @@ def main() -> int:
     others = {r[1].engine.id: r[1].engine for r in rows if not r[1].engine.bare_step}
     for engine in others.values():
         fit_engine(engine, [r for r in rows if r[1].engine is engine])
-    print("\nby engine")
-    for engine_id in sorted({r[1].engine.id for r in rows}):
+    for engine in {r[1].engine.id: r[1].engine for r in rows}.values():
+        for ident, own in dict(engine.backends).items():
+            mine = [r for r in rows if r[1].engine is engine and backend_of(r) == ident]
+            print(f"{engine.id} on {ident}: ", end="")
+            type(engine).backends = {**engine.backends, ident: fit(own, mine)}
+
+
+def report(rows: list[Row], title: str, key: Callable[[Row], str]) -> None:
+    """The median |error| of each quantity, by ``key`` (engine, vendor)."""
+    print(f"\nby {title}")
+    for group in sorted({key(r) for r in rows}):
         for what in SPEEDS:
-            part = [r for r in rows if r[1].engine.id == engine_id and r[0].estimate_of == what]
+            part = [r for r in rows if key(r) == group and r[0].estimate_of == what]
             if part:
-                print(f"{engine_id:12} {what:22} {len(part):3} median |error| "
+                print(f"{group:12} {what:30} {len(part):3} median |error| "
                       f"{median_abs(own_errors(part, what)):.1%}")  # fmt: skip
-    print("\nby vendor")
-    vendors = sorted({r[3].devices[0].device.vendor for r in rows})
-    for vendor in vendors:
-        mine = [r for r in rows if r[3].devices[0].device.vendor == vendor]
-        for what in SPEEDS:
-            part = [r for r in mine if r[0].estimate_of == what]
-            if part:
-                b = speed_model.BACKENDS[backend_of(part[0])]
-                print(f"{vendor:7} {what:22} {len(part):3} median |error| "
-                      f"{median_abs(errors(part, b, what)):.1%}")  # fmt: skip
+
+
+def main() -> int:
+    rows = cases()
+    print(f"{len(rows)} speed figures")
+    fit_all(rows)
+    report(rows, "engine", lambda r: r[1].engine.id)
+    report(rows, "vendor", lambda r: r[3].devices[0].device.vendor)
+    report(rows, "backend", backend_of)
     return 0
 
 

@@ -25,9 +25,11 @@ def test_options_list_the_catalogue(session, catalogue):
     options = ask(session, {"action": "options"})["options"]
     assert len(options["models"]) == len(catalogue.models)
     engines = {e["id"]: e for e in options["engines"]}
-    assert {"theory", "llama.cpp", "ollama", "vllm", "transformers"} == set(engines)
+    assert {"theory", "llama.cpp", "ollama", "vllm", "transformers", "mlx"} == set(engines)
     llama_cpp = {w["id"] for w in engines["llama.cpp"]["weights"]}
-    assert "q4_k_m" in llama_cpp and "awq_4bit_g128" not in llama_cpp
+    assert "q4_k_m" in llama_cpp and "awq_4bit_g128" not in llama_cpp and "mlx_q4" not in llama_cpp
+    mlx = {w["id"] for w in engines["mlx"]["weights"]}
+    assert {"mlx_q4", "mlx_q8", "bf16"} <= mlx and "q4_k_m" not in mlx
 
 
 def test_estimate_equals_the_cli_json(session):

@@ -14,6 +14,7 @@ from calc._errors import UnknownNameError
 from calc.engines.base import Constant, Engine
 from calc.engines.history import MODEL_MAX, Change, History, Release, version_key
 from calc.engines.llama_cpp import LlamaCpp
+from calc.engines.mlx import Mlx
 from calc.engines.ollama import Ollama
 from calc.engines.theory import Theory
 from calc.engines.transformers import Transformers
@@ -21,7 +22,7 @@ from calc.engines.vllm import Vllm
 from calc.speed import CUDA_CONTEXT_BYTES, RUNTIME_BYTES
 
 ENGINES: dict[str, Engine[Any, Any]] = {
-    engine.id: engine for engine in (Theory(), LlamaCpp(), Ollama(), Vllm(), Transformers())
+    engine.id: engine for engine in (Theory(), LlamaCpp(), Ollama(), Vllm(), Transformers(), Mlx())
 }
 DEFAULT_ENGINE = "llama.cpp"
 

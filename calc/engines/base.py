@@ -34,7 +34,7 @@ from calc.kv_cache import MlaCache, kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import KvBytes, Offload, Placement, place_layers
 from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
-from calc.speed import runtime_bytes
+from calc.speed import Backend, runtime_bytes
 from calc.vision import encode_buffer_bytes
 
 BF16 = 2  # bytes per activation value
@@ -84,6 +84,9 @@ class Engine(Generic[R, Opt]):
     # (llama-bench), fitted by scripts/calibrate_speed.py for the others.
     token_seconds = 0.0
     bare_step = False  # its published figures time the GPU step alone (llama-bench)
+    # its own constants for a backend where its kernels differ from llama.cpp's (MLX on Metal),
+    # fitted by scripts/calibrate_speed.py on its own figures
+    backends: Mapping[str, Backend] = MappingProxyType({})
     embeddings_on_host = False
     mentions_flash_default = False  # the defaults note names the flash-attention default
     constants: tuple[Constant, ...] = ()
