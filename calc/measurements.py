@@ -348,23 +348,40 @@ def is_speed(measurement: Measurement) -> bool:
 
 
 def speed_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
-    """The speed error by quantity, then by backend and vendor within it."""
+    """The speed error by quantity, then within it by engine, GPU vendor and backend."""
     found = []
     labels = ("decode", "prefill", "decode, several sequences together")
     for what, label in zip(SPEEDS, labels, strict=True):
         cases = [c for c in comparisons if c.measurement.estimate_of == what]
-        groups: dict[str, list[Comparison]] = {}
-        for c in cases:
-            speed = (c.estimate.speed or {}) if isinstance(c.estimate, Estimate) else {}
-            groups.setdefault(str(speed.get("backend", "")), []).append(c)
         summary = summarise(cases)
         if summary:
             found.append((label, summary))
-        for backend, members in sorted(groups.items()):
-            part = summarise(members)
-            if part:
-                found.append((f"{label}, {backend}", part))
+        for key in (_engine_of, _vendor_of, _backend_of):
+            groups: dict[str, list[Comparison]] = {}
+            for c in cases:
+                groups.setdefault(key(c), []).append(c)
+            for group, members in sorted(groups.items()):
+                part = summarise(members)
+                if part and len(groups) > 1:
+                    found.append((f"{label}, {group}", part))
     return found
+
+
+def _speed_of(c: Comparison) -> Mapping[str, Any]:
+    return (c.estimate.speed or {}) if isinstance(c.estimate, Estimate) else {}
+
+
+def _engine_of(c: Comparison) -> str:
+    return f"engine {c.measurement.runs_on}"
+
+
+def _vendor_of(c: Comparison) -> str:
+    devices = c.estimate.devices if isinstance(c.estimate, Estimate) else ()
+    return f"{devices[0].device.vendor or 'unknown'} GPUs" if devices else "unknown GPUs"
+
+
+def _backend_of(c: Comparison) -> str:
+    return f"backend {_speed_of(c).get('backend', '')}"
 
 
 def summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
