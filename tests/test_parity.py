@@ -32,12 +32,15 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
     for i in range(count):
         engine = rng.choice(sorted(ENGINES))
         accepted = [f.id for f in loadable_formats(catalogue, ENGINES[engine])]
+        # mostly the KV types the engine stores (all of them for engines that take any)
+        stored = ENGINES[engine].kv_types(ENGINES[engine].release(None))
+        kv_ok = [k for k in kv if k is None or not stored or k in stored]
         inputs: dict[str, object] = {
             "engine": engine,
             "weights": rng.choice([None, *accepted] if rng.random() < 0.9 else formats),
             "context": rng.choice([None, 1, 512, 2048, 4096, 32768, rng.randint(1, 300_000)]),
             "batch": rng.choice([None, 1, 2, 4, rng.randint(1, 64)]),
-            "kv_cache": rng.choice(kv),
+            "kv_cache": rng.choice(kv_ok if rng.random() < 0.9 else kv),
             "gpus": rng.randint(1, 8),
         }
         if engine == "vllm" and rng.random() < 0.5:
