@@ -620,9 +620,12 @@ class _Config:
                 return default
             raise self.error(key, f"missing key {key!r} (a positive integer)")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"{key!r} must be an integer, got {value!r}")
+            raise self.error(key, f"{key!r} must be an integer, got {_short(value)}")
         if value < minimum:
-            raise self.error(key, f"{key!r} must be at least {minimum}, got {value!r}")
+            raise self.error(key, f"{key!r} must be at least {minimum}, got {_short(value)}")
+        top = CONFIG_MAXIMA.get(key, CONFIG_MAXIMUM)
+        if value > top:  # checked before any work: a billion layers would hang the estimate
+            raise self.error(key, f"{key!r} must be at most {top:,}, got {_short(value)}")
         return value
 
     def optional_int(self, key: str) -> int | None:
@@ -647,6 +650,54 @@ class _Config:
         return value
 
 
+# Bounds on config.json's sizes, generous beyond any model of 2026 (the largest have 128 layers,
+# hidden sizes of 20k, vocabularies of 262k, 384 experts); anything above is a typo or hostile.
+CONFIG_MAXIMA = {
+    "num_hidden_layers": 4096,
+    "num_layers": 4096,
+    "n_layer": 4096,
+    "hidden_size": 1 << 20,
+    "num_attention_heads": 1 << 14,
+    "num_key_value_heads": 1 << 14,
+    "head_dim": 1 << 16,
+    "vocab_size": 1 << 24,
+    "num_experts": 1 << 16,
+    "n_routed_experts": 1 << 16,
+    "num_local_experts": 1 << 16,
+    "max_position_embeddings": 1 << 27,
+}
+CONFIG_MAXIMUM = 1 << 32  # any other size: intermediate sizes, ranks, windows
+
+
+def _short(value: object) -> str:
+    """A value for an error message, cut to one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_shape(arch: Architecture, where: str) -> None:
+    """What no real model has: heads of no size, more experts per token than experts."""
+    if arch.num_attention_heads and arch.head_dim < 1:
+        raise ConfigError(
+            f"{where}: hidden_size ({arch.hidden_size}) is smaller than num_attention_heads "
+            f"({arch.num_attention_heads}): each head would have no values; give head_dim",
+            path=("hidden_size",),
+        )
+    if arch.num_kv_heads > arch.num_attention_heads > 0:
+        raise ConfigError(
+            f"{where}: num_key_value_heads ({arch.num_kv_heads}) is more than "
+            f"num_attention_heads ({arch.num_attention_heads})",
+            path=("num_key_value_heads",),
+        )
+    moe = arch.moe
+    if moe is not None and moe.experts_per_token > moe.num_experts:
+        raise ConfigError(
+            f"{where}: {moe.experts_per_token} experts per token but only {moe.num_experts} "
+            "experts",
+            path=("num_experts_per_tok",),
+        )
+
+
 def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Architecture:
     """Read the memory-relevant architecture out of a Hugging Face config dict."""
     if not isinstance(config, Mapping):
@@ -665,6 +716,7 @@ def parse_config(config: Mapping[str, Any], *, where: str = "config.json") -> Ar
         arch = _unknown_wrapper(model_type, inner, where)
     else:
         arch = _decoder(config, model_type, where)
+    check_shape(arch, where)
     return replace(arch, checkpoint=checkpoint)
 
 

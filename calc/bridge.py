@@ -60,33 +60,38 @@ class Session:
         )
 
     def handle(self, request_json: str) -> str:
+        """One request in, one JSON answer out: every failure is an answer, never a traceback."""
         try:
-            request = json.loads(request_json)
-            if not isinstance(request, dict):
-                raise InputError("a request must be a JSON object")
-            action = request.get("action")
-            if action == "options":
-                response: dict[str, Any] = {"ok": True, "options": self.options()}
-            elif action == "estimate":
-                response = self.estimate(request.get("inputs"))
-            elif action == "finetune":
-                response = self.finetune(request.get("inputs"))
-            elif action == "chart":
-                response = self.chart(request.get("inputs"))
-            elif action in ("plan", "fits", "gpus"):
-                response = self.rank(action, request.get("inputs"))
-            elif action == "gguf_header":
-                response = gguf_header(request.get("bytes_base64"))
-            else:
-                raise InputError(
-                    f"unknown action {action!r}; expected 'options', 'estimate', 'finetune', "
-                    "'chart', 'plan', 'fits', 'gpus' or 'gguf_header'"
-                )
+            response = self._answer(request_json)
         except CalcError as error:
             response = {"ok": False, "error": _error(error)}
         except (ValueError, TypeError) as error:  # malformed request JSON from the page
-            response = {"ok": False, "error": {"message": f"bad request: {error}", "field": ""}}
+            response = _failure(f"bad request: {error}")
+        except RecursionError:
+            response = _failure("the request nests too deeply")
+        except Exception as error:  # anything else is a bug: still an answer the page can show
+            response = _failure(f"internal error ({type(error).__name__}: {error}); please report")
         return json.dumps(response, sort_keys=True)
+
+    def _answer(self, request_json: str) -> dict[str, Any]:
+        request = json.loads(request_json)
+        if not isinstance(request, dict):
+            raise InputError("a request must be a JSON object")
+        action = request.get("action")
+        inputs = request.get("inputs")
+        if action == "options":
+            return {"ok": True, "options": self.options()}
+        if action == "gguf_header":
+            return gguf_header(request.get("bytes_base64"))
+        if action in ("plan", "fits", "gpus"):
+            return self.rank(action, inputs)
+        handlers = {"estimate": self.estimate, "finetune": self.finetune, "chart": self.chart}
+        if action not in handlers:
+            raise InputError(
+                f"unknown action {action!r}; expected 'options', 'estimate', 'finetune', "
+                "'chart', 'plan', 'fits', 'gpus' or 'gguf_header'"
+            )
+        return handlers[action](inputs)
 
     def options(self) -> dict[str, Any]:
         c = self.catalogue
@@ -200,6 +205,10 @@ def _page_values(mode: Mode, inputs: object) -> dict[str, Any]:
     if "gpu_memory_gib" in values:
         values.pop("gpu", None)
     return values
+
+
+def _failure(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"message": message[:300], "field": ""}}
 
 
 def _error(error: CalcError) -> dict[str, Any]:

@@ -765,9 +765,29 @@ def parse_config_text(text: str, where: str = "config.json") -> dict[str, Any]:
         raise ConfigError(
             f"{where} is not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply to be a config.json") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{where} must be a JSON object, got {type(config).__name__}")
+    if _depth(config) > MAX_CONFIG_DEPTH:
+        raise ConfigError(
+            f"{where} is nested more than {MAX_CONFIG_DEPTH} levels deep; a config.json has 4"
+        )
     return config
+
+
+MAX_CONFIG_DEPTH = 32
+
+
+def _depth(value: object, level: int = 0) -> int:
+    """How deeply objects and arrays nest (stops counting past the limit)."""
+    if level > MAX_CONFIG_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 def _text(item: Input, value: str) -> str:

@@ -263,6 +263,8 @@ def rank_gpus(
     that gives: the fewest GPUs first, then the fastest generation."""
     layouts = {} if layouts is None else layouts
     request = all_on_gpus(replace(base, gpu_memory_bytes=None))
+    # the model, format and settings themselves: a bad one is an error, not "too small"
+    resolve(catalogue, replace(request, gpu=None, gpus=1), layouts=layouts)
     found = [_gpu_fit(catalogue, request, gpu.id, layouts) for gpu in catalogue.gpus.values()]
     return sorted(
         found,
