@@ -81,8 +81,11 @@ def read_document(name: str, path: Path, label: str) -> Document:
     # libyaml's loader where PyYAML was built with it (13x faster), else the pure-Python one;
     # one parse gives both the nodes (for line numbers) and the data built from them
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    lines: dict[tuple[str | int, ...], int] = {}
     try:
         node = loader.get_single_node()
+        if node is not None:  # before constructing: an alias bomb never gets built
+            _record_lines(node, (), lines, yaml, label, set())
         data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -94,23 +97,38 @@ def read_document(name: str, path: Path, label: str) -> Document:
         ) from None
     finally:
         loader.dispose()
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        _record_lines(node, (), lines, yaml)
     return Document(name=name, label=label, data=data, lines=lines)
 
 
-def _record_lines(node: Any, path: tuple[str | int, ...], out: dict, yaml: Any) -> None:
-    out[path] = node.start_mark.line + 1
+def _record_lines(
+    node: Any, path: tuple[str | int, ...], out: dict, yaml: Any, label: str, seen: set[int]
+) -> None:
+    """Each node's line by its path; a node met twice is an alias (*name), refused, as is a
+    key given twice in one mapping (YAML would keep the last one silently)."""
+    line = node.start_mark.line + 1
+    if id(node) in seen and isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        raise CatalogueError("YAML aliases (*name) are not allowed in data files", file=label,
+                             line=line)  # fmt: skip
+    seen.add(id(node))
+    out[path] = line
     if isinstance(node, yaml.MappingNode):
+        keys: dict[object, int] = {}
         for key, value in node.value:
+            key_line = key.start_mark.line + 1
+            if key.value in keys:
+                raise CatalogueError(
+                    f"key {key.value!r} given twice in one entry (first on line {keys[key.value]})",
+                    file=label,
+                    line=key_line,
+                )
+            keys[key.value] = key_line
             child = (*path, key.value)
-            out[child] = key.start_mark.line + 1
-            _record_lines(value, child, out, yaml)
-            out[child] = key.start_mark.line + 1
+            out[child] = key_line
+            _record_lines(value, child, out, yaml, label, seen)
+            out[child] = key_line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_lines(item, (*path, index), out, yaml)
+            _record_lines(item, (*path, index), out, yaml, label, seen)
 
 
 def load_schema(data_dir: Path, name: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -158,3 +159,19 @@ def test_schemas_are_valid_json_schema():
 
     for path in Path(__file__).parent.parent.joinpath("data", "schema").glob("*.json"):
         Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+def test_an_alias_bomb_and_duplicate_keys_are_refused_with_their_line(data_copy):
+    gpus = data_copy / "gpus.yaml"
+    original = gpus.read_text(encoding="utf-8")
+    bomb = "".join(  # nine levels of nine references: 387 million nodes once expanded
+        f"- &x{i} [" + ", ".join([f"*x{i - 1}"] * 9 if i else ["1"] * 9) + "]\n" for i in range(9)
+    )
+    gpus.write_text(original.replace("\n- id:", "\n" + bomb + "- id:", 1), encoding="utf-8")
+    started = time.perf_counter()
+    with pytest.raises(CatalogueError, match=r"gpus\.yaml:\d+: YAML aliases"):
+        load_catalogue(data_copy)
+    assert time.perf_counter() - started < 2
+    gpus.write_text(original.replace("  vendor: NVIDIA\n", "  vendor: NVIDIA\n  vendor: AMD\n", 1))
+    with pytest.raises(CatalogueError, match=r"gpus\.yaml:\d+: key 'vendor' given twice"):
+        load_catalogue(data_copy)
