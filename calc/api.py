@@ -111,6 +111,12 @@ def resolve(
     weights, weights_note = _weights(catalogue, engine, release, arch, request)
     check_engine_accepts(catalogue, engine, weights)
     devices = _devices(catalogue, request)
+    if request.cpu_moe_layers and arch.moe is None:
+        raise InputError(
+            "cpu_moe_layers (--n-cpu-moe) keeps routed experts in CPU RAM, and this model has "
+            "none: it is not a mixture of experts (use --gpu-layers to move whole layers)",
+            field="cpu_moe_layers",
+        )
     problem = engine.parallel_problem(arch, len(devices))
     if problem is not None:
         raise InputError(problem, field="gpus")

@@ -67,8 +67,8 @@ EXCLUSIVE = (("model", "config", "gguf"), ("gpu", "gpu_memory_gib"))
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {message}\n")
+        """One line, as every other bad input gets: what is wrong, and where the help is."""
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_BAD_INPUT)
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calc import ConfigError, InferenceRequest, run_inference
+from calc import ConfigError, InferenceRequest, InputError, run_inference
 from calc.bridge import Session
 from calc.cli import main
 
@@ -121,3 +121,9 @@ def test_fuzzed_bridge_requests_answer_json(session, action, inputs):
     if not answer["ok"]:
         message = answer["error"]["message"]
         assert message and "\n" not in message and "internal error" not in message, message
+
+
+def test_experts_in_ram_on_a_dense_model_are_refused(catalogue):
+    with pytest.raises(InputError, match="not a mixture of experts") as error:
+        run_inference(catalogue, InferenceRequest(model="qwen3-8b", cpu_moe_layers=4))
+    assert error.value.field == "cpu_moe_layers"
