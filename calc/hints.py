@@ -22,15 +22,20 @@ from calc.requests import InferenceRequest
 
 # Weight formats tried for "the best format that fits", from most to least faithful.
 # GGUF files for llama.cpp and Ollama; checkpoint formats for vLLM and transformers.
+# MLX's conversions sit beside the GGUF types of the same bits.
 FORMAT_LADDER = (
     "fp16",
     "bf16",
     "fp8_e4m3",
     "q8_0",
+    "mlx_q8",
     "int8",
     "q6_k",
+    "mlx_q6",
     "q5_k_m",
+    "mlx_q5",
     "q4_k_m",
+    "mlx_q4",
     "awq_4bit_g128",
     "gptq_4bit_g128",
     "nvfp4",
@@ -38,7 +43,9 @@ FORMAT_LADDER = (
     "nf4",
     "iq4_xs",
     "q3_k_m",
+    "mlx_q3",
     "q2_k",
+    "mlx_q2",
     "iq2_xxs",
 )
 
@@ -130,8 +137,11 @@ def largest_fitting(headroom: Callable[[int], float], limit: int) -> int | None:
 
 
 def fewest_gpus(plan: Plan, layouts: LayoutMemo) -> int | None:
-    """How many of these GPUs the setup needs: only counts the engine can run the model on."""
+    """How many of these GPUs the setup needs: only counts the engine can run the model on;
+    None for a GPU that shares a machine's memory (a Mac is not extended by another)."""
     device = plan.devices[0]
+    if device.unified_memory:
+        return None
 
     def fits_on(count: int) -> bool:
         if plan.engine.parallel_problem(plan.arch, count) is not None:

@@ -64,3 +64,31 @@ def test_the_published_mlx_peaks_and_rates_are_met(catalogue):
         assert len(errors) >= 10
         assert statistics.median(errors) <= target
         assert max(errors) <= 2 * target
+
+
+def test_a_mac_is_never_told_to_add_another_mac(catalogue):
+    estimate = run_inference(
+        catalogue,
+        InferenceRequest(
+            model="llama-3.1-70b", engine="mlx", gpu="m4-pro-64gb", unified_memory_bytes=24 * 2**30
+        ),
+    )
+    assert estimate.fits is False
+    from calc import fit_hint, resolve
+
+    plan = resolve(
+        catalogue,
+        InferenceRequest(
+            model="llama-3.1-70b", engine="mlx", gpu="m4-pro-64gb", unified_memory_bytes=24 * 2**30
+        ),
+    )
+    assert fit_hint(catalogue, plan, {}).gpus_needed is None
+
+
+def test_mlx_runs_a_conversion_of_an_fp8_checkpoint(catalogue):
+    """Kimi K2's config names FP8 blocks, which mlx-lm does not run as such: its 4-bit
+    conversion is what a Mac loads."""
+    estimate = run_inference(
+        catalogue, InferenceRequest(model="kimi-k2-instruct", engine="mlx", gpu="m3-ultra")
+    )
+    assert estimate.weights_format == "mlx_q4"

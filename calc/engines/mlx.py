@@ -86,9 +86,10 @@ class Mlx(Engine[MlxRelease, EngineOptions]):
         return True
 
     def uses_checkpoint(self, release: MlxRelease, checkpoint: Checkpoint) -> bool:
-        """An mlx-community checkpoint loads as converted; a plain bf16 one is taken as what
-        people run, its 4-bit conversion (mlx_lm.convert -q), unless --weights says bf16."""
-        return checkpoint.quantized
+        """An mlx-community checkpoint loads as converted; any other (bf16, or FP8 and AWQ,
+        which mlx-lm does not run as such) is taken as what people run on a Mac, its 4-bit
+        conversion (mlx_lm.convert -q), unless --weights says otherwise."""
+        return checkpoint.method.startswith("mlx")
 
     def flash_default(self, release: MlxRelease, arch: Architecture) -> bool:
         return True
