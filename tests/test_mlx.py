@@ -8,7 +8,15 @@ import statistics
 
 import pytest
 
-from calc import InferenceRequest, InputError, compare, load_measurements, run_inference
+from calc import (
+    InferenceRequest,
+    InputError,
+    compare,
+    fit_hint,
+    load_measurements,
+    resolve,
+    run_inference,
+)
 from calc.checkpoint import read_checkpoint
 
 MODEL = "qwen3-4b-instruct-2507"
@@ -74,8 +82,6 @@ def test_a_mac_is_never_told_to_add_another_mac(catalogue):
         ),
     )
     assert estimate.fits is False
-    from calc import fit_hint, resolve
-
     plan = resolve(
         catalogue,
         InferenceRequest(
