@@ -111,12 +111,7 @@ def resolve(
     weights, weights_note = _weights(catalogue, engine, release, arch, request)
     check_engine_accepts(catalogue, engine, weights)
     devices = _devices(catalogue, request)
-    if request.cpu_moe_layers and arch.moe is None:
-        raise InputError(
-            "cpu_moe_layers (--n-cpu-moe) keeps routed experts in CPU RAM, and this model has "
-            "none: it is not a mixture of experts (use --gpu-layers to move whole layers)",
-            field="cpu_moe_layers",
-        )
+    _check_model_settings(arch, request)
     problem = engine.parallel_problem(arch, len(devices))
     if problem is not None:
         raise InputError(problem, field="gpus")
@@ -166,6 +161,16 @@ def resolve(
     plan, fit_notes = engine.fit(plan, request, lambda: layout_for(fitted, layouts))
     plan = replace(plan, notes=(*plan.notes, *fit_notes))
     return replace(plan, defaults=_defaults(plan, request, engine_defaults, batch_default))
+
+
+def _check_model_settings(arch: Architecture, request: InferenceRequest) -> None:
+    """Settings that only some models have something to act on."""
+    if request.cpu_moe_layers and arch.moe is None:
+        raise InputError(
+            "cpu_moe_layers (--n-cpu-moe) keeps routed experts in CPU RAM, and this model has "
+            "none: it is not a mixture of experts (use --gpu-layers to move whole layers)",
+            field="cpu_moe_layers",
+        )
 
 
 def _weights(

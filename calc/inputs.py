@@ -846,6 +846,26 @@ def check(item: Input, value: object, mode: Mode) -> None:
         _choice(item, value)
     elif item.kind == "split":
         _check_split(item, value)
+    elif item.kind == "memory":
+        _check_memory(item, value)
+
+
+def _check_memory(item: Input, value: object) -> None:
+    """A size in bytes within the table's bounds (which are in GiB)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(
+            f"{item.name} must be a whole number of bytes, got {value!r}", field=item.name
+        )
+    low = (item.minimum or 0) * 2**30
+    high = None if item.maximum is None else item.maximum * 2**30
+    if value < low or (item.above_minimum and value == low) or (high is not None and value > high):
+        top = f" and at most {item.maximum:,} GiB" if item.maximum is not None else ""
+        least = "more than" if item.above_minimum else "at least"
+        raise InputError(
+            f"{item.name} must be {least} {item.minimum or 0} GiB{top}, got "
+            f"{value / 2**30:,.2f} GiB",
+            field=item.name,
+        )
 
 
 def _check_split(item: Input, split: object) -> None:
@@ -853,11 +873,14 @@ def _check_split(item: Input, split: object) -> None:
     if (
         not isinstance(split, tuple)
         or not split
-        or any(isinstance(x, bool) or not isinstance(x, int | float) or x < 0 for x in split)
+        or any(
+            isinstance(x, bool) or not isinstance(x, int | float) or not 0 <= x < 1e12
+            for x in split
+        )
         or sum(split) <= 0
     ):
         raise InputError(
-            f"tensor split must be non-negative numbers, not all zero, got {split!r}",
+            f"tensor split must be non-negative numbers below 10^12, not all zero, got {split!r}",
             field=item.name,
         )
 

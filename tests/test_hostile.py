@@ -3,6 +3,7 @@ bridge answers every request with JSON (issue 15's corpus, kept as regression te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -127,3 +128,25 @@ def test_experts_in_ram_on_a_dense_model_are_refused(catalogue):
     with pytest.raises(InputError, match="not a mixture of experts") as error:
         run_inference(catalogue, InferenceRequest(model="qwen3-8b", cpu_moe_layers=4))
     assert error.value.field == "cpu_moe_layers"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--gpus", "2", "--tensor-split", "nan,1"],
+        ["--gpus", "2", "--tensor-split", "inf,1"],
+        ["--gpus", "2", "--tensor-split", "1e400,1"],
+        ["--ram", "0GiB"],
+        ["--gpu-memory", "99999999GiB"],
+        ["--gpus", str(2**63)],
+        ["--context", "9" * 5000],
+    ],
+)
+def test_hostile_numbers_on_the_command_line_get_one_line(args, capsys):
+    started = time.perf_counter()
+    with contextlib.suppress(SystemExit):
+        assert main(["inference", "--model", "qwen3-8b", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err[:300]
+    assert "Traceback" not in err
+    assert time.perf_counter() - started < 2
