@@ -300,7 +300,28 @@ def check_catalogue(
             problems.add(MODELS_FILE, index, entry, "config", message, error.path)
     _check_precisions(precisions, problems)
     _check_names(names, models, precisions, problems)
+    _check_gpu_names(gpus, problems)
     return problems.found
+
+
+def _check_gpu_names(gpus: Sequence[Mapping[str, Any]], problems: _Problems) -> None:
+    """A GPU's name or alias that reads the same as another GPU's (as lookups normalise them)
+    would make --gpu silently pick one of the two."""
+    owner: dict[str, str] = {}
+    for index, entry in enumerate(gpus):
+        ident = str(entry.get("id", ""))
+        spellings = [ident, str(entry.get("name", "")), *map(str, entry.get("aliases") or ())]
+        for spelling in dict.fromkeys(spellings):
+            key = gpu_key(spelling)
+            if key in owner and owner[key] != ident:
+                problems.add(
+                    GPUS_FILE,
+                    index,
+                    entry,
+                    "aliases",
+                    f"{spelling!r} also names GPU {owner[key]!r}: give each GPU its own names",
+                )
+            owner.setdefault(key, ident)
 
 
 def _check_names(

@@ -175,3 +175,14 @@ def test_an_alias_bomb_and_duplicate_keys_are_refused_with_their_line(data_copy)
     gpus.write_text(original.replace("  vendor: NVIDIA\n", "  vendor: NVIDIA\n  vendor: AMD\n", 1))
     with pytest.raises(CatalogueError, match=r"gpus\.yaml:\d+: key 'vendor' given twice"):
         load_catalogue(data_copy)
+
+
+def test_two_gpus_answering_to_one_name_are_refused(data_copy):
+    gpus = data_copy / "gpus.yaml"
+    text = gpus.read_text(encoding="utf-8")
+    gpus.write_text(
+        text.replace('aliases: ["3060", rtx 3060,', 'aliases: ["4090", rtx 3060,', 1),
+        encoding="utf-8",
+    )
+    problems = [str(p) for p in catalogue_problems(data_copy)]
+    assert any("'4090' also names GPU" in p and "gpus.yaml:" in p for p in problems), problems
