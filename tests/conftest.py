@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # scripts/ is imported as a package by the site tests
     sys.path.insert(0, str(ROOT))
+
+# the catalogue cache of this test run, not the reader's ~/.cache
+os.environ.setdefault("VRAM_GUIDE_CACHE", tempfile.mkdtemp(prefix="vram-guide-cache-"))
 
 from calc import Catalogue, load_catalogue  # noqa: E402
 from scripts.serve_site import build  # noqa: E402

@@ -186,3 +186,24 @@ def test_two_gpus_answering_to_one_name_are_refused(data_copy):
     )
     problems = [str(p) for p in catalogue_problems(data_copy)]
     assert any("'4090' also names GPU" in p and "gpus.yaml:" in p for p in problems), problems
+
+
+def test_a_checked_catalogue_is_cached_and_a_changed_file_is_read_again(
+    data_copy, tmp_path, monkeypatch
+):
+    from calc import data_files
+
+    monkeypatch.setenv("VRAM_GUIDE_CACHE", str(tmp_path / "cache"))
+    first = load_catalogue(data_copy)
+    assert len(list((tmp_path / "cache").glob("catalogue-*.json"))) == 1
+
+    def no_yaml(*args, **kwargs):
+        raise AssertionError("the cached catalogue should not read YAML")
+
+    monkeypatch.setattr(data_files, "read_document", no_yaml)
+    again = load_catalogue(data_copy)
+    assert again.models.keys() == first.models.keys() and again.gpus == first.gpus
+    monkeypatch.undo()
+    monkeypatch.setenv("VRAM_GUIDE_CACHE", str(tmp_path / "cache"))
+    _edit(data_copy / "gpus.yaml", "bandwidth_gb_s: 360", "bandwidth_gb_s: 361")
+    assert load_catalogue(data_copy).gpu("rtx-3060-12gb").bandwidth_gb_s == 361
