@@ -2,9 +2,10 @@
 model's architecture.
 
 Pure Python and standard library only, so the same code runs in CPython and in the browser
-under Pyodide. These names are the public API; scripts and tools use nothing else. The
-catalogue readers (``load_catalogue`` and the rest of ``calc.data_files``, which need PyYAML and
-jsonschema) are imported on first use, so the browser never loads them.
+under Pyodide. These names are the public API; scripts and tools use nothing else. Every
+name is imported on first use (PEP 562): a command or a page loads only the modules it touches,
+and the catalogue readers (``calc.data_files``, which need PyYAML and jsonschema) never reach
+the browser.
 """
 
 from __future__ import annotations
@@ -12,39 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from calc._errors import CalcError, CatalogueError, ConfigError, InputError, UnknownNameError
-from calc.api import loadable_formats, resolve, run_finetune, run_inference
-from calc.architecture import Architecture, memory_keys, parse_config
-from calc.breakdown import Components, Device, DeviceEstimate, Estimate
-from calc.catalogue import GPU, Catalogue, Model, Precision, build_catalogue
-from calc.charts import context_curve, svg_chart
-from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
-from calc.estimate import LayoutMemo, estimate_inference, layout_for
-from calc.finetune import FinetuneEstimate, FinetuneRequest, TrainComponents
-from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
-from calc.inputs import INPUTS, Input, page_table
-from calc.kv_cache import kv_cache_bytes
-from calc.layout import WeightLayout, weight_layout
-from calc.measurements import (
-    SPEEDS,
-    UNIT_BYTES,
-    UNIT_SCALE,
-    Comparison,
-    Measurement,
-    Summary,
-    compare,
-    is_speed,
-    release_summaries,
-    speed_summaries,
-    summaries,
-    summarise,
-)
-from calc.plan import Plan
-from calc.requests import InferenceRequest
-from calc.speed import BACKENDS, estimate_speed
-from calc.tensors import ParameterCount, count_parameters
-from calc.units import GB, GIB, MB, MIB, format_bytes
 
 if TYPE_CHECKING:
+    from calc.api import loadable_formats, resolve, run_finetune, run_inference
+    from calc.architecture import Architecture, memory_keys, parse_config
+    from calc.breakdown import Components, Device, DeviceEstimate, Estimate
+    from calc.catalogue import GPU, Catalogue, Model, Precision, build_catalogue
+    from calc.charts import context_curve, svg_chart
     from calc.data_files import (
         DATA_ENV,
         catalogue_documents,
@@ -54,27 +29,116 @@ if TYPE_CHECKING:
         load_measurements,
         read_documents,
     )
+    from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
+    from calc.estimate import LayoutMemo, estimate_inference, layout_for
+    from calc.finetune import FinetuneEstimate, FinetuneRequest, TrainComponents
+    from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
+    from calc.inputs import INPUTS, Input, page_table
+    from calc.kv_cache import kv_cache_bytes
+    from calc.layout import WeightLayout, weight_layout
+    from calc.measurements import (
+        SPEEDS,
+        UNIT_BYTES,
+        UNIT_SCALE,
+        Comparison,
+        Measurement,
+        Summary,
+        compare,
+        is_speed,
+        release_summaries,
+        speed_summaries,
+        summaries,
+        summarise,
+    )
+    from calc.plan import Plan
+    from calc.requests import InferenceRequest
+    from calc.speed import BACKENDS, estimate_speed
+    from calc.tensors import ParameterCount, count_parameters
+    from calc.units import GB, GIB, MB, MIB, format_bytes
 
-# The edge: reading data/*.yaml. Imported on first use (PEP 562).
-_DATA_FILES = frozenset(
-    {
-        "DATA_ENV",
-        "catalogue_documents",
-        "catalogue_problems",
-        "default_data_dir",
-        "load_catalogue",
-        "load_measurements",
-        "read_documents",
-    }
-)
+# Each public name and the module that defines it, imported when first asked for.
+_LAZY = {
+    "Architecture": "calc.architecture",
+    "BACKENDS": "calc.speed",
+    "CONSTANTS": "calc.engines",
+    "Catalogue": "calc.catalogue",
+    "Comparison": "calc.measurements",
+    "Components": "calc.breakdown",
+    "Constant": "calc.engines",
+    "DATA_ENV": "calc.data_files",
+    "Device": "calc.breakdown",
+    "DeviceEstimate": "calc.breakdown",
+    "ENGINES": "calc.engines",
+    "Engine": "calc.engines",
+    "Estimate": "calc.breakdown",
+    "FinetuneEstimate": "calc.finetune",
+    "FinetuneHint": "calc.hints",
+    "FinetuneRequest": "calc.finetune",
+    "FitHint": "calc.hints",
+    "GB": "calc.units",
+    "GIB": "calc.units",
+    "GPU": "calc.catalogue",
+    "INPUTS": "calc.inputs",
+    "InferenceRequest": "calc.requests",
+    "Input": "calc.inputs",
+    "LayoutMemo": "calc.estimate",
+    "MB": "calc.units",
+    "MIB": "calc.units",
+    "Measurement": "calc.measurements",
+    "Model": "calc.catalogue",
+    "ParameterCount": "calc.tensors",
+    "Plan": "calc.plan",
+    "Precision": "calc.catalogue",
+    "Release": "calc.engines",
+    "SPEEDS": "calc.measurements",
+    "Summary": "calc.measurements",
+    "TrainComponents": "calc.finetune",
+    "UNIT_BYTES": "calc.measurements",
+    "UNIT_SCALE": "calc.measurements",
+    "WeightLayout": "calc.layout",
+    "build_catalogue": "calc.catalogue",
+    "catalogue_documents": "calc.data_files",
+    "catalogue_problems": "calc.data_files",
+    "compare": "calc.measurements",
+    "context_curve": "calc.charts",
+    "count_parameters": "calc.tensors",
+    "default_data_dir": "calc.data_files",
+    "estimate_inference": "calc.estimate",
+    "estimate_speed": "calc.speed",
+    "finetune_hint": "calc.hints",
+    "fit_hint": "calc.hints",
+    "format_bytes": "calc.units",
+    "is_speed": "calc.measurements",
+    "kv_cache_bytes": "calc.kv_cache",
+    "layout_for": "calc.estimate",
+    "load_catalogue": "calc.data_files",
+    "load_measurements": "calc.data_files",
+    "loadable_formats": "calc.api",
+    "memory_keys": "calc.architecture",
+    "page_table": "calc.inputs",
+    "parse_config": "calc.architecture",
+    "read_documents": "calc.data_files",
+    "release_summaries": "calc.measurements",
+    "resolve": "calc.api",
+    "run_finetune": "calc.api",
+    "run_inference": "calc.api",
+    "speed_summaries": "calc.measurements",
+    "summaries": "calc.measurements",
+    "summarise": "calc.measurements",
+    "svg_chart": "calc.charts",
+    "weight_layout": "calc.layout",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _DATA_FILES:
-        from calc import data_files
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'calc' has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(data_files, name)
-    raise AttributeError(f"module 'calc' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

@@ -51,7 +51,11 @@ class Model:
     params_source: str
     active_params_published: int | None
     config: Mapping[str, Any] = field(repr=False)
-    arch: Architecture = field(repr=False)
+
+    @cached_property
+    def arch(self) -> Architecture:
+        """The config read on first use: an estimate needs one model's, not 128."""
+        return parse_config(self.config, where=f"model {self.id}: config")
 
 
 @dataclass(frozen=True)
@@ -265,9 +269,13 @@ def build_catalogue(
     *,
     names: Sequence[Mapping[str, Any]] = (),
     locate: Locator = _no_lines,
+    checked: bool = False,
 ) -> Catalogue:
-    """Check the documents' semantics and build the catalogue; the first problem raises."""
-    problems = check_catalogue(models, precisions, gpus, names=names, locate=locate)
+    """Check the documents' semantics (unless they were, ``checked``: a cached copy of files
+    that passed) and build the catalogue; the first problem raises."""
+    problems = (
+        [] if checked else check_catalogue(models, precisions, gpus, names=names, locate=locate)
+    )
     if problems:
         raise problems[0]
     return replace(_build(models, precisions, gpus), names=_names(names))
@@ -516,7 +524,6 @@ def _model(raw: Mapping[str, Any]) -> Model:
             else None
         ),
         config=config,
-        arch=parse_config(config, where=f"model {raw['id']}: config"),
     )
 
 

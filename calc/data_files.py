@@ -253,7 +253,11 @@ def load_catalogue(data_dir: Path | None = None) -> Catalogue:
     cached = _read_cache(fingerprint)
     if cached is not None:
         return build_catalogue(
-            cached["models"], cached["precisions"], cached["gpus"], names=cached["names"]
+            cached["models"],
+            cached["precisions"],
+            cached["gpus"],
+            names=cached["names"],
+            checked=True,
         )
     documents, problems = _read_and_check(root, measurements=False)
     if problems:
