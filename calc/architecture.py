@@ -665,6 +665,9 @@ CONFIG_MAXIMA = {
     "n_routed_experts": 1 << 16,
     "num_local_experts": 1 << 16,
     "max_position_embeddings": 1 << 27,
+    "num_experts_per_tok": 1 << 16,
+    "num_nextn_predict_layers": 64,  # MTP layers: one to three in every checkpoint of 2026
+    "mtp_num_hidden_layers": 64,
 }
 CONFIG_MAXIMUM = 1 << 32  # any other size: intermediate sizes, ranks, windows
 
@@ -973,8 +976,9 @@ def _mla(c: _Config) -> MLA:
         qk_nope_head_dim=c.integer("qk_nope_head_dim"),
         qk_rope_head_dim=c.integer("qk_rope_head_dim"),
         v_head_dim=c.integer("v_head_dim"),
-        index_heads=c.integer("index_n_heads", 0, minimum=0),
-        index_head_dim=c.integer("index_head_dim", 0, minimum=0),
+        index_heads=(index_heads := c.integer("index_n_heads", 0, minimum=0)),
+        # an indexer's keys need a size: missing or 0 is an error, not a division by zero
+        index_head_dim=c.integer("index_head_dim") if index_heads else 0,
     )
 
 

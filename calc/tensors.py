@@ -154,7 +154,8 @@ def mtp_tensors(arch: Architecture) -> tuple[Tensor, ...]:
     if not arch.mtp_layers:
         return ()
     h = arch.hidden_size
-    template = max(i for i in range(arch.num_layers) if arch.layer_kinds[i] != NONE)
+    attention = [i for i in range(arch.num_layers) if arch.layer_kinds[i] != NONE]
+    template = max(attention, default=arch.num_layers - 1)
     out: list[Tensor] = []
     for n in range(arch.mtp_layers):
         layer = [*_attention(arch, template), *_feed_forward(arch, template)]

@@ -150,3 +150,25 @@ def test_hostile_numbers_on_the_command_line_get_one_line(args, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1, err[:300]
     assert "Traceback" not in err
     assert time.perf_counter() - started < 2
+
+
+@pytest.mark.parametrize(
+    ("family", "changes", "outcome"),
+    [
+        # found by scripts/fuzz.py: each was an internal error or a hang
+        ("qwen3_next", {"full_attention_interval": 4_000_000}, None),
+        ("deepseek_v32", {"index_head_dim": 0}, "index_head_dim"),
+        ("deepseek_v32", {"index_head_dim": None}, "index_head_dim"),
+        ("deepseek_v3", {"num_nextn_predict_layers": 1_000_000}, "at most 64"),
+    ],
+)
+def test_fuzzed_configs_that_once_broke(catalogue, family, changes, outcome):
+    model = next(m for m in catalogue.models.values() if m.config["model_type"] == family)
+    config = {**model.config, **changes}
+    started = time.perf_counter()
+    if outcome is None:
+        assert run_inference(catalogue, InferenceRequest(config=config)).total_bytes > 0
+    else:
+        with pytest.raises(ConfigError, match=outcome):
+            run_inference(catalogue, InferenceRequest(config=config))
+    assert time.perf_counter() - started < 2
