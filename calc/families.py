@@ -315,7 +315,12 @@ def _lfm2_ffn(c: _Config) -> int:
     size = int(2 * size / 3)
     multiplier = c.raw.get("block_ffn_dim_multiplier")
     if isinstance(multiplier, int | float) and not isinstance(multiplier, bool):
-        size = int(multiplier * size)
+        if not 0 < multiplier <= 64:  # NaN and infinity fail this too
+            raise c.error(
+                "block_ffn_dim_multiplier",
+                f"'block_ffn_dim_multiplier' must be above 0 and at most 64, got {multiplier!r}",
+            )
+        size = max(1, int(multiplier * size))
     multiple = c.integer("block_multiple_of", default=256)
     return multiple * ceil(size / multiple)
 

@@ -160,6 +160,12 @@ def test_hostile_numbers_on_the_command_line_get_one_line(args, capsys):
         ("deepseek_v32", {"index_head_dim": 0}, "index_head_dim"),
         ("deepseek_v32", {"index_head_dim": None}, "index_head_dim"),
         ("deepseek_v3", {"num_nextn_predict_layers": 1_000_000}, "at most 64"),
+        ("lfm2", {"block_ffn_dim_multiplier": 0, "block_auto_adjust_ff_dim": True}, "above 0"),
+        (
+            "lfm2",
+            {"block_ffn_dim_multiplier": float("inf"), "block_auto_adjust_ff_dim": True},
+            "above 0",
+        ),
     ],
 )
 def test_fuzzed_configs_that_once_broke(catalogue, family, changes, outcome):
