@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from calc.api import loadable_formats, resolve, run_finetune, run_inference
     from calc.architecture import Architecture, memory_keys, parse_config
     from calc.breakdown import Components, Device, DeviceEstimate, Estimate
+    from calc.bridge import Session
     from calc.catalogue import GPU, Catalogue, Model, Precision, build_catalogue
     from calc.charts import context_curve, svg_chart
     from calc.data_files import (
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 
 # Each public name and the module that defines it, imported when first asked for.
 _LAZY = {
+    "Session": "calc.bridge",
     "Architecture": "calc.architecture",
     "BACKENDS": "calc.speed",
     "CONSTANTS": "calc.engines",
@@ -181,6 +183,7 @@ __all__ = [
     "Plan",
     "Precision",
     "Release",
+    "Session",
     "Summary",
     "TrainComponents",
     "UnknownNameError",

@@ -21,8 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calc import CalcError, InferenceRequest, load_catalogue, run_inference  # noqa: E402
-from calc.bridge import Session  # noqa: E402
+from calc import CalcError, InferenceRequest, Session, load_catalogue, run_inference  # noqa: E402
 
 SLOW = 2.0
 FIELDS = [
