@@ -679,18 +679,13 @@ def _short(value: object) -> str:
 
 
 def check_shape(arch: Architecture, where: str) -> None:
-    """What no real model has: heads of no size, more experts per token than experts."""
+    """What no real model has: heads of no size, more experts per token than experts (KV heads
+    that do not divide the heads are refused where they are read)."""
     if arch.num_attention_heads and arch.head_dim < 1:
         raise ConfigError(
             f"{where}: hidden_size ({arch.hidden_size}) is smaller than num_attention_heads "
             f"({arch.num_attention_heads}): each head would have no values; give head_dim",
             path=("hidden_size",),
-        )
-    if arch.num_kv_heads > arch.num_attention_heads > 0:
-        raise ConfigError(
-            f"{where}: num_key_value_heads ({arch.num_kv_heads}) is more than "
-            f"num_attention_heads ({arch.num_attention_heads})",
-            path=("num_key_value_heads",),
         )
     moe = arch.moe
     if moe is not None and moe.experts_per_token > moe.num_experts:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import replace
 from typing import Any
 
 from calc import gguf
@@ -148,13 +147,12 @@ class Session:
             choices = plan_offload(self.catalogue, request, layouts=self.layouts)
             rows = [{**c.to_json(option), "flags": c.flags(option)} for c in choices]
             return {"ok": True, "plan": rows}
-        if request.context is None:
-            request = replace(request, context=RANKING_CONTEXT)
+        context = request.context or RANKING_CONTEXT  # what the rankings compare at
         if action == "fits":
             ranked = rank_models(self.catalogue, request, layouts=self.layouts)
-            return {"ok": True, "fits": [r.to_json() for r in ranked], "context": request.context}
+            return {"ok": True, "fits": [r.to_json() for r in ranked], "context": context}
         gpus = rank_gpus(self.catalogue, request, layouts=self.layouts)
-        return {"ok": True, "gpus": [g.to_json() for g in gpus], "context": request.context}
+        return {"ok": True, "gpus": [g.to_json() for g in gpus], "context": context}
 
     def finetune(self, inputs: object) -> dict[str, Any]:
         request, where = parse_finetune_inputs(inputs)

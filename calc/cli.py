@@ -32,7 +32,8 @@ from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneEstimate, TrainComponents
 from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.inputs import Input, Mode
-from calc.planner import RANKING_CONTEXT, plan_offload, rank_gpus, rank_models
+from calc.planner import plan_offload, rank_gpus, rank_models
+from calc.requests import InferenceRequest
 from calc.units import GB, GIB, MIB, format_bytes
 
 EXIT_BAD_INPUT = 2
@@ -429,13 +430,20 @@ def _chart(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gpus(args: argparse.Namespace) -> int:
+def _ranking(args: argparse.Namespace) -> tuple[Any, InferenceRequest]:
+    """The catalogue and the request a ranking command was given."""
     from calc.data_files import load_catalogue
 
-    catalogue = load_catalogue()
-    values = values_from(args, "inference")
-    values.setdefault("context", RANKING_CONTEXT)
-    ranked = rank_gpus(catalogue, inputs.inference_request(values))
+    return load_catalogue(), inputs.inference_request(values_from(args, "inference"))
+
+
+def _speeds(decode: float | None, prefill: float | None) -> str:
+    return f"{decode or 0:>8,.1f} t/s {prefill or 0:>6,.0f} t/s"
+
+
+def _gpus(args: argparse.Namespace) -> int:
+    catalogue, request = _ranking(args)
+    ranked = rank_gpus(catalogue, request)
     if args.json:
         print(json.dumps([r.to_json() for r in ranked], indent=2))
         return 0
@@ -444,20 +452,13 @@ def _gpus(args: argparse.Namespace) -> int:
         if r.count is None:
             print(f"{r.name:46} {'too small':>8}")
             continue
-        print(
-            f"{r.name:46} {r.count:>8} {format_bytes(r.memory_bytes):>22} "
-            f"{r.decode_tokens_per_s or 0:>8,.1f} t/s {r.prefill_tokens_per_s or 0:>6,.0f} t/s"
-        )
+        speeds = _speeds(r.decode_tokens_per_s, r.prefill_tokens_per_s)
+        print(f"{r.name:46} {r.count:>8} {format_bytes(r.memory_bytes):>22} {speeds}")
     return 0
 
 
 def _fits(args: argparse.Namespace) -> int:
-    from calc.data_files import load_catalogue
-
-    catalogue = load_catalogue()
-    values = values_from(args, "inference")
-    values.setdefault("context", RANKING_CONTEXT)
-    request = inputs.inference_request(values)
+    catalogue, request = _ranking(args)
     ranked = rank_models(catalogue, request)
     if args.json:
         print(json.dumps([r.to_json() for r in ranked], indent=2))
@@ -467,10 +468,8 @@ def _fits(args: argparse.Namespace) -> int:
         if r.weights is None:
             print(f"{r.name:42} {'does not fit':>10}")
             continue
-        print(
-            f"{r.name:42} {r.weights:>10} {r.max_context or 0:>16,} "
-            f"{r.decode_tokens_per_s or 0:>8,.1f} t/s {r.prefill_tokens_per_s or 0:>6,.0f} t/s"
-        )
+        speeds = _speeds(r.decode_tokens_per_s, r.prefill_tokens_per_s)
+        print(f"{r.name:42} {r.weights:>10} {r.max_context or 0:>16,} {speeds}")
     return 0
 
 

@@ -8,7 +8,7 @@ weight format, the context), so the planner never disagrees with the estimate.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from calc._errors import CalcError
@@ -150,15 +150,7 @@ class ModelFit:
     prefill_tokens_per_s: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "name": self.name,
-            "parameters": self.parameters,
-            "weights": self.weights,
-            "max_context": self.max_context,
-            "decode_tokens_per_s": self.decode_tokens_per_s,
-            "prefill_tokens_per_s": self.prefill_tokens_per_s,
-        }
+        return asdict(self)
 
 
 def rank_models(
@@ -172,6 +164,7 @@ def rank_models(
     ``base``'s GPUs entirely at its context, the longest context in that format, and its speed;
     models that fit come first, the largest first."""
     layouts = {} if layouts is None else layouts
+    base = with_ranking_context(base)
     idents = list(models or catalogue.models)
     if idents:  # the GPUs, engine and settings themselves: a bad one is an error, not a miss
         resolve(catalogue, replace(base, model=idents[0], weights=None), layouts=layouts)
@@ -180,6 +173,11 @@ def rank_models(
         model = catalogue.models[ident]
         found.append(_fit_one(catalogue, replace(base, model=ident), model.name, layouts))
     return sorted(found, key=lambda f: (f.weights is None, -f.parameters, f.model))
+
+
+def with_ranking_context(request: InferenceRequest) -> InferenceRequest:
+    """The rankings compare setups at one context: the asked one, else RANKING_CONTEXT."""
+    return request if request.context is not None else replace(request, context=RANKING_CONTEXT)
 
 
 def all_on_gpus(request: InferenceRequest) -> InferenceRequest:
@@ -244,15 +242,7 @@ class GpuFit:
     prefill_tokens_per_s: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "gpu": self.gpu,
-            "name": self.name,
-            "count": self.count,
-            "memory_bytes": self.memory_bytes,
-            "total_bytes": self.total_bytes,
-            "decode_tokens_per_s": self.decode_tokens_per_s,
-            "prefill_tokens_per_s": self.prefill_tokens_per_s,
-        }
+        return asdict(self)
 
 
 def rank_gpus(
@@ -262,7 +252,7 @@ def rank_gpus(
     that hold ``base``'s model, format and context with every layer on the GPUs, and the speed
     that gives: the fewest GPUs first, then the fastest generation."""
     layouts = {} if layouts is None else layouts
-    request = all_on_gpus(replace(base, gpu_memory_bytes=None))
+    request = all_on_gpus(replace(with_ranking_context(base), gpu_memory_bytes=None))
     # the model, format and settings themselves: a bad one is an error, not "too small"
     resolve(catalogue, replace(request, gpu=None, gpus=1), layouts=layouts)
     found = [_gpu_fit(catalogue, request, gpu.id, layouts) for gpu in catalogue.gpus.values()]
