@@ -8,11 +8,12 @@ layers use a sliding window). Those facts cite the upstream file they come from.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from calc._errors import ConfigError
 from calc.checkpoint import Checkpoint, read_checkpoint
+from calc.records import record
 
 TRANSFORMERS = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/models"
 TRANSFORMERS_5 = "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models"
@@ -22,7 +23,7 @@ SLIDING = "sliding"
 NONE = "none"  # a layer without attention (a recurrent mixer, or an MLP on its own)
 
 
-@dataclass(frozen=True)
+@record
 class Family:
     """What the modelling code of one ``model_type`` adds to its config."""
 
@@ -304,7 +305,7 @@ WRAPPERS: dict[str, tuple[str | None, str]] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class MoE:
     num_experts: int
     experts_per_token: int
@@ -318,7 +319,7 @@ class MoE:
     latent_size: int = 0  # Nemotron 3 Super: experts work in a smaller latent space
 
 
-@dataclass(frozen=True)
+@record
 class MLA:
     """DeepSeek's multi-head latent attention (DeepSeek-V2 paper, section 2.1)."""
 
@@ -333,7 +334,7 @@ class MLA:
     index_head_dim: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class Mamba2:
     """A Mamba-2 mixer (Nemotron-H, Granite 4.0-H, Falcon-H1): in_proj, a causal conv over
     x, B and C, per-head A, D and dt bias, a gated norm and out_proj."""
@@ -364,7 +365,7 @@ class Mamba2:
         return self.d_state * self.d_inner
 
 
-@dataclass(frozen=True)
+@record
 class GatedDeltaNet:
     """Qwen3-Next's and Qwen3.5's linear attention (modeling_qwen3_next.py
     Qwen3NextGatedDeltaNet): a conv over q, k and v, and one head_k x head_v state per value
@@ -399,7 +400,7 @@ class GatedDeltaNet:
         return self.key_head_dim * self.value_head_dim * self.value_heads
 
 
-@dataclass(frozen=True)
+@record
 class ShortConv:
     """LFM2's gated short convolution: in_proj to 3 x hidden, a depthwise conv of L_cache taps,
     out_proj; it keeps the last L_cache - 1 inputs and no other state."""
@@ -429,7 +430,7 @@ class ShortConv:
 Recurrent = Mamba2 | GatedDeltaNet | ShortConv
 
 
-@dataclass(frozen=True)
+@record
 class QwenVision:
     """The Qwen2.5-VL / Qwen3-VL / Qwen3.5 vision encoder and its patch merger
     (modeling_qwen2_5_vl.py, modeling_qwen3_vl.py)."""
@@ -449,7 +450,7 @@ class QwenVision:
     deepstack: int  # Qwen3-VL: extra mergers fed from these many intermediate blocks
 
 
-@dataclass(frozen=True)
+@record
 class ViT:
     """A plain vision transformer and its projector into the language model: Llama 4's
     (modeling_llama4.py Llama4VisionModel, vision adapter, projector) and Pixtral's
@@ -474,7 +475,7 @@ class ViT:
     projector: tuple[tuple[int, int, bool], ...]
 
 
-@dataclass(frozen=True)
+@record
 class OpaqueTower:
     """An encoder counted as a whole (Gemma 3n's MobileNetV5 and audio conformer, Gemma 4's
     vision and audio encoders): its parameters, and the widths its image buffer scales with."""
@@ -486,7 +487,7 @@ class OpaqueTower:
     patch_size: int
 
 
-@dataclass(frozen=True)
+@record
 class GemmaLayers:
     """What Gemma 3n's and Gemma 4's layers add to Gemma 3's (modeling_gemma3n.py,
     modeling_gemma4.py): per-layer embeddings (PLE), AltUp and LAuReL (3n), a layer scalar and
@@ -501,7 +502,7 @@ class GemmaLayers:
     k_eq_v: bool = False  # Gemma 4's global layers use K as V: no v_proj
 
 
-@dataclass(frozen=True)
+@record
 class VisionTower:
     """A SigLIP-style ViT encoder plus the projector into the language model."""
 
@@ -514,7 +515,7 @@ class VisionTower:
     projector_out: int
 
 
-@dataclass(frozen=True)
+@record
 class Architecture:
     model_type: str
     hidden_size: int

@@ -6,13 +6,14 @@ Nothing here computes memory; the engines fill these records and the edges forma
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from typing import Any, Self
 
+from calc.records import record
 from calc.tensors import ParameterCount
 
 
-@dataclass(frozen=True)
+@record
 class ByKind:
     """Bytes by kind: the total, the sum of two, and the JSON mapping (in field order) all
     follow the subclass's fields."""
@@ -37,7 +38,7 @@ class ByKind:
         return total
 
 
-@dataclass(frozen=True)
+@record
 class Components(ByKind):
     """Bytes by kind. ``runtime`` is memory outside the engine's own tensors."""
 
@@ -51,7 +52,7 @@ class Components(ByKind):
     runtime: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class Device:
     """One GPU the model is placed on: a name and, when known, how much memory it offers."""
 
@@ -65,7 +66,7 @@ class Device:
     unified_memory: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class DeviceEstimate:
     index: int
     device: Device
@@ -93,7 +94,7 @@ class DeviceEstimate:
         return None if headroom is None else headroom >= 0
 
 
-@dataclass(frozen=True)
+@record
 class Estimate:
     engine: str
     weights_format: str

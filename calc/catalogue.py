@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cached_property
 from typing import Any
 
@@ -25,6 +25,7 @@ from calc.formats import (
     WeightFormat,
     required_storage_ids,
 )
+from calc.records import record
 from calc.units import MIB
 
 Path = tuple[str | int, ...]
@@ -40,7 +41,7 @@ def _no_lines(_file: str, _path: Path) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class Model:
     id: str
     name: str
@@ -58,7 +59,7 @@ class Model:
         return parse_config(self.config, where=f"model {self.id}: config")
 
 
-@dataclass(frozen=True)
+@record
 class Name:
     """A name people type (an Ollama tag, a Hugging Face upload) for a catalogue model."""
 
@@ -70,7 +71,7 @@ class Name:
     also: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Precision:
     """One row of the number-format table; also the source of a storage type."""
 
@@ -95,7 +96,7 @@ class Precision:
     mix_base: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class GPU:
     id: str
     name: str
@@ -132,7 +133,7 @@ class GPU:
         return int(self.memory_bytes * self.usable_fraction)
 
 
-@dataclass(frozen=True)
+@record
 class Catalogue:
     models: Mapping[str, Model]
     precisions: Mapping[str, Precision]

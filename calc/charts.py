@@ -8,7 +8,7 @@ Text in the SVG is escaped here; nothing else reaches it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from html import escape
 from math import floor, log2, log10
 
@@ -16,6 +16,7 @@ from calc.api import resolve
 from calc.catalogue import Catalogue
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.plan import MAX_CONTEXT
+from calc.records import record
 from calc.requests import InferenceRequest
 
 GIB = 2**30
@@ -23,7 +24,7 @@ FIRST_CONTEXT = 1024
 WHATS = ("memory", "decode", "prefill")
 
 
-@dataclass(frozen=True)
+@record
 class Point:
     context: int
     total_bytes: int

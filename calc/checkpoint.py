@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from calc._errors import ConfigError
+from calc.records import record
 
 # config.json dtype names -> catalogue formats; vLLM and transformers load a float32 checkpoint
 # in its own dtype only when told to, so "float32" is kept as fp32 here and engines decide.
 DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16"}
 
 
-@dataclass(frozen=True)
+@record
 class GroupFormat:
     """An integer format with one scale (and, asymmetric, one zero point) per group of
     ``group_size`` input values of one output column; ``group_size`` 0 means one per column."""
@@ -54,7 +54,7 @@ class GroupFormat:
         return 16 + (self.bits if self.zero_point else 0)
 
 
-@dataclass(frozen=True)
+@record
 class Checkpoint:
     """The weight format the checkpoint's files are stored in."""
 

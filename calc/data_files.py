@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from calc.catalogue import (
 )
 from calc.inputs import measurement_schema
 from calc.measurements import MEASUREMENTS_FILE, Measurement, check_measurements, parse_measurements
+from calc.records import record
 
 FILES = {
     "models": MODELS_FILE,
@@ -47,7 +47,7 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data"
 
 
-@dataclass(frozen=True)
+@record
 class Document:
     name: str  # "models", "precisions" or "gpus"
     label: str  # how errors name the file, e.g. "data/models.yaml"

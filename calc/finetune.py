@@ -19,7 +19,7 @@ One pure function per component, each with its source:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from math import ceil
 from typing import Any, Literal, get_args
 
@@ -27,6 +27,7 @@ from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.breakdown import ByKind, Device
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
+from calc.records import record
 from calc.speed import CUDA_CONTEXT_BYTES
 from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
 
@@ -107,7 +108,7 @@ def optimizer_state_bytes(
     return 0  # plain SGD
 
 
-@dataclass(frozen=True)
+@record
 class FinetuneRequest:
     """A fine-tuning setup; the defaults are the calculator's and the CLI's (calc.inputs)."""
 
@@ -153,7 +154,7 @@ class FinetuneRequest:
 LOSS_CHUNKS = 8
 
 
-@dataclass(frozen=True)
+@record
 class TrainComponents(ByKind):
     weights: int = 0
     gradients: int = 0
@@ -162,7 +163,7 @@ class TrainComponents(ByKind):
     runtime: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class TrainDevice:
     index: int
     device: Device
@@ -178,7 +179,7 @@ class TrainDevice:
         return None if capacity is None else capacity - self.total_bytes
 
 
-@dataclass(frozen=True)
+@record
 class FinetuneEstimate:
     request: FinetuneRequest
     trainable_parameters: int
@@ -418,7 +419,7 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     return kept + logits
 
 
-@dataclass(frozen=True)
+@record
 class _State:
     """What the model holds for training, summed over its tensors, before any sharding."""
 

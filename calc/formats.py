@@ -9,12 +9,12 @@ it assigns a storage type to each tensor. GGUF file types do so by the rules of 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from math import ceil
 
 from calc._errors import CatalogueError
 from calc.architecture import Architecture
 from calc.checkpoint import module_kept
+from calc.records import record
 from calc.tensors import WEIGHT, Tensor, hf_module, is_vision
 
 # Where a weight format applies: to every tensor, to the linear layers of the decoder blocks
@@ -29,7 +29,7 @@ FILE_SCOPE = "file"
 _NEVER_QUANTISED = ("ffn_gate_inp", "ffn_gate_inp_shexp")
 
 
-@dataclass(frozen=True)
+@record
 class StorageType:
     id: str
     name: str
@@ -45,7 +45,7 @@ class StorageType:
         return ceil((values * self.bits_per_weight + self.row_extra_bits) / 8)
 
 
-@dataclass(frozen=True)
+@record
 class MixRule:
     """One line of a GGUF mix: tensors with this role get ``type`` when every condition holds."""
 
@@ -54,7 +54,7 @@ class MixRule:
     when: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class WeightFormat:
     id: str
     name: str
@@ -91,7 +91,7 @@ def _condition_holds(
     return test(_Subject(tensor, arch, base, chosen), arg)
 
 
-@dataclass(frozen=True)
+@record
 class _Subject:
     """What a mix condition looks at: the tensor, its model, the base and chosen types."""
 

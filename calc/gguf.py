@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 from calc._errors import ConfigError
@@ -24,6 +24,7 @@ from calc.architecture import (
     ShortConv,
     parse_config,
 )
+from calc.records import record
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -96,14 +97,14 @@ class NeedMoreBytes(Exception):
         super().__init__(f"need at least {at_least} bytes of the file")
 
 
-@dataclass(frozen=True)
+@record
 class GgufTensor:
     name: str
     shape: tuple[int, ...]  # ggml order: the row length first
     type_id: int
 
 
-@dataclass(frozen=True)
+@record
 class GgufHeader:
     version: int
     metadata: Mapping[str, Any]  # long arrays as {"array_length": n}
@@ -264,7 +265,7 @@ def _scalar_or_max(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@record
 class GgufModel:
     """What a GGUF file says: a config.json equivalent, its tensors and the file type."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from calc._errors import CalcError
@@ -18,6 +18,7 @@ from calc.catalogue import Catalogue
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneRequest
 from calc.plan import MAX_CONTEXT, MAX_GPUS, Plan
+from calc.records import record
 from calc.requests import InferenceRequest
 
 # Weight formats tried for "the best format that fits", from most to least faithful.
@@ -50,7 +51,7 @@ FORMAT_LADDER = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class FitHint:
     """Answers for a setup whose GPU memory is known; None where nothing fits."""
 
@@ -213,7 +214,7 @@ def fit_hint(catalogue: Catalogue, plan: Plan, layouts: LayoutMemo) -> FitHint |
 FINETUNE_SEQ_LIMIT = 1_048_576
 
 
-@dataclass(frozen=True)
+@record
 class FinetuneHint:
     fits: bool
     max_seq_len: int | None  # longest sequence per sample that fits, same everything else

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 from typing import Any, Literal
 
 from calc._errors import ConfigError, InputError
 from calc.engines import ENGINES
 from calc.finetune import ADAPTER_METHODS, LORA_GROUPS, FinetuneRequest, parse_lora_targets
 from calc.plan import MAX_BATCH, MAX_CONTEXT, MAX_GPUS
+from calc.records import record
 from calc.requests import InferenceRequest
 from calc.speed import BACKENDS
 from calc.units import GIB
@@ -44,7 +45,7 @@ MAX_SEQ_LEN = 10_000_000
 LLAMA_CPP_FAMILY = ("llama.cpp", "ollama")
 
 
-@dataclass(frozen=True)
+@record
 class Input:
     """One input. ``name`` is its key everywhere: the bridge's JSON, a measurement's field, the
     form field's ``name`` and the URL parameter."""

@@ -7,11 +7,12 @@ batch, engine or GPUs works from this summary instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import ceil
 
 from calc.architecture import Architecture
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
+from calc.records import record
 from calc.tensors import (
     WEIGHT,
     ParameterCount,
@@ -22,7 +23,7 @@ from calc.tensors import (
 )
 
 
-@dataclass(frozen=True)
+@record
 class ExpertPadding:
     """Routed-expert tensors padded for an engine's MoE kernel: each tensor-parallel rank's
     intermediate size rounded up to a multiple of ``intermediate``, the hidden size to
@@ -33,7 +34,7 @@ class ExpertPadding:
     ranks: int = 1
 
 
-@dataclass(frozen=True)
+@record
 class WeightLayout:
     format_id: str
     layer_bytes: tuple[int, ...]  # per decoder layer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from calc._errors import CalcError, CatalogueError
@@ -15,6 +14,7 @@ from calc.engines import engine_by_name
 from calc.engines.history import version_key
 from calc.finetune import FinetuneEstimate, FinetuneRequest
 from calc.inputs import Mode, finetune_request, inference_request, parse
+from calc.records import record
 from calc.requests import InferenceRequest
 from calc.units import GB, GIB, MB, MIB
 
@@ -38,7 +38,7 @@ DESCRIPTION_FIELDS = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@record
 class Measurement:
     id: str
     kind: Mode
@@ -104,7 +104,7 @@ class Measurement:
         return inference_request(self.inputs)
 
 
-@dataclass(frozen=True)
+@record
 class Comparison:
     measurement: Measurement
     estimate: Estimate | FinetuneEstimate
@@ -270,7 +270,7 @@ def compare(catalogue: Catalogue, measurement: Measurement) -> Comparison:
     return Comparison(measurement, run_inference(catalogue, measurement.request()))
 
 
-@dataclass(frozen=True)
+@record
 class Summary:
     cases: int
     median_abs_error: float

@@ -4,7 +4,6 @@ matrix split over the GPUs (tensor parallel, vLLM). Engines pick one and add the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from math import ceil
 
 from calc._errors import InputError
@@ -12,12 +11,13 @@ from calc.architecture import Architecture
 from calc.breakdown import Components, Device, DeviceEstimate
 from calc.layout import WeightLayout
 from calc.plan import EngineOptions
+from calc.records import record
 
 # Bytes of KV cache for these layers, at a share of the KV heads (tensor parallel).
 KvBytes = Callable[[Sequence[int], float], int]
 
 
-@dataclass(frozen=True)
+@record
 class Placement:
     """Weights and KV cache on each GPU and in CPU RAM, before buffers and runtime."""
 
@@ -27,7 +27,7 @@ class Placement:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Offload(EngineOptions):
     """llama.cpp's placement switches: ``-ngl`` (decoder layers on the GPUs; None: all and the
     output), ``--n-cpu-moe`` (routed experts of the first N layers in CPU RAM) and
@@ -38,6 +38,9 @@ class Offload(EngineOptions):
     tensor_split: tuple[float, ...] | None = None
     # routed experts of the last N layers in CPU RAM: what --fit's -ot patterns do
     cpu_moe_last: int = 0
+
+
+ALL_ON_GPUS = Offload()  # every layer on the GPUs, as the engines place them by default
 
 
 def split_layers(
@@ -74,7 +77,7 @@ def place_layers(
     kv: KvBytes,
     *,
     embeddings_on_host: bool,
-    offload: Offload = Offload(),
+    offload: Offload = ALL_ON_GPUS,
 ) -> Placement:
     """Layers over the GPUs; with -ngl below the layer count, the first layers stay on the CPU
     (llama.cpp: ``i_gpu_start = n_layer - n_gpu_layers``) and the output layer goes to the GPU

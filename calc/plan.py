@@ -8,13 +8,14 @@ same frozen :class:`Plan`, so they cannot disagree. Engines build the engine-spe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from calc.architecture import Architecture
 from calc.breakdown import Device
 from calc.engines.history import Release
 from calc.formats import StorageType, WeightFormat
+from calc.records import record
 
 if TYPE_CHECKING:
     from calc.engines.base import Engine
@@ -26,12 +27,12 @@ MAX_BATCH = 65_536
 MAX_GPUS = 64
 
 
-@dataclass(frozen=True)
+@record
 class EngineOptions:
     """An engine's own settings after defaults (none for engines without any)."""
 
 
-@dataclass(frozen=True)
+@record
 class Default:
     """Inputs a default decided: their values (for the page's placeholders) and the words the
     estimate's first note uses for them."""
@@ -40,7 +41,7 @@ class Default:
     words: str
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     model_key: str  # catalogue id, or the config's canonical JSON
     arch: Architecture

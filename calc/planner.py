@@ -8,7 +8,7 @@ weight format, the context), so the planner never disagrees with the estimate.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from calc._errors import CalcError
@@ -19,11 +19,12 @@ from calc.engines import engine_by_name
 from calc.engines.fit import largest_true
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.hints import FORMAT_LADDER, longest_context
+from calc.records import record
 from calc.requests import InferenceRequest
 from calc.tensors import count_parameters
 
 
-@dataclass(frozen=True)
+@record
 class Choice:
     """One way to run the model: where its layers and experts go, and what that gives."""
 
@@ -137,7 +138,7 @@ def _largest(fits: Callable[[int], bool], top: int) -> int | None:
     return largest_true(fits, top) if fits(0) else None
 
 
-@dataclass(frozen=True)
+@record
 class ModelFit:
     """One catalogue model on the reader's hardware."""
 
@@ -229,7 +230,7 @@ RANKING_CONTEXT = 8192
 GPU_COUNTS = (1, 2, 4, 8)  # the setups a buyer compares: one card, a pair, a box of 4 or 8
 
 
-@dataclass(frozen=True)
+@record
 class GpuFit:
     """The fewest of one catalogue GPU that hold the model entirely, and how fast it runs."""
 

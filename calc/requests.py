@@ -4,13 +4,13 @@ resolve (``calc.api.resolve``). ``calc.inputs`` describes each of them once."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from calc.engines import DEFAULT_ENGINE
+from calc.records import record
 
 
-@dataclass(frozen=True)
+@record
 class InferenceRequest:
     """What a reader asks. Unset options take the engine's defaults."""
 

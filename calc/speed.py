@@ -18,7 +18,7 @@ calibrated on the published figures in ``data/measurements.yaml`` by
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import ceil
 from typing import Any
 
@@ -27,9 +27,10 @@ from calc.breakdown import Device, DeviceEstimate, Estimate
 from calc.kv_cache import kv_cache_bytes
 from calc.layout import WeightLayout
 from calc.plan import Plan
+from calc.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Backend:
     """How close one GPU backend comes to the hardware's peaks (fitted, see module doc)."""
 
@@ -95,7 +96,7 @@ HOST_BANDWIDTH = 76.8e9 * 0.8
 PCIE_BANDWIDTH = 31.5e9 * 0.8
 
 
-@dataclass(frozen=True)
+@record
 class Speed:
     """Tokens per second for one sequence (and, for several, all of them together)."""
 
@@ -167,7 +168,7 @@ def estimate_speed(
     )
 
 
-@dataclass(frozen=True)
+@record
 class Serving:
     """A server's capacity for the plan: the tokens its KV cache holds, the sequences it runs at
     once, the tokens each may hold, and their decode rate together with every cache full."""

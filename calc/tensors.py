@@ -7,7 +7,7 @@ device holds it, and what a tensor-parallel rank keeps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from math import prod
 
@@ -25,6 +25,7 @@ from calc.architecture import (
     VisionTower,
     ViT,
 )
+from calc.records import record
 
 # Kinds of tensor. Only "weight" tensors with two or more dimensions are ever quantised
 # (llama.cpp src/llama-quant.cpp: `quantize &= (ggml_n_dims(tensor) >= 2)` and the name must
@@ -34,7 +35,7 @@ BIAS = "bias"
 NORM = "norm"
 
 
-@dataclass(frozen=True)
+@record
 class Tensor:
     role: str  # llama.cpp's tensor name without the "blk.N." prefix, e.g. "attn_v"
     kind: str  # WEIGHT, BIAS or NORM
@@ -457,7 +458,7 @@ def is_vision(tensor: Tensor) -> bool:
     return tensor.role.startswith(("v.", "mm."))
 
 
-@dataclass(frozen=True)
+@record
 class ParameterCount:
     total: int
     active: int  # per token: routed experts count experts_per_token times, not num_experts

@@ -20,7 +20,7 @@ The interface, in the order a request meets it:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import ceil
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
@@ -34,6 +34,7 @@ from calc.kv_cache import MlaCache, kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import KvBytes, Offload, Placement, place_layers
 from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
+from calc.records import record
 from calc.speed import Backend, runtime_bytes
 from calc.vision import encode_buffer_bytes
 
@@ -41,7 +42,7 @@ BF16 = 2  # bytes per activation value
 FP32 = 4  # bytes per logit (engines upcast logits before sampling)
 
 
-@dataclass(frozen=True)
+@record
 class Constant:
     """A number the estimator relies on, for the methodology page."""
 

@@ -22,7 +22,7 @@ also fits part of one more layer (its ffn_up or ffn_gate); we stop at whole laye
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from calc.breakdown import Estimate
@@ -30,6 +30,7 @@ from calc.engines.base import Engine
 from calc.layout import WeightLayout
 from calc.placement import Offload
 from calc.plan import Plan
+from calc.records import record
 from calc.units import MIB
 
 Estimator = Callable[[Plan], Estimate]
@@ -39,7 +40,7 @@ FIT_MIN_CONTEXT = 4096  # common.h: fit_params_min_ctx
 CONTEXT_ALIGN = 256  # "round down context for CUDA backend"
 
 
-@dataclass(frozen=True)
+@record
 class FitRules:
     """How one engine fits: the margin kept free per GPU and the smallest context it shrinks a
     default context to (None: it never shrinks the context)."""

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from typing import Generic, TypeVar
 
 from calc._errors import InputError
+from calc.records import record
 
 # A default context of MODEL_MAX means the model's own maximum (max_position_embeddings).
 MODEL_MAX = 0
 
 
-@dataclass(frozen=True)
+@record
 class Release:
     """The defaults every engine has, as one release ships them. Engines subclass it with
     their own fields; ``source`` is the change that made this release's row."""
@@ -32,7 +33,7 @@ class Release:
     date: str = ""  # YYYY-MM-DD where the source dates the release
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     """One release's changes to the defaults: field name to new value, with its source."""
 

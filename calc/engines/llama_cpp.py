@@ -4,7 +4,7 @@ embeddings in CPU RAM, a KV cache padded to 256 cells and a compute graph per GP
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from calc.kv_cache import MlaCache
 from calc.layout import WeightLayout
 from calc.placement import Offload, Placement
 from calc.plan import Default, Plan
+from calc.records import record
 
 LLAMA_CPP = "https://github.com/ggml-org/llama.cpp/blob"
 PULL = "https://github.com/ggml-org/llama.cpp/pull"
@@ -38,7 +39,7 @@ KV_TYPES = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@record
 class LlamaCppRelease(Release):
     # How the llama.cpp family caches MLA models (DeepSeek V2/V3/R1): see kv_cache.MlaCache.
     mla_cache: MlaCache = "latent"
@@ -148,7 +149,7 @@ VERSION_TAGS = ((3, "b10621"), (1, "b10485"))
 L = TypeVar("L", bound=LlamaCppRelease)
 
 
-@dataclass(frozen=True)
+@record
 class LlamaCppOptions(Offload):
     """Placement, -ub (the tokens of one physical batch of a prompt step), and the slots that
     share the KV cache: ``slots`` sequences in one unified cache, or one stream per sequence."""

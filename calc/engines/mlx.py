@@ -7,7 +7,6 @@ plus generated), and the memory is what ``mx.get_peak_memory()`` counts ("Peak m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from calc.architecture import Architecture
@@ -16,6 +15,7 @@ from calc.engines.base import BF16, Engine, widest_mlp
 from calc.engines.history import Change, History, Release
 from calc.placement import Placement
 from calc.plan import EngineOptions, Plan
+from calc.records import record
 from calc.speed import Backend
 
 MLX_LM = "https://github.com/ml-explore/mlx-lm"
@@ -29,7 +29,7 @@ KV_STEP = 256
 PREFILL_STEP = 2048
 
 
-@dataclass(frozen=True)
+@record
 class MlxRelease(Release):
     pass
 

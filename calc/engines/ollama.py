@@ -5,7 +5,7 @@ own estimate, which it uses to decide, and from 0.30 llama-server with --fit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from calc.architecture import Architecture
@@ -18,6 +18,7 @@ from calc.formats import StorageType
 from calc.layout import WeightLayout
 from calc.placement import Placement
 from calc.plan import Plan
+from calc.records import record
 from calc.units import GIB, MIB
 
 OLLAMA = "https://github.com/ollama/ollama/blob"
@@ -47,7 +48,7 @@ ARCH_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class OllamaRelease(LlamaCppRelease):
     """``context_tiers`` makes the default context depend on the GPU memory (v0.15.5 on):
     (minimum GiB of GPU memory, context) pairs, highest first. ``parallel_tries`` is Ollama's

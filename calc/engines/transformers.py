@@ -4,14 +4,13 @@ whole prompt at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from calc.architecture import Architecture, GatedDeltaNet
 from calc.checkpoint import Checkpoint
 from calc.engines.base import BF16, FP32, Engine, widest_mlp
 from calc.engines.history import Change, History, Release
 from calc.placement import Placement
 from calc.plan import EngineOptions, Plan
+from calc.records import record
 
 SOURCE = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/cache_utils.py"
 
@@ -19,7 +18,7 @@ SOURCE = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transform
 PULL = "https://github.com/huggingface/transformers/pull"
 
 
-@dataclass(frozen=True)
+@record
 class TransformersRelease(Release):
     prompt_logits: bool = False  # before 4.45: fp32 logits for every prompt token
     # sliding-window layers keep only their window (DynamicSlidingWindowLayer, 4.56)

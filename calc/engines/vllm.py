@@ -4,7 +4,7 @@ with KV cache blocks after a profiling pass, CUDA graphs, and expert padding for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import ceil
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from calc.kv_cache import kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import Placement, kv_heads_share, place_tensor_parallel
 from calc.plan import MAX_GPUS, Default, EngineOptions, Plan
+from calc.records import record
 from calc.units import GIB
 
 ARG_UTILS = (
@@ -71,7 +72,7 @@ HUGE_GPU_BYTES = 160 * GIB
 HUGE_GPU_BATCH = (16384, 1024)
 
 
-@dataclass(frozen=True)
+@record
 class VllmRelease(Release):
     # The profiling batch: "v1" is a fixed max_num_batched_tokens; "v0" is max(max_model_len,
     # 2048), or 2048 when chunked prefill is on (V0 turned it on above a 32k max_model_len).
@@ -180,7 +181,7 @@ HISTORY = History(
 )
 
 
-@dataclass(frozen=True)
+@record
 class Scheduler(EngineOptions):
     """The share of each GPU vLLM takes, and its profiling run's tokens and sequences."""
 

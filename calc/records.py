@@ -1,0 +1,95 @@
+"""``@record``: a frozen dataclass that costs one compile to define instead of six.
+
+Every value type of the estimator is a frozen dataclass. ``dataclass(frozen=True)`` compiles six
+methods per class from source (``__init__``, ``__repr__``, ``__eq__``, ``__hash__``,
+``__setattr__``, ``__delattr__``); on CPython 3.11 the estimator's ~90 classes spent 86 ms of a
+146 ms import there, most of a command-line answer (issue 15). Only ``__init__`` needs its own
+code, for its signature; the other five are the same for every class and are shared here, reading
+the field names the class keeps.
+
+A record is a dataclass in every way the code and the standard library ask about:
+``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work, fields declared with
+``compare=False`` or ``repr=False`` are left out of equality, hashing and the repr as they would
+be, assigning to a field raises ``FrozenInstanceError``, and ``default_factory`` runs per instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
+from typing import Any, TypeVar, dataclass_transform
+
+T = TypeVar("T")
+
+
+def _frozen_setattr(self: object, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: object, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _key(self: Any) -> tuple[Any, ...]:
+    return tuple(getattr(self, name) for name in self.__record_compare__)
+
+
+def _eq(self: Any, other: object) -> bool:
+    if other.__class__ is not self.__class__:
+        return NotImplemented  # type: ignore[no-any-return]
+    return _key(self) == _key(other)
+
+
+def _hash(self: Any) -> int:
+    return hash(_key(self))
+
+
+def _repr(self: Any) -> str:
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__record_repr__)
+    return f"{self.__class__.__qualname__}({shown})"
+
+
+def _init(cls: type) -> Any:
+    """The class's ``__init__``, compiled from the field list as dataclass would write it."""
+    namespace: dict[str, Any] = {"_set": object.__setattr__, "_MISSING": MISSING}
+    params, body = [], []
+    for f in fields(cls):
+        if f.default is not MISSING:
+            namespace[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+            body.append(f"_set(self, {f.name!r}, {f.name})")
+        elif f.default_factory is not MISSING:
+            namespace[f"_f_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            body.append(
+                f"_set(self, {f.name!r}, _f_{f.name}() if {f.name} is _MISSING else {f.name})"
+            )
+        else:
+            params.append(f.name)
+            body.append(f"_set(self, {f.name!r}, {f.name})")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"])
+    exec(source, namespace)
+    function = namespace["__init__"]
+    function.__qualname__ = f"{cls.__qualname__}.__init__"
+    return function
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[T]) -> type[T]:
+    """Make ``cls`` a frozen dataclass (see the module's docstring)."""
+    cls = dataclass(init=False, repr=False, eq=False)(cls)
+    declared = fields(cls)  # type: ignore[arg-type]
+    shared = {
+        "__record_compare__": tuple(f.name for f in declared if f.compare),
+        "__record_repr__": tuple(f.name for f in declared if f.repr),
+        "__init__": _init(cls),
+        "__eq__": _eq,
+        "__hash__": _hash,
+        "__repr__": _repr,
+        "__setattr__": _frozen_setattr,
+        "__delattr__": _frozen_delattr,
+    }
+    for name, value in shared.items():
+        setattr(cls, name, value)
+    return cls
