@@ -20,21 +20,21 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calc import gguf, inputs
 from calc._errors import CalcError, ConfigError, InputError
 from calc.api import resolve, run_finetune
 from calc.breakdown import Components, Estimate
-from calc.charts import WHATS, context_curve, svg_chart
 from calc.engines import ENGINES, engine_by_name
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneEstimate, TrainComponents
-from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
 from calc.inputs import Input, Mode
-from calc.planner import plan_offload, rank_gpus, rank_models
 from calc.requests import InferenceRequest
 from calc.units import GB, GIB, MIB, format_bytes
+
+if TYPE_CHECKING:  # each command imports what it needs: an estimate loads no planner
+    from calc.hints import FinetuneHint, FitHint
 
 EXIT_BAD_INPUT = 2
 COMMANDS: tuple[tuple[Mode, str, str], ...] = (
@@ -73,32 +73,41 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that command's (building all six costs a fifth of an
+    estimate's start; ``vram-calc --help`` and a misspelt command get them all)."""
     parser = _Parser(
         prog="vram-calc",
         description="Estimate the GPU memory an LLM needs, per GPU, from its architecture.",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for mode, command, summary in COMMANDS:
-        sub = commands.add_parser(command, help=summary, description=summary.capitalize() + ".")
-        groups: dict[tuple[str, ...], Any] = {EXCLUSIVE[1]: sub.add_mutually_exclusive_group()}
-        if command != "fits":  # an empty group breaks argparse's usage line
-            groups[EXCLUSIVE[0]] = sub.add_mutually_exclusive_group(required=True)
-        for item in inputs.for_mode(mode):
-            if command == "fits" and item.name in EXCLUSIVE[0]:
-                continue
-            group = next((g for names, g in groups.items() if item.name in names), sub)
-            group.add_argument(item.option, dest=item.name, **_argument(item, mode))
-        if command == "chart":
-            sub.add_argument(
-                "--what",
-                choices=WHATS,
-                default="memory",
-                help="the quantity drawn (default: memory)",
-            )
-        else:
-            sub.add_argument("--json", action="store_true", help="print one JSON object")
+    for mode, name, summary in COMMANDS:
+        if command in (None, name):
+            sub = commands.add_parser(name, help=summary, description=summary.capitalize() + ".")
+            _add_options(sub, mode, name)
     return parser
+
+
+def _add_options(sub: argparse.ArgumentParser, mode: Mode, command: str) -> None:
+    groups: dict[tuple[str, ...], Any] = {EXCLUSIVE[1]: sub.add_mutually_exclusive_group()}
+    if command != "fits":  # an empty group breaks argparse's usage line
+        groups[EXCLUSIVE[0]] = sub.add_mutually_exclusive_group(required=True)
+    for item in inputs.for_mode(mode):
+        if command == "fits" and item.name in EXCLUSIVE[0]:
+            continue
+        group = next((g for names, g in groups.items() if item.name in names), sub)
+        group.add_argument(item.option, dest=item.name, **_argument(item, mode))
+    if command == "chart":
+        from calc.charts import WHATS
+
+        sub.add_argument(
+            "--what",
+            choices=WHATS,
+            default="memory",
+            help="the quantity drawn (default: memory)",
+        )
+    else:
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _argument(item: Input, mode: Mode) -> dict[str, Any]:
@@ -337,6 +346,8 @@ def _finetune(args: argparse.Namespace) -> int:
         label = _label(catalogue, args)
         print(render_finetune(estimate, label))
         if estimate.fits is False:
+            from calc.hints import finetune_hint
+
             print(finetune_hint_line(finetune_hint(catalogue, request, where)))
     return 0
 
@@ -355,6 +366,8 @@ def _inference(args: argparse.Namespace) -> int:
         label = _label(catalogue, args)
         print(render_table(estimate, label))
         if estimate.fits is False:
+            from calc.hints import fit_hint
+
             hint = fit_hint(catalogue, plan, layouts)
             print(inference_hint_line(hint))
     return 0
@@ -397,6 +410,8 @@ def _plan(args: argparse.Namespace) -> int:
     from calc.data_files import load_catalogue
 
     catalogue = load_catalogue()
+    from calc.planner import plan_offload
+
     request = inputs.inference_request(values_from(args, "inference"))
     choices = plan_offload(catalogue, request)
     option = engine_by_name(request.engine).layers_option
@@ -424,6 +439,8 @@ def _chart(args: argparse.Namespace) -> int:
     from calc.data_files import load_catalogue
 
     catalogue = load_catalogue()
+    from calc.charts import context_curve, svg_chart
+
     request = inputs.inference_request(values_from(args, "inference"))
     points = context_curve(catalogue, request)
     print(svg_chart(_label(catalogue, args), points, args.what))
@@ -442,6 +459,8 @@ def _speeds(decode: float | None, prefill: float | None) -> str:
 
 
 def _gpus(args: argparse.Namespace) -> int:
+    from calc.planner import rank_gpus
+
     catalogue, request = _ranking(args)
     ranked = rank_gpus(catalogue, request)
     if args.json:
@@ -458,6 +477,8 @@ def _gpus(args: argparse.Namespace) -> int:
 
 
 def _fits(args: argparse.Namespace) -> int:
+    from calc.planner import rank_models
+
     catalogue, request = _ranking(args)
     ranked = rank_models(catalogue, request)
     if args.json:
@@ -474,7 +495,9 @@ def _fits(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv and argv[0] in {c[1] for c in COMMANDS} else None
+    args = build_parser(command).parse_args(argv)
     commands = {
         "finetune": _finetune,
         "plan": _plan,
@@ -482,9 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "chart": _chart,
         "gpus": _gpus,
     }
-    command = commands.get(args.command, _inference)
     try:
-        return command(args)
+        return commands.get(args.command, _inference)(args)
     except CalcError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_BAD_INPUT

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calc._errors import CatalogueError
 from calc.catalogue import (
@@ -26,15 +26,17 @@ from calc.catalogue import (
     check_catalogue,
 )
 from calc.inputs import measurement_schema
-from calc.measurements import MEASUREMENTS_FILE, Measurement, check_measurements, parse_measurements
 from calc.records import record
+
+if TYPE_CHECKING:
+    from calc.measurements import Measurement
 
 FILES = {
     "models": MODELS_FILE,
     "precisions": PRECISIONS_FILE,
     "gpus": GPUS_FILE,
     "names": NAMES_FILE,
-    "measurements": MEASUREMENTS_FILE,
+    "measurements": "data/measurements.yaml",  # calc.measurements.MEASUREMENTS_FILE
 }
 DATA_ENV = "VRAM_GUIDE_DATA"
 
@@ -228,6 +230,8 @@ def _read_and_check(
         documents["gpus"].data,
         names=documents["names"].data,
     )
+    from calc.measurements import check_measurements  # only checks need it: 20 ms to import
+
     return documents, check_measurements(documents["measurements"].data, catalogue, locate=locate)
 
 
@@ -330,6 +334,8 @@ def _write_cache(fingerprint: str, data: dict[str, Any]) -> None:
 
 def load_measurements(data_dir: Path | None = None) -> tuple[Measurement, ...]:
     """The measurements, after every data file has passed its checks."""
+    from calc.measurements import parse_measurements
+
     documents, problems = _read_and_check(data_dir or default_data_dir())
     if problems:
         raise problems[0]

@@ -52,6 +52,24 @@ def test_console_script_is_installed():
     assert json.loads(result.stdout)["components"]["weights"] > 0
 
 
+def test_an_estimate_loads_only_what_it_needs():
+    """With the catalogue cached, one estimate reads no YAML, checks no schema and imports none
+    of the planner, the charts or the measurements (issue 15: the CLI's start-up)."""
+    probe = (
+        "import sys, runpy; sys.argv = ['calc', 'inference', '--model', 'qwen3-8b'];\n"
+        "try: runpy.run_module('calc', run_name='__main__')\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'jsonschema', 'calc')))"
+    )
+    for _ in range(2):  # the first run may fill the cache
+        result = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+        )
+    loaded = set(json.loads(result.stdout.splitlines()[-1].replace("'", '"')))
+    assert "calc.estimate" in loaded
+    assert not loaded & {"yaml", "jsonschema", "calc.measurements", "calc.planner", "calc.charts"}
+
+
 def test_table_shows_gib_and_gb(capsys):
     assert main(["inference", "--model", "deepseek-r1-distill-qwen-32b", "--gpu", "RTX 4090D"]) == 0
     out = capsys.readouterr().out
