@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         summarise,
     )
     from calc.plan import Plan
+    from calc.planner import all_on_gpus
     from calc.requests import InferenceRequest
     from calc.speed import BACKENDS, estimate_speed
     from calc.tensors import ParameterCount, count_parameters
@@ -98,6 +99,7 @@ _LAZY = {
     "UNIT_BYTES": "calc.measurements",
     "UNIT_SCALE": "calc.measurements",
     "WeightLayout": "calc.layout",
+    "all_on_gpus": "calc.planner",
     "build_catalogue": "calc.catalogue",
     "catalogue_documents": "calc.data_files",
     "catalogue_problems": "calc.data_files",
@@ -188,6 +190,7 @@ __all__ = [
     "TrainComponents",
     "UnknownNameError",
     "WeightLayout",
+    "all_on_gpus",
     "build_catalogue",
     "catalogue_documents",
     "catalogue_problems",

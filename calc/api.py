@@ -103,8 +103,10 @@ def loadable_formats(catalogue: Catalogue, engine: Engine[Any, Any]) -> list[Wei
 def resolve(
     catalogue: Catalogue, request: InferenceRequest, *, layouts: LayoutMemo | None = None
 ) -> Plan:
-    """The request with every name looked up and every default applied."""
+    """The request with every name looked up and every default applied; weight layouts are
+    memoised in ``layouts``, else in the catalogue's own memo."""
     inputs.check_request("inference", request)
+    layouts = catalogue.layouts if layouts is None else layouts
     engine = engine_by_name(request.engine)
     release = engine.release(request.engine_version)
     model_key, arch = resolve_architecture(catalogue, request)
@@ -280,6 +282,7 @@ def _defaults(
 def run_inference(
     catalogue: Catalogue, request: InferenceRequest, *, layouts: LayoutMemo | None = None
 ) -> Estimate:
+    layouts = catalogue.layouts if layouts is None else layouts
     return estimate_inference(resolve(catalogue, request, layouts=layouts), layouts=layouts)
 
 

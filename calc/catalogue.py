@@ -141,6 +141,10 @@ class Catalogue:
     weight_formats: Mapping[str, WeightFormat]
     gpus: Mapping[str, GPU]
     names: Mapping[str, Name] = field(default_factory=dict)
+    # Weight layouts computed over this catalogue (calc.estimate.LayoutMemo): every estimate
+    # that names no memo of its own shares it, so the site build lays out each (model, format)
+    # once rather than once per table cell
+    layouts: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def model(self, name: str) -> Model:
         """A model by its id, display name, Hugging Face id (with or without huggingface.co/

@@ -7,7 +7,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from calc import GB, GIB, Catalogue, Estimate, InferenceRequest, Measurement, run_inference
+from calc import (
+    GB,
+    GIB,
+    Catalogue,
+    Estimate,
+    InferenceRequest,
+    Measurement,
+    all_on_gpus,
+    run_inference,
+)
 
 GUIDE_CONTEXT = 4096  # the context every generated table states
 
@@ -66,16 +75,10 @@ def estimate(
     gpus: int = 1,
     gpu: str | None = None,
 ) -> Estimate:
-    """One sequence of ``context`` tokens: the setting the guide's tables state."""
-    return run_inference(
-        catalogue,
-        InferenceRequest(
-            model=model,
-            weights=weights,
-            engine=engine,
-            context=context,
-            batch=1,
-            gpus=gpus,
-            gpu=gpu,
-        ),
+    """One sequence of ``context`` tokens: the setting the guide's tables state. On named GPUs
+    every layer stays on them (-ngl 999), so that "fits" means the whole model fits, not what
+    llama.cpp's --fit would leave on the GPUs after moving layers to the CPU."""
+    request = InferenceRequest(
+        model=model, weights=weights, engine=engine, context=context, batch=1, gpus=gpus, gpu=gpu
     )
+    return run_inference(catalogue, all_on_gpus(request) if gpu is not None else request)
