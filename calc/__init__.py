@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from calc.charts import context_curve, svg_chart
     from calc.data_files import (
         DATA_ENV,
+        Checked,
         catalogue_documents,
         catalogue_problems,
         default_data_dir,
         load_catalogue,
+        load_checked,
         load_measurements,
         read_documents,
     )
@@ -116,6 +118,8 @@ _LAZY = {
     "kv_cache_bytes": "calc.kv_cache",
     "layout_for": "calc.estimate",
     "load_catalogue": "calc.data_files",
+    "load_checked": "calc.data_files",
+    "Checked": "calc.data_files",
     "load_measurements": "calc.data_files",
     "loadable_formats": "calc.api",
     "memory_keys": "calc.architecture",
@@ -163,6 +167,7 @@ __all__ = [
     "CalcError",
     "Catalogue",
     "CatalogueError",
+    "Checked",
     "Comparison",
     "Components",
     "ConfigError",
@@ -207,6 +212,7 @@ __all__ = [
     "kv_cache_bytes",
     "layout_for",
     "load_catalogue",
+    "load_checked",
     "load_measurements",
     "loadable_formats",
     "memory_keys",

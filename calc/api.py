@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from calc import inputs
@@ -103,8 +104,7 @@ def loadable_formats(catalogue: Catalogue, engine: Engine[Any, Any]) -> list[Wei
 def resolve(
     catalogue: Catalogue, request: InferenceRequest, *, layouts: LayoutMemo | None = None
 ) -> Plan:
-    """The request with every name looked up and every default applied; weight layouts are
-    memoised in ``layouts``, else in the catalogue's own memo."""
+    """The request with every name looked up and every default applied (layouts memoised)."""
     inputs.check_request("inference", request)
     layouts = catalogue.layouts if layouts is None else layouts
     engine = engine_by_name(request.engine)
@@ -159,8 +159,7 @@ def resolve(
         batch, words = engine.choose_batch(plan, lambda: layout_for(plan, layouts))
         plan = replace(plan, batch=batch)
         batch_default = Default({"batch": batch}, "" if engine.weights_only else words)
-    fitted = plan
-    plan, fit_notes = engine.fit(plan, request, lambda: layout_for(fitted, layouts))
+    plan, fit_notes = engine.fit(plan, request, partial(layout_for, plan, layouts))
     plan = replace(plan, notes=(*plan.notes, *fit_notes))
     return replace(plan, defaults=_defaults(plan, request, engine_defaults, batch_default))
 

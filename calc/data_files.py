@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from calc.inputs import measurement_schema
 from calc.records import record
 
 if TYPE_CHECKING:
-    from calc.measurements import Measurement
+    from calc.measurements import Comparison, Measurement
 
 FILES = {
     "models": MODELS_FILE,
@@ -202,10 +202,11 @@ def catalogue_problems(data_dir: Path | None = None) -> list[CatalogueError]:
 
 
 def _read_and_check(
-    root: Path, *, measurements: bool = True
+    root: Path, *, measurements: bool = True, comparisons: dict[str, Comparison] | None = None
 ) -> tuple[dict[str, Document], list[CatalogueError]]:
     """The documents and every problem in them; without ``measurements`` only the catalogue's
-    four files (what an estimate needs: the measurements' own check re-estimates every case)."""
+    four files (what an estimate needs: the measurements' own check re-estimates every case,
+    and keeps each comparison in ``comparisons``)."""
     documents = read_documents(root, tuple(FILES) if measurements else CATALOGUE_FILES)
     problems = []
     for name, document in documents.items():
@@ -232,7 +233,9 @@ def _read_and_check(
     )
     from calc.measurements import check_measurements  # only checks need it: 20 ms to import
 
-    return documents, check_measurements(documents["measurements"].data, catalogue, locate=locate)
+    return documents, check_measurements(
+        documents["measurements"].data, catalogue, locate=locate, comparisons=comparisons
+    )
 
 
 def _locator(documents: dict[str, Document]) -> Callable[[str, tuple[str | int, ...]], int | None]:
@@ -340,6 +343,33 @@ def load_measurements(data_dir: Path | None = None) -> tuple[Measurement, ...]:
     if problems:
         raise problems[0]
     return parse_measurements(documents["measurements"].data)
+
+
+@record
+class Checked:
+    """Every data file read and checked once: what the site build needs."""
+
+    documents: Mapping[str, Any]  # the raw data of each file, by name
+    catalogue: Catalogue
+    measurements: tuple[Measurement, ...]
+    comparisons: Mapping[str, Comparison]  # each modelled measurement's, by id
+
+
+def load_checked(data_dir: Path | None = None) -> Checked:
+    """Every data file, checked (the first problem raised as a :class:`CatalogueError`), with
+    the catalogue, the measurements and their comparisons with the estimates."""
+    from calc.measurements import parse_measurements
+
+    root = data_dir or default_data_dir()
+    comparisons: dict[str, Comparison] = {}
+    documents, problems = _read_and_check(root, comparisons=comparisons)
+    if problems:
+        raise problems[0]
+    data = {name: document.data for name, document in documents.items()}
+    catalogue = build_catalogue(
+        data["models"], data["precisions"], data["gpus"], names=data["names"], checked=True
+    )
+    return Checked(data, catalogue, parse_measurements(data["measurements"]), comparisons)
 
 
 def catalogue_documents(data_dir: Path | None = None) -> dict[str, Any]:

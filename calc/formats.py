@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from math import ceil
+from typing import Any
 
 from calc._errors import CatalogueError
 from calc.architecture import Architecture
@@ -135,6 +136,31 @@ _CONDITIONS: dict[str, Callable[[_Subject, str], bool]] = {
 LLAMA_70B_LAYERS = 80
 
 MIX_CONDITIONS = tuple(_CONDITIONS)
+# the conditions that look at the layer's index: only they make two layers' tensors differ
+LAYER_CONDITIONS = frozenset({"use_more_bits", "layer_below_fraction", "layer_below"})
+
+
+def storage_key(fmt: WeightFormat, arch: Architecture) -> Callable[[Tensor], tuple[Any, ...]]:
+    """A key per tensor such that two tensors with one key get one storage type from
+    :func:`tensor_storage`: everything it looks at but the layer's index, which enters only
+    for the tensor classes a layer condition decides (and for all, where a checkpoint keeps
+    modules by name)."""
+    by_layer = {
+        role
+        for rule in (*fmt.rules, *fmt.post)
+        if any(c.partition(":")[0] in LAYER_CONDITIONS for c in rule.when)
+        for role in rule.roles
+    }
+    layered: dict[str, bool] = {}  # by role: tensor_class looks at nothing else of a tensor
+
+    def key(tensor: Tensor) -> tuple[Any, ...]:
+        role = tensor.role
+        if role not in layered:
+            layered[role] = bool(fmt.keep) or tensor_class(tensor, arch) in by_layer
+        where = tensor.layer if layered[role] else tensor.layer is None
+        return (role, tensor.kind, tensor.shape, tensor.routed, tensor.stored, where)
+
+    return key
 
 
 def tensor_class(tensor: Tensor, arch: Architecture) -> str:

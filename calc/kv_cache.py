@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Literal
 
 from calc.architecture import SLIDING, Architecture
@@ -76,25 +77,36 @@ def kv_cache_bytes(
     Quantised cache types are stored in whole blocks per row (q8_0: 34 bytes per 32 values),
     as ggml_row_size does.
     """
-    chosen = range(arch.num_layers) if layers is None else layers
-    total = 0
-    for layer in chosen:
-        if not arch.keeps_kv(layer):  # recurrent, MLP-only or sharing another layer's cache
-            continue
-        rows = kv_row_values(arch, mla_cache, layer)
-        per_token = sum(storage.row_bytes(values) for values in rows)
-        if sliding_cells is not None and sliding_window_cache and _sliding(arch, layer):
-            total += per_token * sliding_cells  # as the engine sizes it: may exceed the context
-            continue
-        kept = cached_tokens(
-            arch,
-            layer,
-            context=context,
-            sliding_window_cache=sliding_window_cache,
-            swa_extra=swa_extra,
-        )
-        total += per_token * kept * sequences
-    return total
+    per_token, sliding = layer_token_bytes(arch, storage, mla_cache)
+    full = window = 0  # bytes per token of the chosen full and sliding layers
+    for layer in range(arch.num_layers) if layers is None else layers:
+        if sliding[layer]:
+            window += per_token[layer]
+        else:
+            full += per_token[layer]
+    if not sliding_window_cache:
+        full, window = full + window, 0
+    total = full * context * sequences
+    if sliding_cells is not None:
+        return total + window * sliding_cells  # as the engine sizes it: may exceed the context
+    kept = min(context, (arch.sliding_window or 0) + swa_extra)
+    return total + window * kept * sequences
+
+
+@lru_cache(maxsize=256)
+def layer_token_bytes(
+    arch: Architecture, storage: StorageType, mla_cache: MlaCache
+) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    """Per layer: the bytes one token adds to its cache (0 where it keeps none: recurrent,
+    MLP-only, or sharing another layer's cache), and whether it is a sliding-window layer.
+    A pure function of frozen values, asked for by every placement of every estimate."""
+    per_token = tuple(
+        sum(storage.row_bytes(values) for values in kv_row_values(arch, mla_cache, layer))
+        if arch.keeps_kv(layer)
+        else 0
+        for layer in range(arch.num_layers)
+    )
+    return per_token, tuple(_sliding(arch, layer) for layer in range(arch.num_layers))
 
 
 def _sliding(arch: Architecture, layer: int) -> bool:

@@ -11,15 +11,15 @@ from dataclasses import replace
 from math import ceil
 
 from calc.architecture import Architecture
-from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
+from calc.formats import StorageType, WeightFormat, storage_key, tensor_bytes, tensor_storage
 from calc.records import record
 from calc.tensors import (
     WEIGHT,
     ParameterCount,
     Tensor,
-    count_parameters,
     is_vision,
     model_tensors,
+    parameters_of,
 )
 
 
@@ -95,9 +95,14 @@ def weight_layout(
     layers = [0] * arch.num_layers
     routed = [0] * arch.num_layers
     embedding = output = other = matrices = vision = per_layer = 0
+    # the layers repeat: each distinct tensor is sized once (5 ms to 1 for a 70B model)
+    key, sizes = storage_key(weights, arch), dict[tuple[object, ...], int]()
     for tensor in tensors:
-        stored = pad_expert(tensor, padding) if padding and tensor.routed else tensor
-        size = tensor_bytes(stored, tensor_storage(tensor, weights, arch, storage_types))
+        size = sizes.get(tensor_key := key(tensor))
+        if size is None:
+            stored = pad_expert(tensor, padding) if padding and tensor.routed else tensor
+            size = tensor_bytes(stored, tensor_storage(tensor, weights, arch, storage_types))
+            sizes[tensor_key] = size
         if is_vision(tensor):
             vision += size
             continue
@@ -123,7 +128,7 @@ def weight_layout(
         output_bytes=output,
         other_bytes=other,
         matrix_bytes=matrices,
-        parameters=count_parameters(arch, tensors),
+        parameters=parameters_of(arch),
         padding=padding,
         vision_bytes=vision,
         per_layer_embedding_bytes=per_layer,

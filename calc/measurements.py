@@ -226,10 +226,15 @@ def parse_measurements(docs: Sequence[Mapping[str, Any]]) -> tuple[Measurement, 
 
 
 def check_measurements(
-    docs: Sequence[Mapping[str, Any]], catalogue: Catalogue, *, locate: Locator
+    docs: Sequence[Mapping[str, Any]],
+    catalogue: Catalogue,
+    *,
+    locate: Locator,
+    comparisons: dict[str, Comparison] | None = None,
 ) -> list[CatalogueError]:
     """Each modelled measurement must name a known model, format and GPU and estimate cleanly;
-    one the estimator cannot model yet says why in ``not_modelled``."""
+    one the estimator cannot model yet says why in ``not_modelled``. The comparisons the check
+    computes are kept in ``comparisons`` by measurement id, for a caller that shows them."""
     problems = []
     for index, entry in enumerate(docs):
         try:
@@ -249,7 +254,8 @@ def check_measurements(
         if measurement.not_modelled:
             continue
         try:
-            compare(catalogue, measurement).error  # noqa: B018 - computing it is the check
+            comparison = compare(catalogue, measurement)
+            comparison.error  # noqa: B018 - computing it is the check
         except CalcError as error:
             problems.append(
                 CatalogueError(
@@ -259,6 +265,9 @@ def check_measurements(
                     entry=measurement.id,
                 )
             )
+            continue
+        if comparisons is not None:
+            comparisons[measurement.id] = comparison
     return problems
 
 

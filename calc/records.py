@@ -40,7 +40,21 @@ def _eq(self: Any, other: object) -> bool:
 
 
 def _hash(self: Any) -> int:
-    return hash(_key(self))
+    """Computed once per instance: the fields never change, and an architecture's are long
+    tuples that the estimator's memos hash many times."""
+    known: int | None = self.__dict__.get(_HASH)
+    if known is None:
+        known = self.__dict__[_HASH] = hash(_key(self))
+    return known
+
+
+_HASH = "_record_hash"
+
+
+def _getstate(self: Any) -> dict[str, Any]:
+    """The fields without the cached hash, which another process (another hash seed) must
+    compute again."""
+    return {k: v for k, v in self.__dict__.items() if k != _HASH}
 
 
 def _repr(self: Any) -> str:
@@ -89,6 +103,7 @@ def record(cls: type[T]) -> type[T]:
         "__repr__": _repr,
         "__setattr__": _frozen_setattr,
         "__delattr__": _frozen_delattr,
+        "__getstate__": _getstate,
     }
     for name, value in shared.items():
         setattr(cls, name, value)

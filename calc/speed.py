@@ -246,6 +246,13 @@ class _Step:
         arch = plan.arch
         self.expert_share = arch.moe.experts_per_token / arch.moe.num_experts if arch.moe else 1.0
         self.quantized = plan.weights.storage.bits_per_weight < 16
+        # per layer, the bytes one token reads: all but the idle routed experts
+        idle = 1 - self.expert_share
+        self.active_bytes = [
+            total - routed * idle
+            for total, routed in zip(layout.layer_bytes, layout.layer_routed_bytes, strict=True)
+        ]
+        self.all_active = sum(self.active_bytes)
 
     def prompt_peak(self, device: Device, backend: Backend) -> float:
         """The dense peak a prompt's products run at on this GPU, times the backend's share."""
@@ -262,10 +269,7 @@ class _Step:
     def active_ratio(self, layers: Sequence[int]) -> float:
         """The share of these layers' bytes one token reads (all but the idle experts)."""
         total = sum(self.layout.layer_bytes[i] for i in layers)
-        if not total:
-            return 1.0
-        idle = sum(self.layout.layer_routed_bytes[i] for i in layers) * (1 - self.expert_share)
-        return (total - idle) / total
+        return sum(self.active_bytes[i] for i in layers) / total if total else 1.0
 
     def expert_ratio(self, sequences: int) -> float:
         """The share of routed experts a step of ``sequences`` tokens touches."""
@@ -341,10 +345,8 @@ class _Step:
 
     def layer_share(self, layers: Sequence[int]) -> float:
         """These layers' share of the model's active parameters (by bytes read)."""
-        everything = range(self.plan.arch.num_layers)
-        whole = sum(self.layout.layer_bytes[i] * self.active_ratio([i]) for i in everything)
-        part = sum(self.layout.layer_bytes[i] * self.active_ratio([i]) for i in layers)
-        return part / whole if whole else 0.0
+        part = sum(self.active_bytes[i] for i in layers)
+        return part / self.all_active if self.all_active else 0.0
 
 
 def attention_flops(arch: Architecture, layers: Sequence[int], tokens: int) -> float:

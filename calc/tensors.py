@@ -472,6 +472,12 @@ class ParameterCount:
         return self.total + self.mtp
 
 
+@lru_cache(maxsize=32)  # as model_tensors: every weight layout of a model needs it
+def parameters_of(arch: Architecture) -> ParameterCount:
+    """:func:`count_parameters` of the model's own tensors."""
+    return count_parameters(arch)
+
+
 def count_parameters(arch: Architecture, tensors: Sequence[Tensor] | None = None) -> ParameterCount:
     """Total and per-token active parameters.
 

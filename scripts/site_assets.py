@@ -18,9 +18,11 @@ import re
 import subprocess
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from calc import catalogue_documents, page_table
+from calc import page_table
 
 # The estimator modules; the CLI and the YAML loader are CPython edges and stay out.
 EDGE_MODULES = {"cli.py", "data_files.py", "__main__.py"}
@@ -88,8 +90,8 @@ def _digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def catalogue_json(data_dir: Path) -> bytes:
-    documents = catalogue_documents(data_dir)
+def catalogue_json(documents: Mapping[str, Any]) -> bytes:
+    """The browser's copy of the catalogue: the raw documents (``calc.catalogue_documents``)."""
     payload = {key: documents[key] for key in ("models", "precisions", "gpus", "names")}
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -107,7 +109,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_calculator_assets(root: Path, site_dir: Path, data_dir: Path) -> list[Path]:
+def write_calculator_assets(root: Path, site_dir: Path, documents: Mapping[str, Any]) -> list[Path]:
     """Write the wheel, the catalogue and Pyodide into the built site; return what changed."""
     package = root / "node_modules" / "pyodide"
     missing = [name for name in PYODIDE_FILES if not (package / name).is_file()]
@@ -121,7 +123,7 @@ def write_calculator_assets(root: Path, site_dir: Path, data_dir: Path) -> list[
     calculator = site_dir / "assets" / "calculator"
     outputs = {
         calculator / wheel_name(root): build_wheel(root),
-        calculator / "catalogue.json": catalogue_json(data_dir),
+        calculator / "catalogue.json": catalogue_json(documents),
         calculator / "inputs.json": inputs_json(),
         calculator / "manifest.json": json.dumps(manifest, sort_keys=True).encode(),
     }

@@ -114,3 +114,32 @@ def test_block_rounding_never_splits_a_row(catalogue):
 def test_fewer_bits_give_smaller_files(catalogue, smaller, larger):
     for model in ("llama-3.1-8b", "qwen3-30b-a3b", "gemma-2-9b", "deepseek-r1"):
         assert file_bytes(catalogue, model, smaller) < file_bytes(catalogue, model, larger)
+
+
+def test_the_layout_sizes_each_distinct_tensor_once_and_gets_the_same_bytes(catalogue):
+    """weight_layout sizes one tensor per storage_key; summing every tensor one by one, as
+    tensor_storage decides it for each, must give the same bytes per layer for every model and
+    every format (GGUF mixes with layer rules, checkpoints that keep modules, MLX, FP8)."""
+    from calc.formats import LAYER_CONDITIONS
+    from calc.layout import weight_layout
+    from calc.tensors import is_vision
+
+    def by_layer(fmt):
+        conditions = [c for rule in (*fmt.rules, *fmt.post) for c in rule.when]
+        return any(c.partition(":")[0] in LAYER_CONDITIONS for c in conditions)
+
+    loadable = [f for f in catalogue.weight_formats.values() if f.loadable]
+    # each kind of decision: every scope, module lists kept by name, and layer rules
+    kinds = {(f.scope, bool(f.keep), by_layer(f)): f for f in loadable}
+    formats = [*kinds.values(), catalogue.weight_formats["q4_k_m"]]
+    assert len(kinds) >= 5
+    for model in catalogue.models.values():
+        arch = model.arch
+        for fmt in formats:
+            layout = weight_layout(arch, fmt, catalogue.storage_types)
+            layers = [0] * arch.num_layers
+            for tensor in model_tensors(arch):
+                if tensor.layer is not None and not is_vision(tensor):
+                    storage = tensor_storage(tensor, fmt, arch, catalogue.storage_types)
+                    layers[tensor.layer] += tensor_bytes(tensor, storage)
+            assert list(layout.layer_bytes) == layers, (model.id, fmt.id)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from calc import catalogue_documents
 from calc.api import loadable_formats
 from calc.bridge import Session
 from calc.engines import ENGINES
@@ -96,7 +97,7 @@ def test_pyodide_and_cpython_give_identical_json(catalogue, tmp_path):
     wheel = tmp_path / "calc.whl"
     wheel.write_bytes(build_wheel(ROOT))
     cat = tmp_path / "catalogue.json"
-    cat.write_bytes(catalogue_json(ROOT / "data"))
+    cat.write_bytes(catalogue_json(catalogue_documents(ROOT / "data")))
     requests = generated_requests(catalogue, REQUESTS)
     (tmp_path / "requests.json").write_text(json.dumps(requests))
     run = subprocess.run(

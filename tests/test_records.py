@@ -60,6 +60,17 @@ def test_same_equality_hash_and_repr_as_a_frozen_dataclass() -> None:
         hash(Point(1))  # a dict field, as with dataclass
 
 
+def test_the_cached_hash_stays_out_of_pickles() -> None:
+    import pickle
+
+    p = Point(1, 3, tags=())  # type: ignore[arg-type]
+    hash(p)
+    assert "_record_hash" in vars(p)
+    again = pickle.loads(pickle.dumps(p))
+    assert again == p and "_record_hash" not in vars(again)
+    assert "_record_hash" not in vars(copy.copy(p))
+
+
 def test_frozen() -> None:
     p = Point(1)
     with pytest.raises(FrozenInstanceError):

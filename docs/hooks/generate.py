@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from calc import CalcError, default_data_dir  # noqa: E402
+from calc import CalcError  # noqa: E402
 from scripts import code_links, site_assets, tables  # noqa: E402
 
 _renderer: tables.Renderer | None = None
@@ -59,7 +59,10 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 
 def on_post_build(config: Any) -> None:
+    if _renderer is None:  # pragma: no cover - on_pre_build always runs first
+        raise PluginError("the table renderer was not initialised")
     try:
-        site_assets.write_calculator_assets(ROOT, Path(config.site_dir), default_data_dir())
+        documents = _renderer.sources.documents
+        site_assets.write_calculator_assets(ROOT, Path(config.site_dir), documents)
     except (site_assets.AssetError, CalcError) as error:
         raise PluginError(str(error)) from None

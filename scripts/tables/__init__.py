@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from calc import DATA_ENV, default_data_dir, load_catalogue, load_measurements
+from calc import DATA_ENV, default_data_dir, load_checked
 from scripts.tables import article, engines, finetune, gpus, inputs, models, precisions, validation
 from scripts.tables.common import Sources, anchor, first_url, md_text, md_url
 
@@ -71,7 +71,10 @@ class Renderer:
     def from_repository(cls, root: Path) -> Renderer:
         """The repository's templates over its data (``$VRAM_GUIDE_DATA`` overrides the data)."""
         data = default_data_dir() if os.environ.get(DATA_ENV) else root / "data"
-        sources = Sources(load_catalogue(data), load_measurements(data))
+        checked = load_checked(data)
+        sources = Sources(
+            checked.catalogue, checked.measurements, checked.comparisons, checked.documents
+        )
         return cls(sources, root / "docs" / "templates")
 
     def render(self, name: str) -> str:

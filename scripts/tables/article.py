@@ -3,7 +3,6 @@ estimate, and the article's three measured Ollama setups part by part."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +13,10 @@ from calc import (
     Estimate,
     InferenceRequest,
     Model,
-    compare,
     context_curve,
     run_inference,
     svg_chart,
 )
-from calc import Measurement as MeasurementRecord
 from scripts.tables.common import GUIDE_CONTEXT, Sources, estimate, gb, gib
 
 # The article's table: the DeepSeek-R1 family, in its order.
@@ -87,14 +84,12 @@ class SetupRow:
     error: str
 
 
-def article_setups(
-    catalogue: Catalogue, measurements: Iterable[MeasurementRecord]
-) -> list[SetupRow]:
-    rows = []
-    for m in measurements:
+def article_setups(sources: Sources) -> list[SetupRow]:
+    catalogue, rows = sources.catalogue, []
+    for m in sources.measurements:
         if not m.id.startswith("article-"):
             continue
-        comparison = compare(catalogue, m)
+        comparison = sources.compare(m)
         theory = run_inference(
             catalogue,
             InferenceRequest(model=m.model, weights="int4", engine="theory", gpus=m.gpus),
@@ -142,11 +137,11 @@ def _deepseek(s: Sources) -> dict[str, Any]:
 
 
 def _setups(s: Sources) -> dict[str, Any]:
-    return {"rows": article_setups(s.catalogue, s.measurements)}
+    return {"rows": article_setups(s)}
 
 
 def _components(s: Sources) -> dict[str, Any]:
-    setups = article_setups(s.catalogue, s.measurements)
+    setups = article_setups(s)
     return {"setups": [(row, component_rows(row.comparison)) for row in setups]}
 
 

@@ -4,17 +4,21 @@ text, links and byte figures."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from calc import (
     GB,
     GIB,
     Catalogue,
+    Comparison,
     Estimate,
     InferenceRequest,
     Measurement,
     all_on_gpus,
+    compare,
     run_inference,
 )
 
@@ -23,10 +27,18 @@ GUIDE_CONTEXT = 4096  # the context every generated table states
 
 @dataclass(frozen=True)
 class Sources:
-    """What the tables are computed from."""
+    """What the tables are computed from: the data files read and checked once
+    (``calc.load_checked``), the comparisons the check made included."""
 
     catalogue: Catalogue
     measurements: tuple[Measurement, ...]
+    comparisons: Mapping[str, Comparison] = field(default_factory=dict)
+    documents: Mapping[str, Any] = field(default_factory=dict)
+
+    def compare(self, measurement: Measurement) -> Comparison:
+        """The measurement next to its estimate, as the data check computed it."""
+        known = self.comparisons.get(measurement.id)
+        return known if known is not None else compare(self.catalogue, measurement)
 
 
 # Characters that can start Markdown or HTML syntax (emphasis, code, links, tables, escapes,

@@ -3,17 +3,15 @@ and the error by engine or framework."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from calc import (
     UNIT_SCALE,
-    Catalogue,
     Comparison,
     Measurement,
     Summary,
-    compare,
     release_summaries,
     speed_summaries,
     summaries,
@@ -38,13 +36,14 @@ class SummaryRow:
     p90: str
 
 
-def validation(catalogue: Catalogue, measurements: Iterable[Measurement]) -> dict[str, Any]:
+def validation(sources: Sources) -> dict[str, Any]:
+    catalogue = sources.catalogue
     rows, comparisons, skipped = [], [], []
-    for m in measurements:
+    for m in sources.measurements:
         if m.not_modelled:
             skipped.append(m)
             continue
-        comparison = compare(catalogue, m)
+        comparison = sources.compare(m)
         comparisons.append(comparison)
         unit = UNIT_SCALE[m.unit]
         rows.append(
@@ -81,7 +80,7 @@ def summary_rows(
 
 
 def _context(s: Sources) -> dict[str, Any]:
-    return validation(s.catalogue, s.measurements)
+    return validation(s)
 
 
 TABLES = {"validation": ("validation", _context)}
