@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from calc.data_files import (
         DATA_ENV,
         Checked,
+        cache_dir,
         catalogue_documents,
         catalogue_problems,
         default_data_dir,
@@ -103,6 +104,7 @@ _LAZY = {
     "WeightLayout": "calc.layout",
     "all_on_gpus": "calc.planner",
     "build_catalogue": "calc.catalogue",
+    "cache_dir": "calc.data_files",
     "catalogue_documents": "calc.data_files",
     "catalogue_problems": "calc.data_files",
     "compare": "calc.measurements",
@@ -197,6 +199,7 @@ __all__ = [
     "WeightLayout",
     "all_on_gpus",
     "build_catalogue",
+    "cache_dir",
     "catalogue_documents",
     "catalogue_problems",
     "compare",

@@ -282,7 +282,9 @@ def load_catalogue(data_dir: Path | None = None) -> Catalogue:
 CACHE_ENV = "VRAM_GUIDE_CACHE"
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where the command line and the site build keep what they computed from the data:
+    ``$VRAM_GUIDE_CACHE``, else ``$XDG_CACHE_HOME/vram-guide`` or ``~/.cache/vram-guide``."""
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override)
@@ -309,7 +311,7 @@ def _fingerprint(root: Path) -> str:
 
 
 def _read_cache(fingerprint: str) -> dict[str, Any] | None:
-    path = _cache_dir() / f"catalogue-{fingerprint}.json"
+    path = cache_dir() / f"catalogue-{fingerprint}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -323,7 +325,7 @@ def _read_cache(fingerprint: str) -> dict[str, Any] | None:
 
 def _write_cache(fingerprint: str, data: dict[str, Any]) -> None:
     """Best effort: a cache that cannot be written (a read-only home) costs only time."""
-    folder = _cache_dir()
+    folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("catalogue-*.json"):

@@ -109,8 +109,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_calculator_assets(root: Path, site_dir: Path, documents: Mapping[str, Any]) -> list[Path]:
-    """Write the wheel, the catalogue and Pyodide into the built site; return what changed."""
+def write_calculator_assets(root: Path, site_dir: Path, catalogue: bytes) -> list[Path]:
+    """Write the wheel, the catalogue (:func:`catalogue_json`) and Pyodide into the built site;
+    return what changed."""
     package = root / "node_modules" / "pyodide"
     missing = [name for name in PYODIDE_FILES if not (package / name).is_file()]
     if missing:
@@ -123,7 +124,7 @@ def write_calculator_assets(root: Path, site_dir: Path, documents: Mapping[str, 
     calculator = site_dir / "assets" / "calculator"
     outputs = {
         calculator / wheel_name(root): build_wheel(root),
-        calculator / "catalogue.json": catalogue_json(documents),
+        calculator / "catalogue.json": catalogue,
         calculator / "inputs.json": inputs_json(),
         calculator / "manifest.json": json.dumps(manifest, sort_keys=True).encode(),
     }

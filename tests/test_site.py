@@ -14,7 +14,17 @@ from calc import InferenceRequest, run_inference
 from calc.data_files import load_catalogue
 from calc.units import GIB
 from scripts.serve_site import build
-from scripts.tables import MARKER, TABLES, Renderer, Sources, UnknownTableError, anchor
+from scripts.tables import (
+    MARKER,
+    TABLES,
+    Renderer,
+    Sources,
+    UnknownTableError,
+    anchor,
+    drop_tables,
+    lift_tables,
+)
+from scripts.tables.models import model_page_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,14 +69,15 @@ def tables_of(page: Path) -> dict[str, list[list[str]]]:
     return parser.tables
 
 
-def model_table_totals(site_dir: Path, anchor: str) -> dict[str, str]:
-    rows = tables_of(site_dir / "tables" / "models" / "index.html")[anchor]
+def model_table_totals(site_dir: Path, model: str) -> dict[str, str]:
+    page = model_page_of(load_catalogue(ROOT / "data"))[model]
+    rows = tables_of(site_dir / "tables" / "models" / page / "index.html")[anchor(model)]
     return {row[0]: row[4] for row in rows[1:]}
 
 
 def test_every_model_table_equals_the_cli_figures(site, catalogue):
     for model in catalogue.models.values():
-        totals = model_table_totals(site, anchor(model.id))
+        totals = model_table_totals(site, model.id)
         for label, engine, weights in (
             ("Q4_K_M", "llama.cpp", "q4_k_m"),
             ("BF16", "vllm", "bf16"),
@@ -97,7 +108,7 @@ def test_every_marker_in_the_docs_names_a_table():
 
 
 def test_an_unknown_marker_is_an_error(catalogue):
-    renderer = Renderer(Sources(catalogue, ()), ROOT / "docs" / "templates")
+    renderer = Renderer(lambda: Sources(catalogue, ()), ROOT / "docs" / "templates")
     with pytest.raises(UnknownTableError, match=r"page\.md: unknown table 'nonsense'"):
         renderer.expand("<!-- table: nonsense -->", page="page.md")
 
@@ -112,8 +123,8 @@ def test_changing_a_number_in_models_yaml_changes_the_site(site, data_copy, tmp_
     changed_site = tmp_path / "site"
     result = build(changed_site, data_copy)
     assert result.returncode == 0, result.stderr
-    before = model_table_totals(site, "llama-3-1-8b")
-    after = model_table_totals(changed_site, "llama-3-1-8b")
+    before = model_table_totals(site, "llama-3.1-8b")
+    after = model_table_totals(changed_site, "llama-3.1-8b")
     assert before != after
     estimate = run_inference(
         load_catalogue(data_copy),
@@ -135,7 +146,11 @@ def test_names_and_sources_render_as_text(data_copy, tmp_path):
     site_dir = tmp_path / "site"
     result = build(site_dir, data_copy)
     assert result.returncode == 0, result.stderr
-    for page in ("tables/models/index.html", "tables/gpus/index.html"):
+    for page in (
+        "tables/models/index.html",
+        "tables/models/meta-llama/index.html",
+        "tables/gpus/index.html",
+    ):
         html = (site_dir / page).read_text()
         assert "<script>alert" not in html
         assert "&#60;script&#62;alert" in html or "&lt;script&gt;alert" in html
@@ -224,3 +239,28 @@ def test_two_builds_of_one_commit_are_byte_identical(site, tmp_path):
     second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
     assert first.keys() == second.keys()
     assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_tables_stay_out_of_markdown_and_the_search_index(site):
+    """The generated HTML tables go into the finished pages after the search index is made:
+    the index holds the prose and each model's heading, none of the validation table's cases."""
+    import json
+
+    from calc import load_measurements
+
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    text = " ".join(doc["title"] + " " + doc["text"] for doc in index["docs"])
+    catalogue = load_catalogue(ROOT / "data")
+    assert all(model.name in text for model in catalogue.models.values())
+    # the cases in the table (the list of cases not modelled is prose, and searchable)
+    cases = [m.id for m in load_measurements(ROOT / "data") if not m.not_modelled]
+    assert sum(case in text for case in cases) < 10  # a few are named in the prose
+    page = (site / "validation" / "index.html").read_text(encoding="utf-8")
+    assert "vram-guide html" not in page and all(case in page for case in cases)
+
+
+def test_lifted_tables_come_back_whole():
+    markdown = "Text\n\n<table>\n<tr><td>a</td></tr>\n</table>\n\nMore\n\n<table>\n</table>\n"
+    lifted, tables = lift_tables(markdown)
+    assert "<table" not in lifted and len(tables) == 2
+    assert drop_tables(lifted, tables) == markdown

@@ -9,15 +9,20 @@ text that comes from the data files is escaped for Markdown and HTML, so a model
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import re
+import shutil
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from calc import DATA_ENV, default_data_dir, load_checked
+from calc import DATA_ENV, cache_dir, default_data_dir, load_checked
 from scripts.tables import article, engines, finetune, gpus, inputs, models, precisions, validation
 from scripts.tables.common import Sources, anchor, first_url, md_text, md_url
 
@@ -37,7 +42,17 @@ TABLES: dict[str, Table] = {
     **inputs.TABLES,
 }
 
-__all__ = ["MARKER", "TABLES", "Renderer", "Sources", "UnknownTableError", "anchor", "table_names"]
+__all__ = [
+    "MARKER",
+    "TABLES",
+    "Renderer",
+    "Sources",
+    "UnknownTableError",
+    "anchor",
+    "drop_tables",
+    "lift_tables",
+    "table_names",
+]
 
 
 class UnknownTableError(LookupError):
@@ -60,34 +75,91 @@ def environment(templates: Path) -> jinja2.Environment:
 
 
 class Renderer:
-    """Renders tables by name; caches each one for the build."""
+    """Renders tables by name, each once per build, and keeps them between builds.
 
-    def __init__(self, sources: Sources, templates: Path) -> None:
-        self.sources = sources
+    A rendered table depends on nothing but the data files, the estimator, these table modules
+    and the templates; the renderer keeps each in the cache (``calc.cache_dir()``) under a hash
+    of all of their contents, so a build after a change to the prose only reads them back, and
+    the data are read and checked only when some table must be computed again.
+    """
+
+    def __init__(
+        self, load: Callable[[], Sources], templates: Path, cache: Path | None = None
+    ) -> None:
+        self._load = load
+        self._sources: Sources | None = None
         self.env = environment(templates)
-        self._cache: dict[str, str] = {}
+        self.cache = cache
+        self._rendered: dict[str, str] = {}
 
     @classmethod
-    def from_repository(cls, root: Path) -> Renderer:
+    def from_repository(cls, root: Path, *, cached: bool = True) -> Renderer:
         """The repository's templates over its data (``$VRAM_GUIDE_DATA`` overrides the data)."""
         data = default_data_dir() if os.environ.get(DATA_ENV) else root / "data"
-        checked = load_checked(data)
-        sources = Sources(
-            checked.catalogue, checked.measurements, checked.comparisons, checked.documents
-        )
-        return cls(sources, root / "docs" / "templates")
+        templates = root / "docs" / "templates"
+
+        def load() -> Sources:
+            checked = load_checked(data)
+            return Sources(
+                checked.catalogue, checked.measurements, checked.comparisons, checked.documents
+            )
+
+        cache = None
+        if cached:
+            key = content_hash([data, root / "calc", Path(__file__).parent, templates])
+            cache = cache_dir() / f"tables-{key}"
+        return cls(load, templates, cache)
+
+    @property
+    def sources(self) -> Sources:
+        if self._sources is None:
+            self._sources = self._load()
+        return self._sources
 
     def render(self, name: str) -> str:
         if name not in TABLES:
             raise UnknownTableError(
                 f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}"
             )
-        if name not in self._cache:
-            template, rows = TABLES[name]
-            self._cache[name] = self.env.get_template(f"{template}.md.j2").render(
-                **rows(self.sources)
+        if name not in self._rendered:
+            self._rendered[name] = self._kept(f"{name}.md", lambda: self._compute(name))
+        return self._rendered[name]
+
+    def _compute(self, name: str) -> str:
+        template, rows = TABLES[name]
+        return self.env.get_template(f"{template}.md.j2").render(**rows(self.sources))
+
+    def pages(self) -> list[tuple[str, str]]:
+        """The pages the build adds to docs/: (path, Markdown), the model tables by
+        organisation (``tables/models/<organisation>.md``)."""
+        text = self._kept("pages.json", lambda: json.dumps(self._pages()))
+        return [(path, markdown) for path, markdown in json.loads(text)]
+
+    def _pages(self) -> list[tuple[str, str]]:
+        template = self.env.get_template("model-page.md.j2")
+        return [
+            (
+                f"tables/models/{page.slug}.md",
+                template.render(**models.model_page_context(self.sources, page)),
             )
-        return self._cache[name]
+            for page in models.model_pages(self.sources.catalogue)
+        ]
+
+    def catalogue_json(self) -> str:
+        """The browser's copy of the catalogue (``site_assets.catalogue_json``), kept alike."""
+        from scripts.site_assets import catalogue_json
+
+        return self._kept("catalogue.json", lambda: catalogue_json(self.sources.documents).decode())
+
+    def _kept(self, filename: str, compute: Callable[[], str]) -> str:
+        path = self.cache / filename if self.cache is not None else None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                return path.read_text(encoding="utf-8")
+        text = compute()
+        if path is not None:
+            _keep(path, text)
+        return text
 
     def expand(self, markdown: str, *, page: str = "") -> str:
         def replace(match: re.Match[str]) -> str:
@@ -97,6 +169,60 @@ class Renderer:
                 raise UnknownTableError(f"{page}: {error}") from None
 
         return MARKER.sub(replace, markdown)
+
+
+def content_hash(roots: Iterable[Path]) -> str:
+    """A hash of every file under ``roots`` (names and bytes) and of the Python and Jinja
+    versions that turn them into tables."""
+    digest = hashlib.sha256(f"{sys.version}|{jinja2.__version__}".encode())
+    for root in roots:
+        files = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(f"{path.relative_to(root.parent)}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _keep(path: Path, text: str) -> None:
+    """Write ``path`` whole (a temporary file renamed), dropping other builds' folders; a cache
+    that cannot be written is only a slower next build."""
+    try:
+        folder = path.parent
+        if not folder.exists():
+            for old in folder.parent.glob("tables-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{path.name}.{os.getpid()}.tmp"
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except OSError:
+        pass
+
+
+# A generated table written as HTML; tables do not nest, so the first </table> closes it
+HTML_TABLE = re.compile(r"^<table\b.*?^</table>$", re.MULTILINE | re.DOTALL)
+ISLAND = re.compile(r"<!-- vram-guide html ([0-9a-f]{16}) -->")
+
+
+def lift_tables(markdown: str) -> tuple[str, dict[str, str]]:
+    """The Markdown with each HTML table replaced by a placeholder comment, and the tables by
+    key. The build puts them back into the finished page (:func:`drop_tables`), so neither
+    Markdown nor the search index reads a table's thousands of cells: the tables are not
+    searchable, the prose around them is."""
+    tables: dict[str, str] = {}
+
+    def lift(match: re.Match[str]) -> str:
+        key = hashlib.sha256(match.group(0).encode()).hexdigest()[:16]
+        tables[key] = match.group(0)
+        return f"<!-- vram-guide html {key} -->"
+
+    return HTML_TABLE.sub(lift, markdown), tables
+
+
+def drop_tables(html: str, tables: dict[str, str]) -> str:
+    """The finished page with each placeholder replaced by its table again."""
+    return ISLAND.sub(lambda m: tables[m.group(1)], html)
 
 
 def table_names(markdown: str) -> Iterable[str]:

@@ -4,6 +4,7 @@ view."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,9 +65,83 @@ class ModelSection:
     rows: list[ModelRow]
 
 
-def model_sections(catalogue: Catalogue) -> list[ModelSection]:
-    sections = []
+# A page of model tables per Hugging Face organisation, at most this many models each, so that
+# the pages stay light however large the catalogue grows
+MODELS_PER_PAGE = 40
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    slug: str  # the page is tables/models/<slug>.md, served at tables/models/<slug>/
+    title: str
+    models: tuple[Model, ...]
+
+
+def model_pages(catalogue: Catalogue) -> list[ModelPage]:
+    """The catalogue's models by organisation (the owner in ``hf_repo``), in catalogue order."""
+    groups: dict[str, list[Model]] = {}
     for model in catalogue.models.values():
+        groups.setdefault(page_slug(organisation(model)), []).append(model)
+    pages = []
+    for slug, models in groups.items():
+        chunks = range(0, len(models), MODELS_PER_PAGE)
+        for part, start in enumerate(chunks, start=1):
+            title = organisation(models[0])
+            if len(chunks) > 1:
+                title += f" ({part} of {len(chunks)})"
+            name = slug if part == 1 else f"{slug}-{part}"
+            pages.append(ModelPage(name, title, tuple(models[start : start + MODELS_PER_PAGE])))
+    return pages
+
+
+def organisation(model: Model) -> str:
+    return model.hf_repo.split("/")[0]
+
+
+def page_slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "models"
+
+
+def model_page_of(catalogue: Catalogue) -> dict[str, str]:
+    """Each model id's page slug."""
+    return {m.id: page.slug for page in model_pages(catalogue) for m in page.models}
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    model: Model
+    page: str
+    anchor: str
+    params_b: str
+    active_b: str
+    layers: int
+    context: str
+
+
+def model_index(catalogue: Catalogue) -> list[IndexRow]:
+    pages = model_page_of(catalogue)
+    rows = []
+    for model in catalogue.models.values():
+        arch, active = model.arch, model.active_params_published
+        rows.append(
+            IndexRow(
+                model=model,
+                page=pages[model.id],
+                anchor=anchor(model.id),
+                params_b=f"{model.params_published / 1e9:,.1f}",
+                active_b=f"{active / 1e9:,.1f}" if arch.moe and active else "",
+                layers=arch.num_layers,
+                context=f"{arch.max_position_embeddings:,}" if arch.max_position_embeddings else "",
+            )
+        )
+    return rows
+
+
+def model_sections(
+    catalogue: Catalogue, models: Iterable[Model] | None = None
+) -> list[ModelSection]:
+    sections = []
+    for model in catalogue.models.values() if models is None else models:
         limit = model.arch.max_position_embeddings or LONG_CONTEXT
         long_context = min(LONG_CONTEXT, limit)
         sections.append(
@@ -129,7 +204,7 @@ def _facts(model: Model) -> list[str]:
 @dataclass(frozen=True)
 class FitRow:
     name: str
-    anchor: str
+    href: str  # the model's section, relative to the GPU page
     cells: list[str]
 
 
@@ -140,6 +215,7 @@ class FitTable:
 
 
 def fit_table(catalogue: Catalogue) -> FitTable:
+    pages = model_page_of(catalogue)
     columns = []
     for gpu_id, count in FIT_SETUPS:
         gpu = catalogue.gpus[gpu_id]
@@ -149,7 +225,7 @@ def fit_table(catalogue: Catalogue) -> FitTable:
     rows = [
         FitRow(
             model.name,
-            anchor(model.id),
+            f"../models/{pages[model.id]}/#{anchor(model.id)}",
             [_best_fit(catalogue, model, gpu, count) for gpu, count in FIT_SETUPS],
         )
         for model in catalogue.models.values()
@@ -166,8 +242,14 @@ def _best_fit(catalogue: Catalogue, model: Model, gpu: str, count: int) -> str:
 
 
 def _models(s: Sources) -> dict[str, Any]:
+    return {"rows": model_index(s.catalogue)}
+
+
+def model_page_context(s: Sources, page: ModelPage) -> dict[str, Any]:
+    """What templates/model-page.md.j2 renders one page of model tables from."""
     return {
-        "sections": model_sections(s.catalogue),
+        "page": page,
+        "sections": model_sections(s.catalogue, page.models),
         "context": GUIDE_CONTEXT,
         "speed_gpu": s.catalogue.gpus[SPEED_GPU].name,
     }
