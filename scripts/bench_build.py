@@ -34,13 +34,16 @@ strict: false
 
 def build(config: Path, site: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(
+    result = subprocess.run(
         [str(MKDOCS), "build", "-q", "-f", str(config), "-d", str(site)],
         cwd=ROOT,
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
     )
+    if result.returncode:
+        raise SystemExit(f"mkdocs build failed:\n{result.stderr}")
     return time.perf_counter() - started
 
 
@@ -62,7 +65,14 @@ def many_models(data: Path, count: int) -> None:
                     "hf_repo": f"bench-org-{copy}/{repo}",
                 }
             )
-    path.write_text(yaml.safe_dump(grown, sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.dump(grown, Dumper=_Plain, sort_keys=False), encoding="utf-8")
+
+
+class _Plain(yaml.SafeDumper):
+    """No anchors and aliases: the data files refuse them."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def weights(site: Path) -> str:
