@@ -673,6 +673,14 @@ export async function mount(root) {
       if ($(role).open) drawRanking(role);
     });
   }
+  // Start again: the example's inputs, no pasted config and no chosen file.
+  $("reset").addEventListener("click", () => {
+    ggufHeader = null;
+    fields.gguf.value = "";
+    fields.config.value = "";
+    setForm({});
+    update();
+  });
   $("copy").addEventListener("click", async () => {
     flushUrl();
     try {
