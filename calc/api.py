@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -22,6 +21,7 @@ from calc.finetune import FinetuneEstimate, FinetuneRequest, estimate_finetune
 from calc.formats import FILE_SCOPE, StorageType, WeightFormat
 from calc.gguf import gguf_architecture, main_type, read_summary
 from calc.plan import Default, Plan
+from calc.records import replace
 from calc.requests import InferenceRequest
 
 
@@ -390,4 +390,5 @@ def run_finetune(
         nf4=catalogue.weight_format("nf4"),
         bf16=catalogue.weight_format("bf16"),
         devices=_devices(catalogue, where),
+        states=catalogue.training_states,
     )

@@ -8,12 +8,11 @@ layers use a sliding window). Those facts cite the upstream file they come from.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from calc._errors import ConfigError
 from calc.checkpoint import Checkpoint, read_checkpoint
-from calc.records import record
+from calc.records import record, replace
 
 TRANSFORMERS = "https://github.com/huggingface/transformers/blob/v4.57.1/src/transformers/models"
 TRANSFORMERS_5 = "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models"

@@ -6,11 +6,21 @@ Nothing here computes memory; the engines fill these records and the edges forma
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import field, fields, replace
+from dataclasses import field, fields
 from typing import Any, Self
 
-from calc.records import record
+from calc.records import record, replace
 from calc.tensors import ParameterCount
+
+_KINDS: dict[type, tuple[str, ...]] = {}
+
+
+def _kinds(cls: type) -> tuple[str, ...]:
+    """A ByKind subclass's field names (dataclasses.fields is slow for the hot paths)."""
+    names = _KINDS.get(cls)
+    if names is None:
+        names = _KINDS[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @record
@@ -20,14 +30,14 @@ class ByKind:
 
     @property
     def total(self) -> int:
-        return sum(self.as_dict().values())
+        return sum(getattr(self, name) for name in _kinds(type(self)))
 
     def __add__(self, other: Self) -> Self:
         mine, theirs = self.as_dict(), other.as_dict()
         return replace(self, **{key: mine[key] + theirs[key] for key in mine})
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _kinds(type(self))}
 
     @classmethod
     def sum_of(cls, parts: Iterable[Self]) -> Self:

@@ -123,7 +123,7 @@ class Session:
         layouts: LayoutMemo = self.layouts
         plan = resolve(self.catalogue, request, layouts=layouts)
         estimate = estimate_inference(plan, layouts=layouts)
-        hint = fit_hint(self.catalogue, plan, layouts)
+        hint = fit_hint(self.catalogue, plan, layouts, estimate)
         return {
             "ok": True,
             "result": estimate.to_json(),

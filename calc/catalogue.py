@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import field, replace
+from dataclasses import field
 from functools import cached_property
 from typing import Any
 
@@ -25,7 +25,7 @@ from calc.formats import (
     WeightFormat,
     required_storage_ids,
 )
-from calc.records import record
+from calc.records import record, replace
 from calc.units import MIB
 
 Path = tuple[str | int, ...]
@@ -145,6 +145,8 @@ class Catalogue:
     # that names no memo of its own shares it, so the site build lays out each (model, format)
     # once rather than once per table cell
     layouts: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    # and fine-tuning's training states (calc.finetune.StateMemo), likewise
+    training_states: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def model(self, name: str) -> Model:
         """A model by its id, display name, Hugging Face id (with or without huggingface.co/

@@ -8,7 +8,6 @@ Text in the SVG is escaped here; nothing else reaches it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from html import escape
 from math import floor, log2, log10
 
@@ -16,7 +15,7 @@ from calc.api import resolve
 from calc.catalogue import Catalogue
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.plan import MAX_CONTEXT
-from calc.records import record
+from calc.records import record, replace
 from calc.requests import InferenceRequest
 
 GIB = 2**30

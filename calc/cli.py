@@ -368,7 +368,7 @@ def _inference(args: argparse.Namespace) -> int:
         if estimate.fits is False:
             from calc.hints import fit_hint
 
-            hint = fit_hint(catalogue, plan, layouts)
+            hint = fit_hint(catalogue, plan, layouts, estimate)
             print(inference_hint_line(hint))
     return 0
 

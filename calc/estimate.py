@@ -9,11 +9,11 @@ Nothing here formats bytes or reads a file.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import replace
 
 from calc.breakdown import Estimate
 from calc.layout import ExpertPadding, WeightLayout, weight_layout
 from calc.plan import Plan
+from calc.records import replace
 from calc.speed import estimate_serving, estimate_speed
 
 # Weight layouts already computed, by (model key, format id, padding); a caller that estimates
@@ -33,15 +33,19 @@ def layout_for(plan: Plan, layouts: LayoutMemo | None = None) -> WeightLayout:
     return layout
 
 
-def estimate_inference(plan: Plan, *, layouts: LayoutMemo | None = None) -> Estimate:
+def estimate_inference(
+    plan: Plan, *, layouts: LayoutMemo | None = None, speed: bool = True
+) -> Estimate:
     """Memory to serve ``plan.batch`` sequences of ``plan.context`` tokens with the plan's
-    engine on its GPUs; the first note names the defaults the plan applied."""
+    engine on its GPUs; the first note names the defaults the plan applied. Without ``speed``
+    the speed and the serving capacity are left out (the hints' searches ask for memory only).
+    """
     layout = layout_for(plan, layouts)
     estimate = plan.engine.estimate(plan, layout)
-    if not plan.engine.weights_only:
-        speed = estimate_speed(plan, layout, estimate, backend=plan.backend)
-        if speed is not None:
-            estimate = replace(estimate, speed=speed.to_json())
+    if speed and not plan.engine.weights_only:
+        rates = estimate_speed(plan, layout, estimate, backend=plan.backend)
+        if rates is not None:
+            estimate = replace(estimate, speed=rates.to_json())
         serving = estimate_serving(plan, layout, estimate, backend=plan.backend)
         if serving is not None:
             estimate = replace(estimate, serving=serving.to_json())

@@ -10,7 +10,6 @@ layer holds; the recurrent state they keep is sized by the mixer classes in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from math import ceil
 from typing import Any
 
@@ -30,6 +29,7 @@ from calc.architecture import (
     _Config,
     _qwen_moe,
 )
+from calc.records import replace
 
 MODELS = "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models"
 

@@ -18,8 +18,9 @@ One pure function per component, each with its source:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import field, replace
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import field
+from functools import lru_cache
 from math import ceil
 from typing import Any, Literal, get_args
 
@@ -27,9 +28,9 @@ from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.breakdown import ByKind, Device
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
-from calc.records import record
+from calc.records import record, replace
 from calc.speed import CUDA_CONTEXT_BYTES
-from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
+from calc.tensors import WEIGHT, Tensor, model_tensors, parameters_of
 
 Method = Literal["lora", "qlora", "full", "freeze"]
 Precision = Literal["amp", "bf16"]
@@ -283,7 +284,8 @@ def _adapted(tensor: Tensor, targets: Sequence[str]) -> bool:
     return tensor.kind == WEIGHT and any(tensor.role in LORA_MODULES[t] for t in targets)
 
 
-def _smallest_adapted_dimension(arch: Architecture, targets: Sequence[str]) -> int:
+@lru_cache(maxsize=64)  # a pure function of frozen values; every estimate validates
+def _smallest_adapted_dimension(arch: Architecture, targets: tuple[str, ...]) -> int:
     dims = [min(t.shape[0], t.shape[1]) for t in model_tensors(arch) if _adapted(t, targets)]
     return min(dims) if dims else 0
 
@@ -431,6 +433,21 @@ class _State:
     head_gradient: int  # the output layer's (tied: the embedding's), the first backward makes
 
 
+# The request's fields _training_state reads (and _trainable, and optimizer_state_bytes): the
+# memo's key. tests/test_finetune.py changes every other field and checks the state stays.
+STATE_INPUTS = (
+    "method",
+    "precision",
+    "optimizer",
+    "lora_rank",
+    "lora_targets",
+    "freeze_trainable_layers",
+    "adapter_precision",
+    "optimizer_in_backward",
+)
+StateMemo = MutableMapping[tuple[Any, ...], "_State"]
+
+
 def _training_state(
     arch: Architecture,
     request: FinetuneRequest,
@@ -571,18 +588,27 @@ def estimate_finetune(
     nf4: WeightFormat,
     bf16: WeightFormat,
     devices: Sequence[Device],
+    states: StateMemo | None = None,
 ) -> FinetuneEstimate:
+    """``states`` memoises the training state (weights, gradients, optimizer state), which
+    depends on the model and the method but not on the sequence, the batch or the GPUs, for a
+    caller that estimates one setup many times (the hints: a dozen estimates each)."""
     validate(request, arch)
     if len(devices) != request.gpus:
         raise InputError(f"{request.gpus} GPUs asked but {len(devices)} described", field="gpus")
-    tensors = model_tensors(arch)
-    state = _training_state(
-        arch,
-        request,
-        tensors,
-        storage_types=storage_types,
-        base_format=nf4 if request.method == "qlora" else bf16,
-    )
+    base_format = nf4 if request.method == "qlora" else bf16
+    key = (arch, base_format.id, *(getattr(request, name) for name in STATE_INPUTS))
+    state = states.get(key) if states is not None else None
+    if state is None:
+        state = _training_state(
+            arch,
+            request,
+            model_tensors(arch),
+            storage_types=storage_types,
+            base_format=base_format,
+        )
+        if states is not None:
+            states[key] = state
     notes = _setup_notes(request)
     per_gpu, host = sharded(arch, request, state, notes)
     if arch.moe is not None:
@@ -593,7 +619,7 @@ def estimate_finetune(
     return FinetuneEstimate(
         request=request,
         trainable_parameters=state.trainable,
-        total_parameters=count_parameters(arch, tensors).total,
+        total_parameters=parameters_of(arch).total,
         devices=tuple(
             TrainDevice(index=i, device=d, components=per_gpu) for i, d in enumerate(devices)
         ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import field, replace
+from dataclasses import field
 from typing import Any
 
 from calc._errors import ConfigError
@@ -24,7 +24,7 @@ from calc.architecture import (
     ShortConv,
     parse_config,
 )
-from calc.records import record
+from calc.records import record, replace
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)

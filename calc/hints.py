@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from calc._errors import CalcError
 from calc.api import loadable_formats, resolve_architecture, run_finetune
+from calc.breakdown import Estimate
 from calc.catalogue import Catalogue
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
 from calc.finetune import FinetuneRequest
 from calc.plan import MAX_CONTEXT, MAX_GPUS, Plan
-from calc.records import record
+from calc.records import record, replace
 from calc.requests import InferenceRequest
 
 # Weight formats tried for "the best format that fits", from most to least faithful.
@@ -79,7 +79,7 @@ class FitHint:
 def _headroom(plan: Plan, layouts: LayoutMemo) -> int | None:
     """The smallest headroom over the GPUs (negative: short by that much); None if invalid."""
     try:
-        estimate = estimate_inference(plan, layouts=layouts)
+        estimate = estimate_inference(plan, layouts=layouts, speed=False)
     except CalcError:
         return None
     return min(d.headroom_bytes or 0 for d in estimate.devices)
@@ -179,11 +179,16 @@ def fewest(fits_on: Callable[[int], bool], start: int) -> int | None:
     return high
 
 
-def fit_hint(catalogue: Catalogue, plan: Plan, layouts: LayoutMemo) -> FitHint | None:
-    """None when the GPU memory is unknown."""
+def fit_hint(
+    catalogue: Catalogue, plan: Plan, layouts: LayoutMemo, estimate: Estimate | None = None
+) -> FitHint | None:
+    """None when the GPU memory is unknown; ``estimate``, the plan's own if the caller has it."""
     if any(d.capacity_bytes is None for d in plan.devices):
         return None
-    fits = _fits(plan, layouts)
+    if estimate is None:
+        fits = _fits(plan, layouts)
+    else:
+        fits = min(d.headroom_bytes or 0 for d in estimate.devices) >= 0
     limit = min(plan.arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
     max_context = None
     if not plan.engine.weights_only:

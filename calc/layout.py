@@ -7,12 +7,11 @@ batch, engine or GPUs works from this summary instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from math import ceil
 
 from calc.architecture import Architecture
 from calc.formats import StorageType, WeightFormat, storage_key, tensor_bytes, tensor_storage
-from calc.records import record
+from calc.records import record, replace
 from calc.tensors import (
     WEIGHT,
     ParameterCount,

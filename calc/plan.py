@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from calc.architecture import Architecture
 from calc.breakdown import Device
-from calc.engines.history import Release
 from calc.formats import StorageType, WeightFormat
 from calc.records import record
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: importing calc.engines here would import every engine
     from calc.engines.base import Engine
+    from calc.engines.history import Release
 
 # Limits that catch typos, not real deployments: a 100M-token context or 64 GPUs in one
 # tensor-parallel group are beyond anything an engine runs.

@@ -8,7 +8,7 @@ weight format, the context), so the planner never disagrees with the estimate.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from calc._errors import CalcError
@@ -19,7 +19,7 @@ from calc.engines import engine_by_name
 from calc.engines.fit import largest_true
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.hints import FORMAT_LADDER, longest_context
-from calc.records import record
+from calc.records import record, replace
 from calc.requests import InferenceRequest
 from calc.tensors import count_parameters
 

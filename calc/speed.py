@@ -18,7 +18,6 @@ calibrated on the published figures in ``data/measurements.yaml`` by
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from math import ceil
 from typing import Any
 
@@ -27,7 +26,7 @@ from calc.breakdown import Device, DeviceEstimate, Estimate
 from calc.kv_cache import kv_cache_bytes
 from calc.layout import WeightLayout
 from calc.plan import Plan
-from calc.records import record
+from calc.records import record, replace
 
 
 @record

@@ -7,7 +7,6 @@ device holds it, and what a tensor-parallel rank keeps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import lru_cache
 from math import prod
 
@@ -25,7 +24,7 @@ from calc.architecture import (
     VisionTower,
     ViT,
 )
-from calc.records import record
+from calc.records import record, replace
 
 # Kinds of tensor. Only "weight" tensors with two or more dimensions are ever quantised
 # (llama.cpp src/llama-quant.cpp: `quantize &= (ggml_n_dims(tensor) >= 2)` and the name must

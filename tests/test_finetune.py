@@ -318,3 +318,45 @@ def test_offloaded_activations_peak_at_one_layer_or_the_loss(catalogue):
     tokens_x_vocab = 4096 * 128_256
     assert on.components.activations == tokens_x_vocab * 10  # the loss outweighs one layer here
     assert on.host.activations > 0
+
+
+def test_the_training_state_reads_only_its_memo_key(catalogue):
+    """estimate_finetune memoises the training state under STATE_INPUTS: changing any other
+    field of the request (what the hints vary, and the rest) must leave the state alone."""
+    from dataclasses import fields, replace
+
+    from calc.finetune import STATE_INPUTS, _training_state
+    from calc.tensors import model_tensors
+
+    others = {
+        "seq_len": 4096,
+        "micro_batch": 4,
+        "grad_checkpointing": True,
+        "flash_attention": False,
+        "gpus": 4,
+        "zero": 3,
+        "offload": "optimizer",
+        "chunked_loss": True,
+        "activation_offloading": True,
+        "compiled": True,
+        "lora_dropout": 0.1,
+        "fused_qkv": True,
+    }
+    assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)
+    for model in ("llama-3.1-8b", "qwen3-30b-a3b"):
+        arch = catalogue.model(model).arch
+        for method in ("full", "freeze", "lora", "qlora"):
+            base = FinetuneRequest(method=method, optimizer_in_backward=method == "full")
+            fmt = catalogue.weight_format("nf4" if method == "qlora" else "bf16")
+
+            def state(request, arch=arch, fmt=fmt):
+                return _training_state(
+                    arch,
+                    request,
+                    model_tensors(arch),
+                    storage_types=catalogue.storage_types,
+                    base_format=fmt,
+                )
+
+            for name, value in others.items():
+                assert state(replace(base, **{name: value})) == state(base), (model, name)

@@ -100,3 +100,33 @@ def test_post_init_runs() -> None:
     assert Checked(1).value == 1
     with pytest.raises(ValueError, match="negative"):
         Checked(-1)
+
+
+def test_replace_is_dataclasses_replace_for_records() -> None:
+    from functools import cached_property
+
+    from calc.records import replace as fast
+
+    @record
+    class Model:
+        config: tuple[int, ...]
+        name: str = "m"
+
+        @cached_property
+        def size(self) -> int:
+            return sum(self.config)
+
+        def __post_init__(self) -> None:
+            if not self.config:
+                raise ValueError("empty")
+
+    m = Model((1, 2))
+    assert m.size == 3 and hash(m)
+    changed = fast(m, config=(5,))
+    assert changed == replace(m, config=(5,)) and changed.size == 5  # no stale cached value
+    assert fast(m) == m and fast(m) is not m and fast(m, name="n").name == "n"
+    with pytest.raises(ValueError, match="empty"):
+        fast(m, config=())
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        fast(m, colour=1)
+    assert fast(Reference(1), y=3) == Reference(1, 3)  # other dataclasses: the standard one

@@ -20,7 +20,6 @@ The interface, in the order a request meets it:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from math import ceil
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
@@ -34,7 +33,7 @@ from calc.kv_cache import MlaCache, kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import KvBytes, Offload, Placement, place_layers
 from calc.plan import MAX_CONTEXT, Default, EngineOptions, Plan
-from calc.records import record
+from calc.records import record, replace
 from calc.speed import Backend, runtime_bytes
 from calc.vision import encode_buffer_bytes
 

@@ -22,7 +22,6 @@ also fits part of one more layer (its ffn_up or ffn_gate); we stop at whole laye
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from calc.breakdown import Estimate
@@ -30,7 +29,7 @@ from calc.engines.base import Engine
 from calc.layout import WeightLayout
 from calc.placement import Offload
 from calc.plan import Plan
-from calc.records import record
+from calc.records import record, replace
 from calc.units import MIB
 
 Estimator = Callable[[Plan], Estimate]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Generic, TypeVar
 
 from calc._errors import InputError
-from calc.records import record
+from calc.records import record, replace
 
 # A default context of MODEL_MAX means the model's own maximum (max_position_embeddings).
 MODEL_MAX = 0

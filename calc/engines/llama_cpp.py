@@ -4,7 +4,6 @@ embeddings in CPU RAM, a KV cache padded to 256 cells and a compute graph per GP
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -19,7 +18,7 @@ from calc.kv_cache import MlaCache
 from calc.layout import WeightLayout
 from calc.placement import Offload, Placement
 from calc.plan import Default, Plan
-from calc.records import record
+from calc.records import record, replace
 
 LLAMA_CPP = "https://github.com/ggml-org/llama.cpp/blob"
 PULL = "https://github.com/ggml-org/llama.cpp/pull"

@@ -5,7 +5,6 @@ own estimate, which it uses to decide, and from 0.30 llama-server with --fit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from calc.architecture import Architecture
@@ -18,7 +17,7 @@ from calc.formats import StorageType
 from calc.layout import WeightLayout
 from calc.placement import Placement
 from calc.plan import Plan
-from calc.records import record
+from calc.records import record, replace
 from calc.units import GIB, MIB
 
 OLLAMA = "https://github.com/ollama/ollama/blob"

@@ -4,7 +4,6 @@ with KV cache blocks after a profiling pass, CUDA graphs, and expert padding for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from math import ceil
 from typing import Any, Literal
 
@@ -17,7 +16,7 @@ from calc.kv_cache import kv_cache_bytes
 from calc.layout import ExpertPadding, WeightLayout
 from calc.placement import Placement, kv_heads_share, place_tensor_parallel
 from calc.plan import MAX_GPUS, Default, EngineOptions, Plan
-from calc.records import record
+from calc.records import record, replace
 from calc.units import GIB
 
 ARG_UTILS = (
