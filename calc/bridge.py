@@ -45,9 +45,10 @@ class Session:
         self.layouts: LayoutMemo = {}
 
     @classmethod
-    def from_json(cls, catalogue_json: str) -> Session:
+    def from_json(cls, catalogue_json: str, *, checked: bool = False) -> Session:
         """The catalogue as the site build emits it: {"models": [...], "precisions": [...],
-        "gpus": [...]}, already checked against the schemas."""
+        "gpus": [...]}, already checked against the schemas; ``checked`` skips the catalogue's
+        own rules too, for the copy the build wrote after they passed (the page's boot)."""
         documents = json.loads(catalogue_json)
         return cls(
             build_catalogue(
@@ -55,6 +56,7 @@ class Session:
                 documents["precisions"],
                 documents["gpus"],
                 names=documents.get("names", ()),
+                checked=checked,
             )
         )
 

@@ -90,13 +90,16 @@ def _fits(plan: Plan, layouts: LayoutMemo) -> bool:
     return headroom is not None and headroom >= 0
 
 
-def longest_context(plan: Plan, layouts: LayoutMemo, *, limit: int) -> int | None:
+def longest_context(
+    plan: Plan, layouts: LayoutMemo, *, limit: int, room: int | None = None
+) -> int | None:
     """The largest context per sequence that fits, up to ``limit``; None if none does.
 
     Memory never shrinks as the context grows, and the engine allocates the cache in steps
     (``kv_step``), so the answer is a whole number of steps (or the limit). The search
     runs over steps by false position (Illinois variant): headroom falls almost linearly with
-    the context, so a handful of estimates pin the boundary exactly.
+    the context, so a handful of estimates pin the boundary exactly. ``room``, the plan's own
+    headroom where the caller has its estimate, bounds the search from one side for free.
     """
     step = plan.engine.kv_step(plan)
 
@@ -105,16 +108,23 @@ def longest_context(plan: Plan, layouts: LayoutMemo, *, limit: int) -> int | Non
         value = _headroom(replace(plan, context=context), layouts)
         return -1.0 if value is None else float(value)
 
-    units = largest_fitting(headroom, -(-limit // step))
+    known = None
+    if room is not None and plan.context <= limit:
+        # fitting at the plan's context, the whole steps below it fit; short, the steps above
+        at = plan.context // step if room >= 0 else -(-plan.context // step)
+        known = (at, float(room))
+    units = largest_fitting(headroom, -(-limit // step), known=known)
     return None if units is None else min(units * step, limit)
 
 
-def largest_fitting(headroom: Callable[[int], float], limit: int) -> int | None:
+def largest_fitting(
+    headroom: Callable[[int], float], limit: int, *, known: tuple[int, float] | None = None
+) -> int | None:
     """The largest n in 1..limit whose headroom is >= 0, for a headroom that never grows with
     n; None if n = 1 does not fit. It runs by false position (Illinois variant): headroom falls
-    almost linearly, so a handful of evaluations pin the boundary exactly."""
-    low, high = 1, limit
-    low_room, high_room = headroom(low), headroom(high)
+    almost linearly, so a handful of evaluations pin the boundary exactly. ``known`` is one
+    point already measured, (n, headroom at n or less), which replaces an end's evaluation."""
+    (low, low_room), (high, high_room) = _ends(headroom, limit, known)
     if low_room < 0:
         return None
     if high_room >= 0:
@@ -135,6 +145,17 @@ def largest_fitting(headroom: Callable[[int], float], limit: int) -> int | None:
                 low_room /= 2
             kept = 1
     return low
+
+
+def _ends(
+    headroom: Callable[[int], float], limit: int, known: tuple[int, float] | None
+) -> tuple[tuple[int, float], tuple[int, float]]:
+    """The search's two ends, (n, headroom): 1 and ``limit``, or the known point for one."""
+    if known is not None and 1 <= known[0] <= limit:
+        if known[1] >= 0:
+            return known, (limit, headroom(limit))
+        return (1, headroom(1)), known
+    return (1, headroom(1)), (limit, headroom(limit))
 
 
 def fewest_gpus(plan: Plan, layouts: LayoutMemo) -> int | None:
@@ -192,7 +213,8 @@ def fit_hint(
     limit = min(plan.arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
     max_context = None
     if not plan.engine.weights_only:
-        max_context = longest_context(plan, layouts, limit=limit)
+        room = None if estimate is None else min(d.headroom_bytes or 0 for d in estimate.devices)
+        max_context = longest_context(plan, layouts, limit=limit, room=room)
     best = None
     gpus_needed = None
     pipeline = None

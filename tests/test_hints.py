@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from calc import InferenceRequest
 from calc.api import resolve, run_finetune
 from calc.engines import engine_by_name
-from calc.estimate import layout_for
+from calc.estimate import estimate_inference, layout_for
 from calc.finetune import FinetuneRequest
 from calc.hints import _fits, fewest_gpus, finetune_hint, fit_hint, longest_context
 
@@ -43,6 +43,9 @@ def test_longest_context_is_the_exact_boundary(catalogue, model, engine, gpu, gp
     memo: dict = {}
     limit = 200_000
     found = longest_context(resolved, memo, limit=limit)
+    # the plan's own headroom as a known point (what the page's estimate passes) changes nothing
+    room = min(d.headroom_bytes or 0 for d in estimate_inference(resolved, layouts=memo).devices)
+    assert longest_context(resolved, memo, limit=limit, room=room) == found
     if found is None:
         assert not _fits(replace(resolved, context=1), memo)
         return
