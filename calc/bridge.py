@@ -33,7 +33,7 @@ from calc.charts import WHATS, context_curve, svg_chart
 from calc.engines import ENGINES, engine_by_name
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest
-from calc.hints import finetune_hint, fit_hint
+from calc.hints import finetune_hint, fit_hint, verified
 from calc.inputs import Mode, finetune_request, inference_request, parse
 from calc.planner import RANKING_CONTEXT, plan_offload, rank_gpus, rank_models
 from calc.requests import InferenceRequest
@@ -126,6 +126,8 @@ class Session:
         plan = resolve(self.catalogue, request, layouts=layouts)
         estimate = estimate_inference(plan, layouts=layouts)
         hint = fit_hint(self.catalogue, plan, layouts, estimate)
+        if hint is not None:
+            hint = verified(self.catalogue, request, hint)
         return {
             "ok": True,
             "result": estimate.to_json(),

@@ -366,9 +366,10 @@ def _inference(args: argparse.Namespace) -> int:
         label = _label(catalogue, args)
         print(render_table(estimate, label))
         if estimate.fits is False:
-            from calc.hints import fit_hint
+            from calc.hints import fit_hint, verified
 
             hint = fit_hint(catalogue, plan, layouts, estimate)
+            hint = None if hint is None else verified(catalogue, request, hint)
             print(inference_hint_line(hint))
     return 0
 

@@ -506,6 +506,11 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
             "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
             "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
         )
+    if request.zero and request.gpus == 1 and request.offload == "none":
+        notes.append(
+            f"ZeRO-{request.zero} on one GPU: nothing to shard, so no memory saved (it saves "
+            "memory with several GPUs, or with offload)"
+        )
     if request.paged_optimizer:
         notes.append(
             "paged optimizer: its state lives in CUDA unified memory, which can spill to CPU "

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from calc._errors import CalcError
-from calc.api import loadable_formats, resolve_architecture, run_finetune
+from calc.api import loadable_formats, resolve, resolve_architecture, run_finetune
 from calc.breakdown import Estimate
 from calc.catalogue import Catalogue
 from calc.estimate import LayoutMemo, estimate_inference, layout_for
@@ -235,6 +235,33 @@ def fit_hint(
         gpus_needed=gpus_needed,
         pipeline=pipeline,
     )
+
+
+def verified(catalogue: Catalogue, request: InferenceRequest, hint: FitHint) -> FitHint:
+    """The hint with each suggestion run again as the reader would run it: the request with
+    that one input changed, resolved afresh (an engine's defaults for more GPUs included). A
+    GPU count that does not hold gives way to the next that does; a context or a format that
+    does not hold is dropped rather than shown."""
+    first_gpu = request.gpu.split(",")[0] if request.gpu else None
+
+    def holds(**change: Any) -> bool:
+        try:
+            plan = resolve(catalogue, replace(request, **change))
+            return bool(estimate_inference(plan, layouts=catalogue.layouts, speed=False).fits)
+        except CalcError:
+            return False
+
+    gpus = hint.gpus_needed
+    if gpus is not None and not holds(gpus=gpus, gpu=first_gpu):
+        later = range(gpus + 1, MAX_GPUS + 1)
+        gpus = next((n for n in later if holds(gpus=n, gpu=first_gpu)), None)
+    context = hint.max_context
+    if context is not None and context != request.context and not holds(context=context):
+        context = None
+    weights = hint.best_weights
+    if weights is not None and not holds(weights=weights):
+        weights = None
+    return replace(hint, gpus_needed=gpus, max_context=context, best_weights=weights)
 
 
 # Fine-tuning: the same questions, asked of the training estimate.

@@ -541,10 +541,11 @@ INPUTS: tuple[Input, ...] = (
         "optimizer_in_backward",
         "switch",
         "Optimizer step in the backward pass",
-        "step each parameter as its gradient arrives (torchtune)",
+        "step each parameter as its gradient arrives (torchtune's full fine-tuning recipes)",
         FINETUNE,
         "trains",
         choices=ON_OFF,
+        methods=("full", "freeze"),
     ),
     Input(
         "activation_offloading",

@@ -177,3 +177,45 @@ def test_a_training_setup_that_does_not_fit_gets_a_gpu_count_with_zero_3(catalog
 
     assert room(count) >= 0 and room(count - 1) < 0
     assert finetune_hint(catalogue, request, {"model": TRAIN_MODEL}) is None  # no GPU
+
+
+def test_a_suggestion_that_does_not_hold_is_corrected_or_dropped(catalogue):
+    """verified() reruns each suggestion as the reader would: a GPU count too small gives way
+    to the first that fits, a format or a context that does not fit is not shown."""
+    from calc.hints import FitHint, verified
+
+    request = InferenceRequest(model="llama-3.1-70b", engine="vllm", weights="bf16", gpu="l40s")
+    plan = resolve(catalogue, request)
+    true = fit_hint(catalogue, plan, {})
+    assert true is not None and true.gpus_needed and true.gpus_needed > 2
+    wrong = FitHint(
+        fits=False, max_context=10_000_000, best_weights="fp16", gpus_needed=true.gpus_needed - 1
+    )
+    fixed = verified(catalogue, request, wrong)
+    assert fixed.gpus_needed == true.gpus_needed
+    assert fixed.best_weights is None and fixed.max_context is None
+    assert verified(catalogue, request, true) == true  # right answers stand
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(MODELS),
+    engine=st.sampled_from(["llama.cpp", "ollama", "vllm", "transformers"]),
+    gpu=st.sampled_from(GPUS),
+    context=st.sampled_from([None, 8192, 65536]),
+)
+def test_every_suggestion_holds_when_run(catalogue, model, engine, gpu, context):
+    from calc.hints import verified
+
+    request = InferenceRequest(model=model, engine=engine, gpu=gpu, context=context)
+    plan = resolve(catalogue, request)
+    hint = fit_hint(catalogue, plan, {})
+    assume(hint is not None)
+    hint = verified(catalogue, request, hint)
+    for change in (
+        {"gpus": hint.gpus_needed},
+        {"weights": hint.best_weights},
+        {"context": hint.max_context},
+    ):
+        if None not in change.values():
+            assert estimate_inference(resolve(catalogue, replace(request, **change))).fits

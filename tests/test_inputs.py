@@ -121,6 +121,22 @@ def test_an_input_the_engine_or_method_does_not_use_is_refused():
     with pytest.raises(CalcError, match="lora_rank applies to lora and qlora only, not full"):
         check_applies("finetune", {"lora_rank": 8}, method="full")
     check_applies("finetune", {"lora_rank": 16}, method="full")  # the default changes nothing
+    # torchtune steps the optimizer in the backward pass in its full fine-tuning recipes only
+    with pytest.raises(CalcError, match="optimizer_in_backward applies to full and freeze only"):
+        check_applies("finetune", {"optimizer_in_backward": True}, method="lora")
+
+
+def test_zero_on_one_gpu_says_it_saves_nothing(catalogue):
+    from calc.api import run_finetune
+    from calc.finetune import FinetuneRequest
+
+    where = {"model": "llama-3.1-8b", "gpu": "rtx-4090"}
+    plain = run_finetune(catalogue, FinetuneRequest(), **where)
+    sharded = run_finetune(catalogue, FinetuneRequest(zero=3), **where)
+    assert sharded.total_bytes == plain.total_bytes
+    assert any("ZeRO-3 on one GPU: nothing to shard" in note for note in sharded.notes)
+    two = run_finetune(catalogue, FinetuneRequest(zero=3, gpus=2), **where)
+    assert not any("nothing to shard" in note for note in two.notes)
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
