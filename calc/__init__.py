@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from calc.estimate import LayoutMemo, estimate_inference, layout_for
     from calc.finetune import FinetuneEstimate, FinetuneRequest, TrainComponents
     from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
-    from calc.inputs import INPUTS, Input, page_table
+    from calc.inputs import INPUTS, Input, page_table, parse_config_text
     from calc.kv_cache import kv_cache_bytes
     from calc.layout import WeightLayout, weight_layout
     from calc.measurements import (
@@ -127,6 +127,7 @@ _LAZY = {
     "memory_keys": "calc.architecture",
     "page_table": "calc.inputs",
     "parse_config": "calc.architecture",
+    "parse_config_text": "calc.inputs",
     "read_documents": "calc.data_files",
     "release_summaries": "calc.measurements",
     "resolve": "calc.api",
@@ -221,6 +222,7 @@ __all__ = [
     "memory_keys",
     "page_table",
     "parse_config",
+    "parse_config_text",
     "read_documents",
     "release_summaries",
     "resolve",

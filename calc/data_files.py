@@ -211,7 +211,11 @@ def _read_and_check(
     problems = []
     for name, document in documents.items():
         problems += schema_problems(document, load_schema(root, name))
-    if any(not isinstance(d.data, list) for d in documents.values()):
+    shapeless = any(
+        not isinstance(d.data, list) or not all(isinstance(e, dict) for e in d.data)
+        for d in documents.values()
+    )
+    if shapeless:  # a file or an entry of the wrong shape: the schema has said so
         return documents, problems
     locate = _locator(documents)
     # The semantic rules run even when the schemas found something, so that a contributor

@@ -14,7 +14,6 @@ form. Running it twice changes nothing: the second run stops at the duplicate id
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from calc import (  # noqa: E402
     default_data_dir,
     memory_keys,
     parse_config,
+    parse_config_text,
 )
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
@@ -126,6 +126,16 @@ def build_entry(
     return entry, warnings
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """The config.json at ``path``, or a CalcError that says why not."""
+    try:
+        return parse_config_text(path.read_text(encoding="utf-8"), str(path))
+    except OSError as error:
+        raise CalcError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CalcError(f"{path} is not UTF-8 text; a config.json is JSON in UTF-8") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path, help="a Hugging Face config.json")
@@ -150,13 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     if not ID_PATTERN.match(args.ident):
         return fail(f"--id {args.ident!r}: use lowercase letters, digits, '.' and '-'")
     try:
-        config = json.loads(args.config.read_text(encoding="utf-8"))
-    except OSError as error:
-        return fail(f"cannot read {args.config}: {error.strerror}")
-    except json.JSONDecodeError as error:
-        return fail(f"{args.config}: not valid JSON at line {error.lineno}: {error.msg}")
+        config = read_config(args.config)
+    except CalcError as error:
+        return fail(str(error))
     existing = yaml.safe_load(models.read_text(encoding="utf-8")) or []
-    if any(entry.get("id") == args.ident for entry in existing):
+    if any(isinstance(entry, dict) and entry.get("id") == args.ident for entry in existing):
         return fail(f"{models}: a model with id {args.ident!r} is already there; nothing changed")
     try:
         entry, warnings = build_entry(

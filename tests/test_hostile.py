@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from calc import ConfigError, InferenceRequest, InputError, run_inference
 from calc.bridge import Session
 from calc.cli import main
+from scripts import hostile
 
 GIB = 2**30
 
@@ -178,3 +179,12 @@ def test_fuzzed_configs_that_once_broke(catalogue, family, changes, outcome):
         with pytest.raises(ConfigError, match=outcome):
             run_inference(catalogue, InferenceRequest(config=config))
     assert time.perf_counter() - started < 2
+
+
+@pytest.mark.parametrize("case", hostile.CASES, ids=lambda case: case.name)
+def test_the_issue_corpus_ends_with_one_line_or_an_answer(case):
+    """scripts/hostile.py's cases, each a real command on a broken copy of data/. The script
+    holds them to two seconds; here a loaded CI machine gets ten."""
+    ok, said, took = hostile.run_case(case)
+    assert ok, said
+    assert took < 10, f"{took:.1f} s"
