@@ -36,7 +36,9 @@ worker.onmessage = () => { document.body.dataset.state = "ready"; };
 </script><body data-state="loading"></body>
 """
 BLANK_WORKER = """
-const runtime = new URL("../assets/pyodide/", self.location.href);
+const manifest = await fetch(new URL("../assets/calculator/manifest.json", self.location.href))
+  .then((r) => r.json());
+const runtime = new URL(`../assets/pyodide/${manifest.pyodide}/`, self.location.href);
 const { loadPyodide } = await import(new URL("pyodide.mjs", runtime).href);
 await loadPyodide({ indexURL: runtime.href });
 self.postMessage("ready");
@@ -82,6 +84,9 @@ def transferred(page: Page, url: str, ready: str) -> int:
     sizes: list[int] = []
 
     def finished(request: Request) -> None:
+        response = request.response()
+        if response is not None and response.from_service_worker:
+            return  # kept by the service worker: nothing crossed the network
         s = request.sizes()
         sizes.append(s["responseBodySize"] + s["responseHeadersSize"])
 

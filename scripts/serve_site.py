@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,23 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", cache_control(self.path))
+        super().end_headers()
+
+
+# Files whose address changes with their content: the runtime's versioned folder, the wheel and
+# the catalogue named with a ?v= hash by the manifest, Material's hashed bundles
+_VERSIONED = re.compile(r"/assets/pyodide/[^/]+/|[?&]v=[0-9a-f]+|\.[0-9a-f]{8}\.min\.(?:js|css)$")
+
+
+def cache_control(path: str) -> str:
+    """Kept for a year where the address names the version; asked again (a 304 when
+    unchanged) for pages, the manifest, the service worker and anything else."""
+    if _VERSIONED.search(path):
+        return "public, max-age=31536000, immutable"
+    return "no-cache"
 
 
 @contextmanager

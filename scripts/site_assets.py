@@ -101,6 +101,10 @@ def inputs_json() -> bytes:
     return json.dumps(page_table(), sort_keys=True, ensure_ascii=False).encode()
 
 
+def _short_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def write_if_changed(path: Path, data: bytes) -> bool:
     if path.exists() and path.read_bytes() == data:
         return False
@@ -120,16 +124,26 @@ def write_calculator_assets(root: Path, site_dir: Path, catalogue: bytes) -> lis
             "(./dev serve and ./dev test do it for you)"
         )
     pyodide_version = json.loads((package / "package.json").read_text())["version"]
-    manifest = {"wheel": wheel_name(root), "pyodide": pyodide_version}
+    wheel = build_wheel(root)
     calculator = site_dir / "assets" / "calculator"
+    # Every file the calculator loads has its version in its address: Pyodide's in the folder,
+    # the wheel's and the catalogue's as a hash of their bytes. The service worker (docs/sw.js)
+    # and the browser's cache keep them for good; only manifest.json is asked for each visit.
+    manifest = {
+        "pyodide": pyodide_version,
+        "wheel": f"{wheel_name(root)}?v={_short_hash(wheel)}",
+        "catalogue": f"catalogue.json?v={_short_hash(catalogue)}",
+        "runtime": list(PYODIDE_FILES),
+    }
     outputs = {
-        calculator / wheel_name(root): build_wheel(root),
+        calculator / wheel_name(root): wheel,
         calculator / "catalogue.json": catalogue,
         calculator / "inputs.json": inputs_json(),
         calculator / "manifest.json": json.dumps(manifest, sort_keys=True).encode(),
     }
     for name in PYODIDE_FILES:
-        outputs[site_dir / "assets" / "pyodide" / name] = (package / name).read_bytes()
+        runtime = site_dir / "assets" / "pyodide" / pyodide_version / name
+        outputs[runtime] = (package / name).read_bytes()
     return [path for path, data in outputs.items() if write_if_changed(path, data)]
 
 

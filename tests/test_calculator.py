@@ -430,6 +430,24 @@ def test_every_request_stays_on_127_0_0_1(booted, base_url):
     assert hosts == {base_url.split("/")[2]}
 
 
+def test_a_second_visit_starts_offline(browser, base_url):
+    """After a first result the service worker keeps the runtime, the wheel, the catalogue and
+    the page: with the network gone, the calculator starts again and answers."""
+    context = browser.new_context()
+    first = Watched(context.new_page())
+    root = open_calculator(first, base_url)
+    root.page.wait_for_selector(
+        "#vram-calculator[data-offline=ready]", state="attached", timeout=BOOT_TIMEOUT_MS
+    )
+    expected = shown(root)
+    context.set_offline(True)
+    again = Watched(context.new_page())
+    restored = open_calculator(again, base_url)
+    assert shown(restored) == expected
+    assert again.errors == [] and first.errors == []
+    context.close()
+
+
 def test_guide_pages_load_no_pyodide(watched, base_url):
     watched.page.goto(base_url + "guide/article/")
     watched.page.wait_for_load_state("networkidle")

@@ -264,3 +264,23 @@ def test_lifted_tables_come_back_whole():
     lifted, tables = lift_tables(markdown)
     assert "<table" not in lifted and len(tables) == 2
     assert drop_tables(lifted, tables) == markdown
+
+
+def test_the_local_server_keeps_versioned_files_and_revalidates_the_rest(site):
+    """Addresses that name a version are kept for a year; pages, the manifest and the service
+    worker are asked again each time (a 304 when unchanged)."""
+    import json
+
+    from scripts.serve_site import cache_control
+
+    manifest = json.loads((site / "assets" / "calculator" / "manifest.json").read_text())
+    versioned = [
+        f"/assets/pyodide/{manifest['pyodide']}/pyodide.asm.wasm",
+        f"/assets/calculator/{manifest['wheel']}",
+        f"/assets/calculator/{manifest['catalogue']}",
+    ]
+    for path in versioned:
+        assert cache_control(path) == "public, max-age=31536000, immutable", path
+        assert (site / path.lstrip("/").split("?")[0]).is_file(), path
+    for path in ("/calculator/", "/assets/calculator/manifest.json", "/sw.js", "/"):
+        assert cache_control(path) == "no-cache", path

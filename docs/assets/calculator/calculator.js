@@ -704,4 +704,18 @@ export async function mount(root) {
     return;
   }
   await update({ fallback: fromUrl !== null });
+  keepForNextVisit(root);
+}
+
+// Once the calculator works, a service worker keeps what it loaded (the runtime, the wheel, the
+// catalogue, this page) so that the next visit starts without the network (docs/sw.js).
+function keepForNextVisit(root) {
+  if (!("serviceWorker" in navigator) || !root.isConnected) return;
+  navigator.serviceWorker
+    .register(new URL("../../sw.js", import.meta.url))
+    .then(() => navigator.serviceWorker.ready)
+    .then(() => {
+      root.dataset.offline = "ready";
+    })
+    .catch(() => {}); // a browser that refuses it (private mode) downloads again next time
 }

@@ -8,18 +8,18 @@ const post = (message) => self.postMessage(message);
 async function boot() {
   post({ type: "progress", stage: "Loading the Python runtime" });
   // The wheel and the catalogue download while the runtime starts.
-  const files = fetch(new URL("manifest.json", here))
-    .then((r) => r.json())
-    .then((manifest) =>
-      Promise.all([
-        fetch(new URL(manifest.wheel, here)).then((r) => r.arrayBuffer()),
-        fetch(new URL("catalogue.json", here)).then((r) => r.text()),
-      ]),
-    );
+  // The manifest names each file by version; it alone is asked of the server on each visit
+  // (and comes from the service worker's copy when there is no network).
+  const manifest = await fetch(new URL("manifest.json", here), { cache: "no-cache" }).then((r) => r.json());
+  const files = Promise.all([
+    fetch(new URL(manifest.wheel, here)).then((r) => r.arrayBuffer()),
+    fetch(new URL(manifest.catalogue, here)).then((r) => r.text()),
+  ]);
   files.catch(() => {}); // a failure surfaces where it is awaited, not as an unhandled rejection
-  const { loadPyodide } = await import(new URL("../pyodide/pyodide.mjs", here).href);
+  const runtime = new URL(`../pyodide/${manifest.pyodide}/`, here);
+  const { loadPyodide } = await import(new URL("pyodide.mjs", runtime).href);
   const pyodide = await loadPyodide({
-    indexURL: new URL("../pyodide/", here).href,
+    indexURL: runtime.href,
     stdout: () => {},
     stderr: () => {},
   });
