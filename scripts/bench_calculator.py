@@ -138,8 +138,10 @@ def main() -> int:
             page.check("input[name=mode][value=finetune]")
             page.wait_for_selector("#vram-seq_len", state="visible")
             timings["fine-tuning"] = page.evaluate(CHANGES_JS, [args.changes, *SEQ_LENS])
-            guide = context.new_page()
-            guide_bytes = transferred(guide, base + "guide/article/", "article")
+            fresh = browser.new_context()  # a first visit to a guide page: nothing kept yet
+            guide_bytes = transferred(fresh.new_page(), base + "guide/article/", "article")
+            fresh.close()
+            page.wait_for_selector("#vram-calculator[data-offline=ready]", state="attached")
             again = context.new_page()
             warm_calculator = transferred(again, base + "calculator/", READY)
             warm_guide = transferred(context.new_page(), base + "guide/article/", "article")
