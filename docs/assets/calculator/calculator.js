@@ -475,7 +475,10 @@ export async function mount(root) {
     root.dataset.error = message;
     for (const name of FIELDS) fields[name].removeAttribute("aria-invalid");
     if (field && fields[field]) fields[field].setAttribute("aria-invalid", "true");
-    if (message && !keepResult) $("result").hidden = true;
+    if (message && !keepResult) {
+      $("result").hidden = true;
+      $("summary").hidden = true;
+    }
   }
 
   function render({ result, hint, defaults }) {
@@ -485,6 +488,7 @@ export async function mount(root) {
     root.dataset.totalBytes = String(result.total_bytes);
     const section = $("result");
     section.hidden = false;
+    $("summary").hidden = false;
     const gpus = result.devices.length;
     root.dataset.mode = mode();
     $("total").textContent = `${formatBytes(result.total_bytes)} of GPU memory in all, on ${gpus} GPU${gpus > 1 ? "s" : ""}; ${formatBytes(result.host_bytes)} in CPU RAM.`;
@@ -618,23 +622,32 @@ export async function mount(root) {
     );
   }
 
+  // Each cell carries its column's label, so that a narrow result shows each GPU as a stack of
+  // labelled figures instead of hiding the columns past the edge (calculator.css).
   function renderTable(result) {
     const table = $("table");
+    const labels = [...COMPONENTS.map(([, l]) => l), "Total", "Headroom"];
     const head = element("tr");
-    for (const label of ["", ...COMPONENTS.map(([, l]) => l), "Total", "Headroom"]) head.append(element("th", {}, label));
+    for (const label of ["", ...labels]) head.append(element("th", {}, label));
+    const cells = (values, totalBytes) =>
+      values.map((text, i) => {
+        const attributes = { "data-label": labels[i] };
+        if (i === values.length - 2) attributes["data-total-bytes"] = String(totalBytes);
+        return element("td", attributes, text);
+      });
     const rows = result.devices.map((device) => {
       const row = element("tr");
       row.append(element("th", {}, `GPU ${device.index} ${device.name}`));
-      for (const [key] of COMPONENTS) row.append(element("td", {}, formatBytes(device.components[key])));
-      row.append(element("td", { "data-total-bytes": String(device.total_bytes) }, formatBytes(device.total_bytes)));
-      row.append(element("td", {}, device.headroom_bytes === null ? "" : formatBytes(device.headroom_bytes)));
+      const values = COMPONENTS.map(([key]) => formatBytes(device.components[key]));
+      values.push(formatBytes(device.total_bytes), device.headroom_bytes === null ? "" : formatBytes(device.headroom_bytes));
+      row.append(...cells(values, device.total_bytes));
       return row;
     });
     const total = element("tr");
     total.append(element("th", {}, "All GPUs"));
-    for (const [key] of COMPONENTS) total.append(element("td", {}, formatBytes(result.components[key])));
-    total.append(element("td", { "data-total-bytes": String(result.total_bytes) }, formatBytes(result.total_bytes)));
-    total.append(element("td"));
+    const values = COMPONENTS.map(([key]) => formatBytes(result.components[key]));
+    values.push(formatBytes(result.total_bytes), "");
+    total.append(...cells(values, result.total_bytes));
     table.replaceChildren(element("thead"), element("tbody"));
     table.tHead.append(head);
     table.tBodies[0].append(...rows, total);
