@@ -515,7 +515,32 @@ def test_phone_width_and_dark_mode(browser, base_url):
     assert width <= 375
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= 375
+    # the buttons' text against the page: WCAG AA asks 4.5:1 (it was 2.35:1 in dark mode)
+    for role in ("copy", "reset"):
+        assert page.evaluate(CONTRAST_JS, f"[data-role={role}]") >= 4.5, role
     context.close()
+
+
+CONTRAST_JS = r"""(selector) => {
+  const element = document.querySelector(selector);
+  const rgb = (text) => text.match(/[0-9.]+/g).slice(0, 3).map(Number);
+  const luminance = ([r, g, b]) => {
+    const [R, G, B] = [r, g, b].map((c) => {
+      c /= 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * R + 0.7152 * G + 0.0722 * B;
+  };
+  let node = element, background = null;
+  while (node && !background) {
+    const colour = getComputedStyle(node).backgroundColor;
+    if (!/rgba\(0, 0, 0, 0\)|transparent/.test(colour)) background = rgb(colour);
+    node = node.parentElement;
+  }
+  const fg = luminance(rgb(getComputedStyle(element).color));
+  const bg = luminance(background || [255, 255, 255]);
+  return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+}"""
 
 
 def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched, base_url):
