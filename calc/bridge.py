@@ -97,7 +97,10 @@ class Session:
     def options(self) -> dict[str, Any]:
         c = self.catalogue
         return {
-            "models": [{"id": m.id, "name": m.name, "family": m.family} for m in c.models.values()],
+            "models": [
+                {"id": m.id, "name": m.name, "family": m.family, "hf_repo": m.hf_repo}
+                for m in c.models.values()
+            ],
             # Ollama tags and other names the model field also takes
             "names": [{"name": n.name, "model": c.models[n.model].name} for n in c.names.values()],
             "engines": [

@@ -324,6 +324,31 @@ def test_page_shows_the_cli_answer(booted, inputs, cli_args):
     assert watched.errors[errors:] == []
 
 
+def test_typing_a_model_name_shows_no_error_until_it_is_chosen(booted):
+    """Typing "qwen3 32b" one key at a time asks nothing until the box holds a name the
+    catalogue knows (9 error states before); an unknown name is an error once the box is left."""
+    watched, root, errors = again(booted)
+    page = root.page
+    page.evaluate(
+        """() => {
+        const root = document.getElementById('vram-calculator');
+        window.__errors = 0;
+        new MutationObserver(() => { if (root.dataset.error) window.__errors++; })
+          .observe(root, { attributes: true, attributeFilter: ['data-error'] });
+    }"""
+    )
+    page.fill("#vram-model", "")
+    change(root, lambda: page.type("#vram-model", "qwen3 32b"))
+    assert page.evaluate("window.__errors") == 0
+    assert shown(root) == cli_json("--model", "qwen3-32b", "--gpu", "rtx-4090")
+    page.fill("#vram-model", "")
+    page.type("#vram-model", "no such model")
+    assert page.evaluate("window.__errors") == 0
+    change(root, lambda: page.press("#vram-model", "Tab"))
+    assert "no such model" in root.get_attribute("data-error").lower()
+    assert watched.errors[errors:] == []
+
+
 def test_start_again_restores_the_example(booted):
     _, root = booted
     change(root, lambda: root.page.click("[data-role=reset]"))
@@ -339,6 +364,7 @@ def test_a_pasted_config_gives_the_cli_answer(booted, catalogue, tmp_path):
     config = json.dumps(dict(catalogue.model("mistral-small-24b").config), indent=2)
     watched, root, errors = again(booted)
     change(root, lambda: root.page.check("input[name=source][value=config]"))
+    assert root.get_attribute("data-error").startswith("Paste a model's config.json")
     change(root, lambda: root.page.fill("#vram-config", config))
     path = tmp_path / "config.json"
     path.write_text(config)

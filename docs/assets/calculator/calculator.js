@@ -192,6 +192,23 @@ export async function mount(root) {
     if (input.resolved && input.choices.length) field.append(option("", "default"));
     for (const choice of input.choices) field.append(option(String(choice.value), choice.label));
   }
+  // The names the catalogue answers to, spelt as it compares them (calc.catalogue: a Hugging
+  // Face address as owner/name; case, spaces and dashes ignored): while the model box holds
+  // something else, the reader is still typing and nothing is asked.
+  const plainName = (text) =>
+    text
+      .trim()
+      .replace(/^(?:https?:\/\/)?(?:www\.)?(?:huggingface\.co|hf\.co)\//i, "")
+      .replace(/\/+$/, "")
+      .trim()
+      .toLowerCase()
+      .replace(/[\s-]+/g, "_");
+  const knownModels = new Set(
+    [...options.models.flatMap((m) => [m.id, m.name, m.hf_repo]), ...options.names.map((n) => n.name)]
+      .filter(Boolean)
+      .map(plainName),
+  );
+  const stillTyping = () => source() === "model" && !knownModels.has(plainName(fields.model.value));
   const models = root.querySelector("#vram-model-list");
   for (const model of options.models) models.append(option(model.id, `${model.name} (${model.family})`));
   for (const tag of options.names) models.append(option(tag.name, `Ollama: ${tag.model}`));
@@ -367,6 +384,10 @@ export async function mount(root) {
     const values = readForm();
     if (values.mode === "inference" && source() === "gguf" && !ggufHeader) {
       showError("Choose a .gguf file: only its header is read, on this computer.", "gguf");
+      return;
+    }
+    if (source() === "config" && !fields.config.value.trim()) {
+      showError("Paste a model's config.json (from its Hugging Face page) into the box.", "config");
       return;
     }
     const ticket = ++latest;
@@ -656,7 +677,12 @@ export async function mount(root) {
   form.addEventListener("submit", (event) => event.preventDefault());
   const isChoice = (target) => target.tagName === "SELECT" || target.type === "radio";
   form.addEventListener("input", (event) => {
+    if (event.target === fields.model && stillTyping()) return; // no error while a name is half typed
     if (!isChoice(event.target) && event.target !== fields.gguf) update();
+  });
+  // Leaving the box (or Enter) with a name the catalogue does not know: now say so.
+  fields.model.addEventListener("change", () => {
+    if (stillTyping()) update();
   });
   fields.gguf.addEventListener("change", async () => {
     const file = fields.gguf.files[0];
