@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         load_catalogue,
         load_checked,
         load_measurements,
+        prune_cache,
         read_documents,
     )
     from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
@@ -105,6 +106,7 @@ _LAZY = {
     "all_on_gpus": "calc.planner",
     "build_catalogue": "calc.catalogue",
     "cache_dir": "calc.data_files",
+    "prune_cache": "calc.data_files",
     "catalogue_documents": "calc.data_files",
     "catalogue_problems": "calc.data_files",
     "compare": "calc.measurements",
@@ -223,6 +225,7 @@ __all__ = [
     "page_table",
     "parse_config",
     "parse_config_text",
+    "prune_cache",
     "read_documents",
     "release_summaries",
     "resolve",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -327,13 +328,32 @@ def _read_cache(fingerprint: str) -> dict[str, Any] | None:
     return data
 
 
+KEPT = 4  # cached versions kept: two checkouts (or a test's copy of data/) do not evict each other
+
+
+def prune_cache(folder: Path, pattern: str) -> None:
+    """Remove all but the KEPT - 1 newest entries matching ``pattern`` (room for one more)."""
+    entries = sorted(folder.glob(pattern), key=_mtime, reverse=True)
+    for old in entries[KEPT - 1 :]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _write_cache(fingerprint: str, data: dict[str, Any]) -> None:
     """Best effort: a cache that cannot be written (a read-only home) costs only time."""
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("catalogue-*.json"):
-            old.unlink(missing_ok=True)
+        prune_cache(folder, "catalogue-*.json")
         temporary = folder / f".catalogue-{fingerprint}.{os.getpid()}.tmp"
         temporary.write_text(json.dumps(data), encoding="utf-8")
         temporary.replace(folder / f"catalogue-{fingerprint}.json")

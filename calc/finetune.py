@@ -121,7 +121,7 @@ class FinetuneRequest:
     freeze_trainable_layers: int = 2
     seq_len: int = 1024
     micro_batch: int = 1
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool = True  # as the guide's tables assume (the page's default too)
     flash_attention: bool = True
     gpus: int = 1
     zero: Zero = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def test_console_script_is_installed():
     assert json.loads(result.stdout)["components"]["weights"] > 0
 
 
-def test_an_estimate_loads_only_what_it_needs():
+def test_an_estimate_loads_only_what_it_needs(tmp_path):
     """With the catalogue cached, one estimate reads no YAML, checks no schema and imports none
     of the planner, the charts or the measurements (issue 15: the CLI's start-up)."""
     probe = (
@@ -61,9 +62,15 @@ def test_an_estimate_loads_only_what_it_needs():
         "except SystemExit: pass\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'jsonschema', 'calc')))"
     )
-    for _ in range(2):  # the first run may fill the cache
+    env = {**os.environ, "VRAM_GUIDE_CACHE": str(tmp_path)}  # its own: no other test's churn
+    for _ in range(2):  # the first run fills the cache
         result = subprocess.run(
-            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+            env=env,
         )
     loaded = set(json.loads(result.stdout.splitlines()[-1].replace("'", '"')))
     assert "calc.estimate" in loaded
@@ -185,3 +192,21 @@ def test_a_setup_that_does_not_fit_says_what_would(capsys):
     assert "would fit: a context of up to" in out and "of these GPUs" in out
     assert main(["inference", "--model", "llama-3.1-8b", "--gpu", "rtx-4090"]) == 0
     assert "would fit" not in capsys.readouterr().out  # it fits: no hint
+
+
+def test_the_cache_keeps_the_newest_few_versions(tmp_path):
+    """Two checkouts, or a test's copy of data/, alternate without evicting each other."""
+    import os as _os
+
+    from calc.data_files import KEPT, prune_cache
+
+    for age in range(6):
+        path = tmp_path / f"catalogue-{age}.json"
+        path.write_text("{}")
+        _os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    (tmp_path / "tables-0").mkdir()
+    _os.utime(tmp_path / "tables-0", (0, 0))
+    prune_cache(tmp_path, "catalogue-*.json")
+    left = sorted(p.name for p in tmp_path.glob("catalogue-*.json"))
+    assert left == [f"catalogue-{age}.json" for age in range(KEPT - 1)]
+    assert (tmp_path / "tables-0").is_dir()  # another pattern is left alone

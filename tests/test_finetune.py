@@ -20,7 +20,9 @@ from tests.conftest import ROOT
 
 
 def ft(catalogue, model="llama-3.1-8b", **kwargs):
-    return run_finetune(catalogue, FinetuneRequest(**{"method": "full", **kwargs}), model=model)
+    """Full fine-tuning without checkpointing unless asked: the baseline the formulas pin."""
+    request = FinetuneRequest(**{"method": "full", "grad_checkpointing": False, **kwargs})
+    return run_finetune(catalogue, request, model=model)
 
 
 def test_mixed_precision_adamw_is_16_bytes_per_parameter(catalogue):

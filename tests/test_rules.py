@@ -578,23 +578,33 @@ def test_activations_over_the_model_and_the_loss():
     arch = parse_config(LLAMA)
     per_token = 2 * (6 * 64 + 64 + 4 * 128) + 4 * 2 * 64
     loss = 100 * 1000 * (2 + 4 + 4)  # 16-bit logits, their fp32 copy and log-softmax
-    plain = FinetuneRequest(method="full", seq_len=100)
+    plain = FinetuneRequest(grad_checkpointing=False, method="full", seq_len=100)
     assert activation_bytes(arch, plain) == 4 * 100 * per_token + loss
-    eager = FinetuneRequest(method="full", seq_len=100, flash_attention=False)
+    eager = FinetuneRequest(
+        grad_checkpointing=False, method="full", seq_len=100, flash_attention=False
+    )
     assert activation_bytes(arch, eager) - activation_bytes(arch, plain) == 4 * 4 * 100 * 100 * 4
     checkpointed = FinetuneRequest(method="full", seq_len=100, grad_checkpointing=True)
     assert activation_bytes(arch, checkpointed) == 4 * 100 * 64 * 2 + 100 * per_token + loss
-    chunked = FinetuneRequest(method="full", seq_len=100, compiled=True, chunked_loss=True)
+    chunked = FinetuneRequest(
+        grad_checkpointing=False, method="full", seq_len=100, compiled=True, chunked_loss=True
+    )
     compiled = 2 * (6 * 64 + 64 + 4 * 128)
     assert activation_bytes(arch, chunked) == 4 * 100 * compiled + 100 * 1000 * 2 + 100_000 * 4 // 8
 
 
 @pins("calc.finetune.backward_peak")
 def test_one_gpu_peaks_at_one_end_of_the_backward_pass(catalogue):
-    short = run_finetune(catalogue, FinetuneRequest(method="full", seq_len=1), config=LLAMA)
+    short = run_finetune(
+        catalogue, FinetuneRequest(grad_checkpointing=False, method="full", seq_len=1), config=LLAMA
+    )
     assert short.components.activations == 0  # every gradient, no activation
     assert short.components.gradients == 2 * 276_032
-    long = run_finetune(catalogue, FinetuneRequest(method="full", seq_len=4096), config=LLAMA)
+    long = run_finetune(
+        catalogue,
+        FinetuneRequest(grad_checkpointing=False, method="full", seq_len=4096),
+        config=LLAMA,
+    )
     assert long.components.gradients == 2 * 64 * 1000  # only the output layer's
     arch = parse_config(LLAMA)
     assert long.components.activations == activation_bytes(arch, long.request)
@@ -749,7 +759,9 @@ def test_activations_per_sample_the_head_adapter_and_the_offloaded_peak():
     arch = parse_config(LLAMA)
     per_token = 2 * (6 * 64 + 64 + 4 * 128) + 4 * 2 * 64
     loss = 2 * 100 * 1000 * 10
-    eager = FinetuneRequest(method="full", seq_len=100, micro_batch=2, flash_attention=False)
+    eager = FinetuneRequest(
+        grad_checkpointing=False, method="full", seq_len=100, micro_batch=2, flash_attention=False
+    )
     assert activation_bytes(arch, eager) == 4 * (200 * per_token + 2 * 4 * 100 * 100 * 4) + loss
     checkpointed = FinetuneRequest(
         method="full", seq_len=100, micro_batch=2, grad_checkpointing=True
@@ -757,19 +769,35 @@ def test_activations_per_sample_the_head_adapter_and_the_offloaded_peak():
     assert activation_bytes(arch, checkpointed) == 4 * 200 * 64 * 2 + 200 * per_token + loss
     # the output layer's adapter keeps the final norm's output, and with dropout a mask
     targets = ("q_proj", "lm_head")
-    base = FinetuneRequest(method="lora", seq_len=100, lora_targets=("q_proj",))
-    head = FinetuneRequest(method="lora", seq_len=100, lora_targets=targets, lora_dropout=0.1)
-    plain = FinetuneRequest(method="lora", seq_len=100, lora_targets=("q_proj",), lora_dropout=0.1)
+    base = FinetuneRequest(
+        grad_checkpointing=False, method="lora", seq_len=100, lora_targets=("q_proj",)
+    )
+    head = FinetuneRequest(
+        grad_checkpointing=False, method="lora", seq_len=100, lora_targets=targets, lora_dropout=0.1
+    )
+    plain = FinetuneRequest(
+        grad_checkpointing=False,
+        method="lora",
+        seq_len=100,
+        lora_targets=("q_proj",),
+        lora_dropout=0.1,
+    )
     assert activation_bytes(arch, head) - activation_bytes(arch, plain) == 100 * 64 * (2 + 1)
     assert activation_bytes(arch, base) < activation_bytes(arch, plain)
     # an eager chunked loss keeps every chunk's log-softmax, one fp32 upcast at a time
-    chunked = FinetuneRequest(method="full", seq_len=100, chunked_loss=True)
+    chunked = FinetuneRequest(
+        grad_checkpointing=False, method="full", seq_len=100, chunked_loss=True
+    )
     assert activation_bytes(arch, chunked) == 4 * 100 * per_token + 100 * 1000 * (2 + 4) + (
         100 * 1000 * 4 // 8
     )
     # offloaded: one layer's or the loss's, the larger; here one layer of 4,096 tokens
     offloaded = FinetuneRequest(
-        method="full", seq_len=4096, activation_offloading=True, flash_attention=False
+        grad_checkpointing=False,
+        method="full",
+        seq_len=4096,
+        activation_offloading=True,
+        flash_attention=False,
     )
     layer = 4096 * per_token + 4 * 4096 * 4096 * 4
     assert activation_bytes(arch, offloaded) == max(layer, 4096 * 1000 * 10) == layer
@@ -779,7 +807,11 @@ def test_activations_per_sample_the_head_adapter_and_the_offloaded_peak():
 def test_the_output_layers_gradient_decides_a_close_peak(catalogue):
     # 22 tokens: 434,016 bytes of activations, less than every gradient (552,064) but not
     # less than them without the output layer's (128,000): the peak is the backward's start
-    close = run_finetune(catalogue, FinetuneRequest(method="full", seq_len=22), config=LLAMA)
+    close = run_finetune(
+        catalogue,
+        FinetuneRequest(grad_checkpointing=False, method="full", seq_len=22),
+        config=LLAMA,
+    )
     assert close.components.activations == 22 * (4 * 2432 + 1000 * 10) == 434_016
     assert close.components.gradients == 2 * 64 * 1000
 

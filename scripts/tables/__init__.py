@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import jinja2
 
-from calc import DATA_ENV, cache_dir, default_data_dir, load_checked
+from calc import DATA_ENV, cache_dir, default_data_dir, load_checked, prune_cache
 from scripts.tables import article, engines, finetune, gpus, inputs, models, precisions, validation
 from scripts.tables.common import Sources, anchor, first_url, md_text, md_url
 
@@ -185,13 +184,13 @@ def content_hash(roots: Iterable[Path]) -> str:
 
 
 def _keep(path: Path, text: str) -> None:
-    """Write ``path`` whole (a temporary file renamed), dropping other builds' folders; a cache
-    that cannot be written is only a slower next build."""
+    """Write ``path`` whole (a temporary file renamed), dropping the oldest builds' folders; a
+    cache that cannot be written is only a slower next build."""
     try:
         folder = path.parent
         if not folder.exists():
-            for old in folder.parent.glob("tables-*"):
-                shutil.rmtree(old, ignore_errors=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            prune_cache(folder.parent, "tables-*")
             folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{path.name}.{os.getpid()}.tmp"
         temporary.write_text(text, encoding="utf-8")
