@@ -349,6 +349,22 @@ def test_typing_a_model_name_shows_no_error_until_it_is_chosen(booted):
     assert watched.errors[errors:] == []
 
 
+def test_mixed_gpus_are_picked_on_the_page_and_kept_in_the_link(booted):
+    """Add a different GPU: the request names both, as --gpu rtx-4090,rtx-3090 does."""
+    watched, root, errors = again(booted)
+    page = root.page
+    change(root, lambda: page.click("[data-role=add-gpu]"))
+    extra = "[data-role=more-gpus] select"
+    change(root, lambda: page.select_option(extra, "rtx-3090"))
+    assert page.is_disabled("#vram-gpus")
+    assert shown(root) == cli_json("--model", "llama-3.1-8b", "--gpu", "rtx-4090,rtx-3090")
+    page.wait_for_function("location.search.includes('gpu=rtx-4090%2Crtx-3090')")
+    change(root, lambda: page.click("[data-role=more-gpus] button"))
+    assert page.locator(extra).count() == 0 and not page.is_disabled("#vram-gpus")
+    assert shown(root) == cli_json("--model", "llama-3.1-8b", "--gpu", "rtx-4090")
+    assert watched.errors[errors:] == []
+
+
 def test_start_again_restores_the_example(booted):
     _, root = booted
     change(root, lambda: root.page.click("[data-role=reset]"))
@@ -391,21 +407,19 @@ def test_a_local_gguf_file_gives_the_cli_answer_and_stays_out_of_the_link(booted
     assert watched.errors[errors:] == []
 
 
-def test_a_copied_link_restores_inputs_and_result(watched, base_url, browser):
-    root = open_calculator(watched, base_url)
+def test_a_copied_link_restores_inputs_and_result(booted, browser):
+    """A link holds every input, mixed GPUs included, and reopens the same estimate."""
+    watched, root, errors = again(booted)
     set_inputs(
         root,
-        {
-            "model": "qwen3-32b",
-            "engine": "ollama",
-            "context": "12000",
-            "gpu": "rtx-3090",
-            "gpus": "2",
-        },
+        {"model": "qwen3-32b", "engine": "ollama", "context": "12000", "gpu": "rtx-3090"},
     )
+    change(root, lambda: root.page.click("[data-role=add-gpu]"))
+    change(root, lambda: root.page.select_option("[data-role=more-gpus] select", "rtx-4090"))
     watched.page.wait_for_function("location.search.includes('context=12000')")
-    watched.page.wait_for_function("location.search.includes('gpus=2')")
+    watched.page.wait_for_function("location.search.includes('gpu=rtx-3090%2Crtx-4090')")
     link, result = watched.page.url, shown(root)
+    assert len(result["devices"]) == 2
     other = Watched(browser.new_context().new_page())
     other.page.goto(link)
     other.page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
@@ -413,7 +427,9 @@ def test_a_copied_link_restores_inputs_and_result(watched, base_url, browser):
     assert shown(restored) == result
     assert other.page.input_value("#vram-context") == "12000"
     assert other.page.input_value("#vram-gpu") == "rtx-3090"
-    assert other.errors == []
+    assert other.page.input_value("[data-role=more-gpus] select") == "rtx-4090"
+    assert other.errors == [] and watched.errors[errors:] == []
+    other.page.context.close()
 
 
 def test_bad_config_text_shows_an_error_without_console_errors(booted):

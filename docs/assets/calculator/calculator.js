@@ -218,6 +218,43 @@ export async function mount(root) {
   fields.gpu.append(option(CUSTOM_GPU, "Other: enter its memory"));
   fields.gpu.append(option("", "No GPU: just the memory needed"));
 
+  // Mixed GPUs: more lists after the first, and the request names them all ("gpu=a,b", as the
+  // command line's --gpu takes them); the count field then follows the list.
+  const gpuLabel = (gpu) => `${gpu.name} — ${(gpu.usable_bytes / GIB).toFixed(1)} GiB`;
+  const moreGpus = element("div", { class: "vram-calc__more-gpus", "data-role": "more-gpus" });
+  const addGpu = element("button", { type: "button", class: "md-button", "data-role": "add-gpu" }, "Add a different GPU");
+  fields.gpu.closest(".vram-calc__field").after(moreGpus, element("p", {}, ""));
+  moreGpus.nextElementSibling.append(addGpu);
+  function addGpuList(value) {
+    const row = element("div", { class: "vram-calc__field vram-calc__more-gpu" });
+    const select = element("select", { "aria-label": `GPU ${moreGpus.children.length + 2}` });
+    select.append(...options.gpus.map((gpu) => option(gpu.id, gpuLabel(gpu))));
+    select.value = value;
+    const remove = element("button", { type: "button", class: "md-button", "aria-label": "Remove this GPU" }, "Remove");
+    remove.addEventListener("click", () => {
+      row.remove();
+      showGpuCount();
+      update();
+    });
+    row.append(select, remove);
+    moreGpus.append(row);
+    return select;
+  }
+  const extraGpus = () => [...moreGpus.querySelectorAll("select")].map((select) => select.value);
+  function showGpuCount() {
+    const inference = mode() === "inference"; // training runs on one kind of GPU here
+    const mixed = inference && moreGpus.children.length > 0;
+    fields.gpus.disabled = mixed;
+    if (mixed) fields.gpus.value = "";
+    moreGpus.hidden = !inference;
+    addGpu.hidden = !inference || !options.gpus.some((gpu) => gpu.id === fields.gpu.value);
+  }
+  addGpu.addEventListener("click", () => {
+    addGpuList(fields.gpu.value);
+    showGpuCount();
+    update();
+  });
+
   function fillEngineChoices() {
     const engine = engines.get(fields.engine.value) || engines.get(inputs.get("engine").defaults.inference);
     const keep = fields.weights.value;
@@ -286,15 +323,21 @@ export async function mount(root) {
       fields.engine.value = startValue(inputs.get("engine"));
     }
     fillEngineChoices();
+    const [firstGpu, ...otherGpus] = String(start("gpu")).split(",");
     for (const name of FIELDS) {
       if (name === "engine" || inputs.get(name).kind === "gguf") continue;
-      const wanted = start(name);
+      const wanted = name === "gpu" ? firstGpu : start(name);
       fields[name].value = wanted;
       if (fields[name].tagName === "SELECT" && fields[name].value !== wanted) {
         problems.push(`unknown ${name.replaceAll("_", " ")} ${JSON.stringify(wanted)}`);
       }
     }
     if (values.gpu_memory_gib && !values.gpu) fields.gpu.value = CUSTOM_GPU;
+    moreGpus.replaceChildren();
+    for (const id of otherGpus) {
+      if (addGpuList(id).value !== id) problems.push(`unknown gpu ${JSON.stringify(id)}`);
+    }
+    showGpuCount();
     showSource();
     return problems;
   }
@@ -316,6 +359,9 @@ export async function mount(root) {
       values[input.name] = own ? fields[input.name].value.trim() : "";
     }
     if (values.gpu === CUSTOM_GPU) values.gpu = "";
+    if (values.gpu && values.mode === "inference" && moreGpus.children.length) {
+      values.gpu = [values.gpu, ...extraGpus()].join(",");
+    }
     return values;
   }
 
@@ -700,6 +746,7 @@ export async function mount(root) {
   });
   form.addEventListener("change", (event) => {
     if (!isChoice(event.target)) return;
+    showGpuCount();
     if (event.target === fields.engine) fillEngineChoices();
     showSource();
     update();
