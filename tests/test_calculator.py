@@ -389,6 +389,25 @@ def test_a_pasted_config_gives_the_cli_answer(booted, catalogue, tmp_path):
     assert watched.errors[errors:] == []
 
 
+def test_a_dropped_config_file_gives_the_cli_answer(booted, catalogue, tmp_path):
+    config = json.dumps(dict(catalogue.model("qwen3-8b").config))
+    watched, root, errors = again(booted)
+    page = root.page
+    change(root, lambda: page.check("input[name=source][value=config]"))
+    drop = """(text) => {
+        const data = new DataTransfer();
+        data.items.add(new File([text], "config.json", { type: "application/json" }));
+        const box = document.getElementById("vram-config");
+        const event = { dataTransfer: data, bubbles: true, cancelable: true };
+        box.dispatchEvent(new DragEvent("drop", event));
+    }"""
+    change(root, lambda: page.evaluate(drop, config))
+    path = tmp_path / "config.json"
+    path.write_text(config)
+    assert shown(root) == cli_json("--config", str(path), "--gpu", "rtx-4090")
+    assert watched.errors[errors:] == []
+
+
 def test_a_local_gguf_file_gives_the_cli_answer_and_stays_out_of_the_link(booted, tmp_path):
     """The page reads the header in steps (the first MiB, then what the estimator asks for)
     and shows what the command line says for the same file."""

@@ -726,6 +726,15 @@ export async function mount(root) {
     if (event.target === fields.model && stillTyping()) return; // no error while a name is half typed
     if (!isChoice(event.target) && event.target !== fields.gguf) update();
   });
+  // A config.json file dropped on its box is read here, as if pasted (it never leaves the page).
+  fields.config.addEventListener("dragover", (event) => event.preventDefault());
+  fields.config.addEventListener("drop", async (event) => {
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (!file) return;
+    event.preventDefault();
+    fields.config.value = await file.text();
+    update();
+  });
   // Leaving the box (or Enter) with a name the catalogue does not know: now say so.
   fields.model.addEventListener("change", () => {
     if (stillTyping()) update();
