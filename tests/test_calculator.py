@@ -537,6 +537,26 @@ def test_the_answer_is_on_the_first_screen_and_stays_there(booted, width, height
     assert watched.errors[errors:] == []
 
 
+def test_generated_tables_hide_no_column_on_a_phone(browser, base_url):
+    """At 390 px a wide table's rows become labelled lists: nothing runs past the screen or
+    needs scrolling sideways (the DeepSeek-R1 table showed 3 of 10 columns)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    for path in ("tables/deepseek-r1/", "tables/models/qwen/", "tables/gpus/", "validation/"):
+        page.goto(base_url + path)
+        page.wait_for_load_state("networkidle")
+        tables = page.locator(".md-typeset table")
+        assert tables.count() > 0, path
+        hidden = page.evaluate(
+            """() => [...document.querySelectorAll('.md-typeset table')].filter((t) =>
+                t.getBoundingClientRect().right > innerWidth + 1
+                || t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).length"""
+        )
+        assert hidden == 0, path
+        assert page.locator("table.vram-stack td[data-label]").count() > 0, path
+    context.close()
+
+
 def test_guide_pages_load_no_pyodide(watched, base_url):
     watched.page.goto(base_url + "guide/article/")
     watched.page.wait_for_load_state("networkidle")

@@ -15,8 +15,30 @@ function start() {
     });
 }
 
+// Every wide table of the page gets its column's name on each cell, so that on a phone each row
+// reads as a list of labelled figures instead of columns scrolled out of sight (calculator.css:
+// .vram-stack). Without JavaScript the tables scroll, as Material makes them.
+function labelTables() {
+  for (const table of document.querySelectorAll(".md-typeset table:not(.vram-stack)")) {
+    const head = table.tHead && table.tHead.rows[0];
+    if (!head || head.cells.length < 4) continue;
+    const labels = [...head.cells].map((cell) => cell.textContent.trim());
+    for (const body of table.tBodies) {
+      for (const row of body.rows) {
+        [...row.cells].forEach((cell, i) => cell.setAttribute("data-label", labels[i] || ""));
+      }
+    }
+    table.classList.add("vram-stack");
+  }
+}
+
+function onPage() {
+  start();
+  labelTables();
+}
+
 if (window.document$) {
-  window.document$.subscribe(start);
+  window.document$.subscribe(onPage);
 } else {
-  document.addEventListener("DOMContentLoaded", start);
+  document.addEventListener("DOMContentLoaded", onPage);
 }
