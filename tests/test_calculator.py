@@ -557,6 +557,50 @@ def test_generated_tables_hide_no_column_on_a_phone(browser, base_url):
     context.close()
 
 
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN = """async () => {
+  const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+  const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+}"""
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's serious and critical WCAG 2.1 A/AA findings; the script is injected by the
+    test (npm's axe-core), never served by the site."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(AXE_RUN)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_guide_pages_pass_axe_in_both_schemes(browser, base_url, scheme):
+    context = browser.new_context(color_scheme=scheme)
+    page = context.new_page()
+    for path in ("", "guide/article/", "tables/deepseek-r1/", "tables/models/qwen/", "validation/"):
+        page.goto(base_url + path)
+        page.wait_for_load_state("networkidle")
+        assert axe_violations(page) == [], path
+    context.close()
+
+
+def test_the_calculator_passes_axe_and_works_from_the_keyboard(booted):
+    watched, root, errors = again(booted)
+    page = root.page
+    assert axe_violations(page) == []
+    page.focus("input[name=mode][value=inference]")
+    reached = set()
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        reached.add(
+            page.evaluate("document.activeElement.id || document.activeElement.dataset.role")
+        )
+    wanted = {"vram-model", "vram-engine", "vram-gpu", "add-gpu", "reset", "copy"}
+    assert wanted <= reached, wanted - reached
+    assert watched.errors[errors:] == []
+
+
 def test_guide_pages_load_no_pyodide(watched, base_url):
     watched.page.goto(base_url + "guide/article/")
     watched.page.wait_for_load_state("networkidle")
@@ -599,6 +643,7 @@ def test_phone_width_and_dark_mode(browser, base_url):
     # the buttons' text against the page: WCAG AA asks 4.5:1 (it was 2.35:1 in dark mode)
     for role in ("copy", "reset"):
         assert page.evaluate(CONTRAST_JS, f"[data-role={role}]") >= 4.5, role
+    assert axe_violations(page) == []
     context.close()
 
 
