@@ -509,7 +509,15 @@ def test_a_second_visit_starts_offline(browser, base_url):
     context.close()
 
 
-@pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)])
+# Screenshots of the calculator at each width and scheme, kept by CI as artifacts
+SCREENSHOTS = Path(
+    os.environ.get("SCREENSHOTS_DIR")
+    or Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+)
+WIDTHS = [(1280, 900), (768, 1024), (390, 844)]
+
+
+@pytest.mark.parametrize(("width", "height"), WIDTHS)
 def test_the_answer_is_on_the_first_screen_and_stays_there(booted, width, height):
     """The summary (total, verdict, what would fit, speed) is in the first screen once the
     first result is in, and still in sight with the page scrolled down the form."""
@@ -531,6 +539,9 @@ def test_the_answer_is_on_the_first_screen_and_stays_there(booted, width, height
         assert result.evaluate("(r) => r.scrollWidth <= r.clientWidth + 1")
         table = root.locator("[data-role=table]")
         assert table.evaluate("(t) => t.getBoundingClientRect().right") <= width
+        page.evaluate("window.scrollTo(0, 0)")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"calculator-{width}-light.png"))
     finally:
         page.evaluate("window.scrollTo(0, 0)")
         page.set_viewport_size(before)
@@ -629,6 +640,8 @@ def test_without_javascript_the_page_says_so(browser, base_url):
 
 
 def test_phone_width_and_dark_mode(browser, base_url):
+    """Dark mode at every width: nothing wider than the screen, buttons at AA contrast, axe
+    clean; a screenshot at each width."""
     context = browser.new_context(viewport={"width": 375, "height": 800}, color_scheme="dark")
     page = context.new_page()
     page.goto(base_url + "calculator/")
@@ -644,6 +657,11 @@ def test_phone_width_and_dark_mode(browser, base_url):
     for role in ("copy", "reset"):
         assert page.evaluate(CONTRAST_JS, f"[data-role={role}]") >= 4.5, role
     assert axe_violations(page) == []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in WIDTHS:
+        page.set_viewport_size({"width": width, "height": height})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=str(SCREENSHOTS / f"calculator-{width}-dark.png"))
     context.close()
 
 
