@@ -687,8 +687,8 @@ CONTRAST_JS = r"""(selector) => {
 }"""
 
 
-def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched, base_url):
-    root = open_calculator(watched, base_url)
+def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(booted):
+    watched, root, errors = again(booted)
     page = root.page
     change(root, lambda: page.check("input[name=mode][value=finetune]"))
     assert page.locator("[data-role=inference-group]").is_hidden()
@@ -729,11 +729,12 @@ def test_fine_tuning_mode_shows_the_cli_answer_and_keeps_it_in_the_link(watched,
     page.wait_for_function("location.search.includes('mode=finetune')")
     page.wait_for_function("location.search.includes('grad_checkpointing=full')")
     page.wait_for_function("location.search.includes('lora_dropout=0.05')")
-    link = page.url
-    page.goto(link)
-    page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
-    assert shown(page.locator("#vram-calculator")) == expected
-    assert watched.errors == []
+    other = Watched(page.context.new_page())  # the link, opened beside the shared page
+    other.page.goto(page.url)
+    other.page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+    assert shown(other.page.locator("#vram-calculator")) == expected
+    other.page.close()
+    assert other.errors == [] and watched.errors[errors:] == []
 
 
 def test_hints_say_what_would_fit_in_both_modes(booted, catalogue):
