@@ -222,20 +222,27 @@ def fit_table(catalogue: Catalogue) -> FitTable:
         prefix = f"{count}x " if count > 1 else ""
         short = re.sub(r"^(GeForce|NVIDIA|AMD Instinct|AMD Radeon|AMD)\s+", "", gpu.name)
         columns.append(f"{prefix}{short} ({count * gpu.usable_bytes / GIB:,.0f} GiB)")
-    rows = [
-        FitRow(
-            model.name,
-            f"../models/{pages[model.id]}/#{anchor(model.id)}",
-            [_best_fit(catalogue, model, gpu, count) for gpu, count in FIT_SETUPS],
-        )
-        for model in catalogue.models.values()
-    ]
+    rows = []
+    for model in catalogue.models.values():
+        on_gpus: dict[str, int] = {}
+        cells = [_best_fit(catalogue, model, gpu, count, on_gpus) for gpu, count in FIT_SETUPS]
+        rows.append(FitRow(model.name, f"../models/{pages[model.id]}/#{anchor(model.id)}", cells))
     return FitTable(columns=columns, rows=rows)
 
 
-def _best_fit(catalogue: Catalogue, model: Model, gpu: str, count: int) -> str:
-    """The most faithful GGUF file of the ladder that fits, or "-"."""
+def _best_fit(
+    catalogue: Catalogue, model: Model, gpu: str, count: int, on_gpus: dict[str, int]
+) -> str:
+    """The most faithful GGUF file of the ladder that fits, or "-". A format whose weights
+    alone (``on_gpus``: what llama.cpp puts on the GPUs, all but the token embeddings, by
+    format) outweigh the GPUs' memory together cannot fit, and is passed over unestimated."""
+    room = count * catalogue.gpus[gpu].usable_bytes
     for weights in FIT_LADDER:
+        if weights not in on_gpus:
+            fitted = estimate(catalogue, model.id, weights, "llama.cpp")
+            on_gpus[weights] = fitted.components.weights
+        if on_gpus[weights] > room:
+            continue
         if estimate(catalogue, model.id, weights, "llama.cpp", gpus=count, gpu=gpu).fits:
             return catalogue.weight_format(weights).name
     return "-"
