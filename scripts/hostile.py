@@ -72,6 +72,11 @@ def cli(*args: str) -> Callable[[Path], Outcome]:
     return run
 
 
+def on_qwen(kind: str, name: str, command: str, *args: str) -> Case:
+    """A command-line case on the catalogue's Qwen3 8B."""
+    return Case(kind, name, cli(command, "--model", "qwen3-8b", *args))
+
+
 def cli_config(config: Any, *args: str, raw: bytes | None = None) -> Callable[[Path], Outcome]:
     def run(scratch: Path) -> Outcome:
         path = scratch / "config.json"
@@ -189,137 +194,114 @@ def broken_pipe(scratch: Path) -> Outcome:
     return status in (0, 120) and "Traceback" not in err, f"exit {status}, stderr {err[:60]!r}"
 
 
+WORK, TRACEBACK, WRONG = "work before validation", "tracebacks", "silently wrong"
 CASES = [
+    on_qwen(WORK, "--gpus 1000000000", "inference", "--gpus", "1000000000"),
+    Case(WORK, "config with 10^9 layers", cli_config(qwen(num_hidden_layers=10**9))),
+    Case(WORK, "config with 10^6 layers", cli_config(qwen(num_hidden_layers=10**6))),
     Case(
-        "work before validation",
-        "--gpus 1000000000",
-        cli("inference", "--model", "qwen3-8b", "--gpus", "1000000000"),
-    ),
-    Case(
-        "work before validation",
-        "config with 10^9 layers",
-        cli_config(qwen(num_hidden_layers=10**9)),
-    ),
-    Case(
-        "work before validation",
-        "config with 10^6 layers",
-        cli_config(qwen(num_hidden_layers=10**6)),
-    ),
-    Case(
-        "work before validation",
+        WORK,
         "bridge: config with 10^9 layers",
         bridge(
-            {"action": "estimate", "inputs": {"config": json.dumps(qwen(num_hidden_layers=10**9))}}
+            {
+                "action": "estimate",
+                "inputs": {"config": json.dumps(qwen(num_hidden_layers=10**9))},
+            }
         ),
     ),
     Case(
-        "work before validation",
+        WORK,
         "check_data: a 10^6-layer model",
         data_check(
             replace_in("models.yaml", "num_hidden_layers: 32", "num_hidden_layers: 1000000")
         ),
     ),
-    Case(
-        "work before validation",
-        "add_model: 100,000 layers",
-        add_model(qwen(num_hidden_layers=100_000)),
+    Case(WORK, "add_model: 100,000 layers", add_model(qwen(num_hidden_layers=100_000))),
+    Case(WORK, "check_data: YAML alias bomb", data_check(append("gpus.yaml", ALIAS_BOMB))),
+    *(
+        on_qwen(
+            TRACEBACK,
+            f"--tensor-split {split}",
+            "inference",
+            "--gpus",
+            "2",
+            "--tensor-split",
+            split,
+        )
+        for split in ("nan,1", "inf,1", "1e400,1")
     ),
+    on_qwen(TRACEBACK, "--gpus 2^63", "inference", "--gpus", str(2**63)),
+    on_qwen(TRACEBACK, "a 5,000-digit context", "inference", "--context", "9" * 5000),
     Case(
-        "work before validation",
-        "check_data: YAML alias bomb",
-        data_check(append("gpus.yaml", ALIAS_BOMB)),
-    ),
-    Case(
-        "tracebacks",
-        "--tensor-split nan,1",
-        cli("inference", "--model", "qwen3-8b", "--gpus", "2", "--tensor-split", "nan,1"),
-    ),
-    Case(
-        "tracebacks",
-        "--tensor-split inf,1",
-        cli("inference", "--model", "qwen3-8b", "--gpus", "2", "--tensor-split", "inf,1"),
-    ),
-    Case(
-        "tracebacks",
-        "--tensor-split 1e400,1",
-        cli("inference", "--model", "qwen3-8b", "--gpus", "2", "--tensor-split", "1e400,1"),
-    ),
-    Case(
-        "tracebacks", "--gpus 2^63", cli("inference", "--model", "qwen3-8b", "--gpus", str(2**63))
-    ),
-    Case(
-        "tracebacks",
-        "a 5,000-digit context",
-        cli("inference", "--model", "qwen3-8b", "--context", "9" * 5000),
-    ),
-    Case(
-        "tracebacks",
+        TRACEBACK,
         "a config that is not UTF-8",
         cli_config(None, raw=b'{"model_type": "llama", "x": "\xff\xfe"}'),
     ),
-    Case("tracebacks", "a config nested 1,000 deep", cli_config(None, raw=nested(1000).encode())),
+    Case(TRACEBACK, "a config nested 1,000 deep", cli_config(None, raw=nested(1000).encode())),
     Case(
-        "tracebacks",
+        TRACEBACK,
         "hidden_size below the head count",
         cli_config(qwen(hidden_size=16, head_dim=None)),
     ),
     Case(
-        "tracebacks",
+        TRACEBACK,
         "bridge: vLLM on 0 GPUs",
         bridge(
             {"action": "estimate", "inputs": {"model": "qwen3-8b", "engine": "vllm", "gpus": 0}}
         ),
     ),
-    Case("tracebacks", "output cut short (| head -1)", broken_pipe),
+    Case(TRACEBACK, "output cut short (| head -1)", broken_pipe),
     Case(
-        "tracebacks",
+        TRACEBACK,
         "check_data: an entry that is a string",
         data_check(append("gpus.yaml", "\n- just a string\n")),
     ),
-    Case("tracebacks", "add_model: a config that is a list", add_model([1, 2, 3])),
-    Case(
-        "tracebacks",
-        "an unknown option: one line, not the usage",
-        cli("inference", "--model", "qwen3-8b", "--gpu-count", "2"),
+    Case(TRACEBACK, "add_model: a config that is a list", add_model([1, 2, 3])),
+    on_qwen(
+        TRACEBACK, "an unknown option: one line, not the usage", "inference", "--gpu-count", "2"
     ),
-    Case("silently wrong", "--batch 0", cli("inference", "--model", "qwen3-8b", "--batch", "0")),
-    Case(
-        "silently wrong",
-        "--n-cpu-moe on a dense model",
-        cli("inference", "--model", "qwen3-8b", "--n-cpu-moe", "4"),
-    ),
-    Case(
-        "silently wrong",
+    on_qwen(WRONG, "--batch 0", "inference", "--batch", "0"),
+    on_qwen(WRONG, "--n-cpu-moe on a dense model", "inference", "--n-cpu-moe", "4"),
+    on_qwen(
+        WRONG,
         "--tensor-split with vLLM",
-        cli(
-            "inference",
-            "--model",
-            "qwen3-8b",
-            "--engine",
-            "vllm",
-            "--gpus",
-            "2",
-            "--tensor-split",
-            "3,1",
-        ),
+        "inference",
+        "--engine",
+        "vllm",
+        "--gpus",
+        "2",
+        "--tensor-split",
+        "3,1",
     ),
-    Case(
-        "silently wrong",
+    on_qwen(
+        WRONG,
         "--tensor-split with theory",
-        cli("inference", "--model", "qwen3-8b", "--engine", "theory", "--tensor-split", "3,1"),
+        "inference",
+        "--engine",
+        "theory",
+        "--tensor-split",
+        "3,1",
     ),
-    Case(
-        "silently wrong",
+    on_qwen(
+        WRONG,
         "--lora-rank with full fine-tuning",
-        cli("finetune", "--model", "qwen3-8b", "--method", "full", "--lora-rank", "64"),
+        "finetune",
+        "--method",
+        "full",
+        "--lora-rank",
+        "64",
     ),
-    Case(
-        "silently wrong",
+    on_qwen(
+        WRONG,
         "--optimizer-in-backward with LoRA",
-        cli("finetune", "--model", "qwen3-8b", "--method", "lora", "--optimizer-in-backward", "on"),
+        "finetune",
+        "--method",
+        "lora",
+        "--optimizer-in-backward",
+        "on",
     ),
     Case(
-        "silently wrong",
+        WRONG,
         "more experts per token than experts",
         cli_config(
             qwen(
@@ -331,7 +313,7 @@ CASES = [
         ),
     ),
     Case(
-        "silently wrong",
+        WRONG,
         "check_data: a duplicate YAML key",
         data_check(
             replace_in(
@@ -342,7 +324,7 @@ CASES = [
         ),
     ),
     Case(
-        "silently wrong",
+        WRONG,
         "check_data: two GPUs answer to one name",
         data_check(
             replace_in("gpus.yaml", "  name: GeForce RTX 4090\n", "  name: GeForce RTX 4090D\n")
