@@ -79,9 +79,13 @@ class FitHint:
 def _headroom(plan: Plan, layouts: LayoutMemo) -> int | None:
     """The smallest headroom over the GPUs (negative: short by that much); None if invalid."""
     try:
-        estimate = estimate_inference(plan, layouts=layouts, speed=False)
+        return least_headroom(estimate_inference(plan, layouts=layouts, speed=False))
     except CalcError:
         return None
+
+
+def least_headroom(estimate: Estimate) -> int:
+    """The fullest GPU's headroom (negative: short by that much)."""
     return min(d.headroom_bytes or 0 for d in estimate.devices)
 
 
@@ -206,14 +210,11 @@ def fit_hint(
     """None when the GPU memory is unknown; ``estimate``, the plan's own if the caller has it."""
     if any(d.capacity_bytes is None for d in plan.devices):
         return None
-    if estimate is None:
-        fits = _fits(plan, layouts)
-    else:
-        fits = min(d.headroom_bytes or 0 for d in estimate.devices) >= 0
+    room = _headroom(plan, layouts) if estimate is None else least_headroom(estimate)
+    fits = room is not None and room >= 0
     limit = min(plan.arch.max_position_embeddings or MAX_CONTEXT, MAX_CONTEXT)
     max_context = None
     if not plan.engine.weights_only:
-        room = None if estimate is None else min(d.headroom_bytes or 0 for d in estimate.devices)
         max_context = longest_context(plan, layouts, limit=limit, room=room)
     best = None
     gpus_needed = None

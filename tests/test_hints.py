@@ -12,7 +12,14 @@ from calc.api import resolve, run_finetune
 from calc.engines import engine_by_name
 from calc.estimate import estimate_inference, layout_for
 from calc.finetune import FinetuneRequest
-from calc.hints import _fits, fewest_gpus, finetune_hint, fit_hint, longest_context
+from calc.hints import (
+    _fits,
+    fewest_gpus,
+    finetune_hint,
+    fit_hint,
+    least_headroom,
+    longest_context,
+)
 
 MODELS = [
     "llama-3.1-8b",
@@ -44,7 +51,7 @@ def test_longest_context_is_the_exact_boundary(catalogue, model, engine, gpu, gp
     limit = 200_000
     found = longest_context(resolved, memo, limit=limit)
     # the plan's own headroom as a known point (what the page's estimate passes) changes nothing
-    room = min(d.headroom_bytes or 0 for d in estimate_inference(resolved, layouts=memo).devices)
+    room = least_headroom(estimate_inference(resolved, layouts=memo))
     assert longest_context(resolved, memo, limit=limit, room=room) == found
     if found is None:
         assert not _fits(replace(resolved, context=1), memo)

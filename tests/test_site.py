@@ -3,6 +3,7 @@ hostile names stay text, and no page asks a third-party host for anything."""
 
 from __future__ import annotations
 
+import functools
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -69,8 +70,14 @@ def tables_of(page: Path) -> dict[str, list[list[str]]]:
     return parser.tables
 
 
+@functools.cache
+def _model_pages() -> dict[str, str]:
+    """Each model's page: the repository's catalogue decides the pages of every build here."""
+    return model_page_of(load_catalogue(ROOT / "data"))
+
+
 def model_table_totals(site_dir: Path, model: str) -> dict[str, str]:
-    page = model_page_of(load_catalogue(ROOT / "data"))[model]
+    page = _model_pages()[model]
     rows = tables_of(site_dir / "tables" / "models" / page / "index.html")[anchor(model)]
     return {row[0]: row[4] for row in rows[1:]}
 
