@@ -25,17 +25,36 @@ async function precache() {
     .map((match) => new URL(match[1], at("calculator/")).href)
     .filter((url) => url.startsWith(base.href));
   const calculator = (name) => at(`assets/calculator/${name}`);
+  // the search worker's language support, as Material's worker asks for it (search lang)
+  const search = await (await fetch(at("search/search_index.json"), { cache: "no-cache" })).json();
+  const languages = search.config.lang.filter((lang) => lang !== "en");
+  const lunr = (name) => at(`assets/javascripts/lunr/min/${name}`);
+  const lunrFiles = languages.length
+    ? [
+        lunr("lunr.stemmer.support.min.js"),
+        ...languages.map((lang) => lunr(`lunr.${lang}.min.js`)),
+        ...(search.config.lang.length > 1 ? [lunr("lunr.multi.min.js")] : []),
+      ]
+    : [];
   const urls = [
     manifestUrl,
     calculator(manifest.wheel),
     calculator(manifest.catalogue),
     calculator("inputs.json"),
+    // the calculator in each translation, and its words
+    // (Material's language switch reads each language's sitemap)
+    ...Object.entries(manifest.messages || {}).flatMap(([lang, name]) => [
+      calculator(name),
+      at(`${lang}/calculator/`),
+      at(`${lang}/sitemap.xml`),
+    ]),
     calculator("calculator.js"),
     calculator("worker.js"),
     ...manifest.runtime.map((name) => at(`assets/pyodide/${manifest.pyodide}/${name}`)),
     // what Material's scripts ask for on every page: the search index, the sitemap (instant
     // navigation)
     at("search/search_index.json"),
+    ...lunrFiles,
     at("sitemap.xml"),
     ...linked,
   ];

@@ -113,9 +113,13 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_calculator_assets(root: Path, site_dir: Path, catalogue: bytes) -> list[Path]:
-    """Write the wheel, the catalogue (:func:`catalogue_json`) and Pyodide into the built site;
-    return what changed."""
+def write_calculator_assets(
+    root: Path, site_dir: Path, catalogue: bytes, messages: dict[str, bytes] | None = None
+) -> list[Path]:
+    """Write the wheel, the catalogue (:func:`catalogue_json`), the interface's words in each
+    translation (``messages``: language to JSON) and Pyodide into the built site; return what
+    changed."""
+    messages = messages or {}
     package = root / "node_modules" / "pyodide"
     missing = [name for name in PYODIDE_FILES if not (package / name).is_file()]
     if missing:
@@ -134,12 +138,14 @@ def write_calculator_assets(root: Path, site_dir: Path, catalogue: bytes) -> lis
         "wheel": f"{wheel_name(root)}?v={_short_hash(wheel)}",
         "catalogue": f"catalogue.json?v={_short_hash(catalogue)}",
         "runtime": list(PYODIDE_FILES),
+        "messages": {lang: f"messages.{lang}.json" for lang in sorted(messages)},
     }
     outputs = {
         calculator / wheel_name(root): wheel,
         calculator / "catalogue.json": catalogue,
         calculator / "inputs.json": inputs_json(),
         calculator / "manifest.json": json.dumps(manifest, sort_keys=True).encode(),
+        **{calculator / f"messages.{lang}.json": words for lang, words in messages.items()},
     }
     for name in PYODIDE_FILES:
         runtime = site_dir / "assets" / "pyodide" / pyodide_version / name

@@ -620,6 +620,30 @@ def test_the_calculator_passes_axe_and_works_from_the_keyboard(booted):
     assert watched.errors[errors:] == []
 
 
+def test_fine_tuning_mode_passes_axe_and_works_from_the_keyboard(booted):
+    watched, root, errors = again(booted)
+    page = root.page
+    change(root, lambda: page.check("input[name=mode][value=finetune]"))
+    assert root.get_attribute("data-mode") == "finetune"
+    assert axe_violations(page) == []
+    page.focus("input[name=mode][value=finetune]")
+    reached = set()
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement.name || document.activeElement.id"))
+    # the method's fields, reached in turn, and none hidden from the keyboard
+    assert {"method", "seq_len", "micro_batch", "gpu"} <= reached, reached
+    hidden = page.evaluate(
+        """names => names.filter(n => {
+            const f = document.querySelector(`[name="${n}"]`);
+            return f && f.closest('[hidden]');
+        })""",
+        sorted(n for n in reached if n),
+    )
+    assert hidden == []
+    assert watched.errors[errors:] == []
+
+
 def test_guide_pages_load_no_pyodide(watched, base_url):
     watched.page.goto(base_url + "guide/article/")
     watched.page.wait_for_load_state("networkidle")

@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 
 from calc import DATA_ENV, cache_dir, default_data_dir, load_checked, prune_cache
+from scripts.messages import CATALOGUES, DEFAULT_LANGUAGE, Messages, MissingTranslation
 from scripts.tables import article, engines, finetune, gpus, inputs, models, precisions, validation
 from scripts.tables.common import Sources, anchor, first_url, md_text, md_url
 
@@ -44,6 +45,7 @@ TABLES: dict[str, Table] = {
 __all__ = [
     "MARKER",
     "TABLES",
+    "MissingTranslation",
     "Renderer",
     "Sources",
     "UnknownTableError",
@@ -58,7 +60,10 @@ class UnknownTableError(LookupError):
     """A page names a table that does not exist."""
 
 
-def environment(templates: Path) -> jinja2.Environment:
+def environment(templates: Path, messages: Messages | None = None) -> jinja2.Environment:
+    """The templates' environment: ``_("...")`` for their own text and ``| t`` for a
+    :class:`~scripts.messages.Text` or data text, in the language of ``messages``."""
+    messages = messages or Messages()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates),
         undefined=jinja2.StrictUndefined,
@@ -66,7 +71,13 @@ def environment(templates: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        messages.gettext, messages.ngettext, newstyle=True
+    )
+    env.filters["t"] = messages.translate
+    env.globals["language"] = messages.language
     env.filters["md"] = md_text
     env.filters["url"] = md_url
     env.filters["first_url"] = first_url
@@ -83,17 +94,36 @@ class Renderer:
     """
 
     def __init__(
-        self, load: Callable[[], Sources], templates: Path, cache: Path | None = None
+        self,
+        load: Callable[[], Sources],
+        templates: Path,
+        cache: Path | None = None,
+        language: str = DEFAULT_LANGUAGE,
     ) -> None:
         self._load = load
         self._sources: Sources | None = None
-        self.env = environment(templates)
+        self.templates = templates
+        self.language = language
+        self.env = environment(templates, Messages(language))
         self.cache = cache
         self._rendered: dict[str, str] = {}
+        # Rows do not depend on the language: computed once, rendered in each
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._page_contexts: list[tuple[str, dict[str, Any]]] = []
+
+    def translated(self, language: str) -> Renderer:
+        """The same tables in another language, sharing this renderer's data and rows."""
+        other = Renderer(self._load, self.templates, self.cache, language)
+        other._sources, other._rows = self._sources, self._rows
+        other._page_contexts = self._page_contexts
+        return other
 
     @classmethod
-    def from_repository(cls, root: Path, *, cached: bool = True) -> Renderer:
-        """The repository's templates over its data (``$VRAM_GUIDE_DATA`` overrides the data)."""
+    def from_repository(
+        cls, root: Path, *, cached: bool = True, language: str = DEFAULT_LANGUAGE
+    ) -> Renderer:
+        """The repository's templates over its data (``$VRAM_GUIDE_DATA`` overrides the data),
+        in ``language`` (``docs/i18n/<language>.yaml``)."""
         data = default_data_dir() if os.environ.get(DATA_ENV) else root / "data"
         templates = root / "docs" / "templates"
 
@@ -105,9 +135,9 @@ class Renderer:
 
         cache = None
         if cached:
-            key = content_hash([data, root / "calc", Path(__file__).parent, templates])
+            key = content_hash([data, root / "calc", Path(__file__).parent, templates, CATALOGUES])
             cache = cache_dir() / f"tables-{key}"
-        return cls(load, templates, cache)
+        return cls(load, templates, cache, language)
 
     @property
     def sources(self) -> Sources:
@@ -121,27 +151,33 @@ class Renderer:
                 f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}"
             )
         if name not in self._rendered:
-            self._rendered[name] = self._kept(f"{name}.md", lambda: self._compute(name))
+            self._rendered[name] = self._kept(
+                f"{name}.{self.language}.md", lambda: self._compute(name)
+            )
         return self._rendered[name]
 
     def _compute(self, name: str) -> str:
         template, rows = TABLES[name]
-        return self.env.get_template(f"{template}.md.j2").render(**rows(self.sources))
+        if name not in self._rows:
+            self._rows[name] = rows(self.sources)
+        return self.env.get_template(f"{template}.md.j2").render(**self._rows[name])
 
     def pages(self) -> list[tuple[str, str]]:
         """The pages the build adds to docs/: (path, Markdown), the model tables by
         organisation (``tables/models/<organisation>.md``)."""
-        text = self._kept("pages.json", lambda: json.dumps(self._pages()))
+        text = self._kept(f"pages.{self.language}.json", lambda: json.dumps(self._pages()))
         return [(path, markdown) for path, markdown in json.loads(text)]
 
     def _pages(self) -> list[tuple[str, str]]:
         template = self.env.get_template("model-page.md.j2")
-        return [
-            (
-                f"tables/models/{page.slug}.md",
-                template.render(**models.model_page_context(self.sources, page)),
+        if not self._page_contexts:
+            self._page_contexts.extend(
+                (page.slug, models.model_page_context(self.sources, page))
+                for page in models.model_pages(self.sources.catalogue)
             )
-            for page in models.model_pages(self.sources.catalogue)
+        return [
+            (f"tables/models/{slug}.md", template.render(**context))
+            for slug, context in self._page_contexts
         ]
 
     def catalogue_json(self) -> str:

@@ -17,6 +17,7 @@ from calc import (
     run_inference,
     svg_chart,
 )
+from scripts.messages import Text, text
 from scripts.tables.common import GUIDE_CONTEXT, Sources, estimate, gb, gib
 
 # The article's table: the DeepSeek-R1 family, in its order.
@@ -111,7 +112,7 @@ def article_setups(sources: Sources) -> list[SetupRow]:
 
 @dataclass(frozen=True)
 class ComponentRow:
-    name: str
+    name: Text
     gib: str
     gb: str
 
@@ -122,12 +123,12 @@ def component_rows(comparison: Comparison) -> list[ComponentRow]:
         raise TypeError(f"{comparison.measurement.id} is not an inference measurement")
     c = result.components
     parts = [
-        ("Weights on the GPU(s)", c.weights),
-        ("KV cache", c.kv_cache),
-        ("Compute buffer (activations)", c.activations),
-        ("CUDA context (runtime)", c.runtime),
-        ("Total on the GPU(s)", result.total_bytes),
-        ("In CPU RAM (token embeddings)", result.host_bytes),
+        (text("Weights on the GPU(s)"), c.weights),
+        (text("KV cache"), c.kv_cache),
+        (text("Compute buffer (activations)"), c.activations),
+        (text("CUDA context (runtime)"), c.runtime),
+        (text("Total on the GPU(s)"), result.total_bytes),
+        (text("In CPU RAM (token embeddings)"), result.host_bytes),
     ]
     return [ComponentRow(name, gib(value), gb(value)) for name, value in parts]
 

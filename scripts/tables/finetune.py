@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calc import GB, GIB, Catalogue, FinetuneRequest, run_finetune
+from scripts.messages import Text, text
 from scripts.tables.common import Sources
 
 FINETUNE_SIZES = (
@@ -18,19 +19,19 @@ FINETUNE_SIZES = (
 )
 # Assumed for every cell; each row adds its method.
 SETTINGS: dict[str, Any] = {"micro_batch": 1, "grad_checkpointing": True, "flash_attention": True}
-FINETUNE_ROWS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("Full, mixed precision (AdamW, fp32 master)", {"method": "full", "precision": "amp"}),
-    ("Full, pure bf16 (AdamW)", {"method": "full", "precision": "bf16"}),
-    ("Freeze (last 2 layers train)", {"method": "freeze", "freeze_trainable_layers": 2}),
-    ("LoRA r=16, all projections", {"method": "lora"}),
-    ("QLoRA r=16, NF4 base", {"method": "qlora"}),
+FINETUNE_ROWS: tuple[tuple[Text, dict[str, Any]], ...] = (
+    (text("Full, mixed precision (AdamW, fp32 master)"), {"method": "full", "precision": "amp"}),
+    (text("Full, pure bf16 (AdamW)"), {"method": "full", "precision": "bf16"}),
+    (text("Freeze (last 2 layers train)"), {"method": "freeze", "freeze_trainable_layers": 2}),
+    (text("LoRA r=16, all projections"), {"method": "lora"}),
+    (text("QLoRA r=16, NF4 base"), {"method": "qlora"}),
 )
 SEQUENCE_LENGTHS = (1024, 4096)
 
 
 @dataclass(frozen=True)
 class FinetuneRow:
-    label: str
+    label: Text
     cells: list[str]
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from calc import GIB, Catalogue, Model
+from scripts.messages import Text, text
 from scripts.tables.common import GUIDE_CONTEXT, Sources, anchor, estimate, first_url, gb, gib
 
 LONG_CONTEXT = 32768
@@ -51,7 +52,7 @@ class ModelRow:
     total_gib: str
     total_gb: str
     long_gib: str
-    decode: str  # tokens per second on SPEED_GPU, or "does not fit"
+    decode: str | Text  # tokens per second on SPEED_GPU, or "does not fit"
     prefill: str
 
 
@@ -59,7 +60,7 @@ class ModelRow:
 class ModelSection:
     model: Model
     anchor: str
-    facts: list[str]
+    facts: list[Text]
     params_link: str  # where the published parameter count comes from; "" when no link
     long_context: int
     rows: list[ModelRow]
@@ -73,7 +74,7 @@ MODELS_PER_PAGE = 40
 @dataclass(frozen=True)
 class ModelPage:
     slug: str  # the page is tables/models/<slug>.md, served at tables/models/<slug>/
-    title: str
+    title: str | Text  # the organisation, and which part of its models when they fill several
     models: tuple[Model, ...]
 
 
@@ -86,9 +87,11 @@ def model_pages(catalogue: Catalogue) -> list[ModelPage]:
     for slug, models in groups.items():
         chunks = range(0, len(models), MODELS_PER_PAGE)
         for part, start in enumerate(chunks, start=1):
-            title = organisation(models[0])
+            title: str | Text = organisation(models[0])
             if len(chunks) > 1:
-                title += f" ({part} of {len(chunks)})"
+                title = text(
+                    "%(name)s (%(part)s of %(parts)s)", name=title, part=part, parts=len(chunks)
+                )
             name = slug if part == 1 else f"{slug}-{part}"
             pages.append(ModelPage(name, title, tuple(models[start : start + MODELS_PER_PAGE])))
     return pages
@@ -171,33 +174,55 @@ def _row(catalogue: Catalogue, model: Model, weights: str, engine: str, long: in
         total_gib=gib(short.total_bytes),
         total_gb=gb(short.total_bytes),
         long_gib=gib(longer.total_bytes),
-        decode=f"{speed['decode_tokens_per_s']:,.0f}" if speed else "does not fit",
+        decode=f"{speed['decode_tokens_per_s']:,.0f}" if speed else text("does not fit"),
         prefill=f"{speed['prefill_tokens_per_s']:,.0f}" if speed else "",
     )
 
 
-def _facts(model: Model) -> list[str]:
+def _facts(model: Model) -> list[Text]:
     arch = model.arch
-    facts = [f"{model.params_published / 1e9:,.2f}B parameters"]
+    facts = [text("%(n)sB parameters", n=f"{model.params_published / 1e9:,.2f}")]
     if arch.moe:
         active = model.active_params_published
         if active:
-            facts.append(f"{active / 1e9:,.1f}B active")
-        facts.append(f"{arch.moe.num_experts} experts, {arch.moe.experts_per_token} per token")
-    facts.append(f"{arch.num_layers} layers")
+            facts.append(text("%(n)sB active", n=f"{active / 1e9:,.1f}"))
+        facts.append(
+            text(
+                "%(experts)s experts, %(k)s per token",
+                experts=arch.moe.num_experts,
+                k=arch.moe.experts_per_token,
+            )
+        )
+    facts.append(text("%(n)s layers", n=arch.num_layers))
     if arch.mla:
-        facts.append(f"MLA, latent {arch.mla.kv_lora_rank} + RoPE {arch.mla.qk_rope_head_dim}")
+        mla = arch.mla
+        facts.append(
+            text(
+                "MLA, latent %(rank)s + RoPE %(rope)s",
+                rank=mla.kv_lora_rank,
+                rope=mla.qk_rope_head_dim,
+            )
+        )
     else:
         facts.append(
-            f"{arch.num_attention_heads} heads, {arch.num_kv_heads} KV heads of {arch.head_dim}"
+            text(
+                "%(heads)s heads, %(kv)s KV heads of %(dim)s",
+                heads=arch.num_attention_heads,
+                kv=arch.num_kv_heads,
+                dim=arch.head_dim,
+            )
         )
     if arch.sliding_window and "sliding" in arch.layer_kinds:
-        sliding = arch.layer_kinds.count("sliding")
         facts.append(
-            f"{sliding} of {arch.num_layers} layers slide over {arch.sliding_window} tokens"
+            text(
+                "%(n)s of %(layers)s layers slide over %(window)s tokens",
+                n=arch.layer_kinds.count("sliding"),
+                layers=arch.num_layers,
+                window=arch.sliding_window,
+            )
         )
     if arch.max_position_embeddings:
-        facts.append(f"context up to {arch.max_position_embeddings:,}")
+        facts.append(text("context up to %(n)s", n=f"{arch.max_position_embeddings:,}"))
     return facts
 
 

@@ -7,18 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from calc import Catalogue, Model, Precision, weight_layout
+from scripts.messages import Text, text
 from scripts.tables.common import Sources, first_url
 
 # The model whose Q4_K_M file size the issue tracker and the article cite.
 REFERENCE_MODEL = "deepseek-r1-distill-qwen-32b"
 GROUPS = {"float": "Floating point", "integer": "Integer", "block": "Block-scaled"}
+GGUF_MIX, GGUF_TENSOR = "GGUF file type (mix)", "GGUF tensor type"
 
 
 @dataclass(frozen=True)
 class PrecisionRow:
     name: str
-    group: str
-    layout: str
+    group: Text
+    layout: Text
     bits_per_weight: str
     max_normal: str
     min_normal: str
@@ -32,24 +34,29 @@ def _number(value: float | None) -> str:
     return f"{value:.6g}" if 1e-4 <= abs(value) < 1e7 else f"{value:.4g}"
 
 
-def _group(p: Precision) -> str:
+def _group(p: Precision) -> Text:
     if p.family == "gguf" and p.scope == "gguf":
-        return "GGUF file type (mix)"
+        return text(GGUF_MIX)
     if p.family == "gguf":
-        return "GGUF tensor type"
-    return GROUPS[p.kind]
+        return text(GGUF_TENSOR)
+    return text(GROUPS[p.kind])
 
 
-def _layout(catalogue: Catalogue, p: Precision) -> str:
+def _layout(catalogue: Catalogue, p: Precision) -> Text:
     if p.sign_bits is not None:
-        return f"{p.sign_bits} + {p.exponent_bits} + {p.mantissa_bits}"
+        return text(
+            "%(sign)s + %(exponent)s + %(mantissa)s",
+            sign=p.sign_bits,
+            exponent=p.exponent_bits,
+            mantissa=p.mantissa_bits,
+        )
     if p.block_size and p.block_bytes:
-        return f"{p.block_size} values in {p.block_bytes} bytes"
+        return text("%(n)s values in %(bytes)s bytes", n=p.block_size, bytes=p.block_bytes)
     if p.block_size:
-        return f"blocks of {p.block_size}"
+        return text("blocks of %(n)s", n=p.block_size)
     if p.mix_base:
-        return f"mix over {catalogue.precisions[p.mix_base].name}"
-    return f"{p.bits} bits"
+        return text("mix over %(base)s", base=catalogue.precisions[p.mix_base].name)
+    return text("%(n)s bits", n=p.bits)
 
 
 def precision_rows(catalogue: Catalogue) -> list[PrecisionRow]:
@@ -67,7 +74,13 @@ def precision_rows(catalogue: Catalogue) -> list[PrecisionRow]:
         for p in catalogue.precisions.values()
     ]
     order = list(GROUPS.values())
-    return sorted(rows, key=lambda r: (order.index(r.group) if r.group in order else 9, r.group))
+    return sorted(
+        rows,
+        key=lambda r: (
+            order.index(r.group.message) if r.group.message in order else 9,
+            str(r.group),
+        ),
+    )
 
 
 def _mix_bits(catalogue: Catalogue, p: Precision) -> str:

@@ -31,6 +31,66 @@ const URL_DELAY_MS = 250; // inputs idle this long before the address bar is rew
 const GGUF_FIRST_READ = 2 ** 20;
 const SVG = "http://www.w3.org/2000/svg";
 
+// The page's language (Material sets <html lang>): English is the source; another language's
+// words come from messages.<lang>.json, which the build writes from docs/i18n/<lang>.yaml.
+const LANG = (document.documentElement.lang || "en").split("-")[0].toLowerCase();
+let MESSAGES = { calculator: {}, estimator: {}, inputs: {} };
+const NUMBER_LOCALE = LANG === "zh" ? "zh-CN" : "en";
+
+// The interface's own words: "Fits: {gib} GiB", with each {name} filled from values.
+export function t(english, values = {}) {
+  const text = MESSAGES.calculator[english] ?? english;
+  return text.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all));
+}
+
+// The input table's labels and help (calc/inputs.py), as the build translated them.
+const tInput = (english) => (english && MESSAGES.inputs[english]) || english;
+
+// The estimator's notes and errors are English sentences with figures in them; each catalogue
+// entry is a sentence with {name} holes, matched whole. A hole named *_list or *_items holds a
+// comma-separated list whose items are translated in turn (a list of settings is joined with
+// "，", of items with "、"). Unmatched text stays English.
+const isList = (name) => name.endsWith("_list") || name.endsWith("_items");
+let notePatterns = null;
+function patterns() {
+  if (notePatterns) return notePatterns;
+  notePatterns = Object.entries(MESSAGES.estimator).map(([english, translated]) => {
+    const names = [];
+    const source = english
+      .split(/(\{\w+\})/)
+      .map((part) => {
+        const hole = /^\{(\w+)\}$/.exec(part);
+        if (!hole) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+        names.push(hole[1]);
+        return isList(hole[1]) ? "(.+)" : "(.+?)";
+      })
+      .join("");
+    return { regex: new RegExp(`^${source}$`), names, translated };
+  });
+  return notePatterns;
+}
+
+export function tNote(english) {
+  if (LANG === "en" || !english) return english;
+  for (const { regex, names, translated } of patterns()) {
+    const match = regex.exec(english);
+    if (!match) continue;
+    const values = {};
+    names.forEach((name, i) => {
+      const value = match[i + 1];
+      values[name] = isList(name) ? value.split(", ").map(tNote).join(name.endsWith("_items") ? "、" : "，") : tNote(value);
+    });
+    return translated.replace(/\{(\w+)\}/g, (all, name) => values[name] ?? all);
+  }
+  return english;
+}
+
+async function loadMessages() {
+  if (LANG === "en") return;
+  const response = await fetch(new URL(`messages.${LANG}.json`, import.meta.url));
+  if (response.ok) MESSAGES = { ...MESSAGES, ...(await response.json()) };
+}
+
 let worker = null;
 let booted = null;
 let nextId = 0;
@@ -101,7 +161,7 @@ function option(value, label) {
 function buildField(input) {
   const id = `vram-${input.name}`;
   const wrap = element("div", { class: "vram-calc__field", "data-input": input.name });
-  wrap.append(element("label", { for: id, title: input.help }, input.label));
+  wrap.append(element("label", { for: id, title: tInput(input.help) }, tInput(input.label)));
   let control;
   const selectLists = ["weights", "kv_formats", "gpus"];
   if (input.choices.length || selectLists.includes(input.suggest)) {
@@ -129,7 +189,7 @@ function buildField(input) {
 
 // A select's "" option stands for the default; its label says which value that is.
 function defaultLabel(value) {
-  return value === null || value === undefined || value === "" ? "default" : `default (${value})`;
+  return value === null || value === undefined || value === "" ? t("default") : t("default ({value})", { value });
 }
 
 export async function mount(root) {
@@ -141,19 +201,19 @@ export async function mount(root) {
   const mode = () => form.elements.namedItem("mode").value;
 
   const onProgress = (stage) => {
-    status.textContent = `${stage}…`;
+    status.textContent = `${t(stage)}…`;
   };
   progressListeners.add(onProgress);
   root.dataset.state = "loading";
-  status.textContent = "Starting the calculator…";
+  status.textContent = t("Starting the calculator…");
   let options;
   let table;
   try {
     const tableRequest = fetch(new URL("inputs.json", import.meta.url)).then((r) => r.json());
-    [options, table] = await Promise.all([startWorker(), tableRequest]);
+    [options, table] = await Promise.all([startWorker(), tableRequest, loadMessages()]);
   } catch (error) {
     root.dataset.state = "error";
-    status.textContent = `The calculator could not start: ${error.message}`;
+    status.textContent = t("The calculator could not start: {error}", { error: error.message });
     return;
   } finally {
     progressListeners.delete(onProgress);
@@ -180,7 +240,7 @@ export async function mount(root) {
       const response = await ask({ action: "gguf_header", bytes_base64: toBase64(chunk) });
       if (!response.ok) return { error: response.error.message };
       if (response.gguf) return { header: response.gguf };
-      if (want >= file.size) return { error: `${file.name} ends inside its GGUF header: it is cut short or still downloading.` };
+      if (want >= file.size) return { error: t("{file} ends inside its GGUF header: it is cut short or still downloading.", { file: file.name }) };
       want = Math.min(response.need_bytes, file.size);
     }
   }
@@ -189,8 +249,8 @@ export async function mount(root) {
   const numericChoices = (input) => input.choices.length && typeof input.choices[0].value === "number";
   for (const input of table) {
     const field = fields[input.name];
-    if (input.resolved && input.choices.length) field.append(option("", "default"));
-    for (const choice of input.choices) field.append(option(String(choice.value), choice.label));
+    if (input.resolved && input.choices.length) field.append(option("", t("default")));
+    for (const choice of input.choices) field.append(option(String(choice.value), tInput(choice.label)));
   }
   // The names the catalogue answers to, spelt as it compares them (calc.catalogue: a Hugging
   // Face address as owner/name; case, spaces and dashes ignored): while the model box holds
@@ -215,14 +275,14 @@ export async function mount(root) {
   for (const gpu of options.gpus) {
     fields.gpu.append(option(gpu.id, `${gpu.name} — ${(gpu.usable_bytes / GIB).toFixed(1)} GiB`));
   }
-  fields.gpu.append(option(CUSTOM_GPU, "Other: enter its memory"));
-  fields.gpu.append(option("", "No GPU: just the memory needed"));
+  fields.gpu.append(option(CUSTOM_GPU, t("Other: enter its memory")));
+  fields.gpu.append(option("", t("No GPU: just the memory needed")));
 
   // Mixed GPUs: more lists after the first, and the request names them all ("gpu=a,b", as the
   // command line's --gpu takes them); the count field then follows the list.
   const gpuLabel = (gpu) => `${gpu.name} — ${(gpu.usable_bytes / GIB).toFixed(1)} GiB`;
   const moreGpus = element("div", { class: "vram-calc__more-gpus", "data-role": "more-gpus" });
-  const addGpu = element("button", { type: "button", class: "md-button", "data-role": "add-gpu" }, "Add a different GPU");
+  const addGpu = element("button", { type: "button", class: "md-button", "data-role": "add-gpu" }, t("Add a different GPU"));
   fields.gpu.closest(".vram-calc__field").after(moreGpus, element("p", {}, ""));
   moreGpus.nextElementSibling.append(addGpu);
   function addGpuList(value) {
@@ -230,7 +290,7 @@ export async function mount(root) {
     const select = element("select", { "aria-label": `GPU ${moreGpus.children.length + 2}` });
     select.append(...options.gpus.map((gpu) => option(gpu.id, gpuLabel(gpu))));
     select.value = value;
-    const remove = element("button", { type: "button", class: "md-button", "aria-label": "Remove this GPU" }, "Remove");
+    const remove = element("button", { type: "button", class: "md-button", "aria-label": t("Remove this GPU") }, t("Remove"));
     remove.addEventListener("click", () => {
       row.remove();
       showGpuCount();
@@ -429,11 +489,11 @@ export async function mount(root) {
   async function update({ fallback = false } = {}) {
     const values = readForm();
     if (values.mode === "inference" && source() === "gguf" && !ggufHeader) {
-      showError("Choose a .gguf file: only its header is read, on this computer.", "gguf");
+      showError(t("Choose a .gguf file: only its header is read, on this computer."), "gguf");
       return;
     }
     if (source() === "config" && !fields.config.value.trim()) {
-      showError("Paste a model's config.json (from its Hugging Face page) into the box.", "config");
+      showError(t("Paste a model's config.json (from its Hugging Face page) into the box."), "config");
       return;
     }
     const ticket = ++latest;
@@ -443,14 +503,14 @@ export async function mount(root) {
     if (ticket !== latest || !root.isConnected) return; // a newer input has been sent
     if (!response.ok) {
       if (fallback) {
-        const message = `This link's inputs could not be used (${response.error.message}); showing the defaults instead.`;
+        const message = t("This link's inputs could not be used ({problem}); showing the defaults instead.", { problem: tNote(response.error.message) });
         setForm({});
         await update();
         showError(message, "", true);
         root.dataset.linkError = message;
         return;
       }
-      showError(response.error.message, response.error.field);
+      showError(tNote(response.error.message), response.error.field);
       root.dataset.state = "ready";
       return;
     }
@@ -494,15 +554,15 @@ export async function mount(root) {
   const RANKINGS = {
     plan: {
       head: ["Placement", "Settings", "Fits", "GPUs", "CPU RAM", "Generation", "Prompt"],
-      rows: (response) => response.plan.map((c) => [c.label, c.flags, c.fits === null ? "" : c.fits ? "yes" : "no", formatBytes(c.gpu_bytes), formatBytes(c.host_bytes), speedCell(c), promptCell(c)]),
+      rows: (response) => response.plan.map((c) => [tNote(c.label), c.flags, c.fits === null ? "" : c.fits ? t("yes") : t("no"), formatBytes(c.gpu_bytes), formatBytes(c.host_bytes), speedCell(c), promptCell(c)]),
     },
     fits: {
       head: ["Model", "Weights", "Longest context", "Generation", "Prompt"],
-      rows: (response) => response.fits.map((m) => [m.name, m.weights || "does not fit", m.max_context == null ? "" : m.max_context.toLocaleString("en"), speedCell(m), promptCell(m)]),
+      rows: (response) => response.fits.map((m) => [m.name, m.weights || t("does not fit"), m.max_context == null ? "" : m.max_context.toLocaleString("en"), speedCell(m), promptCell(m)]),
     },
     gpus: {
       head: ["GPU", "How many", "Their memory", "Generation", "Prompt"],
-      rows: (response) => response.gpus.map((g) => [g.name, g.count == null ? "too small" : String(g.count), formatBytes(g.memory_bytes), speedCell(g), promptCell(g)]),
+      rows: (response) => response.gpus.map((g) => [g.name, g.count == null ? t("too small") : String(g.count), formatBytes(g.memory_bytes), speedCell(g), promptCell(g)]),
     },
   };
   const rankTickets = {};
@@ -513,16 +573,16 @@ export async function mount(root) {
       return;
     }
     const ticket = (rankTickets[role] = (rankTickets[role] || 0) + 1);
-    table.replaceChildren(element("caption", {}, "Computing…"));
+    table.replaceChildren(element("caption", {}, t("Computing…")));
     const response = await ask({ action: role, inputs: toInputs(values) });
     if (ticket !== rankTickets[role]) return;
     if (!response.ok) {
-      table.replaceChildren(element("caption", {}, response.error.message));
+      table.replaceChildren(element("caption", {}, tNote(response.error.message)));
       return;
     }
     const spec = RANKINGS[role];
     const head = element("tr");
-    head.append(...spec.head.map((h) => element("th", { scope: "col" }, h)));
+    head.append(...spec.head.map((h) => element("th", { scope: "col" }, t(h))));
     const body = spec.rows(response).map((cells) => {
       const tr = element("tr");
       tr.append(...cells.map((c) => element("td", {}, c)));
@@ -558,16 +618,20 @@ export async function mount(root) {
     $("summary").hidden = false;
     const gpus = result.devices.length;
     root.dataset.mode = mode();
-    $("total").textContent = `${formatBytes(result.total_bytes)} of GPU memory in all, on ${gpus} GPU${gpus > 1 ? "s" : ""}; ${formatBytes(result.host_bytes)} in CPU RAM.`;
+    $("total").textContent = t(gpus > 1 ? "{total} of GPU memory in all, on {gpus} GPUs; {host} in CPU RAM." : "{total} of GPU memory in all, on {gpus} GPU; {host} in CPU RAM.", {
+      total: formatBytes(result.total_bytes),
+      gpus,
+      host: formatBytes(result.host_bytes),
+    });
     const verdict = $("verdict");
     if (result.fits === null) {
-      verdict.textContent = "Pick a GPU to see whether it fits.";
+      verdict.textContent = t("Pick a GPU to see whether it fits.");
       verdict.dataset.fits = "unknown";
     } else {
       const worst = Math.min(...result.devices.map((d) => d.headroom_bytes));
       verdict.textContent = result.fits
-        ? `Fits: the fullest GPU has ${(worst / GIB).toFixed(1)} GiB to spare.`
-        : `Does not fit: the fullest GPU is ${(-worst / GIB).toFixed(1)} GiB short.`;
+        ? t("Fits: the fullest GPU has {gib} GiB to spare.", { gib: (worst / GIB).toFixed(1) })
+        : t("Does not fit: the fullest GPU is {gib} GiB short.", { gib: (-worst / GIB).toFixed(1) });
       verdict.dataset.fits = String(result.fits);
     }
     $("hint").textContent = hintText(hint, result);
@@ -578,17 +642,22 @@ export async function mount(root) {
     COMPONENTS = COMPONENTS_BY_MODE[mode()].filter(([key]) => !optional.includes(key) || result.components[key] > 0);
     renderBars(result);
     renderTable(result);
-    $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));
+    $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, tNote(note))));
   }
 
   function servingText(result) {
     const serving = result.serving;
     if (!serving || mode() === "finetune") return "";
-    let text = `Serving: ${serving.sequences.toLocaleString("en")} sequence(s) at once, up to ${serving.tokens_per_sequence.toLocaleString("en")} tokens each (${serving.kv_cache_tokens.toLocaleString("en")} tokens of KV cache)`;
+    let text = t("Serving: {sequences} sequence(s) at once, up to {tokens} tokens each ({cache} tokens of KV cache)", {
+      sequences: serving.sequences.toLocaleString("en"),
+      tokens: serving.tokens_per_sequence.toLocaleString("en"),
+      cache: serving.kv_cache_tokens.toLocaleString("en"),
+    });
     if (serving.aggregate_decode_tokens_per_s) {
-      text += `, generating ${Math.round(serving.aggregate_decode_tokens_per_s).toLocaleString("en")} tokens/s together with every cache full`;
+      const rate = Math.round(serving.aggregate_decode_tokens_per_s).toLocaleString("en");
+      text += t(", generating {rate} tokens/s together with every cache full", { rate });
     }
-    return `${text}.`;
+    return text + t(".");
   }
 
   function speedText(result) {
@@ -596,11 +665,17 @@ export async function mount(root) {
     if (!speed || mode() === "finetune") return "";
     const prompt = Math.round(speed.prefill_tokens_per_s).toLocaleString("en");
     const decode = speed.decode_tokens_per_s.toFixed(1);
-    let text = `Speed (${speed.backend}, estimated): a ${result.context.toLocaleString("en")}-token prompt at ${prompt} tokens/s, generation at ${decode} tokens/s`;
+    let text = t("Speed ({backend}, estimated): a {context}-token prompt at {prompt} tokens/s, generation at {decode} tokens/s", {
+      backend: speed.backend,
+      context: result.context.toLocaleString("en"),
+      prompt,
+      decode,
+    });
     if (speed.aggregate_decode_tokens_per_s) {
-      text += `, ${Math.round(speed.aggregate_decode_tokens_per_s).toLocaleString("en")} tokens/s for all ${result.batch} sequences`;
+      const rate = Math.round(speed.aggregate_decode_tokens_per_s).toLocaleString("en");
+      text += t(", {rate} tokens/s for all {batch} sequences", { rate, batch: result.batch });
     }
-    return `${text} (limited by ${speed.limited_by}).`;
+    return text + t(" (limited by {what}).", { what: tNote(speed.limited_by) });
   }
 
   function hintText(hint, result) {
@@ -608,33 +683,33 @@ export async function mount(root) {
     if (mode() === "finetune") return finetuneHintText(hint);
     const parts = [];
     if (hint.max_context !== null && hint.max_context !== undefined) {
-      parts.push(`Longest context that fits: ${hint.max_context.toLocaleString("en")} tokens per sequence.`);
+      parts.push(t("Longest context that fits: {tokens} tokens per sequence.", { tokens: hint.max_context.toLocaleString("en") }));
     } else if (result.engine !== "theory") {
-      parts.push("Not even a one-token context fits.");
+      parts.push(t("Not even a one-token context fits."));
     }
     if (!hint.fits) {
       if (hint.best_weights) {
         const name = fields.weights.querySelector(`option[value="${CSS.escape(hint.best_weights)}"]`)?.textContent || hint.best_weights;
-        parts.push(`It would fit with ${name} weights.`);
+        parts.push(t("It would fit with {name} weights.", { name }));
       }
-      if (hint.gpus_needed) parts.push(`It would fit on ${hint.gpus_needed} of these GPUs.`);
+      if (hint.gpus_needed) parts.push(t("It would fit on {n} of these GPUs.", { n: hint.gpus_needed }));
       const p = hint.pipeline;
       if (p) {
-        parts.push(`With pipeline parallel it would fit on ${p.gpus} (tensor parallel ${p.tensor_parallel} x ${p.pipeline_parallel} stages).`);
+        parts.push(t("With pipeline parallel it would fit on {gpus} (tensor parallel {tp} x {pp} stages).", { gpus: p.gpus, tp: p.tensor_parallel, pp: p.pipeline_parallel }));
       }
     }
-    return parts.join(" ");
+    return parts.join(t(" "));
   }
 
   function finetuneHintText(hint) {
     const parts = [];
     if (hint.max_seq_len !== null && hint.max_seq_len !== undefined) {
-      parts.push(`Longest sequence that fits: ${hint.max_seq_len.toLocaleString("en")} tokens per sample.`);
+      parts.push(t("Longest sequence that fits: {tokens} tokens per sample.", { tokens: hint.max_seq_len.toLocaleString("en") }));
     } else {
-      parts.push("Not even a one-token sequence fits.");
+      parts.push(t("Not even a one-token sequence fits."));
     }
     if (!hint.fits && hint.gpus_needed) {
-      parts.push(`It would fit on ${hint.gpus_needed} of these GPUs with ZeRO-${hint.zero}.`);
+      parts.push(t("It would fit on {n} of these GPUs with ZeRO-{zero}.", { n: hint.gpus_needed, zero: hint.zero }));
     }
     return parts.join(" ");
   }
@@ -649,7 +724,7 @@ export async function mount(root) {
       svg.setAttribute("preserveAspectRatio", "none");
       svg.setAttribute("class", "vram-calc__bar");
       svg.setAttribute("role", "img");
-      svg.setAttribute("aria-label", `GPU ${device.index}: ${COMPONENTS.map(([key, label]) => `${label} ${(device.components[key] / GIB).toFixed(1)} GiB`).join(", ")}`);
+      svg.setAttribute("aria-label", `GPU ${device.index}: ${COMPONENTS.map(([key, label]) => `${t(label)} ${(device.components[key] / GIB).toFixed(1)} GiB`).join(", ")}`);
       let x = 0;
       for (const [key] of COMPONENTS) {
         const width = (device.components[key] / scale) * 1000;
@@ -678,7 +753,7 @@ export async function mount(root) {
     $("legend").replaceChildren(
       ...COMPONENTS.map(([key, label]) => {
         const item = element("li");
-        item.append(element("span", { class: `vram-calc__swatch vram-calc__seg--${key}` }), document.createTextNode(label));
+        item.append(element("span", { class: `vram-calc__swatch vram-calc__seg--${key}` }), document.createTextNode(t(label)));
         return item;
       }),
       (() => {
@@ -693,7 +768,7 @@ export async function mount(root) {
   // labelled figures instead of hiding the columns past the edge (calculator.css).
   function renderTable(result) {
     const table = $("table");
-    const labels = [...COMPONENTS.map(([, l]) => l), "Total", "Headroom"];
+    const labels = [...COMPONENTS.map(([, l]) => t(l)), t("Total"), t("Headroom")];
     const head = element("tr");
     for (const label of ["", ...labels]) head.append(element("th", {}, label));
     const cells = (values, totalBytes) =>
@@ -711,7 +786,7 @@ export async function mount(root) {
       return row;
     });
     const total = element("tr");
-    total.append(element("th", {}, "All GPUs"));
+    total.append(element("th", {}, t("All GPUs")));
     const values = COMPONENTS.map(([key]) => formatBytes(result.components[key]));
     values.push(formatBytes(result.total_bytes), "");
     total.append(...cells(values, result.total_bytes));
@@ -780,9 +855,9 @@ export async function mount(root) {
     flushUrl();
     try {
       await navigator.clipboard.writeText(location.href);
-      $("copy").textContent = "Link copied";
+      $("copy").textContent = t("Link copied");
     } catch {
-      $("copy").textContent = "Copy the address bar to share";
+      $("copy").textContent = t("Copy the address bar to share");
     }
   });
 
@@ -791,7 +866,7 @@ export async function mount(root) {
   const fromUrl = readUrl();
   const problems = setForm(fromUrl || {});
   if (problems.length) {
-    const message = `This link's inputs could not be used (${problems.join(", ")}); showing the defaults instead.`;
+    const message = t("This link's inputs could not be used ({problem}); showing the defaults instead.", { problem: problems.join(", ") });
     setForm({});
     await update();
     showError(message, "", true);

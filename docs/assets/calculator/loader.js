@@ -32,6 +32,37 @@ function labelTables() {
   }
 }
 
+// The language switch: the same page in the other language. Every page has its translation
+// (the build fails otherwise), under /zh/ for Chinese, at the site's root for English, so the
+// address maps one to one; computed at the click, it holds after instant navigation too.
+const LANGUAGES = ["zh"]; // the translations' folders
+function siteRoot() {
+  const config = document.getElementById("__config");
+  const base = config ? JSON.parse(config.textContent).base : ".";
+  return new URL(`${base}/`, location.href);
+}
+
+function samePageIn(lang) {
+  const root = siteRoot();
+  let path = location.pathname.slice(root.pathname.length);
+  const first = path.split("/")[0];
+  if (LANGUAGES.includes(first)) path = path.slice(first.length + 1);
+  const prefix = lang === "en" ? "" : `${lang}/`;
+  return new URL(prefix + path + location.search + location.hash, root).href;
+}
+
+document.addEventListener(
+  "click",
+  (event) => {
+    const link = event.target instanceof Element && event.target.closest("a.md-select__link[hreflang]");
+    if (!link || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    event.stopPropagation(); // Material's own handler would look for a sitemap per page
+    location.assign(samePageIn(link.getAttribute("hreflang")));
+  },
+  true,
+);
+
 function onPage() {
   start();
   labelTables();
