@@ -146,7 +146,8 @@ def test_a_missing_template_text_stops_the_chinese_build(tmp_path):
 def translate_note(patterns: dict[str, str], note: str) -> str | None:
     """What calculator.js's tNote does: a catalogue sentence with {holes}, matched whole; a
     hole named *_list or *_items holds comma-separated items translated in turn."""
-    for english, translated in patterns.items():
+    specific_first = sorted(patterns.items(), key=lambda e: -len(re.sub(r"\{\w+\}", "", e[0])))
+    for english, translated in specific_first:
         parts = re.split(r"\{(\w+)\}", english)  # text, name, text, name, ..., text
         names = parts[1::2]
         lists = [n.endswith(("_list", "_items")) for n in names]
@@ -197,3 +198,32 @@ def test_the_estimators_notes_are_translated(zh):
                 untranslated.add(note)
     assert notes > 100
     assert sorted(untranslated) == []
+
+
+MISTAKES = [
+    {"model": "qwen9-999b"},
+    {"model": "llama-3.1-8b", "gpu": "rtx-9999"},
+    {"model": "llama-3.1-8b", "context": -5},
+    {"model": "llama-3.1-8b", "context": "abc"},
+    {"model": "llama-3.1-8b", "engine": "vllm", "gpus": 3, "gpu": "rtx-4090"},
+    {"config": "{bad json"},
+    {"config": "{}"},
+    {"model": "llama-3.1-8b", "tensor_split": "1,2", "engine": "vllm"},
+    {"model": "llama-3.1-8b", "engine": "ollama", "engine_version": "0.0.1"},
+]
+
+
+def test_the_commonest_mistakes_are_explained_in_chinese(zh):
+    from scripts.tables import Renderer
+
+    session = Session.from_json(Renderer.from_repository(ROOT).catalogue_json(), checked=True)
+    shown = {}
+    for inputs in MISTAKES:
+        answer = json.loads(session.handle(json.dumps({"action": "estimate", "inputs": inputs})))
+        assert not answer["ok"], inputs
+        message = answer["error"]["message"]
+        shown[message] = translate_note(zh.catalogue["estimator"], message)
+    assert [m for m, t in shown.items() if t is None or not CJK.search(t)] == []
+    assert shown[
+        "unknown model 'qwen9-999b'; did you mean 'qwen3.5-9b' or 'qwen3-8b' or 'qwen3-4b'?"
+    ] == ("未知模型 'qwen9-999b'；你要找的是不是 'qwen3.5-9b' or 'qwen3-8b' or 'qwen3-4b'？")

@@ -65,8 +65,10 @@ function patterns() {
         return isList(hole[1]) ? "(.+)" : "(.+?)";
       })
       .join("");
-    return { regex: new RegExp(`^${source}$`), names, translated };
+    return { regex: new RegExp(`^${source}$`), names, translated, fixed: english.replace(/\{\w+\}/g, "").length };
   });
+  // the most specific first: "unknown model {name}; did you mean {options}?" before "unknown model {name}"
+  notePatterns.sort((a, b) => b.fixed - a.fixed);
   return notePatterns;
 }
 
