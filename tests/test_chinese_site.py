@@ -192,3 +192,11 @@ def test_the_chinese_calculator_at_three_widths(zh_calculator, browser, base_url
     assert watched.errors == []
     if context:
         context.close()
+
+
+def test_chinese_guide_pages_pass_axe(page, base_url):  # noqa: F811
+    for path in ("zh/", "zh/guide/beyond-weights/", "zh/tables/deepseek-r1/"):
+        page.page.goto(base_url + path)
+        page.page.wait_for_load_state("networkidle")
+        assert axe_violations(page.page) == [], path
+    assert page.errors == []
