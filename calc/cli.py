@@ -301,8 +301,9 @@ def serving_line(serving: Mapping[str, Any]) -> str:
 
 def render_finetune(estimate: FinetuneEstimate, label: str) -> str:
     r = estimate.request
+    method = r.method if r.method == r.trains else f"{r.method} ({r.trains})"
     lines = [
-        f"{label}: {r.method} fine-tuning, {r.precision}, {r.optimizer}, sequence {r.seq_len} "
+        f"{label}: {method} fine-tuning, {r.precision}, {r.optimizer}, sequence {r.seq_len} "
         f"x micro-batch {r.micro_batch}, gradient checkpointing "
         f"{'full' if r.grad_checkpointing else 'off'}, {r.gpus} GPU(s), ZeRO {r.zero}",
         "",

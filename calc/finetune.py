@@ -32,7 +32,11 @@ from calc.records import record, replace
 from calc.speed import CUDA_CONTEXT_BYTES
 from calc.tensors import WEIGHT, Tensor, model_tensors, parameters_of
 
-Method = Literal["lora", "qlora", "full", "freeze"]
+# What trains (the weights' side) and, for preference and RL training, the objective; a
+# preference or RL method trains its weights as ``tuning`` says (LoRA by default).
+Tuning = Literal["lora", "qlora", "full", "freeze"]
+Objective = Literal["dpo", "orpo", "kto", "grpo", "ppo"]
+Method = Literal["lora", "qlora", "full", "freeze", "dpo", "orpo", "kto", "grpo", "ppo"]
 Precision = Literal["amp", "bf16"]
 Optimizer = Literal[
     "adamw",
@@ -47,12 +51,22 @@ Zero = Literal[0, 1, 2, 3]
 OffloadTarget = Literal["none", "optimizer", "all"]  # what ZeRO moves to CPU RAM
 AdapterPrecision = Literal["fp32", "bf16"]
 METHODS: tuple[Method, ...] = get_args(Method)
+TUNINGS: tuple[Tuning, ...] = get_args(Tuning)
+OBJECTIVES: tuple[Objective, ...] = get_args(Objective)
+# Sequences a sample puts through the trained forward and backward passes: DPO and ORPO the
+# chosen and the rejected completion, concatenated into one batch (TRL's DPOTrainer builds
+# ``torch.cat((chosen, rejected))``, trl/trainer/dpo_trainer.py); PPO the policy's and the
+# value model's forward over the same rollout.
+SEQUENCES_PER_SAMPLE: Mapping[str, int] = {"dpo": 2, "orpo": 2, "ppo": 2}
+# Objectives that read a frozen reference model's log-probabilities (GRPO only when its KL
+# coefficient is above 0).
+REFERENCED: tuple[Objective, ...] = ("dpo", "kto", "grpo", "ppo")
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 SHARDING: tuple[Zero, ...] = get_args(Zero)
 OFFLOAD: tuple[OffloadTarget, ...] = get_args(OffloadTarget)
 ADAPTER_PRECISIONS: tuple[AdapterPrecision, ...] = get_args(AdapterPrecision)
-ADAPTER_METHODS: tuple[Method, ...] = ("lora", "qlora")
+ADAPTER_METHODS: tuple[Tuning, ...] = ("lora", "qlora")
 # LoRA target names, as PEFT spells the modules of Llama-style models, and llama.cpp's roles.
 LORA_MODULES = {
     "q_proj": ("attn_q", "attn_q_b"),
@@ -144,6 +158,27 @@ class FinetuneRequest:
     lora_dropout: float = 0.0
     # q, k and v as one projection with one adapter input (LitGPT's LoRAQKVLinear).
     fused_qkv: bool = False
+    # Preference and RL training (TRL 1.9's defaults): what trains, the reference model's
+    # log-probabilities computed once before training (DPOConfig/KTOConfig
+    # precompute_ref_log_probs=False), GRPO's KL coefficient (GRPOConfig beta=0.0: no reference
+    # model), the completion GRPO computes log-probabilities over (max_completion_length=512)
+    # and the share of each GPU a colocated vLLM takes for generation (0: generation by the
+    # trainer itself; TRL's vllm_gpu_memory_utilization=0.3 when use_vllm).
+    tuning: Tuning = "lora"
+    precompute_ref: bool = False
+    kl_beta: float = 0.0
+    completion_len: int = 512
+    colocate_vllm: float = 0.0
+
+    @property
+    def trains(self) -> Tuning:
+        """How the weights train: the method itself, or a preference or RL method's tuning."""
+        return self.tuning if self.method in OBJECTIVES else self.method  # type: ignore[return-value]
+
+    @property
+    def sequences(self) -> int:
+        """Sequences through the trained forward and backward passes per step."""
+        return self.micro_batch * SEQUENCES_PER_SAMPLE.get(self.method, 1)
 
     @property
     def paged_optimizer(self) -> bool:
@@ -161,6 +196,10 @@ class TrainComponents(ByKind):
     gradients: int = 0
     optimizer: int = 0
     activations: int = 0
+    # preference and RL training: frozen reference (and PPO's reward) models, and what
+    # generating the completions holds (a colocated vLLM's share, or the KV cache)
+    reference: int = 0
+    generation: int = 0
     runtime: int = 0
 
 
@@ -242,20 +281,20 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
         )
     if request.offload == "all" and request.zero != 3:
         raise InputError("offloading the parameters (offload all) needs ZeRO-3", field="offload")
-    if request.lora_dropout and request.method not in ADAPTER_METHODS:
+    if request.lora_dropout and request.trains not in ADAPTER_METHODS:
         raise InputError(
-            f"lora_dropout applies to LoRA and QLoRA adapters; method {request.method} has none",
+            f"lora_dropout applies to LoRA and QLoRA adapters; method {request.trains} has none",
             field="lora_dropout",
         )
-    if request.method == "qlora" and request.offload == "all":
+    if request.trains == "qlora" and request.offload == "all":
         raise InputError(
             "QLoRA's 4-bit base weights cannot be offloaded with ZeRO-3 (offload all); use "
             "offload optimizer, or zero 3 without offload (FSDP-QLoRA)",
             field="offload",
         )
-    if request.method in ADAPTER_METHODS:
+    if request.trains in ADAPTER_METHODS:
         _validate_adapters(request, arch)
-    if request.method == "freeze" and not 1 <= request.freeze_trainable_layers <= arch.num_layers:
+    if request.trains == "freeze" and not 1 <= request.freeze_trainable_layers <= arch.num_layers:
         raise InputError(
             f"freeze trains the last N layers: N must be 1 to {arch.num_layers}, got "
             f"{request.freeze_trainable_layers}",
@@ -298,9 +337,9 @@ def lora_parameters(tensor: Tensor, rank: int) -> int:
 
 
 def _trainable(tensor: Tensor, request: FinetuneRequest, arch: Architecture) -> bool:
-    if request.method == "full":
+    if request.trains == "full":
         return True
-    if request.method == "freeze":
+    if request.trains == "freeze":
         first = arch.num_layers - request.freeze_trainable_layers
         return tensor.layer is not None and tensor.layer >= first
     return False  # LoRA/QLoRA: only the adapters train
@@ -312,6 +351,13 @@ def _mlp_width(arch: Architecture) -> int:
         return arch.intermediate_size
     routed = arch.moe.experts_per_token * arch.moe.expert_intermediate_size
     return max(arch.intermediate_size, routed + arch.moe.shared_intermediate_size)
+
+
+def _kv_width(arch: Architecture) -> int:
+    """Values per token a layer's k and v hold (MLA: the latent and the RoPE key)."""
+    if arch.mla is not None:
+        return arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
+    return 2 * arch.num_kv_heads * arch.head_dim
 
 
 def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
@@ -344,11 +390,9 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     recomputes pointwise ops: functorch partitioners.py, min_cut_rematerialization_partition).
     """
     h = arch.hidden_size
-    kv_width = 2 * arch.num_kv_heads * arch.head_dim
-    if arch.mla is not None:
-        kv_width = arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
+    kv_width = _kv_width(arch)
     mlp = _mlp_width(arch)
-    if request.method not in ("lora", "qlora"):
+    if request.trains not in ("lora", "qlora"):
         per_token_layer = BF16 * (6 * h + kv_width + 4 * mlp)
         if not request.compiled:
             # the two norms' fp32 copies: 4h bytes more per norm
@@ -388,7 +432,7 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     adds fp32 logits, their 16-bit originals and the fp32 gradient over the vocabulary for every
     token.
     """
-    h, s, b = arch.hidden_size, request.seq_len, request.micro_batch
+    h, s, b = arch.hidden_size, request.seq_len, request.sequences
     per_token_layer = layer_token_bytes(arch, request)
     layer = s * b * per_token_layer
     if not request.flash_attention:
@@ -399,10 +443,10 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         kept = arch.num_layers * s * b * h * BF16 + layer
     else:
         kept = arch.num_layers * layer
-    if request.method in ("lora", "qlora") and "lm_head" in request.lora_targets:
+    if request.trains in ("lora", "qlora") and "lm_head" in request.lora_targets:
         # the output layer's adapter reads the final norm's output (a copy with dropout)
         kept += s * b * h * (BF16 + (1 if request.lora_dropout else 0))
-    tokens_x_vocab = s * b * arch.vocab_size
+    tokens_x_vocab = logit_tokens(request) * arch.vocab_size
     if not request.chunked_loss:
         # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass
         logits = tokens_x_vocab * (BF16 + FP32 + FP32)
@@ -419,6 +463,15 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # with none of them on the GPU: the peak is one layer's or the loss's, not both.
         return max(kept, logits)
     return kept + logits
+
+
+def logit_tokens(request: FinetuneRequest) -> int:
+    """Tokens whose logits the loss keeps: every token of every sequence, but for GRPO only the
+    completion's (TRL's GRPOTrainer asks the model for ``logits_to_keep`` = the completion
+    length)."""
+    if request.method == "grpo":
+        return request.sequences * min(request.completion_len, request.seq_len)
+    return request.sequences * request.seq_len
 
 
 @record
@@ -444,6 +497,7 @@ STATE_INPUTS = (
     "freeze_trainable_layers",
     "adapter_precision",
     "optimizer_in_backward",
+    "tuning",
 )
 StateMemo = MutableMapping[tuple[Any, ...], "_State"]
 
@@ -473,7 +527,7 @@ def _training_state(
             )
             if amp:
                 master += FP32 * tensor.numel
-        elif request.method in ADAPTER_METHODS and _adapted(tensor, request.lora_targets):
+        elif request.trains in ADAPTER_METHODS and _adapted(tensor, request.lora_targets):
             adapter = lora_parameters(tensor, request.lora_rank)
             trainable += adapter
             # Weights, gradients and AdamW states all at the adapters' width.
@@ -481,7 +535,7 @@ def _training_state(
             weights += width * adapter
             gradients += width * adapter
             optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), width)
-    if request.optimizer_in_backward and request.method in ("full", "freeze"):
+    if request.optimizer_in_backward and request.trains in ("full", "freeze"):
         gradients = largest  # each gradient is applied and freed as it is produced
     return _State(weights, gradients, optimizer + master, trainable, largest, head)
 
@@ -489,11 +543,11 @@ def _training_state(
 def _setup_notes(request: FinetuneRequest) -> list[str]:
     """What the options do, in the order the estimate states them."""
     notes = []
-    if request.optimizer_in_backward and request.method in ("full", "freeze"):
+    if request.optimizer_in_backward and request.trains in ("full", "freeze"):
         notes.append("optimizer in the backward pass: one gradient at a time")
     if request.activation_offloading:
         notes.append("activations offloaded to CPU RAM between forward and backward")
-    if request.method in ADAPTER_METHODS:
+    if request.trains in ADAPTER_METHODS:
         notes.append(
             f"LoRA adapters, their gradients and optimizer state in {request.adapter_precision}"
         )
@@ -501,7 +555,7 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
         notes.append("torch.compile: norms fused, their fp32 copies not kept")
     if request.chunked_loss:
         notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
-    if request.precision == "amp" and request.method in ("full", "freeze"):
+    if request.precision == "amp" and request.trains in ("full", "freeze"):
         notes.append(
             "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
             "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
@@ -601,7 +655,7 @@ def estimate_finetune(
     validate(request, arch)
     if len(devices) != request.gpus:
         raise InputError(f"{request.gpus} GPUs asked but {len(devices)} described", field="gpus")
-    base_format = nf4 if request.method == "qlora" else bf16
+    base_format = nf4 if request.trains == "qlora" else bf16
     key = (arch, base_format.id, *(getattr(request, name) for name in STATE_INPUTS))
     state = states.get(key) if states is not None else None
     if state is None:
@@ -614,6 +668,8 @@ def estimate_finetune(
         )
         if states is not None:
             states[key] = state
+    if request.method == "ppo":
+        state = _with_value_model(state)
     notes = _setup_notes(request)
     per_gpu, host = sharded(arch, request, state, notes)
     if arch.moe is not None:
@@ -621,13 +677,110 @@ def estimate_finetune(
             "MoE: every expert's weights (and, when trained, their gradients and "
             "optimizer state) are held; activations count the routed experts only"
         )
+    if request.method in OBJECTIVES:
+        per_gpu = with_reference(arch, request, per_gpu, notes)
     return FinetuneEstimate(
         request=request,
         trainable_parameters=state.trainable,
         total_parameters=parameters_of(arch).total,
         devices=tuple(
-            TrainDevice(index=i, device=d, components=per_gpu) for i, d in enumerate(devices)
+            TrainDevice(index=i, device=d, components=with_generation(arch, request, per_gpu, d))
+            for i, d in enumerate(devices)
         ),
         host=host,
-        notes=tuple(notes),
+        notes=tuple(notes + generation_notes(arch, request, per_gpu)),
     )
+
+
+def _with_value_model(state: _State) -> _State:
+    """PPO trains a value model beside the policy: TRL's PPOTrainer takes it as a separate
+    model, usually the policy's architecture with a one-output head, trained the same way; its
+    weights, gradients and optimizer state are counted as the policy's again."""
+    return replace(
+        state,
+        weights=2 * state.weights,
+        gradients=2 * state.gradients,
+        optimizer=2 * state.optimizer,
+        trainable=2 * state.trainable,
+    )
+
+
+def _frozen_copies(request: FinetuneRequest, notes: list[str]) -> int:
+    """Frozen 16-bit models beside the policy: the reference (none with adapters, whose
+    base is the reference with the adapters disabled: TRL sets ``ref_model = None`` for a
+    PEFT model), and PPO's reward model."""
+    method = request.method
+    referenced = method in REFERENCED and not (
+        (method in ("dpo", "kto") and request.precompute_ref)
+        or (method == "grpo" and request.kl_beta == 0)
+    )
+    copies = 0
+    if referenced and request.trains in ADAPTER_METHODS:
+        notes.append("reference model: the base model with the adapters disabled, no copy")
+    elif referenced:
+        copies += 1
+        notes.append("reference model: a frozen 16-bit copy of the model")
+    elif method in ("dpo", "kto"):
+        notes.append("reference log-probabilities computed before training: no reference model")
+    elif method == "grpo":
+        notes.append("KL coefficient 0 (TRL's default): no reference model")
+    if method == "ppo":
+        copies += 1
+        notes.append("reward model: a frozen 16-bit model of the same size")
+    return copies
+
+
+def with_reference(
+    arch: Architecture, request: FinetuneRequest, per_gpu: TrainComponents, notes: list[str]
+) -> TrainComponents:
+    """The frozen models a preference or RL method adds, sharded as the weights are (ZeRO-3),
+    and the reference forward pass DPO and KTO make after the policy's, while its activations
+    are held: 16-bit logits and their log-softmax over the same tokens."""
+    copies = _frozen_copies(request, notes)
+    shards = request.gpus if request.zero >= 3 else 1
+    reference = ceil(copies * BF16 * parameters_of(arch).total / shards)
+    activations = per_gpu.activations
+    reads_reference = request.method in ("dpo", "kto") and not request.precompute_ref
+    if reads_reference and activations:
+        activations += logit_tokens(request) * arch.vocab_size * (BF16 + BF16)
+    return replace(per_gpu, reference=reference, activations=activations)
+
+
+def generation_kv_bytes(arch: Architecture, request: FinetuneRequest) -> int:
+    """The KV cache of the trainer generating its completions itself (GRPO and PPO without
+    vLLM): a 16-bit cache for every sequence of the step at its full length."""
+    return request.micro_batch * request.seq_len * arch.num_layers * _kv_width(arch) * BF16
+
+
+def with_generation(
+    arch: Architecture, request: FinetuneRequest, per_gpu: TrainComponents, device: Device
+) -> TrainComponents:
+    """What generating the completions adds: a colocated vLLM keeps its share of each GPU for
+    the whole run (vllm_gpu_memory_utilization of the GPU's memory, as vLLM sizes it); a
+    trainer generating itself holds a KV cache while the step's activations and gradients do
+    not exist yet, so only what the cache needs beyond them raises the peak."""
+    if request.method not in ("grpo", "ppo"):
+        return per_gpu
+    if request.colocate_vllm:
+        capacity = device.capacity_bytes or 0
+        return replace(per_gpu, generation=ceil(request.colocate_vllm * capacity))
+    beyond = generation_kv_bytes(arch, request) - per_gpu.activations - per_gpu.gradients
+    return replace(per_gpu, generation=max(0, beyond))
+
+
+def generation_notes(
+    arch: Architecture, request: FinetuneRequest, per_gpu: TrainComponents
+) -> list[str]:
+    if request.method not in ("grpo", "ppo"):
+        return []
+    if request.colocate_vllm:
+        return [
+            f"a colocated vLLM takes {request.colocate_vllm:.0%} of each GPU for generation "
+            "(vllm_gpu_memory_utilization)"
+        ]
+    kv = generation_kv_bytes(arch, request)
+    return [
+        f"generation by the trainer: a 16-bit KV cache of {kv / 2**30:.2f} GiB for "
+        f"{request.micro_batch} sequence(s) of {request.seq_len:,} tokens, while the step's "
+        "activations and gradients do not exist"
+    ]

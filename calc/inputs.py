@@ -21,7 +21,13 @@ from typing import Any, Literal
 
 from calc._errors import ConfigError, InputError
 from calc.engines import ENGINES
-from calc.finetune import ADAPTER_METHODS, LORA_GROUPS, FinetuneRequest, parse_lora_targets
+from calc.finetune import (
+    ADAPTER_METHODS,
+    LORA_GROUPS,
+    OBJECTIVES,
+    FinetuneRequest,
+    parse_lora_targets,
+)
 from calc.plan import MAX_BATCH, MAX_CONTEXT, MAX_GPUS
 from calc.records import record
 from calc.requests import InferenceRequest
@@ -360,7 +366,80 @@ INPUTS: tuple[Input, ...] = (
             ("qlora", "QLoRA (4-bit base)"),
             ("full", "Full fine-tuning"),
             ("freeze", "Freeze (last layers train)"),
+            ("dpo", "DPO (preference pairs, reference model)"),
+            ("orpo", "ORPO (preference pairs, no reference)"),
+            ("kto", "KTO (single completions, reference model)"),
+            ("grpo", "GRPO (generated groups, RL)"),
+            ("ppo", "PPO (policy, value, reference and reward models)"),
         ),
+    ),
+    Input(
+        "tuning",
+        "choice",
+        "What trains",
+        "preference and RL methods: which weights train (TRL with PEFT trains LoRA adapters)",
+        FINETUNE,
+        "trains",
+        choices=(
+            ("lora", "LoRA"),
+            ("qlora", "QLoRA (4-bit base)"),
+            ("full", "Full fine-tuning"),
+            ("freeze", "Freeze (last layers train)"),
+        ),
+        methods=OBJECTIVES,
+    ),
+    Input(
+        "precompute_ref",
+        "switch",
+        "Reference log-probabilities computed first",
+        "DPO and KTO: the reference model's log-probabilities computed once before training "
+        "(TRL's precompute_ref_log_probs), so no reference model is held",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+        methods=("dpo", "kto"),
+    ),
+    Input(
+        "kl_beta",
+        "fraction",
+        "GRPO: KL coefficient (beta)",
+        "GRPO's KL penalty: above 0 a frozen reference model is held (TRL's default 0.0)",
+        FINETUNE,
+        "trains",
+        metavar="BETA",
+        minimum=0,
+        maximum=10,
+        example="0.04",
+        methods=("grpo",),
+    ),
+    Input(
+        "completion_len",
+        "int",
+        "GRPO: completion length (tokens)",
+        "the longest completion GRPO computes log-probabilities over (TRL's "
+        "max_completion_length, 512)",
+        FINETUNE,
+        "trains",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_CONTEXT,
+        methods=("grpo",),
+    ),
+    Input(
+        "colocate_vllm",
+        "fraction",
+        "Colocated vLLM's share of each GPU",
+        "GRPO and PPO: the share of each GPU's memory a vLLM engine on the same GPUs keeps for "
+        "generation (TRL's vllm_gpu_memory_utilization, 0.3 with use_vllm in colocate mode); 0: "
+        "the trainer generates itself",
+        FINETUNE,
+        "trains",
+        metavar="SHARE",
+        minimum=0,
+        maximum=1,
+        below_maximum=True,
+        example="0.3",
+        methods=("grpo", "ppo"),
     ),
     Input(
         "precision",
@@ -916,10 +995,16 @@ def check_request(mode: Mode, request: object) -> None:
 
 
 def check_applies(
-    mode: Mode, given: Mapping[str, object], *, engine: str = "", method: str = ""
+    mode: Mode,
+    given: Mapping[str, object],
+    *,
+    engine: str = "",
+    method: str | tuple[str, ...] = (),
 ) -> None:
     """Refuse an input given to an engine or a method that does not use it, unless it is the
-    default anyway (an engine or method the table does not know is left for its own check)."""
+    default anyway (an engine or method the table does not know is left for its own check).
+    ``method``: the method, and how its weights train when that differs (DPO with LoRA)."""
+    methods = (method,) if isinstance(method, str) and method else tuple(method)
     for name, value in given.items():
         item = BY_NAME[name]
         if value == item.default(mode):
@@ -929,9 +1014,10 @@ def check_applies(
             raise InputError(
                 f"{name} is a {owners} setting, not {ENGINES[engine].name}'s", field=name
             )
-        if mode == "finetune" and method and item.methods and method not in item.methods:
+        if mode == "finetune" and methods and item.methods and not set(methods) & set(item.methods):
             raise InputError(
-                f"{name} applies to {' and '.join(item.methods)} only, not {method}", field=name
+                f"{name} applies to {' and '.join(item.methods)} only, not {methods[0]}",
+                field=name,
             )
 
 
@@ -949,7 +1035,8 @@ def finetune_request(values: Mapping[str, Any]) -> tuple[FinetuneRequest, dict[s
     refused unless it is the default."""
     setup = {BY_NAME[name].field_name: value for name, value in values.items() if name not in WHERE}
     request = FinetuneRequest(**setup)
-    check_applies("finetune", values, method=request.method)
+    # an input applies to the method or, for preference and RL methods, to how weights train
+    check_applies("finetune", values, method=(request.method, request.trains))
     where = {name: None for name in ("model", "config", "gpu", "gpu_memory_bytes")}
     where.update(
         {BY_NAME[name].field_name: value for name, value in values.items() if name in WHERE}

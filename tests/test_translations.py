@@ -172,16 +172,31 @@ def translate_note(patterns: dict[str, str], note: str) -> str | None:
     return None
 
 
-SWEEP = [
-    ("estimate", {"model": model, "engine": engine, "gpu": gpu, "gpus": gpus})
-    for model in ("qwen3-32b", "deepseek-r1", "gpt-oss-120b", "gemma-3-27b", "llama-3.1-8b")
-    for engine in ("ollama", "llama.cpp", "vllm", "transformers", "theory")
-    for gpu, gpus in (("rtx-4090", 1), ("rtx-4090", 2), ("h100-sxm-80gb", 4))
-] + [
-    ("finetune", {"model": "qwen2.5-7b", "method": method, "gpu": "h100-sxm-80gb", **extra})
-    for method in ("full", "freeze", "lora", "qlora")
-    for extra in ({}, {"gpus": 4, "zero": 3}, {"gpus": 2}, {"zero": 2})
-]
+SWEEP = (
+    [
+        ("estimate", {"model": model, "engine": engine, "gpu": gpu, "gpus": gpus})
+        for model in ("qwen3-32b", "deepseek-r1", "gpt-oss-120b", "gemma-3-27b", "llama-3.1-8b")
+        for engine in ("ollama", "llama.cpp", "vllm", "transformers", "theory")
+        for gpu, gpus in (("rtx-4090", 1), ("rtx-4090", 2), ("h100-sxm-80gb", 4))
+    ]
+    + [
+        ("finetune", {"model": "qwen2.5-7b", "method": method, "gpu": "h100-sxm-80gb", **extra})
+        for method in ("full", "freeze", "lora", "qlora")
+        for extra in ({}, {"gpus": 4, "zero": 3}, {"gpus": 2}, {"zero": 2})
+    ]
+    + [
+        ("finetune", {"model": "qwen2.5-7b", "method": method, "gpu": "h100-sxm-80gb", **extra})
+        for method in ("dpo", "orpo", "kto", "grpo", "ppo")
+        for extra in ({}, {"tuning": "full"}, {"tuning": "qlora"})
+    ]
+    + [
+        (
+            "finetune",
+            {"model": "qwen2.5-7b", "method": "grpo", "colocate_vllm": 0.3, "kl_beta": 0.1},
+        ),
+        ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
+    ]
+)
 
 
 def test_the_estimators_notes_are_translated(zh):

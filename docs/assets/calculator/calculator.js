@@ -18,6 +18,8 @@ const COMPONENTS_BY_MODE = {
     ["gradients", "Gradients"],
     ["optimizer", "Optimizer state"],
     ["activations", "Activations"],
+    ["reference", "Reference and reward models"],
+    ["generation", "Generation"],
     ["runtime", "Runtime"],
   ],
 };
@@ -329,11 +331,19 @@ export async function mount(root) {
     showDefaults();
   }
 
+  // The method, and for preference and RL methods how their weights train (DPO with LoRA):
+  // a field applies to either (calc.inputs.check_applies).
+  const OBJECTIVES = ["dpo", "orpo", "kto", "grpo", "ppo"];
+  const methodsOf = () => {
+    const method = fields.method.value;
+    return OBJECTIVES.includes(method) ? [method, fields.tuning.value] : [method];
+  };
+
   // Which fields apply: the mode, the engine and the method decide, as the table says.
   function applies(input) {
     if (!input.modes.includes(mode())) return false;
     if (mode() === "inference" && input.engines.length && !input.engines.includes(fields.engine.value)) return false;
-    if (mode() === "finetune" && input.methods.length && !input.methods.includes(fields.method.value)) return false;
+    if (mode() === "finetune" && input.methods.length && !methodsOf().some((m) => input.methods.includes(m))) return false;
     if (input.name === "model") return source() === "model";
     if (input.name === "config") return source() === "config";
     if (input.name === "gguf") return source() === "gguf";
@@ -640,7 +650,7 @@ export async function mount(root) {
     $("speed").textContent = speedText(result);
     $("serving").textContent = servingText(result);
     // only multimodal models have a vision tower, only hybrid models a recurrent state
-    const optional = ["vision", "recurrent_state"];
+    const optional = ["vision", "recurrent_state", "reference", "generation"];
     COMPONENTS = COMPONENTS_BY_MODE[mode()].filter(([key]) => !optional.includes(key) || result.components[key] > 0);
     renderBars(result);
     renderTable(result);

@@ -1,0 +1,128 @@
+"""Preference and RL training (DPO, ORPO, KTO, GRPO, PPO): what each adds to the tuning it
+runs on, worked out from TRL's trainers (see calc/finetune.py for the sources)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from calc import CalcError
+from calc.api import run_finetune
+from calc.bridge import parse_finetune_inputs
+from calc.cli import main
+from calc.finetune import BF16, FinetuneRequest
+from calc.tensors import parameters_of
+
+MODEL = "llama-3.1-8b"
+
+
+def run(catalogue, gpu="h100-sxm-80gb", **kwargs):
+    return run_finetune(catalogue, FinetuneRequest(**kwargs), model=MODEL, gpu=gpu)
+
+
+def parts(estimate):
+    return estimate.devices[0].components
+
+
+def test_dpo_and_orpo_train_on_both_completions_of_a_pair(catalogue):
+    """Chosen and rejected go through the model as one batch of twice the micro-batch: the same
+    activations as the tuning alone at micro-batch 2 (ORPO, which reads no reference)."""
+    orpo = parts(run(catalogue, method="orpo", tuning="lora", micro_batch=1))
+    lora = parts(run(catalogue, method="lora", micro_batch=2))
+    assert orpo.activations == lora.activations
+    assert orpo.weights == lora.weights and orpo.reference == 0
+
+
+def test_dpo_reads_a_reference_after_the_policy_forward(catalogue):
+    arch = catalogue.models[MODEL].arch
+    dpo = parts(run(catalogue, method="dpo", tuning="lora", seq_len=1024))
+    orpo = parts(run(catalogue, method="orpo", tuning="lora", seq_len=1024))
+    # the reference forward's 16-bit logits and log-softmax over the pair's 2 x 1024 tokens
+    assert dpo.activations - orpo.activations == 2 * 1024 * arch.vocab_size * 2 * BF16
+    # with adapters the reference is the base with them disabled: no copy
+    assert dpo.reference == 0
+    precomputed = parts(run(catalogue, method="dpo", tuning="lora", precompute_ref=True))
+    assert precomputed.activations == orpo.activations
+
+
+def test_full_dpo_holds_a_frozen_16_bit_reference(catalogue):
+    arch = catalogue.models[MODEL].arch
+    full = parts(run(catalogue, method="dpo", tuning="full", precision="bf16"))
+    assert full.reference == BF16 * parameters_of(arch).total
+    sharded = parts(run(catalogue, method="dpo", tuning="full", gpus=4, zero=3))
+    assert sharded.reference == -(-BF16 * parameters_of(arch).total // 4)
+    assert parts(run(catalogue, method="dpo", tuning="full", precompute_ref=True)).reference == 0
+
+
+def test_grpo_needs_a_reference_only_with_a_kl_term(catalogue):
+    assert parts(run(catalogue, method="grpo", tuning="full")).reference == 0
+    with_kl = parts(run(catalogue, method="grpo", tuning="full", kl_beta=0.04))
+    assert with_kl.reference == BF16 * parameters_of(catalogue.models[MODEL].arch).total
+
+
+def test_grpo_keeps_logits_for_the_completion_only(catalogue):
+    arch = catalogue.models[MODEL].arch
+    short = parts(run(catalogue, method="grpo", seq_len=2048, completion_len=256))
+    long = parts(run(catalogue, method="grpo", seq_len=2048, completion_len=1024))
+    # the loss keeps 16-bit logits, their fp32 copy and the fp32 log-softmax per kept token
+    assert long.activations - short.activations == 768 * arch.vocab_size * (2 + 4 + 4)
+
+
+def test_a_colocated_vllm_keeps_its_share_of_each_gpu(catalogue):
+    estimate = run(
+        catalogue, method="grpo", colocate_vllm=0.3, gpus=2, gpu="h100-sxm-80gb,rtx-4090"
+    )
+    for device in estimate.devices:
+        assert device.components.generation == -(-3 * device.device.capacity_bytes // 10)
+    assert any("30% of each GPU" in note for note in estimate.notes)
+
+
+def test_generation_without_vllm_counts_only_the_cache_beyond_the_step(catalogue):
+    """The trainer's own generation holds a KV cache when no activation or gradient exists:
+    only the part of the cache beyond them raises the peak."""
+    small = parts(run(catalogue, method="grpo", micro_batch=1, seq_len=1024))
+    assert small.generation == 0  # 128 KiB a token x 1024 tokens < the step's activations
+    # Llama 2 7B's cache (no grouped-query attention) is larger than one layer's activations,
+    # which is all that stays on the GPU with activations offloaded
+    request = FinetuneRequest(
+        method="grpo", micro_batch=8, seq_len=4096, completion_len=64, activation_offloading=True
+    )
+    c = run_finetune(catalogue, request, model="llama-2-7b", gpu="h100-sxm-80gb").devices[0]
+    arch = catalogue.models["llama-2-7b"].arch
+    kv = 8 * 4096 * arch.num_layers * 2 * arch.num_kv_heads * arch.head_dim * BF16
+    parts_ = c.components
+    assert parts_.generation == kv - parts_.activations - parts_.gradients > 0
+
+
+def test_ppo_trains_a_value_model_and_holds_a_reward_model(catalogue):
+    lora = parts(run(catalogue, method="lora"))
+    ppo = parts(run(catalogue, method="ppo", tuning="lora"))
+    assert ppo.weights == 2 * lora.weights and ppo.optimizer == 2 * lora.optimizer
+    assert ppo.reference == BF16 * parameters_of(catalogue.models[MODEL].arch).total  # reward
+
+
+def test_inputs_apply_to_the_method_or_to_how_it_trains(catalogue):
+    request, _ = parse_finetune_inputs({"model": MODEL, "method": "dpo", "lora_rank": 64})
+    assert request.trains == "lora" and request.lora_rank == 64
+    with pytest.raises(CalcError, match="lora_rank applies to lora and qlora only, not dpo"):
+        parse_finetune_inputs({"model": MODEL, "method": "dpo", "tuning": "full", "lora_rank": 64})
+    with pytest.raises(CalcError, match="tuning applies to dpo and orpo and kto and grpo and ppo"):
+        parse_finetune_inputs({"model": MODEL, "method": "lora", "tuning": "full"})
+    with pytest.raises(CalcError, match="kl_beta applies to grpo only"):
+        parse_finetune_inputs({"model": MODEL, "method": "dpo", "kl_beta": 0.1})
+
+
+def test_cli_runs_every_method():
+    totals = {}
+    for method in ("lora", "dpo", "orpo", "kto", "grpo", "ppo"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["finetune", "--model", MODEL, "--method", method, "--json"]) == 0
+        result = json.loads(out.getvalue())
+        totals[method] = result["total_bytes"]
+        assert {"reference", "generation"} <= set(result["components"])
+    assert totals["orpo"] > totals["lora"] and totals["dpo"] > totals["orpo"]
+    assert totals["ppo"] > totals["dpo"]
