@@ -3,7 +3,7 @@ method, at two sequence lengths."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,24 @@ FINETUNE_ROWS: tuple[tuple[Text, dict[str, Any]], ...] = (
     (text("QLoRA r=16, NF4 base"), {"method": "qlora"}),
 )
 SEQUENCE_LENGTHS = (1024, 4096)
+# Preference and RL training as TRL 1.9 runs it by default (calc.finetune), at 1,024 tokens of
+# prompt and completion; a DPO or ORPO sample is a pair.
+PREFERENCE_ROWS: tuple[tuple[Text, dict[str, Any]], ...] = (
+    (text("DPO, LoRA r=16 (reference: the adapters disabled)"), {"method": "dpo"}),
+    (
+        text("DPO, full, pure bf16 (a frozen reference copy)"),
+        {"method": "dpo", "tuning": "full", "precision": "bf16"},
+    ),
+    (text("ORPO, LoRA r=16 (no reference)"), {"method": "orpo"}),
+    (text("KTO, LoRA r=16"), {"method": "kto"}),
+    (text("GRPO, LoRA r=16, 512-token completions, beta 0"), {"method": "grpo"}),
+    (
+        text("GRPO, full, pure bf16, beta 0.04 (a frozen reference copy)"),
+        {"method": "grpo", "tuning": "full", "precision": "bf16", "kl_beta": 0.04},
+    ),
+    (text("PPO, LoRA r=16 (a value model and a reward model)"), {"method": "ppo"}),
+)
+PREFERENCE_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -35,9 +53,11 @@ class FinetuneRow:
     cells: list[str]
 
 
-def finetune_table(catalogue: Catalogue, seq_len: int) -> list[FinetuneRow]:
+def finetune_table(
+    catalogue: Catalogue, seq_len: int, table: Sequence[tuple[Text, dict[str, Any]]] = FINETUNE_ROWS
+) -> list[FinetuneRow]:
     rows = []
-    for label, options in FINETUNE_ROWS:
+    for label, options in table:
         cells = []
         for _size, model in FINETUNE_SIZES:
             request = FinetuneRequest(**{**SETTINGS, **options, "seq_len": seq_len})
@@ -55,5 +75,13 @@ def _at(seq_len: int) -> Callable[[Sources], dict[str, Any]]:
     return context
 
 
-# One template, one table per sequence length.
-TABLES = {f"finetune-{n}": ("finetune", _at(n)) for n in SEQUENCE_LENGTHS}
+def _preference(s: Sources) -> dict[str, Any]:
+    rows = finetune_table(s.catalogue, PREFERENCE_LENGTH, PREFERENCE_ROWS)
+    return {"rows": rows, "sizes": FINETUNE_SIZES, "seq_len": PREFERENCE_LENGTH}
+
+
+# One template, one table per sequence length; the preference and RL methods in another.
+TABLES = {
+    **{f"finetune-{n}": ("finetune", _at(n)) for n in SEQUENCE_LENGTHS},
+    "finetune-preference": ("finetune-preference", _preference),
+}
