@@ -123,6 +123,24 @@ def optimizer_state_bytes(
     return 0  # plain SGD
 
 
+# bitsandbytes' newest release (tag 0.50.1, 2026-08-19), and the first without the QLoRA memory
+# bug: before PR #1270 (commit 9e753741, "fix QLoRA mem bug: delete useless buffered
+# activation", first in 0.43.2), MatMul4Bit.forward kept its input in ``ctx.tensors = (A, B)``
+# until the backward pass, which only needs B (bitsandbytes/autograd/_functions.py).
+BNB_NEWEST = "0.50.1"
+BNB_FIXED = (0, 43, 2)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """ "0.42.0" as (0, 42, 0); a version that is not dotted numbers is an input error."""
+    parts = text.strip().lstrip("v").split(".")
+    if not text.strip() or not all(p.isdigit() for p in parts):
+        raise InputError(
+            f"bnb_version must be a release such as 0.43.2, got {text!r}", field="bnb_version"
+        )
+    return tuple(int(p) for p in parts)
+
+
 @record
 class FinetuneRequest:
     """A fine-tuning setup; the defaults are the calculator's and the CLI's (calc.inputs)."""
@@ -164,6 +182,8 @@ class FinetuneRequest:
     # model), the completion GRPO computes log-probabilities over (max_completion_length=512)
     # and the share of each GPU a colocated vLLM takes for generation (0: generation by the
     # trainer itself; TRL's vllm_gpu_memory_utilization=0.3 when use_vllm).
+    # The bitsandbytes release QLoRA's 4-bit layers run on (see layer_token_bytes).
+    bnb_version: str = BNB_NEWEST
     tuning: Tuning = "lora"
     precompute_ref: bool = False
     kl_beta: float = 0.0
@@ -294,6 +314,8 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
         )
     if request.trains in ADAPTER_METHODS:
         _validate_adapters(request, arch)
+    if request.trains == "qlora":
+        version_tuple(request.bnb_version)
     if request.trains == "freeze" and not 1 <= request.freeze_trainable_layers <= arch.num_layers:
         raise InputError(
             f"freeze trains the last N layers: N must be 1 to {arch.num_layers}, got "
@@ -383,6 +405,10 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
       mask (one nn.Dropout per LoRA module in PEFT, torchtune and LitGPT; LitGPT's fused QKV
       projection has one for q, k and v together).
 
+    QLoRA on bitsandbytes before 0.43.2: MatMul4Bit also kept every 4-bit projection's input
+    until the backward pass (``ctx.tensors = (A, B)``, removed by PR #1270), one 16-bit tensor
+    per input the projections read that the adapters do not already keep.
+
     Eager RMSNorm upcasts its input to fp32 and autograd keeps that copy (transformers
     LlamaRMSNorm, torchtune RMSNorm and LitGPT RMSNorm all compute ``x.float()`` first), plus
     the 16-bit normalised tensor when the norm's weight trains; torch.compile fuses the norm
@@ -401,6 +427,7 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     norms = 2 * (BF16 if request.compiled else FP32) * h
     kept = norms + BF16 * (2 * h + kv_width + 3 * mlp)
     targets = set(request.lora_targets)
+    # (bitsandbytes before 0.43.2 also keeps each frozen 4-bit projection's input: below)
     qkv = len(targets & {"q_proj", "k_proj", "v_proj"})
     if request.fused_qkv:
         qkv = min(qkv, 1)
@@ -410,7 +437,14 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         (len(targets & {"gate_proj", "up_proj"}), h),
         (int("down_proj" in targets), mlp),
     )
+    own_input = request.adapter_precision != "fp32" and not request.lora_dropout
+    buggy_bnb = request.trains == "qlora" and version_tuple(request.bnb_version) < BNB_FIXED
     for modules, width in groups:
+        # MatMul4Bit keeps each 4-bit projection's input; the adapters' own copy is the same
+        # tensor only with 16-bit adapters and no dropout (o_proj's input is the attention
+        # output made contiguous; gate and up share theirs, as q, k and v do)
+        if buggy_bnb and not (modules and own_input):
+            kept += BF16 * width
         if not modules:
             continue
         if request.lora_dropout:

@@ -598,6 +598,18 @@ INPUTS: tuple[Input, ...] = (
         methods=ADAPTER_METHODS,
     ),
     Input(
+        "bnb_version",
+        "text",
+        "bitsandbytes version (QLoRA)",
+        "QLoRA: the bitsandbytes release; before 0.43.2 each 4-bit layer also kept its input "
+        "until the backward pass (bitsandbytes PR #1270)",
+        FINETUNE,
+        "trains",
+        metavar="VERSION",
+        example="0.42.0",
+        methods=("qlora",),
+    ),
+    Input(
         "compile",
         "switch",
         "torch.compile",

@@ -347,6 +347,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "kl_beta": 0.5,
         "completion_len": 77,
         "colocate_vllm": 0.4,
+        "bnb_version": "0.42.0",
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)
     for model in ("llama-3.1-8b", "qwen3-30b-a3b"):
