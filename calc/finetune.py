@@ -182,6 +182,10 @@ class FinetuneRequest:
     # model), the completion GRPO computes log-probabilities over (max_completion_length=512)
     # and the share of each GPU a colocated vLLM takes for generation (0: generation by the
     # trainer itself; TRL's vllm_gpu_memory_utilization=0.3 when use_vllm).
+    # The tool whose defaults the request took (calc.trainers; "none": the guide's own), and
+    # its release ("": the newest modelled).
+    trainer: str = "none"
+    trainer_version: str = ""
     # The bitsandbytes release QLoRA's 4-bit layers run on (see layer_token_bytes).
     bnb_version: str = BNB_NEWEST
     tuning: Tuning = "lora"
@@ -705,6 +709,10 @@ def estimate_finetune(
     if request.method == "ppo":
         state = _with_value_model(state)
     notes = _setup_notes(request)
+    if request.trainer != "none":
+        from calc.trainers import trainer_note  # trainers builds on this module
+
+        notes.insert(0, trainer_note(request.trainer, request.trainer_version))
     per_gpu, host = sharded(arch, request, state, notes)
     if arch.moe is not None:
         notes.append(

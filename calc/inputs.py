@@ -27,11 +27,13 @@ from calc.finetune import (
     OBJECTIVES,
     FinetuneRequest,
     parse_lora_targets,
+    version_tuple,
 )
 from calc.plan import MAX_BATCH, MAX_CONTEXT, MAX_GPUS
-from calc.records import record
+from calc.records import record, replace
 from calc.requests import InferenceRequest
 from calc.speed import BACKENDS
+from calc.trainers import TRAINERS, trainer
 from calc.units import GIB
 
 Kind = Literal[
@@ -372,6 +374,29 @@ INPUTS: tuple[Input, ...] = (
             ("grpo", "GRPO (generated groups, RL)"),
             ("ppo", "PPO (policy, value, reference and reward models)"),
         ),
+    ),
+    Input(
+        "trainer",
+        "choice",
+        "Fine-tuning tool",
+        "the tool whose defaults apply to what you leave unset (gradient checkpointing, LoRA "
+        "rank, targets and dropout, adapter dtype, loss, optimizer)",
+        FINETUNE,
+        "trains",
+        choices=(
+            ("none", "None: this guide's defaults"),
+            *((t.id, t.name) for t in TRAINERS.values()),
+        ),
+    ),
+    Input(
+        "trainer_version",
+        "text",
+        "Tool version",
+        "the tool's release whose defaults apply, e.g. 0.22.0 (the newest modelled if unset)",
+        FINETUNE,
+        "trains",
+        metavar="VERSION",
+        example="1.9.0",
     ),
     Input(
         "tuning",
@@ -750,6 +775,7 @@ INPUTS: tuple[Input, ...] = (
     ),
 )
 BY_NAME: dict[str, Input] = {i.name: i for i in INPUTS}
+BY_FIELD: dict[str, Input] = {i.field_name: i for i in INPUTS}
 # Inputs outside a request dataclass: where the estimate runs (fine-tuning's model and GPUs).
 WHERE = ("model", "config", "gpu", "gpu_memory_gib")
 
@@ -1041,6 +1067,20 @@ def inference_request(values: Mapping[str, Any]) -> InferenceRequest:
     return InferenceRequest(**{BY_NAME[name].field_name: value for name, value in values.items()})
 
 
+def with_trainer_defaults(request: FinetuneRequest, given: set[str]) -> FinetuneRequest:
+    """The request with its trainer's defaults for every field the reader left alone and the
+    method uses (a profile's LoRA dropout does not reach full fine-tuning)."""
+    profile = trainer(request.trainer)
+    methods = {request.method, request.trains}
+    defaults = profile.defaults(request.trainer_version, request.method, request.trains)
+    chosen = {}
+    for field_name, value in defaults.items():
+        item = BY_FIELD[field_name]
+        if field_name not in given and (not item.methods or methods & set(item.methods)):
+            chosen[field_name] = value
+    return replace(request, **chosen)
+
+
 def finetune_request(values: Mapping[str, Any]) -> tuple[FinetuneRequest, dict[str, Any]]:
     """A FinetuneRequest, and where it runs (``run_finetune``'s model, config, gpu and
     gpu_memory_bytes), from typed values by input name. An input the method does not use is
@@ -1049,6 +1089,9 @@ def finetune_request(values: Mapping[str, Any]) -> tuple[FinetuneRequest, dict[s
     request = FinetuneRequest(**setup)
     # an input applies to the method or, for preference and RL methods, to how weights train
     check_applies("finetune", values, method=(request.method, request.trains))
+    if request.trainer != "none":
+        request = with_trainer_defaults(request, set(setup))
+    version_tuple(request.bnb_version)  # a version that is not one is said at once
     where = {name: None for name in ("model", "config", "gpu", "gpu_memory_bytes")}
     where.update(
         {BY_NAME[name].field_name: value for name, value in values.items() if name in WHERE}

@@ -196,6 +196,29 @@ SWEEP = (
         ),
         ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
     ]
+    + [
+        ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "trainer": name})
+        for name in (
+            "trl",
+            "unsloth",
+            "llama-factory",
+            "torchtune",
+            "axolotl",
+            "ms-swift",
+            "litgpt",
+        )
+    ]
+    + [
+        (
+            "finetune",
+            {
+                "model": "qwen2.5-7b",
+                "method": "lora",
+                "trainer": "trl",
+                "trainer_version": "0.22.0",
+            },
+        )
+    ]
 )
 
 

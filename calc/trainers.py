@@ -1,0 +1,284 @@
+"""Fine-tuning tools as profiles: the defaults each applies that change memory, by release.
+
+A profile sets the fine-tuning request's fields a reader did not set: gradient checkpointing,
+the LoRA rank, targets and dropout, the adapters' dtype, the loss, the optimizer, the precision.
+Each release lists what it changed, with the line of the tool's source that says so; a version
+takes every change up to it. Fields the reader gives win; the estimate names the profile.
+
+What a profile cannot say is noted rather than guessed: TRL from 0.27.0 loads a model named by
+a string in float32 (trl/trainer/utils.py ``dtype = kwargs.get("dtype", "float32")``), which the
+estimate does not model (it takes 16-bit base weights, as a model object loaded in bf16 is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from calc._errors import InputError
+from calc.finetune import LORA_GROUPS, OBJECTIVES, version_tuple
+from calc.records import record
+
+QV = ("q_proj", "v_proj")
+ALL = LORA_GROUPS["all"]
+# torchtune's LoRA configs: q, v and the output projection, and the MLP (not k)
+TORCHTUNE_TARGETS = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@record
+class TrainerRelease:
+    version: str
+    date: str
+    # request field -> value; "field@X" applies only when X is the method, how the weights
+    # train (full, lora, qlora...) or "sft" (a method that is not preference or RL training)
+    changes: Mapping[str, Any]
+    source: str
+
+
+@record
+class Trainer:
+    id: str
+    name: str
+    releases: tuple[TrainerRelease, ...]  # oldest first
+    note: str = ""
+
+    @property
+    def newest(self) -> TrainerRelease:
+        return self.releases[-1]
+
+    def release(self, version: str = "") -> TrainerRelease:
+        """The newest modelled release at or before ``version`` (the newest: none given)."""
+        if not version:
+            return self.newest
+        wanted = version_tuple(version)
+        earlier = [r for r in self.releases if version_tuple(r.version) <= wanted]
+        if not earlier:
+            raise InputError(
+                f"{self.name} {version} is older than the oldest release modelled "
+                f"({self.releases[0].version})",
+                field="trainer_version",
+            )
+        return earlier[-1]
+
+    def defaults(self, version: str, method: str, trains: str) -> dict[str, Any]:
+        """The request fields this release sets, for ``method`` training its weights as
+        ``trains``."""
+        last = self.release(version)
+        kinds = {method, trains, "" if method in OBJECTIVES else "sft"}
+        values: dict[str, Any] = {}
+        for release in self.releases:
+            for key, value in release.changes.items():
+                name, _, only = key.partition("@")
+                if not only or only in kinds:
+                    values[name] = value
+            if release is last:
+                break
+        return values
+
+
+PEFT_LORA = {"lora_rank": 8, "lora_targets": QV, "lora_dropout": 0.0, "adapter_precision": "fp32"}
+
+TRAINERS: Mapping[str, Trainer] = {
+    t.id: t
+    for t in (
+        Trainer(
+            "trl",
+            "Hugging Face TRL (with PEFT)",
+            (
+                TrainerRelease(
+                    "0.19.0",
+                    "2025-06",
+                    # bf16 AMP (PR #3515); PEFT's LoraConfig r=8 on its Llama/Qwen map (q_proj,
+                    # v_proj), dropout 0.0, adapters autocast to fp32 (PEFT >= 0.12.0)
+                    {"precision": "amp", "grad_checkpointing": False, **PEFT_LORA},
+                    "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L105",
+                ),
+                TrainerRelease(
+                    "0.22.0",
+                    "2025-08",
+                    {"grad_checkpointing": True},  # PR #3510, base_config.py#L61-L62
+                    "https://github.com/huggingface/trl/commit/a222aeb4622b07af15558c4e3e83dcb7385830df",
+                ),
+                TrainerRelease(
+                    "0.26.0",
+                    "2025-11",
+                    {"adapter_precision@qlora": "bf16"},  # PR #4577: adapters of a quantized base
+                    "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/sft_trainer.py#L1127-L1130",
+                ),
+                TrainerRelease(
+                    "1.7.0",
+                    "2026-06",
+                    # SFT's loss_type "chunked_nll" by default (PR #5846)
+                    {"chunked_loss@sft": True},
+                    "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/sft_config.py#L336",
+                ),
+                TrainerRelease(
+                    "1.9.0",
+                    "2026-07",
+                    {},  # no change to these defaults since 1.7.0
+                    "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L61-L62",
+                ),
+            ),
+            note="from 0.27.0 TRL loads a model named by a string in float32: the estimate takes "
+            "16-bit base weights (pass dtype=bfloat16 in model_init_kwargs to match)",
+        ),
+        Trainer(
+            "unsloth",
+            "Unsloth",
+            (
+                TrainerRelease(
+                    "2026.8.19",
+                    "2026-08",
+                    # use_gradient_checkpointing="unsloth": each layer's input to pinned CPU
+                    # RAM, the layer recomputed; r=16 on all projections, dropout 0, adapters
+                    # upcast to fp32; fused chunked cross-entropy; adamw_8bit
+                    {
+                        "grad_checkpointing": True,
+                        "activation_offloading": True,
+                        "lora_rank": 16,
+                        "lora_targets": ALL,
+                        "lora_dropout": 0.0,
+                        "adapter_precision": "fp32",
+                        "chunked_loss": True,
+                        "optimizer": "adamw_8bit",
+                        "precision": "amp",
+                    },
+                    "https://github.com/unslothai/unsloth/blob/015bdef0d94a241bcd94eec7a405b1700632180d/unsloth/models/llama.py#L3061-L3079",
+                ),
+            ),
+            note="Unsloth offloads each layer's input to CPU RAM only from 512-token sequences "
+            "and keeps the last layer's on the GPU",
+        ),
+        Trainer(
+            "llama-factory",
+            "LLaMA-Factory",
+            (
+                TrainerRelease(
+                    "0.9.5",
+                    "2026",
+                    # checkpointing on; lora_rank 8 on every linear layer, dropout 0; trainable
+                    # parameters upcast to fp32 (full fine-tuning too) unless pure_bf16
+                    {
+                        "grad_checkpointing": True,
+                        "lora_rank": 8,
+                        "lora_targets": ALL,
+                        "lora_dropout": 0.0,
+                        "adapter_precision": "fp32",
+                        "precision": "amp",
+                        "chunked_loss": False,
+                    },
+                    "https://github.com/hiyouga/LLaMA-Factory/blob/v0.9.5/src/llamafactory/hparams/finetuning_args.py#L73-L82",
+                ),
+            ),
+        ),
+        Trainer(
+            "torchtune",
+            "torchtune",
+            (
+                TrainerRelease(
+                    "0.6.1",
+                    "2025-04",
+                    # llama3_1/8B_lora_single_device.yaml: dtype bf16 (no AMP), adapters bf16,
+                    # CEWithChunkedOutputLoss, activation checkpointing on; the full recipe's
+                    # PagedAdamW8bit stepped in the backward pass
+                    {
+                        "precision": "bf16",
+                        "adapter_precision": "bf16",
+                        "grad_checkpointing": True,
+                        "chunked_loss": True,
+                        "lora_rank": 8,
+                        "lora_targets": TORCHTUNE_TARGETS,
+                        "lora_dropout": 0.0,
+                        "optimizer@full": "paged_adamw_8bit",
+                        "optimizer_in_backward@full": True,
+                    },
+                    "https://github.com/pytorch/torchtune/blob/v0.6.1/recipes/configs/llama3_1/8B_lora_single_device.yaml#L24-L93",
+                ),
+            ),
+        ),
+        Trainer(
+            "axolotl",
+            "Axolotl",
+            (
+                TrainerRelease(
+                    "0.18.0",
+                    "2026",
+                    # gradient_checkpointing False, bf16 "auto" (AMP), lora_dropout 0.0,
+                    # adapters fp32 (PEFT's autocast); no rank or target default
+                    {
+                        "grad_checkpointing": False,
+                        "precision": "amp",
+                        "lora_dropout": 0.0,
+                        "adapter_precision": "fp32",
+                        "chunked_loss": False,
+                    },
+                    "https://github.com/axolotl-ai-cloud/axolotl/blob/v0.18.0/src/axolotl/utils/schemas/config.py#L600-L601",
+                ),
+            ),
+            note="Axolotl has no LoRA rank or target default: the YAML sets them",
+        ),
+        Trainer(
+            "ms-swift",
+            "ms-swift",
+            (
+                TrainerRelease(
+                    "3.0.0",
+                    "2024-12",
+                    # gradient_checkpointing True; lora_rank 8, all-linear, dropout 0.05,
+                    # adapters fp32 (lora_dtype None); bf16 AMP for a bf16 checkpoint
+                    {
+                        "grad_checkpointing": True,
+                        "lora_rank": 8,
+                        "lora_targets": ALL,
+                        "lora_dropout": 0.05,
+                        "adapter_precision": "fp32",
+                        "precision": "amp",
+                        "chunked_loss": False,
+                    },
+                    "https://github.com/modelscope/ms-swift/blob/v3.0.0/swift/llm/argument/tuner_args.py#L110-L120",
+                ),
+            ),
+        ),
+        Trainer(
+            "litgpt",
+            "LitGPT",
+            (
+                TrainerRelease(
+                    "0.5.13",
+                    "2026",
+                    # config_hub YAMLs: bf16-true (adapters bf16), q and v only in the fused
+                    # qkv, r 32, dropout 0.05; no checkpointing on one GPU; QLoRA's 32-bit
+                    # paged AdamW
+                    {
+                        "precision": "bf16",
+                        "adapter_precision": "bf16",
+                        "grad_checkpointing": False,
+                        "lora_rank": 32,
+                        "lora_targets": QV,
+                        "lora_dropout": 0.05,
+                        "fused_qkv": True,
+                        "optimizer@qlora": "paged_adamw_32bit",
+                    },
+                    "https://github.com/Lightning-AI/litgpt/blob/v0.5.13/config_hub/finetune/llama-3.1-8b/lora.yaml#L8",
+                ),
+            ),
+        ),
+    )
+}
+
+
+def trainer(name: str) -> Trainer:
+    if name not in TRAINERS:
+        raise InputError(
+            f"unknown trainer {name!r}; expected one of {', '.join(TRAINERS)}", field="trainer"
+        )
+    return TRAINERS[name]
+
+
+def trainer_note(name: str, version: str) -> str:
+    """The note an estimate carries: which profile and release set the defaults."""
+    profile = trainer(name)
+    release = profile.release(version)
+    which = version or f"{profile.newest.version} (the newest modelled)"
+    note = f"{profile.name} {which} defaults (as from release {release.version})"
+    return f"{note}; {profile.note}" if profile.note else note

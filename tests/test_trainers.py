@@ -1,0 +1,75 @@
+"""Trainer profiles: a tool's defaults, by release, fill what the reader leaves unset."""
+
+from __future__ import annotations
+
+import pytest
+
+from calc import CalcError
+from calc.bridge import parse_finetune_inputs
+from calc.trainers import TRAINERS, trainer
+
+MODEL = "llama-3.1-8b"
+
+
+def request(**inputs):
+    return parse_finetune_inputs({"model": MODEL, **inputs})[0]
+
+
+def test_a_release_takes_every_change_up_to_it():
+    trl = trainer("trl")
+    assert trl.defaults("0.21.0", "lora", "lora")["grad_checkpointing"] is False
+    assert trl.defaults("0.22.0", "lora", "lora")["grad_checkpointing"] is True
+    assert trl.defaults("", "lora", "lora")["grad_checkpointing"] is True  # the newest
+    # TRL casts the adapters of a quantized base to bf16 from 0.26.0, leaves LoRA's in fp32
+    assert trl.defaults("0.26.0", "qlora", "qlora")["adapter_precision"] == "bf16"
+    assert trl.defaults("0.26.0", "lora", "lora")["adapter_precision"] == "fp32"
+    assert trl.defaults("0.25.0", "qlora", "qlora")["adapter_precision"] == "fp32"
+    # the chunked loss is SFT's: not DPO's
+    assert trl.defaults("1.7.0", "lora", "lora")["chunked_loss"] is True
+    assert "chunked_loss" not in trl.defaults("1.7.0", "dpo", "lora")
+    with pytest.raises(CalcError, match=r"older than the oldest release modelled \(0\.19\.0\)"):
+        trl.release("0.10.0")
+
+
+def test_a_profile_fills_only_what_the_reader_left_unset():
+    plain = request(method="lora", trainer="unsloth")
+    assert (plain.lora_rank, plain.optimizer, plain.activation_offloading) == (
+        16,
+        "adamw_8bit",
+        True,
+    )
+    mine = request(method="lora", trainer="unsloth", lora_rank=64, activation_offloading=False)
+    assert (mine.lora_rank, mine.activation_offloading) == (64, False)
+
+
+def test_a_profile_sets_only_what_the_method_uses():
+    full = request(method="full", trainer="ms-swift")
+    assert full.lora_dropout == 0.0  # ms-swift's 0.05 is the adapters'
+    tt = request(method="full", trainer="torchtune")
+    assert (tt.optimizer, tt.optimizer_in_backward, tt.precision) == (
+        "paged_adamw_8bit",
+        True,
+        "bf16",
+    )
+    assert request(method="lora", trainer="torchtune").optimizer == "adamw"
+
+
+def test_profiles_change_the_estimate_and_say_so(catalogue):
+    from calc.api import run_finetune
+
+    totals = {}
+    for name in ("none", *TRAINERS):
+        req = request(method="lora", trainer=name, seq_len=4096)
+        estimate = run_finetune(catalogue, req, model=MODEL, gpu="h100-sxm-80gb")
+        totals[name] = estimate.total_bytes
+        if name != "none":
+            assert estimate.notes[0].startswith(TRAINERS[name].name)
+    # Unsloth's offloaded checkpoints and 8-bit Adam beat Axolotl's no checkpointing at 4k
+    assert totals["unsloth"] < totals["none"] < totals["axolotl"]
+
+
+def test_an_unknown_trainer_or_version_is_named():
+    with pytest.raises(CalcError, match="trainer must be one of none, trl"):
+        request(trainer="deepspeed-chat")
+    with pytest.raises(CalcError, match=r"bnb_version must be a release such as 0\.43\.2"):
+        request(method="qlora", bnb_version="latest")
