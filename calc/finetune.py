@@ -179,9 +179,10 @@ class FinetuneRequest:
     # Preference and RL training (TRL 1.9's defaults): what trains, the reference model's
     # log-probabilities computed once before training (DPOConfig/KTOConfig
     # precompute_ref_log_probs=False), GRPO's KL coefficient (GRPOConfig beta=0.0: no reference
-    # model), the completion GRPO computes log-probabilities over (max_completion_length=512)
-    # and the share of each GPU a colocated vLLM takes for generation (0: generation by the
-    # trainer itself; TRL's vllm_gpu_memory_utilization=0.3 when use_vllm).
+    # model), the completion GRPO computes log-probabilities over (max_completion_length=256 in
+    # 1.9.0; 512 on main, not released) and the share of each GPU a colocated vLLM takes for
+    # generation (0: generation by the trainer itself; TRL's vllm_gpu_memory_utilization=0.3
+    # when use_vllm). They follow the trainer and bitsandbytes fields below.
     # The tool whose defaults the request took (calc.trainers; "none": the guide's own), and
     # its release ("": the newest modelled).
     trainer: str = "none"
@@ -191,7 +192,7 @@ class FinetuneRequest:
     tuning: Tuning = "lora"
     precompute_ref: bool = False
     kl_beta: float = 0.0
-    completion_len: int = 512
+    completion_len: int = 256
     colocate_vllm: float = 0.0
 
     @property

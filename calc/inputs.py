@@ -442,7 +442,7 @@ INPUTS: tuple[Input, ...] = (
         "int",
         "GRPO: completion length (tokens)",
         "the longest completion GRPO computes log-probabilities over (TRL's "
-        "max_completion_length, 512)",
+        "max_completion_length, 256 in 1.9.0)",
         FINETUNE,
         "trains",
         metavar="N",

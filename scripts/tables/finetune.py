@@ -37,7 +37,7 @@ PREFERENCE_ROWS: tuple[tuple[Text, dict[str, Any]], ...] = (
     ),
     (text("ORPO, LoRA r=16 (no reference)"), {"method": "orpo"}),
     (text("KTO, LoRA r=16"), {"method": "kto"}),
-    (text("GRPO, LoRA r=16, 512-token completions, beta 0"), {"method": "grpo"}),
+    (text("GRPO, LoRA r=16, 256-token completions, beta 0"), {"method": "grpo"}),
     (
         text("GRPO, full, pure bf16, beta 0.04 (a frozen reference copy)"),
         {"method": "grpo", "tuning": "full", "precision": "bf16", "kl_beta": 0.04},
