@@ -157,6 +157,9 @@ class FinetuneRequest:
     flash_attention: bool = True
     gpus: int = 1
     zero: Zero = 0
+    # Sequence (context) parallelism: each sequence split over this many GPUs (DeepSpeed
+    # Ulysses, ring attention); a divisor of gpus.
+    sequence_parallel: int = 1
     offload: OffloadTarget = "none"
     # Framework features that cut memory (torchtune's names): the loss computed over chunks of
     # the output (CEWithChunkedOutputLoss, 8 chunks), the optimizer stepped inside the backward
@@ -300,6 +303,11 @@ class FinetuneEstimate:
 def validate(request: FinetuneRequest, arch: Architecture) -> None:
     """Reject combinations that make no sense, naming the inputs involved (``calc.inputs``
     has held each value to its own bounds)."""
+    if request.gpus % request.sequence_parallel:
+        raise InputError(
+            f"sequence_parallel {request.sequence_parallel} must divide the {request.gpus} GPUs",
+            field="sequence_parallel",
+        )
     if request.offload != "none" and request.zero == 0:
         raise InputError(
             "offload needs ZeRO (zero 1, 2 or 3) to move state off the GPU", field="offload"
@@ -471,7 +479,8 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     adds fp32 logits, their 16-bit originals and the fp32 gradient over the vocabulary for every
     token.
     """
-    h, s, b = arch.hidden_size, request.seq_len, request.sequences
+    # sequence parallelism: each GPU keeps the activations and logits of its share of tokens
+    h, s, b = arch.hidden_size, ceil(request.seq_len / request.sequence_parallel), request.sequences
     per_token_layer = layer_token_bytes(arch, request)
     layer = s * b * per_token_layer
     if not request.flash_attention:
@@ -509,8 +518,10 @@ def logit_tokens(request: FinetuneRequest) -> int:
     completion's (TRL's GRPOTrainer asks the model for ``logits_to_keep`` = the completion
     length)."""
     if request.method == "grpo":
-        return request.sequences * min(request.completion_len, request.seq_len)
-    return request.sequences * request.seq_len
+        tokens = min(request.completion_len, request.seq_len)
+    else:
+        tokens = request.seq_len
+    return request.sequences * ceil(tokens / request.sequence_parallel)
 
 
 @record
@@ -603,6 +614,11 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
         notes.append(
             f"ZeRO-{request.zero} on one GPU: nothing to shard, so no memory saved (it saves "
             "memory with several GPUs, or with offload)"
+        )
+    if request.sequence_parallel > 1:
+        notes.append(
+            f"sequence parallel over {request.sequence_parallel} GPUs: each keeps the "
+            "activations and logits of its share of every sequence's tokens"
         )
     if request.paged_optimizer:
         notes.append(

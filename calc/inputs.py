@@ -376,6 +376,18 @@ INPUTS: tuple[Input, ...] = (
         ),
     ),
     Input(
+        "sequence_parallel",
+        "int",
+        "Sequence parallel GPUs",
+        "each sequence split over this many GPUs (DeepSpeed Ulysses, ring attention); divides "
+        "the GPU count",
+        FINETUNE,
+        "trains",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_GPUS,
+    ),
+    Input(
         "trainer",
         "choice",
         "Fine-tuning tool",

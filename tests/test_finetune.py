@@ -350,6 +350,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "bnb_version": "0.42.0",
         "trainer": "trl",
         "trainer_version": "0.22.0",
+        "sequence_parallel": 2,
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)
     for model in ("llama-3.1-8b", "qwen3-30b-a3b"):

@@ -126,3 +126,15 @@ def test_cli_runs_every_method():
         assert {"reference", "generation"} <= set(result["components"])
     assert totals["orpo"] > totals["lora"] and totals["dpo"] > totals["orpo"]
     assert totals["ppo"] > totals["dpo"]
+
+
+def test_sequence_parallelism_divides_the_activations(catalogue):
+    arch = catalogue.models[MODEL].arch
+    whole = run(catalogue, method="lora", seq_len=32768, gpus=8, gpu="h100-sxm-80gb")
+    split = run(catalogue, method="lora", seq_len=32768, gpus=8, sequence_parallel=8)
+    one, eighth = parts(whole).activations, parts(split).activations
+    assert eighth < one / 6 and parts(split).weights == parts(whole).weights
+    # the logits term alone: 32,768 / 8 tokens per GPU, 16-bit, fp32 copy and log-softmax
+    assert eighth >= 4096 * arch.vocab_size * (2 + 4 + 4)
+    with pytest.raises(CalcError, match="sequence_parallel 3 must divide the 8 GPUs"):
+        run(catalogue, method="lora", gpus=8, sequence_parallel=3)
