@@ -34,7 +34,7 @@ from calc.engines import ENGINES, engine_by_name
 from calc.estimate import LayoutMemo, estimate_inference
 from calc.finetune import FinetuneRequest
 from calc.hints import finetune_hint, fit_hint, verified
-from calc.inputs import Mode, finetune_request, inference_request, parse
+from calc.inputs import Mode, finetune_defaults, finetune_request, inference_request, parse
 from calc.planner import RANKING_CONTEXT, plan_offload, rank_gpus, rank_models
 from calc.requests import InferenceRequest
 
@@ -165,10 +165,12 @@ class Session:
         request, where = parse_finetune_inputs(inputs)
         estimate = run_finetune(self.catalogue, request, **where)
         hint = finetune_hint(self.catalogue, request, where)
+        given = inputs.keys() if isinstance(inputs, dict) else ()
         return {
             "ok": True,
             "result": estimate.to_json(),
             "hint": hint.to_json() if hint else None,
+            "defaults": finetune_defaults(request, given),
         }
 
 

@@ -15,7 +15,7 @@ kind into an argparse type); :func:`check` then holds every value to the table's
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, fields
 from typing import Any, Literal
 
@@ -113,7 +113,10 @@ class Input:
 
     def default_text(self, mode: Mode) -> Any:
         """The default as a reader would type it (None where the plan resolves it)."""
-        value = self.default(mode)
+        return self.as_text(self.default(mode))
+
+    def as_text(self, value: Any) -> Any:
+        """A value as a reader would type it."""
         if self.kind == "switch" and isinstance(value, bool):
             return self.on_word if value else "off"
         if self.kind == "targets" and isinstance(value, tuple):
@@ -1077,6 +1080,17 @@ def check_applies(
 def inference_request(values: Mapping[str, Any]) -> InferenceRequest:
     """An InferenceRequest from typed values by input name; the rest keep their defaults."""
     return InferenceRequest(**{BY_NAME[name].field_name: value for name, value in values.items()})
+
+
+def finetune_defaults(request: FinetuneRequest, given: Iterable[str]) -> dict[str, Any]:
+    """What the estimate took for each fine-tuning input the reader left unset (a trainer's
+    defaults, or the table's): the page shows them as the empty fields' placeholders."""
+    fields = set(request.__dataclass_fields__)
+    return {
+        item.name: item.as_text(getattr(request, item.field_name))
+        for item in INPUTS
+        if "finetune" in item.modes and item.name not in given and item.field_name in fields
+    }
 
 
 def with_trainer_defaults(request: FinetuneRequest, given: set[str]) -> FinetuneRequest:

@@ -620,6 +620,35 @@ def test_the_calculator_passes_axe_and_works_from_the_keyboard(booted):
     assert watched.errors[errors:] == []
 
 
+def test_a_trainer_profile_fills_the_empty_fields_as_on_the_command_line(booted):
+    watched, root, errors = again(booted)
+    page = root.page
+    change(root, lambda: page.check("input[name=mode][value=finetune]"))
+    change(root, lambda: page.select_option("select[name=trainer]", "unsloth"))
+    expected = cli_json_command(
+        "finetune", "--model", "llama-3.1-8b", "--trainer", "unsloth", "--gpu", "rtx-4090"
+    )
+    assert shown(root)["total_bytes"] == expected["total_bytes"]
+    # the empty fields show what the profile set: r=16, 8-bit AdamW, offloaded activations
+    assert page.get_attribute("input[name=lora_rank]", "placeholder") == "default 16"
+    optimizer = page.locator("select[name=optimizer] option[value='']").inner_text()
+    assert "8-bit" in optimizer, optimizer
+    change(root, lambda: page.fill("input[name=lora_rank]", "64"))
+    mine = cli_json_command(
+        "finetune",
+        "--model",
+        "llama-3.1-8b",
+        "--trainer",
+        "unsloth",
+        "--lora-rank",
+        "64",
+        "--gpu",
+        "rtx-4090",
+    )
+    assert shown(root)["total_bytes"] == mine["total_bytes"]
+    assert watched.errors[errors:] == []
+
+
 def test_fine_tuning_mode_passes_axe_and_works_from_the_keyboard(booted):
     watched, root, errors = again(booted)
     page = root.page

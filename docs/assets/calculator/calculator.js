@@ -191,7 +191,16 @@ function buildField(input) {
   return wrap;
 }
 
-// A select's "" option stands for the default; its label says which value that is.
+// A select's "" option stands for the default; its label says which value that is. Inference
+// resolves some defaults (engine, model, GPUs); fine-tuning's choices take a trainer's defaults
+// when one is picked, so they start empty too (not the method, the trainer or the tuning).
+const PICKED = ["method", "trainer", "tuning"];
+function defaultable(input) {
+  if (!input.choices.length) return false;
+  if (input.resolved) return true;
+  return input.modes.length === 1 && input.modes[0] === "finetune" && !PICKED.includes(input.name);
+}
+
 function defaultLabel(value) {
   return value === null || value === undefined || value === "" ? t("default") : t("default ({value})", { value });
 }
@@ -253,7 +262,7 @@ export async function mount(root) {
   const numericChoices = (input) => input.choices.length && typeof input.choices[0].value === "number";
   for (const input of table) {
     const field = fields[input.name];
-    if (input.resolved && input.choices.length) field.append(option("", t("default")));
+    if (defaultable(input)) field.append(option("", t("default")));
     for (const choice of input.choices) field.append(option(String(choice.value), tInput(choice.label)));
   }
   // The names the catalogue answers to, spelt as it compares them (calc.catalogue: a Hugging
@@ -365,14 +374,18 @@ export async function mount(root) {
   // than the estimate itself.
   function showDefaults() {
     for (const input of table) {
-      const value = mode() === "inference" && input.resolved ? resolved[input.name] : input.defaults[mode()];
+      // inference: what the plan resolved; fine-tuning: what the request took (a trainer's
+      // defaults among them) for every field left empty
+      const known = mode() === "inference" ? input.resolved : input.name in resolved;
+      const value = known ? resolved[input.name] : input.defaults[mode()];
       const field = fields[input.name];
       if (field.tagName === "SELECT") {
         const empty = field.querySelector('option[value=""]');
-        const text = defaultLabel(value);
+        const choice = input.choices.find((c) => String(c.value) === String(value));
+        const text = defaultLabel(choice ? tInput(choice.label) : value);
         if (empty && input.name !== "gpu" && empty.textContent !== text) empty.textContent = text;
       } else if (input.kind !== "config" && input.kind !== "gguf") {
-        const text = value === null || value === undefined ? "default" : `default ${value}`;
+        const text = value === null || value === undefined ? t("default") : `${t("default")} ${value}`;
         if (field.placeholder !== text) field.placeholder = text;
       }
     }
@@ -419,7 +432,8 @@ export async function mount(root) {
   function startValue(input) {
     const value = input.defaults[input.modes[0]];
     const resolvedHere = input.resolved && input.modes[0] === "inference";
-    if (fields[input.name].tagName !== "SELECT" || resolvedHere || value === null) return "";
+    const emptyStart = resolvedHere || (defaultable(input) && !input.resolved);
+    if (fields[input.name].tagName !== "SELECT" || emptyStart || value === null) return "";
     return String(value);
   }
 
