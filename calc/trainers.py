@@ -237,6 +237,12 @@ TRAINERS: Mapping[str, Trainer] = {
                     },
                     "https://github.com/modelscope/ms-swift/blob/v3.0.0/swift/llm/argument/tuner_args.py#L110-L120",
                 ),
+                TrainerRelease(
+                    "4.5.2",
+                    "2026",
+                    {},  # the same defaults; the arguments moved to swift/arguments/ in 4.x
+                    "https://github.com/modelscope/ms-swift/blob/v4.5.2/swift/trainers/arguments.py#L134",
+                ),
             ),
         ),
         Trainer(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from calc import GB, GIB, Catalogue, FinetuneRequest, run_finetune
+from calc.finetune import LORA_GROUPS
+from calc.trainers import TRAINERS
 from scripts.messages import Text, text
 from scripts.tables.common import Sources
 
@@ -80,8 +82,58 @@ def _preference(s: Sources) -> dict[str, Any]:
     return {"rows": rows, "sizes": FINETUNE_SIZES, "seq_len": PREFERENCE_LENGTH}
 
 
+@dataclass(frozen=True)
+class TrainerRow:
+    tool: str
+    release: str
+    date: str
+    cells: list[str]  # as TRAINER_FIELDS
+    source: str
+
+
+# The fields a profile sets, in the table's order (calc.trainers)
+TRAINER_FIELDS = (
+    "grad_checkpointing",
+    "activation_offloading",
+    "lora_rank",
+    "lora_targets",
+    "lora_dropout",
+    "adapter_precision",
+    "chunked_loss",
+    "optimizer",
+    "precision",
+)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        named = [name for name, members in LORA_GROUPS.items() if members == value]
+        return named[0] if named else ", ".join(value)
+    return "" if value is None else str(value)
+
+
+def trainer_rows() -> list[TrainerRow]:
+    """Each modelled release of each tool with the defaults it runs LoRA with (cumulative)."""
+    rows = []
+    for profile in TRAINERS.values():
+        for release in profile.releases:
+            values = profile.defaults(release.version, "lora", "lora")
+            cells = [_cell(values.get(name)) for name in TRAINER_FIELDS]
+            rows.append(
+                TrainerRow(profile.name, release.version, release.date, cells, release.source)
+            )
+    return rows
+
+
+def _trainers(s: Sources) -> dict[str, Any]:
+    return {"rows": trainer_rows()}
+
+
 # One template, one table per sequence length; the preference and RL methods in another.
 TABLES = {
     **{f"finetune-{n}": ("finetune", _at(n)) for n in SEQUENCE_LENGTHS},
     "finetune-preference": ("finetune-preference", _preference),
+    "trainers": ("trainers", _trainers),
 }
