@@ -1098,7 +1098,9 @@ def with_trainer_defaults(request: FinetuneRequest, given: set[str]) -> Finetune
     method uses (a profile's LoRA dropout does not reach full fine-tuning)."""
     profile = trainer(request.trainer)
     methods = {request.method, request.trains}
-    defaults = profile.defaults(request.trainer_version, request.method, request.trains)
+    defaults = profile.defaults(
+        request.trainer_version, request.method, request.trains, request.seq_len
+    )
     chosen = {}
     for field_name, value in defaults.items():
         item = BY_FIELD[field_name]

@@ -30,7 +30,8 @@ class TrainerRelease:
     version: str
     date: str
     # request field -> value; "field@X" applies only when X is the method, how the weights
-    # train (full, lora, qlora...) or "sft" (a method that is not preference or RL training)
+    # train (full, lora, qlora...), "sft" (a method that is not preference or RL training) or
+    # "long" (sequences of LONG_SEQUENCE tokens or more)
     changes: Mapping[str, Any]
     source: str
 
@@ -60,11 +61,13 @@ class Trainer:
             )
         return earlier[-1]
 
-    def defaults(self, version: str, method: str, trains: str) -> dict[str, Any]:
+    def defaults(self, version: str, method: str, trains: str, seq_len: int = 0) -> dict[str, Any]:
         """The request fields this release sets, for ``method`` training its weights as
-        ``trains``."""
+        ``trains`` on sequences of ``seq_len`` tokens ("long": 512 or more)."""
         last = self.release(version)
         kinds = {method, trains, "" if method in OBJECTIVES else "sft"}
+        if seq_len >= LONG_SEQUENCE:
+            kinds.add("long")
         values: dict[str, Any] = {}
         for release in self.releases:
             for key, value in release.changes.items():
@@ -75,6 +78,10 @@ class Trainer:
                 break
         return values
 
+
+# Unsloth offloads checkpoints only from this length: "if max_seq_length < 512:
+# unpatch_unsloth_smart_gradient_checkpointing()" (unsloth/models/_utils.py#L374-L381)
+LONG_SEQUENCE = 512
 
 PEFT_LORA = {"lora_rank": 8, "lora_targets": QV, "lora_dropout": 0.0, "adapter_precision": "fp32"}
 
@@ -134,7 +141,7 @@ TRAINERS: Mapping[str, Trainer] = {
                     # upcast to fp32; fused chunked cross-entropy; adamw_8bit
                     {
                         "grad_checkpointing": True,
-                        "activation_offloading": True,
+                        "activation_offloading@long": True,
                         "lora_rank": 16,
                         "lora_targets": ALL,
                         "lora_dropout": 0.0,

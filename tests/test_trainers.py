@@ -42,6 +42,11 @@ def test_a_profile_fills_only_what_the_reader_left_unset():
     assert (mine.lora_rank, mine.activation_offloading) == (64, False)
 
 
+def test_unsloth_offloads_checkpoints_from_512_tokens_only():
+    assert request(method="lora", trainer="unsloth", seq_len=511).activation_offloading is False
+    assert request(method="lora", trainer="unsloth", seq_len=512).activation_offloading is True
+
+
 def test_a_profile_sets_only_what_the_method_uses():
     full = request(method="full", trainer="ms-swift")
     assert full.lora_dropout == 0.0  # ms-swift's 0.05 is the adapters'

@@ -119,7 +119,7 @@ def trainer_rows() -> list[TrainerRow]:
     rows = []
     for profile in TRAINERS.values():
         for release in profile.releases:
-            values = profile.defaults(release.version, "lora", "lora")
+            values = profile.defaults(release.version, "lora", "lora", seq_len=2048)
             cells = [_cell(values.get(name)) for name in TRAINER_FIELDS]
             rows.append(
                 TrainerRow(profile.name, release.version, release.date, cells, release.source)
