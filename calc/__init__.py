@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     )
     from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
     from calc.estimate import LayoutMemo, estimate_inference, layout_for
-    from calc.finetune import FinetuneEstimate, FinetuneRequest, TrainComponents
+    from calc.finetune import LORA_GROUPS, FinetuneEstimate, FinetuneRequest, TrainComponents
     from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
     from calc.inputs import INPUTS, Input, page_table, parse_config_text
     from calc.kv_cache import kv_cache_bytes
@@ -60,11 +60,15 @@ if TYPE_CHECKING:
     from calc.requests import InferenceRequest
     from calc.speed import BACKENDS, estimate_speed
     from calc.tensors import ParameterCount, count_parameters
+    from calc.trainers import TRAINERS, Trainer
     from calc.units import GB, GIB, MB, MIB, format_bytes
 
 # Each public name and the module that defines it, imported when first asked for.
 _LAZY = {
     "Session": "calc.bridge",
+    "LORA_GROUPS": "calc.finetune",
+    "TRAINERS": "calc.trainers",
+    "Trainer": "calc.trainers",
     "Architecture": "calc.architecture",
     "BACKENDS": "calc.speed",
     "CONSTANTS": "calc.engines",
@@ -163,9 +167,11 @@ __all__ = [
     "GIB",
     "GPU",
     "INPUTS",
+    "LORA_GROUPS",
     "MB",
     "MIB",
     "SPEEDS",
+    "TRAINERS",
     "UNIT_BYTES",
     "UNIT_SCALE",
     "Architecture",
@@ -198,6 +204,7 @@ __all__ = [
     "Session",
     "Summary",
     "TrainComponents",
+    "Trainer",
     "UnknownNameError",
     "WeightLayout",
     "all_on_gpus",

@@ -7,9 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from calc import GB, GIB, Catalogue, FinetuneRequest, run_finetune
-from calc.finetune import LORA_GROUPS
-from calc.trainers import TRAINERS
+from calc import GB, GIB, LORA_GROUPS, TRAINERS, Catalogue, FinetuneRequest, run_finetune
 from scripts.messages import Text, text
 from scripts.tables.common import Sources
 
