@@ -18,6 +18,7 @@ One pure function per component, each with its source:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import field
 from functools import lru_cache
@@ -27,6 +28,7 @@ from typing import Any, Literal, get_args
 from calc._errors import InputError
 from calc.architecture import Architecture
 from calc.breakdown import ByKind, Device
+from calc.engines.history import version_key
 from calc.formats import StorageType, WeightFormat, tensor_bytes, tensor_storage
 from calc.records import record, replace
 from calc.speed import CUDA_CONTEXT_BYTES
@@ -128,17 +130,17 @@ def optimizer_state_bytes(
 # activation", first in 0.43.2), MatMul4Bit.forward kept its input in ``ctx.tensors = (A, B)``
 # until the backward pass, which only needs B (bitsandbytes/autograd/_functions.py).
 BNB_NEWEST = "0.50.1"
-BNB_FIXED = (0, 43, 2)
+BNB_FIXED = version_key("0.43.2")
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
-    """ "0.42.0" as (0, 42, 0); a version that is not dotted numbers is an input error."""
-    parts = text.strip().lstrip("v").split(".")
-    if not text.strip() or not all(p.isdigit() for p in parts):
+    """A bitsandbytes release, compared as an engine's is (calc.engines.history.version_key);
+    anything but dotted numbers is an input error."""
+    if not re.fullmatch(r"v?\d+(\.\d+)*", text.strip()):
         raise InputError(
             f"bnb_version must be a release such as 0.43.2, got {text!r}", field="bnb_version"
         )
-    return tuple(int(p) for p in parts)
+    return version_key(text.strip(), "bnb_version")
 
 
 @record

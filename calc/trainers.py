@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from calc._errors import InputError
-from calc.finetune import LORA_GROUPS, OBJECTIVES, version_tuple
+from calc.engines.history import release_at
+from calc.finetune import LORA_GROUPS, OBJECTIVES
 from calc.records import record
 
 QV = ("q_proj", "v_proj")
@@ -49,17 +50,7 @@ class Trainer:
 
     def release(self, version: str = "") -> TrainerRelease:
         """The newest modelled release at or before ``version`` (the newest: none given)."""
-        if not version:
-            return self.newest
-        wanted = version_tuple(version)
-        earlier = [r for r in self.releases if version_tuple(r.version) <= wanted]
-        if not earlier:
-            raise InputError(
-                f"{self.name} {version} is older than the oldest release modelled "
-                f"({self.releases[0].version})",
-                field="trainer_version",
-            )
-        return earlier[-1]
+        return release_at(self.releases, version or None, self.name, "trainer_version")
 
     def defaults(self, version: str, method: str, trains: str, seq_len: int = 0) -> dict[str, Any]:
         """The request fields this release sets, for ``method`` training its weights as

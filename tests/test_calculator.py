@@ -634,17 +634,8 @@ def test_a_trainer_profile_fills_the_empty_fields_as_on_the_command_line(booted)
     optimizer = page.locator("select[name=optimizer] option[value='']").inner_text()
     assert "8-bit" in optimizer, optimizer
     change(root, lambda: page.fill("input[name=lora_rank]", "64"))
-    mine = cli_json_command(
-        "finetune",
-        "--model",
-        "llama-3.1-8b",
-        "--trainer",
-        "unsloth",
-        "--lora-rank",
-        "64",
-        "--gpu",
-        "rtx-4090",
-    )
+    flags = "--model llama-3.1-8b --trainer unsloth --lora-rank 64 --gpu rtx-4090"
+    mine = cli_json_command("finetune", *flags.split())
     assert shown(root)["total_bytes"] == mine["total_bytes"]
     assert watched.errors[errors:] == []
 

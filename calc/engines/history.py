@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from calc._errors import InputError
 from calc.records import record, replace
@@ -78,26 +78,39 @@ class History(Generic[R]):
 
     def at(self, version: str | None) -> R:
         """The release whose defaults hold for ``version`` (the newest one when None)."""
-        if version is None:
-            return self.newest
-        wanted = version_key(version)
-        chosen = [r for r in self.releases if version_key(r.version) <= wanted]
-        if not chosen:
-            raise InputError(
-                f"{self.engine} {version} is older than the oldest release modelled "
-                f"({self.releases[0].version})",
-                field="engine_version",
-            )
-        return chosen[-1]
+        return release_at(self.releases, version, self.engine, "engine_version")
 
 
-def version_key(version: str) -> tuple[int, ...]:
+class Versioned(Protocol):
+    @property
+    def version(self) -> str: ...
+
+
+V = TypeVar("V", bound=Versioned)
+
+
+def release_at(releases: Sequence[V], version: str | None, name: str, field: str) -> V:
+    """Of ``releases`` (oldest first), the newest at or before ``version`` (the newest of all
+    when None): an engine's, or a fine-tuning tool's (calc.trainers)."""
+    if version is None:
+        return releases[-1]
+    wanted = version_key(version, field)
+    chosen = [r for r in releases if version_key(r.version) <= wanted]
+    if not chosen:
+        raise InputError(
+            f"{name} {version} is older than the oldest release modelled ({releases[0].version})",
+            field=field,
+        )
+    return chosen[-1]
+
+
+def version_key(version: str, field: str = "engine_version") -> tuple[int, ...]:
     """'0.5.7' -> (0, 5, 7, 0); llama.cpp's build tags 'b4713' -> (4713, 0, 0, 0)."""
     parts = re.findall(r"\d+", version)
     if not parts:
         raise InputError(
-            f"engine version {version!r} has no number in it; e.g. 0.5.7 or b4713",
-            field="engine_version",
+            f"{field.replace('_', ' ')} {version!r} has no number in it; e.g. 0.5.7 or b4713",
+            field=field,
         )
     numbers = [int(p) for p in parts[:4]]
     return tuple(numbers + [0] * (4 - len(numbers)))  # "0.6" is "0.6.0"

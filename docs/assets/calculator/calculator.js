@@ -341,8 +341,9 @@ export async function mount(root) {
   }
 
   // The method, and for preference and RL methods how their weights train (DPO with LoRA):
-  // a field applies to either (calc.inputs.check_applies).
-  const OBJECTIVES = ["dpo", "orpo", "kto", "grpo", "ppo"];
+  // a field applies to either (calc.inputs.check_applies). Those methods are the ones the
+  // tuning input applies to.
+  const OBJECTIVES = table.find((input) => input.name === "tuning").methods;
   const methodsOf = () => {
     const method = fields.method.value;
     return OBJECTIVES.includes(method) ? [method, fields.tuning.value] : [method];
