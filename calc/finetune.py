@@ -50,6 +50,7 @@ Optimizer = Literal[
     "adafactor",
 ]
 Zero = Literal[0, 1, 2, 3]
+Sharding = Literal["deepspeed", "fsdp"]  # what implements the ZeRO stage
 OffloadTarget = Literal["none", "optimizer", "all"]  # what ZeRO moves to CPU RAM
 AdapterPrecision = Literal["fp32", "bf16"]
 METHODS: tuple[Method, ...] = get_args(Method)
@@ -159,6 +160,10 @@ class FinetuneRequest:
     flash_attention: bool = True
     gpus: int = 1
     zero: Zero = 0
+    # DeepSpeed's ZeRO optimizer keeps fp32 master weights, fp32 optimizer state and (stage 3)
+    # an fp32 gradient partition whatever the precision; PyTorch FSDP/FSDP2 shards what the
+    # precision says (see _training_state).
+    sharding: Sharding = "deepspeed"
     # Sequence (context) parallelism: each sequence split over this many GPUs (DeepSpeed
     # Ulysses, ring attention); a divisor of gpus.
     sequence_parallel: int = 1
@@ -209,6 +214,11 @@ class FinetuneRequest:
     def sequences(self) -> int:
         """Sequences through the trained forward and backward passes per step."""
         return self.micro_batch * SEQUENCES_PER_SAMPLE.get(self.method, 1)
+
+    @property
+    def deepspeed(self) -> bool:
+        """DeepSpeed's ZeRO optimizer wraps the optimizer (any stage, one GPU too)."""
+        return self.zero >= 1 and self.sharding == "deepspeed"
 
     @property
     def paged_optimizer(self) -> bool:
@@ -550,6 +560,8 @@ STATE_INPUTS = (
     "adapter_precision",
     "optimizer_in_backward",
     "tuning",
+    "zero",
+    "sharding",
 )
 StateMemo = MutableMapping[tuple[Any, ...], "_State"]
 
@@ -562,14 +574,21 @@ def _training_state(
     storage_types: Mapping[str, StorageType],
     base_format: WeightFormat,
 ) -> _State:
-    amp = request.precision == "amp"
+    # DeepSpeed's ZeRO optimizers make the fp32 master partition whatever the model's dtype
+    # (stage3.py _create_fp32_partitions: ``.clone().float()``; bf16 master weights only with
+    # ZeRO-3 offload to DeepSpeedCPUAdam, base_optimizer.py _configure_master_weights), and
+    # ZeRO-3 accumulates gradients into a flat fp32 partition allocated at start-up
+    # (grad_partitions_flat_buffer, dtype gradient_accumulation_dtype=torch.float32), since
+    # DeepSpeed 0.6.0 (PR #1884).
+    amp = request.precision == "amp" or request.deepspeed
     train_width = FP32 if amp else BF16
+    gradient_width = FP32 if request.deepspeed and request.zero == 3 else BF16
     weights = gradients = optimizer = master = trainable = largest = head = 0
     for tensor in tensors:
         weights += tensor_bytes(tensor, tensor_storage(tensor, base_format, arch, storage_types))
         if _trainable(tensor, request, arch):
             trainable += tensor.numel
-            gradients += BF16 * tensor.numel
+            gradients += gradient_width * tensor.numel
             largest = max(largest, BF16 * tensor.numel)
             tied = tensor.role == "token_embd" and arch.tie_word_embeddings
             if tensor.role == "output" or tied:
@@ -612,6 +631,13 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
             "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
             "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
         )
+    elif request.deepspeed and request.trains in ("full", "freeze"):
+        notes.append(
+            "DeepSpeed ZeRO keeps an fp32 master copy and fp32 optimizer state even when "
+            "the model is in bf16"
+        )
+    if request.deepspeed and request.zero == 3 and request.trains in ("full", "freeze"):
+        notes.append("DeepSpeed ZeRO-3 accumulates each GPU's share of the gradients in fp32")
     if request.zero and request.gpus == 1 and request.offload == "none":
         notes.append(
             f"ZeRO-{request.zero} on one GPU: nothing to shard, so no memory saved (it saves "
@@ -658,7 +684,8 @@ def sharded(
         host = replace(host, activations=full - activation_bytes(arch, request))
     gradients = ceil(state.gradients / shard["gradients"])
     activations = activation_bytes(arch, request)
-    if n == 1 and gradients > state.head_gradient:
+    # DeepSpeed's gradient partitions and buckets are allocated once and kept.
+    if n == 1 and not request.deepspeed and gradients > state.head_gradient:
         gradients, activations = backward_peak(gradients, activations, state, notes)
     per_gpu = TrainComponents(
         weights=weights,

@@ -591,6 +591,20 @@ INPUTS: tuple[Input, ...] = (
         ),
     ),
     Input(
+        "sharding",
+        "choice",
+        "Sharding library",
+        "what shards the ZeRO stage: DeepSpeed keeps fp32 master weights, fp32 optimizer "
+        "state and (ZeRO-3) fp32 gradients even for a bf16 model; PyTorch FSDP keeps what the "
+        "precision says",
+        FINETUNE,
+        "trains",
+        choices=(
+            ("deepspeed", "DeepSpeed ZeRO"),
+            ("fsdp", "PyTorch FSDP / FSDP2"),
+        ),
+    ),
+    Input(
         "offload",
         "choice",
         "Offload to CPU",

@@ -189,6 +189,9 @@ TRAINERS: Mapping[str, Trainer] = {
                         "lora_dropout": 0.0,
                         "optimizer@full": "paged_adamw_8bit",
                         "optimizer_in_backward@full": True,
+                        # the distributed recipes shard with FSDP2's fully_shard
+                        # (recipes/full_finetune_distributed.py, lora_finetune_distributed.py)
+                        "sharding": "fsdp",
                     },
                     "https://github.com/pytorch/torchtune/blob/v0.6.1/recipes/configs/llama3_1/8B_lora_single_device.yaml#L24-L93",
                 ),
@@ -262,6 +265,9 @@ TRAINERS: Mapping[str, Trainer] = {
                         "lora_dropout": 0.05,
                         "fused_qkv": True,
                         "optimizer@qlora": "paged_adamw_32bit",
+                        # several devices: ModelParallelStrategy whose parallelize_fn calls
+                        # FSDP2 fully_shard per block (litgpt/finetune/lora.py)
+                        "sharding": "fsdp",
                     },
                     "https://github.com/Lightning-AI/litgpt/blob/v0.5.13/config_hub/finetune/llama-3.1-8b/lora.yaml#L8",
                 ),

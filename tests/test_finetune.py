@@ -336,7 +336,6 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "grad_checkpointing": True,
         "flash_attention": False,
         "gpus": 4,
-        "zero": 3,
         "offload": "optimizer",
         "chunked_loss": True,
         "activation_offloading": True,
@@ -370,3 +369,25 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
 
             for name, value in others.items():
                 assert state(replace(base, **{name: value})) == state(base), (model, name)
+
+
+def test_deepspeed_keeps_fp32_master_weights_and_gradients_that_fsdp_does_not(catalogue):
+    """DeepSpeed's ZeRO optimizer makes an fp32 master partition and fp32 Adam state even for a
+    bf16 model, and ZeRO-3 accumulates gradients in fp32; FSDP shards the bf16 state as it is."""
+
+    def per_gpu(sharding, zero=3):
+        request = FinetuneRequest(
+            method="full", precision="bf16", gpus=4, zero=zero, sharding=sharding
+        )
+        estimate = run_finetune(catalogue, request, model="qwen3-8b")
+        return estimate.total_parameters, estimate.devices[0].components
+
+    params, fsdp = per_gpu("fsdp")
+    _, deepspeed = per_gpu("deepspeed")
+    # bf16 AdamW: two bf16 states; DeepSpeed: fp32 master + two fp32 states, each over 4 GPUs
+    assert fsdp.optimizer == pytest.approx(params * 2 * 2 / 4, rel=1e-3)
+    assert deepspeed.optimizer == pytest.approx(params * 3 * 4 / 4, rel=1e-3)
+    assert deepspeed.gradients == pytest.approx(2 * fsdp.gradients, rel=1e-3)
+    assert deepspeed.weights == fsdp.weights
+    # without ZeRO the library does not matter
+    assert per_gpu("fsdp", zero=0) == per_gpu("deepspeed", zero=0)

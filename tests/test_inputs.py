@@ -132,8 +132,11 @@ def test_zero_on_one_gpu_says_it_saves_nothing(catalogue):
 
     where = {"model": "llama-3.1-8b", "gpu": "rtx-4090"}
     plain = run_finetune(catalogue, FinetuneRequest(), **where)
-    sharded = run_finetune(catalogue, FinetuneRequest(zero=3), **where)
+    sharded = run_finetune(catalogue, FinetuneRequest(zero=3, sharding="fsdp"), **where)
     assert sharded.total_bytes == plain.total_bytes
+    # DeepSpeed's gradient partition is allocated once and kept, so it costs, not saves
+    deepspeed = run_finetune(catalogue, FinetuneRequest(zero=3), **where)
+    assert deepspeed.total_bytes > plain.total_bytes
     assert any("ZeRO-3 on one GPU: nothing to shard" in note for note in sharded.notes)
     two = run_finetune(catalogue, FinetuneRequest(zero=3, gpus=2), **where)
     assert not any("nothing to shard" in note for note in two.notes)
