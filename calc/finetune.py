@@ -173,6 +173,11 @@ class FinetuneRequest:
     # pass so that gradients never exist all at once (optimizer_in_bwd), and activations moved
     # to CPU RAM between the forward and backward passes (enable_activation_offloading).
     chunked_loss: bool = False
+    # The output layer and the loss fused over chunks of tokens, so that no chunk's logits
+    # outlive it (Liger's fused linear cross-entropy, TRL's loss_type="chunked_nll"): it takes
+    # precedence over chunked_loss (see activation_bytes). Unsloth's fused loss is not this: it
+    # sizes chunks to min(half the free memory, 4 GiB) of fp32 logits, one chunk when they fit.
+    fused_loss: bool = False
     optimizer_in_backward: bool = False
     activation_offloading: bool = False
     # torch.compile: AOTAutograd's min-cut partitioner recomputes cheap pointwise ops in the
@@ -228,6 +233,8 @@ class FinetuneRequest:
 
 # torchtune's CEWithChunkedOutputLoss: "num_output_chunks: int = 8"
 LOSS_CHUNKS = 8
+# TRL's chunked_nll: "_CHUNKED_LM_HEAD_CHUNK_SIZE = 256" (trl/trainer/sft_trainer.py, v1.9.0)
+FUSED_LOSS_CHUNK = 256
 
 
 @record
@@ -507,7 +514,15 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # the output layer's adapter reads the final norm's output (a copy with dropout)
         kept += s * b * h * (BF16 + (1 if request.lora_dropout else 0))
     tokens_x_vocab = logit_tokens(request) * arch.vocab_size
-    if not request.chunked_loss:
+    if request.fused_loss:
+        # One chunk's 16-bit logits, fp32 upcast and log-softmax at a time, plus the hidden
+        # states the chunks are cut from (TRL checkpoints each chunk of
+        # _CHUNKED_LM_HEAD_CHUNK_SIZE = 256 tokens; Liger sizes its chunks to the batch's
+        # tokens over ceil(vocab / hidden), about 256 too for 4096-8192 tokens).
+        tokens = logit_tokens(request)
+        chunk = min(tokens, FUSED_LOSS_CHUNK)
+        logits = chunk * arch.vocab_size * (BF16 + FP32 + FP32) + tokens * h * BF16
+    elif not request.chunked_loss:
         # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass
         logits = tokens_x_vocab * (BF16 + FP32 + FP32)
     elif request.compiled:
@@ -624,20 +639,14 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
         )
     if request.compiled:
         notes.append("torch.compile: norms fused, their fp32 copies not kept")
-    if request.chunked_loss:
+    if request.fused_loss:
+        notes.append(
+            f"output layer and loss fused over chunks of {FUSED_LOSS_CHUNK} tokens: the "
+            "logits of one chunk at a time"
+        )
+    elif request.chunked_loss:
         notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
-    if request.precision == "amp" and request.trains in ("full", "freeze"):
-        notes.append(
-            "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
-            "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
-        )
-    elif request.deepspeed and request.trains in ("full", "freeze"):
-        notes.append(
-            "DeepSpeed ZeRO keeps an fp32 master copy and fp32 optimizer state even when "
-            "the model is in bf16"
-        )
-    if request.deepspeed and request.zero == 3 and request.trains in ("full", "freeze"):
-        notes.append("DeepSpeed ZeRO-3 accumulates each GPU's share of the gradients in fp32")
+    notes += _precision_notes(request)
     if request.zero and request.gpus == 1 and request.offload == "none":
         notes.append(
             f"ZeRO-{request.zero} on one GPU: nothing to shard, so no memory saved (it saves "
@@ -654,6 +663,27 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
             "RAM under memory pressure and which PyTorch's memory counters do not see; "
             "counted on the GPU here"
         )
+    return notes
+
+
+def _precision_notes(request: FinetuneRequest) -> list[str]:
+    """What full or freeze training keeps in fp32: the master copy, and DeepSpeed's extra."""
+    if request.trains not in ("full", "freeze"):
+        return []
+    if request.precision == "amp":
+        notes = [
+            "mixed precision: 16-bit weights and gradients, an fp32 master copy in "
+            "the optimizer state (ZeRO paper: 2 + 2 + 12 bytes per parameter)"
+        ]
+    elif request.deepspeed:
+        notes = [
+            "DeepSpeed ZeRO keeps an fp32 master copy and fp32 optimizer state even when "
+            "the model is in bf16"
+        ]
+    else:
+        notes = []
+    if request.deepspeed and request.zero == 3:
+        notes.append("DeepSpeed ZeRO-3 accumulates each GPU's share of the gradients in fp32")
     return notes
 
 

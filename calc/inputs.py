@@ -683,6 +683,16 @@ INPUTS: tuple[Input, ...] = (
         choices=ON_OFF,
     ),
     Input(
+        "fused_loss",
+        "switch",
+        "Fused output layer and loss",
+        "the output layer and the loss over chunks of 256 tokens, the whole logits never held "
+        "(Liger kernel, TRL's chunked_nll); wins over the 8 chunks",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+    ),
+    Input(
         "optimizer_in_backward",
         "switch",
         "Optimizer step in the backward pass",

@@ -12,7 +12,7 @@ from calc.breakdown import Estimate
 from calc.catalogue import Catalogue, Locator
 from calc.engines import engine_by_name
 from calc.engines.history import version_key
-from calc.finetune import FinetuneEstimate, FinetuneRequest
+from calc.finetune import OBJECTIVES, FinetuneEstimate, FinetuneRequest
 from calc.inputs import Mode, finetune_request, inference_request, parse
 from calc.records import record
 from calc.requests import InferenceRequest
@@ -292,6 +292,32 @@ def summarise(comparisons: Sequence[Comparison]) -> Summary | None:
         return None
     p90 = errors[min(len(errors) - 1, round(0.9 * (len(errors) - 1)))]
     return Summary(len(errors), statistics.median(errors), p90)
+
+
+# Fine-tuning cases by what trains; a preference or RL method counts as such whatever trains.
+METHOD_GROUPS = (
+    ("full and freeze", ("full", "freeze")),
+    ("LoRA", ("lora",)),
+    ("QLoRA", ("qlora",)),
+    ("preference and RL", OBJECTIVES),
+)
+
+
+def method_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
+    """The fine-tuning memory error by method group (METHOD_GROUPS), groups with cases only."""
+    found = []
+    for name, methods in METHOD_GROUPS:
+        cases = [
+            c
+            for c in comparisons
+            if (request := c.measurement.finetune) is not None
+            and not is_speed(c.measurement)
+            and request.method in methods
+        ]
+        summary = summarise(cases)
+        if summary:
+            found.append((name, summary))
+    return found
 
 
 # Issue 12's line between yesterday's releases and today's.

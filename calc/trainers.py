@@ -106,8 +106,9 @@ TRAINERS: Mapping[str, Trainer] = {
                 TrainerRelease(
                     "1.7.0",
                     "2026-06",
-                    # SFT's loss_type "chunked_nll" by default (PR #5846)
-                    {"chunked_loss@sft": True},
+                    # SFT's loss_type "chunked_nll" by default (PR #5846): lm_head and loss
+                    # over checkpointed chunks of 256 tokens
+                    {"fused_loss@sft": True},
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/sft_config.py#L336",
                 ),
                 TrainerRelease(

@@ -315,6 +315,25 @@ def test_a_compiled_chunked_loss_keeps_16_bit_logits_and_one_fp32_chunk(catalogu
     )
 
 
+def test_a_fused_loss_holds_one_chunk_of_logits_and_a_copy_of_the_hidden_states(catalogue):
+    """Liger's fused linear cross-entropy and TRL's chunked_nll: 256 tokens' logits (16-bit, an
+    fp32 upcast and the log-softmax) at a time, never the whole; it wins over the 8 chunks."""
+
+    def logits_part(**kwargs):
+        return ft(catalogue, method="lora", seq_len=4096, **kwargs).components.activations
+
+    full = logits_part()
+    fused = logits_part(fused_loss=True)
+    assert full - fused == 4096 * 128_256 * (2 + 4 + 4) - (
+        256 * 128_256 * (2 + 4 + 4) + 4096 * 4096 * 2
+    )
+    assert logits_part(fused_loss=True, chunked_loss=True) == fused
+    # shorter than a chunk: the sequence's own tokens
+    short = ft(catalogue, method="lora", seq_len=100, fused_loss=True)
+    unfused = ft(catalogue, method="lora", seq_len=100)
+    assert unfused.components.activations - short.components.activations == 100 * 4096 * -2
+
+
 def test_offloaded_activations_peak_at_one_layer_or_the_loss(catalogue):
     on = ft(catalogue, method="lora", seq_len=4096, activation_offloading=True)
     tokens_x_vocab = 4096 * 128_256
@@ -338,6 +357,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "gpus": 4,
         "offload": "optimizer",
         "chunked_loss": True,
+        "fused_loss": True,
         "activation_offloading": True,
         "compiled": True,
         "lora_dropout": 0.1,

@@ -79,6 +79,8 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
             "gpu": rng.choice([None, *gpus]),
             "compile": rng.choice(on_off),
             "chunked_loss": rng.choice(on_off),
+            "fused_loss": rng.choice(on_off),
+            "sharding": rng.choice(["deepspeed", "fsdp", None]),
             "optimizer_in_backward": rng.choice(on_off),
             "activation_offloading": rng.choice(on_off),
             "adapter_precision": rng.choice(["fp32", "bf16", None]),

@@ -24,9 +24,10 @@ def test_a_release_takes_every_change_up_to_it():
     assert trl.defaults("0.26.0", "qlora", "qlora")["adapter_precision"] == "bf16"
     assert trl.defaults("0.26.0", "lora", "lora")["adapter_precision"] == "fp32"
     assert trl.defaults("0.25.0", "qlora", "qlora")["adapter_precision"] == "fp32"
-    # the chunked loss is SFT's: not DPO's
-    assert trl.defaults("1.7.0", "lora", "lora")["chunked_loss"] is True
-    assert "chunked_loss" not in trl.defaults("1.7.0", "dpo", "lora")
+    # the fused chunked loss (chunked_nll) is SFT's: not DPO's
+    assert trl.defaults("1.7.0", "lora", "lora")["fused_loss"] is True
+    assert "fused_loss" not in trl.defaults("1.6.0", "lora", "lora")
+    assert "fused_loss" not in trl.defaults("1.7.0", "dpo", "lora")
     with pytest.raises(CalcError, match=r"older than the oldest release modelled \(0\.19\.0\)"):
         trl.release("0.10.0")
 

@@ -182,7 +182,14 @@ SWEEP = (
     + [
         ("finetune", {"model": "qwen2.5-7b", "method": method, "gpu": "h100-sxm-80gb", **extra})
         for method in ("full", "freeze", "lora", "qlora")
-        for extra in ({}, {"gpus": 4, "zero": 3}, {"gpus": 2}, {"zero": 2})
+        for extra in (
+            {},
+            {"gpus": 4, "zero": 3},
+            {"gpus": 4, "zero": 3, "sharding": "fsdp"},
+            {"gpus": 2},
+            {"zero": 2},
+            {"fused_loss": True},
+        )
     ]
     + [
         ("finetune", {"model": "qwen2.5-7b", "method": method, "gpu": "h100-sxm-80gb", **extra})

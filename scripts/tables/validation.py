@@ -12,6 +12,7 @@ from calc import (
     Comparison,
     Measurement,
     Summary,
+    method_summaries,
     release_summaries,
     speed_summaries,
     summaries,
@@ -60,6 +61,7 @@ def validation(sources: Sources) -> dict[str, Any]:
         "skipped": skipped,
         "summaries": summary_rows(comparisons),
         "releases": summary_rows(comparisons, release_summaries),
+        "methods": summary_rows(comparisons, method_summaries),
         "speed": summary_rows(comparisons, speed_summaries),
     }
 
