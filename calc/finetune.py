@@ -561,6 +561,8 @@ class _State:
     trainable: int  # trainable parameters
     largest_gradient: int
     head_gradient: int  # the output layer's (tied: the embedding's), the first backward makes
+    layer_weights: int = 0  # the largest block's weights as stored (FSDP unshards a block)
+    layer_gradients: int = 0  # and its trainable weights' 16-bit gradients
 
 
 # The request's fields _training_state reads (and _trainable, and optimizer_state_bytes): the
@@ -623,7 +625,41 @@ def _training_state(
             optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), width)
     if request.optimizer_in_backward and request.trains in ("full", "freeze"):
         gradients = largest  # each gradient is applied and freed as it is produced
-    return _State(weights, gradients, optimizer + master, trainable, largest, head)
+    layer_weights, layer_gradients = _largest_block(
+        arch, request, tensors, storage_types=storage_types, base_format=base_format
+    )
+    return _State(
+        weights,
+        gradients,
+        optimizer + master,
+        trainable,
+        largest,
+        head,
+        layer_weights,
+        layer_gradients,
+    )
+
+
+def _largest_block(
+    arch: Architecture,
+    request: FinetuneRequest,
+    tensors: Sequence[Tensor],
+    *,
+    storage_types: Mapping[str, StorageType],
+    base_format: WeightFormat,
+) -> tuple[int, int]:
+    """The largest repeating block's stored weights and its trainable weights' 16-bit
+    gradients: what FSDP all-gathers, and reduce-scatters, one block at a time."""
+    weights: dict[int, int] = {}
+    gradients: dict[int, int] = {}
+    for tensor in tensors:
+        if tensor.layer is None:
+            continue
+        storage = tensor_storage(tensor, base_format, arch, storage_types)
+        weights[tensor.layer] = weights.get(tensor.layer, 0) + tensor_bytes(tensor, storage)
+        if _trainable(tensor, request, arch):
+            gradients[tensor.layer] = gradients.get(tensor.layer, 0) + BF16 * tensor.numel
+    return max(weights.values(), default=0), max(gradients.values(), default=0)
 
 
 def _setup_notes(request: FinetuneRequest) -> list[str]:
@@ -700,23 +736,32 @@ def sharded(
     host = TrainComponents()
     optimizer = ceil(state.optimizer / shard["optimizer"])
     weights = ceil(state.weights / shard["weights"])
+    gradients = ceil(state.gradients / shard["gradients"])
     if request.offload in ("optimizer", "all"):
-        host = replace(host, optimizer=state.optimizer)
-        optimizer = 0
-        notes.append("optimizer state offloaded to CPU RAM")
+        # The gradients go with the optimizer they feed: DeepSpeed keeps the gradient partition
+        # on the optimizer's device (stage3.py grad_partitions_flat_buffer on self.device, the
+        # CPU with offload_optimizer), FSDP's CPUOffloadPolicy moves "parameters, gradients,
+        # and optimizer states" (torchtune training/_distributed.py shard_model). The GPU holds
+        # the gradient in flight, one tensor's at most.
+        host = replace(host, optimizer=state.optimizer, gradients=state.gradients)
+        optimizer, gradients = 0, min(gradients, state.largest_gradient)
+        notes.append("optimizer state and gradients offloaded to CPU RAM")
     if request.offload == "all":
         host = replace(host, weights=state.weights)
         # ZeRO-3 offload still gathers one layer's weights at a time onto the GPU.
         weights = max(state.weights // max(arch.num_layers, 1), 0)
+        if request.sharding == "fsdp":
+            weights = 0  # FSDP's unsharded blocks are added below
         notes.append("parameters offloaded to CPU RAM; one layer is gathered at a time")
     if request.activation_offloading:
         full = activation_bytes(arch, replace(request, activation_offloading=False))
         host = replace(host, activations=full - activation_bytes(arch, request))
-    gradients = ceil(state.gradients / shard["gradients"])
     activations = activation_bytes(arch, request)
     # DeepSpeed's gradient partitions and buckets are allocated once and kept.
     if n == 1 and not request.deepspeed and gradients > state.head_gradient:
         gradients, activations = backward_peak(gradients, activations, state, notes)
+    if stage == 3 and n > 1 and request.sharding == "fsdp":
+        weights, gradients = _with_unsharded_blocks(state, weights, gradients, notes)
     per_gpu = TrainComponents(
         weights=weights,
         gradients=gradients,
@@ -733,6 +778,21 @@ def sharded(
     elif n > 1:
         notes.append(f"data parallel over {n} GPUs: every GPU holds a full copy")
     return per_gpu, host
+
+
+def _with_unsharded_blocks(
+    state: _State, weights: int, gradients: int, notes: list[str]
+) -> tuple[int, int]:
+    """FSDP all-gathers each block's parameters before its forward and backward and frees them
+    after, and always prefetches the next block's all-gather on a separate stream so that it
+    overlaps this block's compute ("Implicit forward prefetching (always enabled)", PyTorch's
+    FSDP notes, https://docs.pytorch.org/docs/stable/notes/fsdp.html): two blocks are whole
+    at once. In the backward pass a block's unsharded gradients exist until reduce-scattered."""
+    notes.append(
+        "FSDP: two blocks' weights whole at once (the one computing and the next, prefetched), "
+        "and one block's gradients before they are reduce-scattered"
+    )
+    return weights + 2 * state.layer_weights, gradients + state.layer_gradients
 
 
 def backward_peak(

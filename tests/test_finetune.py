@@ -407,7 +407,31 @@ def test_deepspeed_keeps_fp32_master_weights_and_gradients_that_fsdp_does_not(ca
     # bf16 AdamW: two bf16 states; DeepSpeed: fp32 master + two fp32 states, each over 4 GPUs
     assert fsdp.optimizer == pytest.approx(params * 2 * 2 / 4, rel=1e-3)
     assert deepspeed.optimizer == pytest.approx(params * 3 * 4 / 4, rel=1e-3)
-    assert deepspeed.gradients == pytest.approx(2 * fsdp.gradients, rel=1e-3)
-    assert deepspeed.weights == fsdp.weights
+    # fp32 gradient partitions against bf16 ones; FSDP also holds one whole block's bf16
+    # gradients, and two whole blocks' weights (the one computing and the one prefetched)
+    arch = catalogue.model("qwen3-8b").arch
+    block = (params - 2 * arch.vocab_size * arch.hidden_size) // arch.num_layers
+    assert deepspeed.gradients == pytest.approx(params * 4 / 4, rel=1e-3)
+    assert fsdp.gradients == pytest.approx(params * 2 / 4 + 2 * block, rel=1e-3)
+    assert fsdp.weights - deepspeed.weights == pytest.approx(2 * 2 * block, rel=1e-3)
     # without ZeRO the library does not matter
     assert per_gpu("fsdp", zero=0) == per_gpu("deepspeed", zero=0)
+
+
+def test_offloading_the_optimizer_takes_its_gradients_along(catalogue):
+    """ZeRO-Offload keeps the gradient partition with the optimizer on the CPU (DeepSpeed's
+    grad_partitions_flat_buffer on the optimizer's device; FSDP's CPUOffloadPolicy moves
+    gradients too): the GPU keeps only the gradient in flight."""
+
+    def run(offload):
+        request = FinetuneRequest(method="full", precision="bf16", gpus=2, zero=2, offload=offload)
+        return run_finetune(catalogue, request, model="llama-3.1-8b")
+
+    kept, offloaded = run("none"), run("optimizer")
+    arch = catalogue.model("llama-3.1-8b").arch
+    embedding = 2 * arch.vocab_size * arch.hidden_size  # the largest tensor's bf16 gradient
+    assert kept.devices[0].components.gradients > embedding
+    assert offloaded.devices[0].components.gradients == embedding
+    assert offloaded.devices[0].components.optimizer == 0
+    assert offloaded.host.gradients == 2 * kept.devices[0].components.gradients
+    assert "optimizer state and gradients offloaded to CPU RAM" in offloaded.notes
