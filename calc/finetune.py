@@ -204,6 +204,11 @@ class FinetuneRequest:
     trainer_version: str = ""
     # The bitsandbytes release QLoRA's 4-bit layers run on (see layer_token_bytes).
     bnb_version: str = BNB_NEWEST
+    # QLoRA prepared by PEFT's prepare_model_for_kbit_training, which casts every weight left
+    # unquantised (embeddings, output layer, norms) to fp32 ("cast all non INT8 parameters to
+    # fp32", peft/utils/other.py): the residual stream the fp32 embedding starts is fp32 too,
+    # and autocast's 16-bit copy of the output layer stays for the backward pass.
+    kbit_upcast: bool = False
     tuning: Tuning = "lora"
     precompute_ref: bool = False
     kl_beta: float = 0.0
@@ -507,12 +512,14 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     if request.activation_offloading:
         kept = layer  # the layer being computed; the rest wait in CPU RAM
     elif request.grad_checkpointing:
-        kept = arch.num_layers * s * b * h * BF16 + layer
+        kept = arch.num_layers * s * b * h * residual_width(request) + layer
     else:
         kept = arch.num_layers * layer
     if request.trains in ("lora", "qlora") and "lm_head" in request.lora_targets:
         # the output layer's adapter reads the final norm's output (a copy with dropout)
         kept += s * b * h * (BF16 + (1 if request.lora_dropout else 0))
+    if upcast(request):
+        kept += arch.vocab_size * h * BF16  # autocast's copy of the fp32 output layer
     tokens_x_vocab = logit_tokens(request) * arch.vocab_size
     if request.fused_loss:
         # One chunk's 16-bit logits, fp32 upcast and log-softmax at a time, plus the hidden
@@ -538,6 +545,16 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # with none of them on the GPU: the peak is one layer's or the loss's, not both.
         return max(kept, logits)
     return kept + logits
+
+
+def upcast(request: FinetuneRequest) -> bool:
+    """QLoRA whose unquantised weights PEFT's prepare_model_for_kbit_training made fp32."""
+    return request.kbit_upcast and request.trains == "qlora"
+
+
+def residual_width(request: FinetuneRequest) -> int:
+    """The residual stream's bytes per value: fp32 when an fp32 embedding starts it."""
+    return FP32 if upcast(request) else BF16
 
 
 def logit_tokens(request: FinetuneRequest) -> int:
@@ -579,6 +596,7 @@ STATE_INPUTS = (
     "tuning",
     "zero",
     "sharding",
+    "kbit_upcast",
 )
 StateMemo = MutableMapping[tuple[Any, ...], "_State"]
 
@@ -602,7 +620,7 @@ def _training_state(
     gradient_width = FP32 if request.deepspeed and request.zero == 3 else BF16
     weights = gradients = optimizer = master = trainable = largest = head = 0
     for tensor in tensors:
-        weights += tensor_bytes(tensor, tensor_storage(tensor, base_format, arch, storage_types))
+        weights += _stored_bytes(tensor, request, arch, storage_types, base_format)
         if _trainable(tensor, request, arch):
             trainable += tensor.numel
             gradients += gradient_width * tensor.numel
@@ -640,6 +658,21 @@ def _training_state(
     )
 
 
+def _stored_bytes(
+    tensor: Tensor,
+    request: FinetuneRequest,
+    arch: Architecture,
+    storage_types: Mapping[str, StorageType],
+    base_format: WeightFormat,
+) -> int:
+    """A weight's bytes as training holds it: its format's, or fp32 where PEFT's
+    prepare_model_for_kbit_training upcasts what QLoRA left unquantised."""
+    storage = tensor_storage(tensor, base_format, arch, storage_types)
+    if request.kbit_upcast and request.trains == "qlora" and storage.bits_per_weight >= 16:
+        return FP32 * tensor.numel
+    return tensor_bytes(tensor, storage)
+
+
 def _largest_block(
     arch: Architecture,
     request: FinetuneRequest,
@@ -675,13 +708,13 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
         )
     if request.compiled:
         notes.append("torch.compile: norms fused, their fp32 copies not kept")
-    if request.fused_loss:
+    if upcast(request):
         notes.append(
-            f"output layer and loss fused over chunks of {FUSED_LOSS_CHUNK} tokens: the "
-            "logits of one chunk at a time"
+            "PEFT's prepare_model_for_kbit_training: the unquantised weights (embeddings, output "
+            "layer, norms) and the residual stream in fp32, a 16-bit copy of the output layer "
+            "kept for the backward pass"
         )
-    elif request.chunked_loss:
-        notes.append(f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time")
+    notes += _loss_notes(request)
     notes += _precision_notes(request)
     if request.zero and request.gpus == 1 and request.offload == "none":
         notes.append(
@@ -700,6 +733,18 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
             "counted on the GPU here"
         )
     return notes
+
+
+def _loss_notes(request: FinetuneRequest) -> list[str]:
+    """How the loss holds the logits, when not all at once."""
+    if request.fused_loss:
+        return [
+            f"output layer and loss fused over chunks of {FUSED_LOSS_CHUNK} tokens: the "
+            "logits of one chunk at a time"
+        ]
+    if request.chunked_loss:
+        return [f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time"]
+    return []
 
 
 def _precision_notes(request: FinetuneRequest) -> list[str]:

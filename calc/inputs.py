@@ -664,6 +664,18 @@ INPUTS: tuple[Input, ...] = (
         methods=("qlora",),
     ),
     Input(
+        "kbit_upcast",
+        "switch",
+        "fp32 unquantised weights (PEFT's prepare_model_for_kbit_training)",
+        "QLoRA: PEFT's prepare_model_for_kbit_training casts the weights left unquantised "
+        "(embeddings, output layer, norms) to fp32, and the residual stream follows (TRL before "
+        "0.26 for SFT, before 0.29 for DPO)",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+        methods=("qlora",),
+    ),
+    Input(
         "compile",
         "switch",
         "torch.compile",

@@ -88,20 +88,49 @@ TRAINERS: Mapping[str, Trainer] = {
                     "2025-06",
                     # bf16 AMP (PR #3515); PEFT's LoraConfig r=8 on its Llama/Qwen map (q_proj,
                     # v_proj), dropout 0.0, adapters autocast to fp32 (PEFT >= 0.12.0)
-                    {"precision": "amp", "grad_checkpointing": False, **PEFT_LORA},
+                    # QLoRA through PEFT's prepare_model_for_kbit_training (unquantised weights
+                    # to fp32) in SFT, DPO, KTO, ORPO (sft_trainer.py#L572-L573,
+                    # dpo_trainer.py#L567 at v0.19.0); GRPO called get_peft_model only
+                    {
+                        "precision": "amp",
+                        "grad_checkpointing": False,
+                        **PEFT_LORA,
+                        "kbit_upcast@qlora": True,
+                        "kbit_upcast@grpo": False,
+                    },
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L105",
                 ),
                 TrainerRelease(
                     "0.22.0",
                     "2025-08",
-                    {"grad_checkpointing": True},  # PR #3510, base_config.py#L61-L62
+                    # PR #3510, base_config.py#L61-L62; GRPO's PEFT model through
+                    # prepare_peft_model, which upcasts (PR #3882, models/utils.py#L539)
+                    {"grad_checkpointing": True, "kbit_upcast@grpo": True},
                     "https://github.com/huggingface/trl/commit/a222aeb4622b07af15558c4e3e83dcb7385830df",
                 ),
                 TrainerRelease(
                     "0.26.0",
                     "2025-11",
-                    {"adapter_precision@qlora": "bf16"},  # PR #4577: adapters of a quantized base
+                    # PR #4577: adapters of a quantized base in bf16; SFT and GRPO call
+                    # get_peft_model only (sft_trainer.py#L703, grpo_trainer.py#L319)
+                    {
+                        "adapter_precision@qlora": "bf16",
+                        "kbit_upcast@sft": False,
+                        "kbit_upcast@grpo": False,
+                    },
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/sft_trainer.py#L1127-L1130",
+                ),
+                TrainerRelease(
+                    "0.29.0",
+                    "2026-02",
+                    {"kbit_upcast@dpo": False},  # Refactor DPO (#3906): get_peft_model only
+                    "https://github.com/huggingface/trl/blob/v0.29.0/trl/trainer/dpo_trainer.py#L544",
+                ),
+                TrainerRelease(
+                    "1.4.0",
+                    "2026-05",
+                    {"kbit_upcast@kto": False},  # Align KTO with DPO's PEFT handling (#5661)
+                    "https://github.com/huggingface/trl/commit/9516563e383ffcaea81291a9e02d65047abc9692",
                 ),
                 TrainerRelease(
                     "1.7.0",

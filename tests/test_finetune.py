@@ -435,3 +435,25 @@ def test_offloading_the_optimizer_takes_its_gradients_along(catalogue):
     assert offloaded.devices[0].components.optimizer == 0
     assert offloaded.host.gradients == 2 * kept.devices[0].components.gradients
     assert "optimizer state and gradients offloaded to CPU RAM" in offloaded.notes
+
+
+def test_peft_kbit_preparation_holds_the_unquantised_weights_and_residual_stream_in_fp32(catalogue):
+    """prepare_model_for_kbit_training casts every non-4-bit weight to fp32; the fp32 embedding
+    makes the checkpointed layer inputs fp32, and autocast keeps a 16-bit output layer copy."""
+
+    def run(upcast):
+        request = FinetuneRequest(method="qlora", seq_len=2048, kbit_upcast=upcast)
+        return run_finetune(catalogue, request, model="llama-3.1-8b").components
+
+    plain, upcast = run(False), run(True)
+    arch = catalogue.model("llama-3.1-8b").arch
+    vocab_x_h = arch.vocab_size * arch.hidden_size
+    norms = (2 * arch.num_layers + 1) * arch.hidden_size  # two per layer and the final one
+    assert upcast.weights - plain.weights == 2 * (2 * vocab_x_h + norms)  # bf16 -> fp32
+    checkpoints = arch.num_layers * 2048 * arch.hidden_size * 2  # fp32 instead of bf16
+    assert upcast.activations - plain.activations == checkpoints + 2 * vocab_x_h
+    # LoRA on a 16-bit base is not prepared for k-bit training
+    from calc.inputs import finetune_request
+
+    with pytest.raises(CalcError, match="kbit_upcast applies to qlora only"):
+        finetune_request({"model": "llama-3.1-8b", "method": "lora", "kbit_upcast": True})

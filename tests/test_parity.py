@@ -80,6 +80,7 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
             "compile": rng.choice(on_off),
             "chunked_loss": rng.choice(on_off),
             "fused_loss": rng.choice(on_off),
+            "kbit_upcast": rng.choice(on_off),
             "sharding": rng.choice(["deepspeed", "fsdp", None]),
             "optimizer_in_backward": rng.choice(on_off),
             "activation_offloading": rng.choice(on_off),

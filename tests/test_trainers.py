@@ -28,6 +28,13 @@ def test_a_release_takes_every_change_up_to_it():
     assert trl.defaults("1.7.0", "lora", "lora")["fused_loss"] is True
     assert "fused_loss" not in trl.defaults("1.6.0", "lora", "lora")
     assert "fused_loss" not in trl.defaults("1.7.0", "dpo", "lora")
+    # PEFT's prepare_model_for_kbit_training, dropped by SFT in 0.26.0 and by DPO in 0.29.0
+    assert trl.defaults("0.25.0", "qlora", "qlora")["kbit_upcast"] is True
+    assert trl.defaults("0.26.0", "qlora", "qlora")["kbit_upcast"] is False
+    assert trl.defaults("0.26.0", "dpo", "qlora")["kbit_upcast"] is True
+    assert trl.defaults("0.29.0", "dpo", "qlora")["kbit_upcast"] is False
+    assert trl.defaults("0.19.0", "grpo", "qlora")["kbit_upcast"] is False
+    assert trl.defaults("0.22.0", "grpo", "qlora")["kbit_upcast"] is True
     with pytest.raises(CalcError, match=r"older than the oldest release modelled \(0\.19\.0\)"):
         trl.release("0.10.0")
 

@@ -202,6 +202,7 @@ SWEEP = (
             {"model": "qwen2.5-7b", "method": "grpo", "colocate_vllm": 0.3, "kl_beta": 0.1},
         ),
         ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
+        ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "kbit_upcast": True}),
     ]
     + [
         ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "trainer": name})
