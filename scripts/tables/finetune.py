@@ -7,7 +7,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from calc import GB, GIB, LORA_GROUPS, TRAINERS, Catalogue, FinetuneRequest, run_finetune
+from calc import (
+    GB,
+    GIB,
+    INPUTS,
+    LORA_GROUPS,
+    TRAINERS,
+    Catalogue,
+    FinetuneRequest,
+    run_finetune,
+)
 from scripts.messages import Text, text
 from scripts.tables.common import Sources
 
@@ -89,23 +98,38 @@ class TrainerRow:
     source: str
 
 
-# The fields a profile sets, in the table's order (calc.trainers)
+# The fields a profile sets, in the table's order (calc.trainers), each as the tool sets it for
+# LoRA fine-tuning, and the last two for QLoRA
 TRAINER_FIELDS = (
-    "grad_checkpointing",
-    "activation_offloading",
-    "lora_rank",
-    "lora_targets",
-    "lora_dropout",
-    "adapter_precision",
-    "chunked_loss",
-    "optimizer",
-    "precision",
+    ("grad_checkpointing", "lora"),
+    ("activation_offloading", "lora"),
+    ("lora_rank", "lora"),
+    ("lora_targets", "lora"),
+    ("lora_dropout", "lora"),
+    ("adapter_precision", "lora"),
+    ("chunked_loss", "lora"),
+    ("fused_loss", "lora"),
+    ("optimizer", "lora"),
+    ("precision", "lora"),
+    ("sharding", "lora"),
+    ("adapter_precision", "qlora"),
+    ("kbit_upcast", "qlora"),
 )
 
 
-def _cell(value: Any) -> str:
+# A chosen value as the calculator labels it: the optimizer, the sharding library
+CHOICE_LABELS = {
+    item.field_name: dict(item.choices)
+    for item in INPUTS
+    if item.field_name in ("optimizer", "sharding")
+}
+
+
+def _cell(value: Any, name: str = "") -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
+    if value in CHOICE_LABELS.get(name, {}):
+        return str(CHOICE_LABELS[name][value])
     if isinstance(value, tuple):
         named = [name for name, members in LORA_GROUPS.items() if members == value]
         return named[0] if named else ", ".join(value)
@@ -117,8 +141,11 @@ def trainer_rows() -> list[TrainerRow]:
     rows = []
     for profile in TRAINERS.values():
         for release in profile.releases:
-            values = profile.defaults(release.version, "lora", "lora", seq_len=2048)
-            cells = [_cell(values.get(name)) for name in TRAINER_FIELDS]
+            values = {
+                method: profile.defaults(release.version, method, method, seq_len=2048)
+                for method in ("lora", "qlora")
+            }
+            cells = [_cell(values[method].get(name), name) for name, method in TRAINER_FIELDS]
             rows.append(
                 TrainerRow(profile.name, release.version, release.date, cells, release.source)
             )
