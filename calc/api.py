@@ -387,7 +387,7 @@ def run_finetune(
         arch,
         request,
         storage_types=catalogue.storage_types,
-        nf4=catalogue.weight_format("nf4"),
+        nf4=catalogue.weight_format("nf4" if request.double_quant else "nf4_nodq"),
         bf16=catalogue.weight_format("bf16"),
         devices=_devices(catalogue, where),
         states=catalogue.training_states,

@@ -209,6 +209,20 @@ class FinetuneRequest:
     # fp32", peft/utils/other.py): the residual stream the fp32 embedding starts is fp32 too,
     # and autocast's 16-bit copy of the output layer stays for the backward pass.
     kbit_upcast: bool = False
+    # QLoRA's 4-bit base as the tool builds it: bitsandbytes' double quantisation of the
+    # block scales (4.127 bits a weight, else 4.5: the nf4 and nf4_nodq formats); the output
+    # layer quantised too (LitGPT and Lightning replace every nn.Linear: lightning/fabric/
+    # plugins/precision/bitsandbytes.py _ClassReplacementContextManager); weights quantised from
+    # fp16 (Lightning: ``weight.contiguous().to(device=device, dtype=torch.half)``), so that each
+    # dequantisation makes an fp16 copy and then its bf16 cast (MatMul4Bit ``F.dequantize_4bit(B,
+    # quant_state).to(A.dtype)``); and a training loop that keeps the last step's outputs until
+    # the next forward pass returns (LitGPT's fit() rebinds ``logits`` only then), which with
+    # bitsandbytes before 0.43.2 keeps that step's 4-bit layer inputs (``ctx.tensors = (A, B)``,
+    # a ctx attribute the autograd engine does not free) through the next forward.
+    double_quant: bool = True
+    quantize_output: bool = False
+    fp16_quant_state: bool = False
+    keeps_graph: bool = False
     tuning: Tuning = "lora"
     precompute_ref: bool = False
     kl_beta: float = 0.0
@@ -515,6 +529,7 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         kept = arch.num_layers * s * b * h * residual_width(request) + layer
     else:
         kept = arch.num_layers * layer
+    kept += _previous_step_inputs(arch, request, s * b)
     if request.trains in ("lora", "qlora") and "lm_head" in request.lora_targets:
         # the output layer's adapter reads the final norm's output (a copy with dropout)
         kept += s * b * h * (BF16 + (1 if request.lora_dropout else 0))
@@ -545,6 +560,19 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # with none of them on the GPU: the peak is one layer's or the loss's, not both.
         return max(kept, logits)
     return kept + logits
+
+
+def _previous_step_inputs(arch: Architecture, request: FinetuneRequest, tokens: int) -> int:
+    """bitsandbytes before 0.43.2 keeps each 4-bit layer's input as a ctx attribute, which the
+    autograd engine does not free after the backward pass (PyNode::release_variables clears
+    saved_variables only); a loop that keeps the last step's outputs (LitGPT) keeps them through
+    the next forward pass. Without checkpointing every 4-bit projection's input stays: both
+    norms' outputs, the attention output and the MLP product, taken at this step's length."""
+    buggy = request.trains == "qlora" and version_tuple(request.bnb_version) < BNB_FIXED
+    if not (request.keeps_graph and buggy) or request.grad_checkpointing:
+        return 0
+    width = 2 * arch.hidden_size + arch.num_attention_heads * arch.head_dim + _mlp_width(arch)
+    return arch.num_layers * tokens * BF16 * width
 
 
 def upcast(request: FinetuneRequest) -> bool:
@@ -580,6 +608,7 @@ class _State:
     head_gradient: int  # the output layer's (tied: the embedding's), the first backward makes
     layer_weights: int = 0  # the largest block's weights as stored (FSDP unshards a block)
     layer_gradients: int = 0  # and its trainable weights' 16-bit gradients
+    largest_quantised: int = 0  # values in the largest 4-bit weight (QLoRA dequantises one)
 
 
 # The request's fields _training_state reads (and _trainable, and optimizer_state_bytes): the
@@ -597,6 +626,7 @@ STATE_INPUTS = (
     "zero",
     "sharding",
     "kbit_upcast",
+    "quantize_output",
 )
 StateMemo = MutableMapping[tuple[Any, ...], "_State"]
 
@@ -643,6 +673,7 @@ def _training_state(
             optimizer += optimizer_state_bytes(request.optimizer, adapter, (adapter,), width)
     if request.optimizer_in_backward and request.trains in ("full", "freeze"):
         gradients = largest  # each gradient is applied and freed as it is produced
+    weights += _untied_output_bytes(arch, request, base_format)
     layer_weights, layer_gradients = _largest_block(
         arch, request, tensors, storage_types=storage_types, base_format=base_format
     )
@@ -655,7 +686,42 @@ def _training_state(
         head,
         layer_weights,
         layer_gradients,
+        _largest_quantised(arch, request, tensors, storage_types, base_format),
     )
+
+
+def _untied_output_bytes(
+    arch: Architecture, request: FinetuneRequest, base_format: WeightFormat
+) -> int:
+    """A tied model's output layer quantised apart from its embedding (LitGPT's checkpoints
+    copy the embedding into lm_head: convert_hf_checkpoint.py ``state_dict["lm_head.weight"] =
+    state_dict["transformer.wte.weight"]``), which stays 16-bit."""
+    if not (request.trains == "qlora" and request.quantize_output and arch.tie_word_embeddings):
+        return 0
+    return tensor_bytes(
+        Tensor("output", WEIGHT, (arch.hidden_size, arch.vocab_size)), base_format.storage
+    )
+
+
+def _largest_quantised(
+    arch: Architecture,
+    request: FinetuneRequest,
+    tensors: Sequence[Tensor],
+    storage_types: Mapping[str, StorageType],
+    base_format: WeightFormat,
+) -> int:
+    """Values in the largest weight QLoRA stores in 4 bits."""
+    if request.trains != "qlora":
+        return 0
+    sizes = [
+        tensor.numel
+        for tensor in tensors
+        if tensor.kind == WEIGHT
+        and _stored_bytes(tensor, request, arch, storage_types, base_format) < tensor.numel
+    ]
+    if request.quantize_output:
+        sizes.append(arch.hidden_size * arch.vocab_size)
+    return max(sizes, default=0)
 
 
 def _stored_bytes(
@@ -668,6 +734,8 @@ def _stored_bytes(
     """A weight's bytes as training holds it: its format's, or fp32 where PEFT's
     prepare_model_for_kbit_training upcasts what QLoRA left unquantised."""
     storage = tensor_storage(tensor, base_format, arch, storage_types)
+    if request.trains == "qlora" and request.quantize_output and tensor.role == "output":
+        storage = base_format.storage
     if request.kbit_upcast and request.trains == "qlora" and storage.bits_per_weight >= 16:
         return FP32 * tensor.numel
     return tensor_bytes(tensor, storage)
@@ -708,12 +776,7 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
         )
     if request.compiled:
         notes.append("torch.compile: norms fused, their fp32 copies not kept")
-    if upcast(request):
-        notes.append(
-            "PEFT's prepare_model_for_kbit_training: the unquantised weights (embeddings, output "
-            "layer, norms) and the residual stream in fp32, a 16-bit copy of the output layer "
-            "kept for the backward pass"
-        )
+    notes += _qlora_notes(request)
     notes += _loss_notes(request)
     notes += _precision_notes(request)
     if request.zero and request.gpus == 1 and request.offload == "none":
@@ -731,6 +794,33 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
             "paged optimizer: its state lives in CUDA unified memory, which can spill to CPU "
             "RAM under memory pressure and which PyTorch's memory counters do not see; "
             "counted on the GPU here"
+        )
+    return notes
+
+
+def _qlora_notes(request: FinetuneRequest) -> list[str]:
+    """How the tool builds and runs QLoRA's 4-bit base, where that changes memory."""
+    if request.trains != "qlora":
+        return []
+    notes = []
+    if not request.double_quant:
+        notes.append("4-bit base without double quantisation: 4.5 bits a weight")
+    if request.quantize_output:
+        notes.append("the output layer quantised to 4 bits too (every linear layer)")
+    if upcast(request):
+        notes.append(
+            "PEFT's prepare_model_for_kbit_training: the unquantised weights (embeddings, output "
+            "layer, norms) and the residual stream in fp32, a 16-bit copy of the output layer "
+            "kept for the backward pass"
+        )
+    if (
+        request.keeps_graph
+        and not request.grad_checkpointing
+        and (version_tuple(request.bnb_version) < BNB_FIXED)
+    ):
+        notes.append(
+            "the last step's 4-bit layer inputs kept through this step's forward pass (the loop "
+            "keeps the last step's outputs; bitsandbytes before 0.43.2 frees them only then)"
         )
     return notes
 
@@ -807,6 +897,7 @@ def sharded(
         gradients, activations = backward_peak(gradients, activations, state, notes)
     if stage == 3 and n > 1 and request.sharding == "fsdp":
         weights, gradients = _with_unsharded_blocks(state, weights, gradients, notes)
+    weights += dequantised_bytes(request, state, notes)
     per_gpu = TrainComponents(
         weights=weights,
         gradients=gradients,
@@ -823,6 +914,22 @@ def sharded(
     elif n > 1:
         notes.append(f"data parallel over {n} GPUs: every GPU holds a full copy")
     return per_gpu, host
+
+
+def dequantised_bytes(request: FinetuneRequest, state: _State, notes: list[str]) -> int:
+    """QLoRA computes with one 4-bit weight dequantised at a time, freed after its product
+    (bitsandbytes MatMul4Bit: ``F.dequantize_4bit(B, quant_state).to(A.dtype)`` in the forward
+    and again in the backward pass, no cache); the largest is counted, at the peak. Quantised
+    from fp16 (Lightning), the fp16 copy and its bf16 cast exist together."""
+    if not state.largest_quantised:
+        return 0
+    copies = 2 if request.fp16_quant_state else 1
+    notes.append(
+        f"QLoRA: the largest 4-bit weight ({state.largest_quantised:,} values) dequantised "
+        + ("to fp16 and cast to bf16" if copies == 2 else "to 16 bits")
+        + " while it computes"
+    )
+    return copies * BF16 * state.largest_quantised
 
 
 def _with_unsharded_blocks(

@@ -664,6 +664,51 @@ INPUTS: tuple[Input, ...] = (
         methods=("qlora",),
     ),
     Input(
+        "double_quant",
+        "switch",
+        "Double quantisation (QLoRA)",
+        "QLoRA: bitsandbytes' double quantisation of the block scales, 4.127 bits a weight; "
+        "off: 4.5 (transformers' default, LitGPT's bnb.nf4)",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+        methods=("qlora",),
+    ),
+    Input(
+        "quantize_output",
+        "switch",
+        "Output layer in 4 bits (QLoRA)",
+        "QLoRA: the output layer quantised too, as LitGPT quantises every linear layer; "
+        "transformers leaves it 16-bit",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+        methods=("qlora",),
+    ),
+    Input(
+        "fp16_quant_state",
+        "switch",
+        "4-bit weights quantised from fp16 (QLoRA)",
+        "QLoRA: weights quantised from fp16 (Lightning, LitGPT), so each dequantisation makes "
+        "an fp16 copy and then its bf16 cast",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+        methods=("qlora",),
+    ),
+    Input(
+        "keeps_graph",
+        "switch",
+        "Loop keeps the last step's outputs (QLoRA)",
+        "QLoRA without checkpointing on bitsandbytes before 0.43.2: a training loop that keeps "
+        "the last step's outputs (LitGPT) keeps that step's 4-bit layer inputs through the next "
+        "forward pass",
+        FINETUNE,
+        "trains",
+        choices=ON_OFF,
+        methods=("qlora",),
+    ),
+    Input(
         "kbit_upcast",
         "switch",
         "fp32 unquantised weights (PEFT's prepare_model_for_kbit_training)",

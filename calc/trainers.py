@@ -298,6 +298,16 @@ TRAINERS: Mapping[str, Trainer] = {
                         # several devices: ModelParallelStrategy whose parallelize_fn calls
                         # FSDP2 fully_shard per block (litgpt/finetune/lora.py)
                         "sharding": "fsdp",
+                        # --quantize bnb.nf4 (the config_hub QLoRA YAMLs): Lightning's
+                        # BitsandbytesPrecision replaces every nn.Linear, lm_head included, with
+                        # an NF4 layer without double quantisation, quantised from fp16
+                        # (lightning/fabric/plugins/precision/bitsandbytes.py: _NF4Linear
+                        # compress_statistics=False; ``.to(device=device, dtype=torch.half)``);
+                        # fit() keeps ``logits`` until the next forward returns
+                        "double_quant": False,
+                        "quantize_output": True,
+                        "fp16_quant_state": True,
+                        "keeps_graph": True,
                     },
                     "https://github.com/Lightning-AI/litgpt/blob/v0.5.13/config_hub/finetune/llama-3.1-8b/lora.yaml#L8",
                 ),

@@ -367,6 +367,9 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "completion_len": 77,
         "colocate_vllm": 0.4,
         "bnb_version": "0.42.0",
+        "double_quant": False,  # a format of its own: the memo key holds the format's id
+        "fp16_quant_state": True,
+        "keeps_graph": True,
         "trainer": "trl",
         "trainer_version": "0.22.0",
         "sequence_parallel": 2,
@@ -457,3 +460,57 @@ def test_peft_kbit_preparation_holds_the_unquantised_weights_and_residual_stream
 
     with pytest.raises(CalcError, match="kbit_upcast applies to qlora only"):
         finetune_request({"model": "llama-3.1-8b", "method": "lora", "kbit_upcast": True})
+
+
+def test_lightning_qlora_quantises_the_output_layer_from_fp16_without_double_quant(catalogue):
+    """LitGPT's bnb.nf4: every nn.Linear (lm_head too) in NF4 without double quantisation
+    (4.5 bits), quantised from fp16, so the output layer's dequantisation holds an fp16 copy and
+    its bf16 cast at the peak; HF's QLoRA leaves lm_head 16-bit and dequantises one projection."""
+    from calc.tensors import model_tensors
+
+    arch = catalogue.model("llama-3.1-8b").arch
+    v_h = arch.vocab_size * arch.hidden_size
+
+    def run(**kw):
+        request = FinetuneRequest(method="qlora", seq_len=512, **kw)
+        return run_finetune(catalogue, request, model="llama-3.1-8b")
+
+    hf = run()
+    largest = max(  # the largest projection, dequantised to bf16 while it computes
+        t.numel for t in model_tensors(arch) if t.layer is not None and len(t.shape) == 2
+    )
+    assert any(f"({largest:,} values) dequantised to 16 bits" in n for n in hf.notes)
+    nodq = run(double_quant=False)
+    quantised = sum(
+        t.numel for t in model_tensors(arch) if t.layer is not None and len(t.shape) == 2
+    )
+    extra = nodq.components.weights - hf.components.weights
+    assert extra == pytest.approx(quantised * (4.5 - 4.127) / 8, rel=0.01)
+    lit = run(double_quant=False, quantize_output=True, fp16_quant_state=True)
+    # lm_head: 16-bit -> 4.5-bit, plus its fp16 and bf16 copies while it computes
+    output_saved = v_h * 2 - v_h * 4.5 / 8
+    transient = 2 * 2 * v_h - 2 * largest
+    assert lit.components.weights - nodq.components.weights == pytest.approx(
+        transient - output_saved, rel=0.001
+    )
+
+
+def test_a_loop_that_keeps_its_outputs_keeps_old_bitsandbytes_inputs_a_step_longer(catalogue):
+    """bitsandbytes before 0.43.2 stores the 4-bit layers' inputs on the autograd ctx; a loop
+    that keeps the last step's logits (LitGPT) keeps them through the next forward pass."""
+    arch = catalogue.model("llama-3.1-8b").arch
+
+    def activations(**kw):
+        request = FinetuneRequest(
+            method="qlora", seq_len=512, grad_checkpointing=False, bnb_version="0.42.0", **kw
+        )
+        return run_finetune(catalogue, request, model="llama-3.1-8b").components.activations
+
+    width = 2 * arch.hidden_size + arch.num_attention_heads * arch.head_dim + 14_336
+    assert activations(keeps_graph=True) - activations() == arch.num_layers * 512 * 2 * width
+    fixed = FinetuneRequest(method="qlora", seq_len=512, grad_checkpointing=False, keeps_graph=True)
+    plain = FinetuneRequest(method="qlora", seq_len=512, grad_checkpointing=False)
+    assert (
+        run_finetune(catalogue, fixed, model="llama-3.1-8b").total_bytes
+        == run_finetune(catalogue, plain, model="llama-3.1-8b").total_bytes
+    )  # fixed in 0.43.2: nothing kept

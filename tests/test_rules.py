@@ -964,3 +964,49 @@ def test_ollamas_own_engine_keeps_logits_for_one_row_per_sequence():
         dense, context_tokens=600, sequences=2, flash_attention=False, ubatch=b
     )
     assert off == 4 * (b * (1 + 4 * 64 + 3 * 128) + b * 600 * (1 + 4) + 2 * (64 + 1000))
+
+
+@pins("calc.finetune._with_unsharded_blocks")
+def test_fsdp_holds_two_whole_blocks_and_one_blocks_gradients(catalogue):
+    def parts(sharding):
+        request = FinetuneRequest(
+            method="full", precision="bf16", seq_len=1, gpus=4, zero=3, sharding=sharding
+        )
+        return run_finetune(catalogue, request, config=LLAMA).devices[0].components
+
+    block = sum(t.numel for t in model_tensors(parse_config(LLAMA)) if t.layer == 0)
+    fsdp, deepspeed = parts("fsdp"), parts("deepspeed")
+    assert fsdp.weights - deepspeed.weights == 2 * (2 * block)
+    # DeepSpeed's fp32 gradient partition against FSDP's bf16 one plus a whole block's
+    total = sum(t.numel for t in model_tensors(parse_config(LLAMA)))
+    assert deepspeed.gradients == ceil(4 * total / 4)
+    assert fsdp.gradients == ceil(2 * total / 4) + 2 * block
+
+
+@pins("calc.finetune.dequantised_bytes")
+def test_qlora_counts_its_largest_4_bit_weight_dequantised(catalogue):
+    def weights(**kwargs):
+        request = FinetuneRequest(method="qlora", seq_len=1, **kwargs)
+        return run_finetune(catalogue, request, config=LLAMA).components.weights
+
+    largest = max(
+        t.numel
+        for t in model_tensors(parse_config(LLAMA))
+        if t.layer is not None and len(t.shape) == 2
+    )
+    # quantised from fp16: the fp16 copy and its bf16 cast, not one 16-bit copy
+    assert weights(fp16_quant_state=True) - weights() == 2 * largest
+    lora = run_finetune(catalogue, FinetuneRequest(method="lora", seq_len=1), config=LLAMA)
+    assert not any("dequantised" in note for note in lora.notes)
+
+
+@pins("calc.finetune.residual_width")
+def test_peft_kbit_preparation_makes_the_residual_stream_fp32(catalogue):
+    def activations(upcast):
+        request = FinetuneRequest(method="qlora", seq_len=100, kbit_upcast=upcast)
+        return run_finetune(catalogue, request, config=LLAMA).components.activations
+
+    arch = parse_config(LLAMA)
+    # the checkpointed layer inputs at 4 bytes instead of 2, and the output layer's bf16 copy
+    expected = arch.num_layers * 100 * arch.hidden_size * 2 + arch.vocab_size * arch.hidden_size * 2
+    assert activations(True) - activations(False) == expected

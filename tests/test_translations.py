@@ -203,6 +203,16 @@ SWEEP = (
         ),
         ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
         ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "kbit_upcast": True}),
+        (
+            "finetune",
+            {
+                "model": "qwen2.5-7b",
+                "method": "qlora",
+                "trainer": "litgpt",
+                "bnb_version": "0.42.0",
+                "grad_checkpointing": "off",
+            },
+        ),
     ]
     + [
         ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "trainer": name})
