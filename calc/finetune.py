@@ -53,6 +53,7 @@ Zero = Literal[0, 1, 2, 3]
 Sharding = Literal["deepspeed", "fsdp"]  # what implements the ZeRO stage
 OffloadTarget = Literal["none", "optimizer", "all"]  # what ZeRO moves to CPU RAM
 AdapterPrecision = Literal["fp32", "bf16"]
+WeightsDtype = Literal["bf16", "fp32"]
 METHODS: tuple[Method, ...] = get_args(Method)
 TUNINGS: tuple[Tuning, ...] = get_args(Tuning)
 OBJECTIVES: tuple[Objective, ...] = get_args(Objective)
@@ -220,6 +221,12 @@ class FinetuneRequest:
     # bitsandbytes before 0.43.2 keeps that step's 4-bit layer inputs (``ctx.tensors = (A, B)``,
     # a ctx attribute the autograd engine does not free) through the next forward.
     double_quant: bool = True
+    # LoRA and QLoRA: the dtype the base model is loaded in, its unquantised weights held in.
+    # TRL from 0.27.0 loads a model given by name in float32 unless told otherwise
+    # (trl/trainer/utils.py ``dtype = kwargs.get("dtype", "float32")``, PR #4778); training
+    # still computes in bf16 under autocast, which casts each frozen weight per use and keeps
+    # the cast for the backward pass (see activation_bytes).
+    weights_dtype: WeightsDtype = "bf16"
     quantize_output: bool = False
     fp16_quant_state: bool = False
     keeps_graph: bool = False
@@ -535,6 +542,7 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         kept += s * b * h * (BF16 + (1 if request.lora_dropout else 0))
     if upcast(request):
         kept += arch.vocab_size * h * BF16  # autocast's copy of the fp32 output layer
+    kept += _autocast_weight_copies(arch, request)
     tokens_x_vocab = logit_tokens(request) * arch.vocab_size
     if request.fused_loss:
         # One chunk's 16-bit logits, fp32 upcast and log-softmax at a time, plus the hidden
@@ -576,8 +584,27 @@ def _previous_step_inputs(arch: Architecture, request: FinetuneRequest, tokens: 
 
 
 def upcast(request: FinetuneRequest) -> bool:
-    """QLoRA whose unquantised weights PEFT's prepare_model_for_kbit_training made fp32."""
-    return request.kbit_upcast and request.trains == "qlora"
+    """Adapters on a base whose unquantised weights are fp32: loaded so, or QLoRA's cast by
+    PEFT's prepare_model_for_kbit_training."""
+    if request.trains not in ADAPTER_METHODS:
+        return False
+    return request.weights_dtype == "fp32" or (request.kbit_upcast and request.trains == "qlora")
+
+
+def _autocast_weight_copies(arch: Architecture, request: FinetuneRequest) -> int:
+    """LoRA on an fp32 base under autocast: each frozen projection's bf16 cast, kept by its
+    product for the input's gradient, for every layer (one, being recomputed, under
+    checkpointing). Autocast caches only casts of weights that require grad (the cast a
+    frozen weight gets per use is not cached), so each use makes its own."""
+    if not (request.trains == "lora" and request.weights_dtype == "fp32"):
+        return 0
+    per_layer = sum(
+        t.numel
+        for t in model_tensors(arch)
+        if t.layer == 0 and t.kind == WEIGHT and len(t.shape) == 2
+    )
+    layers = 1 if request.grad_checkpointing or request.activation_offloading else arch.num_layers
+    return layers * per_layer * BF16
 
 
 def residual_width(request: FinetuneRequest) -> int:
@@ -627,6 +654,7 @@ STATE_INPUTS = (
     "sharding",
     "kbit_upcast",
     "quantize_output",
+    "weights_dtype",
 )
 StateMemo = MutableMapping[tuple[Any, ...], "_State"]
 
@@ -736,7 +764,7 @@ def _stored_bytes(
     storage = tensor_storage(tensor, base_format, arch, storage_types)
     if request.trains == "qlora" and request.quantize_output and tensor.role == "output":
         storage = base_format.storage
-    if request.kbit_upcast and request.trains == "qlora" and storage.bits_per_weight >= 16:
+    if upcast(request) and storage.bits_per_weight >= 16:
         return FP32 * tensor.numel
     return tensor_bytes(tensor, storage)
 
@@ -799,15 +827,23 @@ def _setup_notes(request: FinetuneRequest) -> list[str]:
 
 
 def _qlora_notes(request: FinetuneRequest) -> list[str]:
-    """How the tool builds and runs QLoRA's 4-bit base, where that changes memory."""
-    if request.trains != "qlora":
+    """How the tool loads the base model and builds QLoRA's 4-bit base, where that changes
+    memory."""
+    if request.trains not in ADAPTER_METHODS:
         return []
     notes = []
+    if request.weights_dtype == "fp32":
+        notes.append(
+            "base model loaded in fp32: its unquantised weights and the residual stream in fp32; "
+            "autocast's bf16 copies of the frozen weights it multiplies kept for the backward pass"
+        )
+    if request.trains != "qlora":
+        return notes
     if not request.double_quant:
         notes.append("4-bit base without double quantisation: 4.5 bits a weight")
     if request.quantize_output:
         notes.append("the output layer quantised to 4 bits too (every linear layer)")
-    if upcast(request):
+    if request.kbit_upcast:
         notes.append(
             "PEFT's prepare_model_for_kbit_training: the unquantised weights (embeddings, output "
             "layer, norms) and the residual stream in fp32, a 16-bit copy of the output layer "
@@ -923,13 +959,17 @@ def dequantised_bytes(request: FinetuneRequest, state: _State, notes: list[str])
     from fp16 (Lightning), the fp16 copy and its bf16 cast exist together."""
     if not state.largest_quantised:
         return 0
-    copies = 2 if request.fp16_quant_state else 1
+    if request.weights_dtype == "fp32":  # quantised from fp32: dequantised to fp32, then cast
+        dequantised, how = FP32 + BF16, "to fp32 and cast to bf16"
+    elif request.fp16_quant_state:
+        dequantised, how = BF16 + BF16, "to fp16 and cast to bf16"
+    else:
+        dequantised, how = BF16, "to 16 bits"
     notes.append(
         f"QLoRA: the largest 4-bit weight ({state.largest_quantised:,} values) dequantised "
-        + ("to fp16 and cast to bf16" if copies == 2 else "to 16 bits")
-        + " while it computes"
+        f"{how} while it computes"
     )
-    return copies * BF16 * state.largest_quantised
+    return dequantised * state.largest_quantised
 
 
 def _with_unsharded_blocks(

@@ -664,6 +664,17 @@ INPUTS: tuple[Input, ...] = (
         methods=("qlora",),
     ),
     Input(
+        "weights_dtype",
+        "choice",
+        "Base model loaded in",
+        "LoRA and QLoRA: the dtype the base model's weights are loaded in; TRL from 0.27 loads a "
+        "model given by name in fp32 unless dtype is set; training still computes in bf16",
+        FINETUNE,
+        "trains",
+        choices=(("bf16", "bf16"), ("fp32", "fp32")),
+        methods=ADAPTER_METHODS,
+    ),
+    Input(
         "double_quant",
         "switch",
         "Double quantisation (QLoRA)",

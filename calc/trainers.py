@@ -5,9 +5,10 @@ the LoRA rank, targets and dropout, the adapters' dtype, the loss, the optimizer
 Each release lists what it changed, with the line of the tool's source that says so; a version
 takes every change up to it. Fields the reader gives win; the estimate names the profile.
 
-What a profile cannot say is noted rather than guessed: TRL from 0.27.0 loads a model named by
-a string in float32 (trl/trainer/utils.py ``dtype = kwargs.get("dtype", "float32")``), which the
-estimate does not model (it takes 16-bit base weights, as a model object loaded in bf16 is).
+What a profile cannot know is its default and said so: TRL from 0.27.0 loads a model named by a
+string in float32 (trl/trainer/utils.py ``dtype = kwargs.get("dtype", "float32")``), which its
+profile takes for LoRA and QLoRA; a model object loaded in bf16 (or dtype=bfloat16 in
+model_init_kwargs) is --weights-dtype bf16.
 """
 
 from __future__ import annotations
@@ -121,6 +122,14 @@ TRAINERS: Mapping[str, Trainer] = {
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/sft_trainer.py#L1127-L1130",
                 ),
                 TrainerRelease(
+                    "0.27.0",
+                    "2026-01",
+                    # a model given by name loads in float32 unless model_init_kwargs sets
+                    # dtype (PR #4778, trl/trainer/utils.py)
+                    {"weights_dtype": "fp32"},
+                    "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/utils.py#L1144",
+                ),
+                TrainerRelease(
                     "0.29.0",
                     "2026-02",
                     {"kbit_upcast@dpo": False},  # Refactor DPO (#3906): get_peft_model only
@@ -147,8 +156,9 @@ TRAINERS: Mapping[str, Trainer] = {
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L61-L62",
                 ),
             ),
-            note="from 0.27.0 TRL loads a model named by a string in float32: the estimate takes "
-            "16-bit base weights (pass dtype=bfloat16 in model_init_kwargs to match)",
+            note="from 0.27.0 TRL loads a model named by a string in float32, which the profile "
+            "takes; a model passed loaded in bf16 (or dtype=bfloat16 in model_init_kwargs) is "
+            "weights_dtype bf16",
         ),
         Trainer(
             "unsloth",

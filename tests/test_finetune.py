@@ -514,3 +514,33 @@ def test_a_loop_that_keeps_its_outputs_keeps_old_bitsandbytes_inputs_a_step_long
         run_finetune(catalogue, fixed, model="llama-3.1-8b").total_bytes
         == run_finetune(catalogue, plain, model="llama-3.1-8b").total_bytes
     )  # fixed in 0.43.2: nothing kept
+
+
+def test_a_base_loaded_in_fp32_doubles_the_frozen_weights_and_keeps_bf16_casts(catalogue):
+    """TRL from 0.27 loads a named model in fp32: the frozen weights take 4 bytes, the residual
+    stream is fp32, and autocast's bf16 cast of each frozen projection stays for the backward
+    pass: every layer's without checkpointing, one layer's with it."""
+    from calc.tensors import model_tensors
+
+    arch = catalogue.model("llama-3.1-8b").arch
+    layer = sum(t.numel for t in model_tensors(arch) if t.layer == 0 and len(t.shape) == 2)
+    v_h = arch.vocab_size * arch.hidden_size
+
+    def parts(dtype, checkpointing):
+        request = FinetuneRequest(
+            method="lora", seq_len=512, weights_dtype=dtype, grad_checkpointing=checkpointing
+        )
+        return run_finetune(catalogue, request, model="llama-3.1-8b").components
+
+    for checkpointing, layers in ((True, 1), (False, arch.num_layers)):
+        bf16, fp32 = parts("bf16", checkpointing), parts("fp32", checkpointing)
+        assert fp32.weights - bf16.weights == bf16.weights - lora_bytes(catalogue)
+        extra = fp32.activations - bf16.activations
+        residual = arch.num_layers * 512 * arch.hidden_size * 2 if checkpointing else 0
+        assert extra == layers * layer * 2 + v_h * 2 + residual
+
+
+def lora_bytes(catalogue):
+    """The default LoRA adapters' fp32 weights on Llama 3.1 8B (rank 16 on every projection)."""
+    estimate = run_finetune(catalogue, FinetuneRequest(method="lora"), model="llama-3.1-8b")
+    return 4 * estimate.trainable_parameters

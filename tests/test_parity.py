@@ -82,6 +82,7 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
             "fused_loss": rng.choice(on_off),
             "kbit_upcast": rng.choice(on_off),
             "double_quant": rng.choice(on_off),
+            "weights_dtype": rng.choice(["bf16", "fp32", None]),
             "quantize_output": rng.choice(on_off),
             "fp16_quant_state": rng.choice(on_off),
             "keeps_graph": rng.choice(on_off),

@@ -35,6 +35,9 @@ def test_a_release_takes_every_change_up_to_it():
     assert trl.defaults("0.29.0", "dpo", "qlora")["kbit_upcast"] is False
     assert trl.defaults("0.19.0", "grpo", "qlora")["kbit_upcast"] is False
     assert trl.defaults("0.22.0", "grpo", "qlora")["kbit_upcast"] is True
+    # a model named by a string loads in float32 from 0.27.0 (PR #4778)
+    assert "weights_dtype" not in trl.defaults("0.26.0", "lora", "lora")
+    assert trl.defaults("0.27.0", "lora", "lora")["weights_dtype"] == "fp32"
     with pytest.raises(CalcError, match=r"older than the oldest release modelled \(0\.19\.0\)"):
         trl.release("0.10.0")
 

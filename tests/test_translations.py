@@ -203,6 +203,7 @@ SWEEP = (
         ),
         ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
         ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "kbit_upcast": True}),
+        ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "weights_dtype": "fp32"}),
         (
             "finetune",
             {

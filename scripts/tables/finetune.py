@@ -112,6 +112,7 @@ TRAINER_FIELDS = (
     ("optimizer", "lora"),
     ("precision", "lora"),
     ("sharding", "lora"),
+    ("weights_dtype", "lora"),
     ("adapter_precision", "qlora"),
     ("kbit_upcast", "qlora"),
 )
