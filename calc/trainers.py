@@ -98,6 +98,9 @@ TRAINERS: Mapping[str, Trainer] = {
                         **PEFT_LORA,
                         "kbit_upcast@qlora": True,
                         "kbit_upcast@grpo": False,
+                        # ModelConfig.use_bnb_nested_quant=False, passed as
+                        # bnb_4bit_use_double_quant (model_config.py#L169, utils.py#L918)
+                        "double_quant@qlora": False,
                     },
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L105",
                 ),

@@ -38,6 +38,8 @@ def test_a_release_takes_every_change_up_to_it():
     # a model named by a string loads in float32 from 0.27.0 (PR #4778)
     assert "weights_dtype" not in trl.defaults("0.26.0", "lora", "lora")
     assert trl.defaults("0.27.0", "lora", "lora")["weights_dtype"] == "fp32"
+    # its ModelConfig leaves bitsandbytes' nested (double) quantisation off
+    assert trl.defaults("", "qlora", "qlora")["double_quant"] is False
     with pytest.raises(CalcError, match=r"older than the oldest release modelled \(0\.19\.0\)"):
         trl.release("0.10.0")
 
@@ -89,3 +91,27 @@ def test_an_unknown_trainer_or_version_is_named():
         request(trainer="deepspeed-chat")
     with pytest.raises(CalcError, match=r"bnb_version must be a release such as 0\.43\.2"):
         request(method="qlora", bnb_version="latest")
+
+
+def test_the_tools_table_lists_what_each_profile_sets_for_lora_and_qlora():
+    from scripts.tables.finetune import TRAINER_FIELDS, trainer_rows
+
+    rows = {(r.tool, r.release): r for r in trainer_rows()}
+    assert len(rows) == sum(len(t.releases) for t in TRAINERS.values())
+    column = {name: i for i, (name, _) in enumerate(TRAINER_FIELDS)}
+    litgpt = rows["LitGPT", TRAINERS["litgpt"].newest.version]
+    assert litgpt.cells[column["sharding"]] == "PyTorch FSDP / FSDP2"
+    assert litgpt.qlora == [
+        "adapters in bf16",
+        "no double quantisation",
+        "output layer in 4 bits",
+        "quantised from fp16",
+        "keeps the last step's outputs",
+        "paged AdamW",  # an optimizer for QLoRA alone
+    ]
+    trl = "Hugging Face TRL (with PEFT)"
+    assert "PEFT's fp32 upcast" in rows[trl, "0.22.0"].qlora
+    assert "PEFT's fp32 upcast" not in rows[trl, "0.26.0"].qlora
+    assert rows[trl, "0.26.0"].cells[column["weights_dtype"]] == ""
+    assert rows[trl, "0.27.0"].cells[column["weights_dtype"]] == "fp32"
+    assert rows[trl, "1.7.0"].cells[column["fused_loss"]] == "on"

@@ -95,11 +95,11 @@ class TrainerRow:
     release: str
     date: str
     cells: list[str]  # as TRAINER_FIELDS
+    qlora: list[str]  # what the profile sets for QLoRA beyond LoRA's (QLORA_ITEMS)
     source: str
 
 
-# The fields a profile sets, in the table's order (calc.trainers), each as the tool sets it for
-# LoRA fine-tuning, and the last two for QLoRA
+# The fields a profile sets, in the table's order (calc.trainers), as the tool sets them for LoRA
 TRAINER_FIELDS = (
     ("grad_checkpointing", "lora"),
     ("activation_offloading", "lora"),
@@ -113,8 +113,16 @@ TRAINER_FIELDS = (
     ("precision", "lora"),
     ("sharding", "lora"),
     ("weights_dtype", "lora"),
-    ("adapter_precision", "qlora"),
-    ("kbit_upcast", "qlora"),
+)
+
+# What a profile sets for QLoRA alone, each as the phrase the table gives a value
+QLORA_ITEMS = (
+    ("adapter_precision", {"bf16": "adapters in bf16", "fp32": "adapters in fp32"}),
+    ("kbit_upcast", {True: "PEFT's fp32 upcast"}),
+    ("double_quant", {False: "no double quantisation"}),
+    ("quantize_output", {True: "output layer in 4 bits"}),
+    ("fp16_quant_state", {True: "quantised from fp16"}),
+    ("keeps_graph", {True: "keeps the last step's outputs"}),
 )
 
 
@@ -146,11 +154,31 @@ def trainer_rows() -> list[TrainerRow]:
                 method: profile.defaults(release.version, method, method, seq_len=2048)
                 for method in ("lora", "qlora")
             }
-            cells = [_cell(values[method].get(name), name) for name, method in TRAINER_FIELDS]
+            cells = [_cell(values["lora"].get(name), name) for name, _ in TRAINER_FIELDS]
             rows.append(
-                TrainerRow(profile.name, release.version, release.date, cells, release.source)
+                TrainerRow(
+                    profile.name,
+                    release.version,
+                    release.date,
+                    cells,
+                    _qlora_items(values["qlora"], values["lora"]),
+                    release.source,
+                )
             )
     return rows
+
+
+def _qlora_items(qlora: dict[str, Any], lora: dict[str, Any]) -> list[str]:
+    """The QLoRA settings a profile makes, as phrases: QLORA_ITEMS, then an optimizer QLoRA
+    alone changes (LitGPT's paged AdamW)."""
+    items = [
+        phrases[qlora[name]]
+        for name, phrases in QLORA_ITEMS
+        if name in qlora and qlora[name] in phrases
+    ]
+    if qlora.get("optimizer") != lora.get("optimizer") and "optimizer" in qlora:
+        items.append(_cell(qlora["optimizer"], "optimizer"))
+    return items
 
 
 def _trainers(s: Sources) -> dict[str, Any]:
