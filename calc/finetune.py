@@ -595,16 +595,18 @@ def _autocast_weight_copies(arch: Architecture, request: FinetuneRequest) -> int
     """LoRA on an fp32 base under autocast: each frozen projection's bf16 cast, kept by its
     product for the input's gradient, for every layer (one, being recomputed, under
     checkpointing). Autocast caches only casts of weights that require grad (the cast a
-    frozen weight gets per use is not cached), so each use makes its own."""
+    frozen weight gets per use is not cached), so each use makes its own. A MoE layer casts the
+    experts its tokens reach: counted as the routed share of them."""
     if not (request.trains == "lora" and request.weights_dtype == "fp32"):
         return 0
-    per_layer = sum(
-        t.numel
-        for t in model_tensors(arch)
-        if t.layer == 0 and t.kind == WEIGHT and len(t.shape) == 2
-    )
-    layers = 1 if request.grad_checkpointing or request.activation_offloading else arch.num_layers
-    return layers * per_layer * BF16
+    routed = arch.moe.experts_per_token / arch.moe.num_experts if arch.moe is not None else 1.0
+    blocks: dict[int, int] = {}
+    for t in model_tensors(arch):
+        if t.layer is not None and t.kind == WEIGHT and len(t.shape) >= 2:
+            blocks[t.layer] = blocks.get(t.layer, 0) + ceil(t.numel * (routed if t.routed else 1))
+    if request.grad_checkpointing or request.activation_offloading:
+        return max(blocks.values(), default=0) * BF16
+    return sum(blocks.values()) * BF16
 
 
 def residual_width(request: FinetuneRequest) -> int:
