@@ -176,9 +176,13 @@ class FinetuneRequest:
     chunked_loss: bool = False
     # The output layer and the loss fused over chunks of tokens, so that no chunk's logits
     # outlive it (Liger's fused linear cross-entropy, TRL's loss_type="chunked_nll"): it takes
-    # precedence over chunked_loss (see activation_bytes). Unsloth's fused loss is not this: it
-    # sizes chunks to min(half the free memory, 4 GiB) of fp32 logits, one chunk when they fit.
+    # precedence over chunked_loss (see activation_bytes). Unsloth's fuses them too, in chunks
+    # sized by memory (loss_chunk_gib).
     fused_loss: bool = False
+    # The fused loss's chunks sized to hold at most this many GiB of fp32 logits, as Unsloth
+    # sizes them (unsloth_zoo fused_losses/cross_entropy_loss.py: half the free memory, at most
+    # 4 GiB since unsloth-zoo PR #857); 0: chunks of FUSED_LOSS_CHUNK tokens (Liger, TRL).
+    loss_chunk_gib: float = 0.0
     optimizer_in_backward: bool = False
     activation_offloading: bool = False
     # torch.compile: AOTAutograd's min-cut partitioner recomputes cheap pointwise ops in the
@@ -374,11 +378,20 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
         _validate_adapters(request, arch)
     if request.trains == "qlora":
         version_tuple(request.bnb_version)
+    _validate_loss(request)
     if request.trains == "freeze" and not 1 <= request.freeze_trainable_layers <= arch.num_layers:
         raise InputError(
             f"freeze trains the last N layers: N must be 1 to {arch.num_layers}, got "
             f"{request.freeze_trainable_layers}",
             field="freeze_layers",
+        )
+
+
+def _validate_loss(request: FinetuneRequest) -> None:
+    if request.loss_chunk_gib and not request.fused_loss:
+        raise InputError(
+            "loss_chunk_gib sizes the fused loss's chunks: it needs fused_loss on",
+            field="loss_chunk_gib",
         )
 
 
@@ -550,7 +563,7 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # _CHUNKED_LM_HEAD_CHUNK_SIZE = 256 tokens; Liger sizes its chunks to the batch's
         # tokens over ceil(vocab / hidden), about 256 too for 4096-8192 tokens).
         tokens = logit_tokens(request)
-        chunk = min(tokens, FUSED_LOSS_CHUNK)
+        chunk = fused_chunk_tokens(tokens, arch.vocab_size, request.loss_chunk_gib)
         logits = chunk * arch.vocab_size * (BF16 + FP32 + FP32) + tokens * h * BF16
     elif not request.chunked_loss:
         # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass
@@ -612,6 +625,17 @@ def _autocast_weight_copies(arch: Architecture, request: FinetuneRequest) -> int
 def residual_width(request: FinetuneRequest) -> int:
     """The residual stream's bytes per value: fp32 when an fp32 embedding starts it."""
     return FP32 if upcast(request) else BF16
+
+
+def fused_chunk_tokens(tokens: int, vocab: int, budget_gib: float) -> int:
+    """Tokens in one chunk of a fused loss: FUSED_LOSS_CHUNK, or with a budget as Unsloth
+    splits: one chunk while the fp32 logits fit it, else a multiple of four chunks each within
+    it (get_chunk_size: ``math.ceil(exact / 4 - 1e-9) * 4``)."""
+    if budget_gib <= 0:
+        return min(tokens, FUSED_LOSS_CHUNK)
+    exact = tokens * vocab * FP32 / (budget_gib * 2**30)
+    chunks = 1 if exact <= 1 else ceil(exact / 4) * 4
+    return ceil(tokens / chunks)
 
 
 def logit_tokens(request: FinetuneRequest) -> int:
@@ -865,6 +889,11 @@ def _qlora_notes(request: FinetuneRequest) -> list[str]:
 
 def _loss_notes(request: FinetuneRequest) -> list[str]:
     """How the loss holds the logits, when not all at once."""
+    if request.fused_loss and request.loss_chunk_gib > 0:
+        return [
+            f"output layer and loss fused over chunks of at most {request.loss_chunk_gib:g} GiB "
+            "of fp32 logits: the logits of one chunk at a time"
+        ]
     if request.fused_loss:
         return [
             f"output layer and loss fused over chunks of {FUSED_LOSS_CHUNK} tokens: the "

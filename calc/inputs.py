@@ -761,6 +761,19 @@ INPUTS: tuple[Input, ...] = (
         choices=ON_OFF,
     ),
     Input(
+        "loss_chunk_gib",
+        "fraction",
+        "Fused loss chunk budget (GiB)",
+        "with the fused loss: chunks sized to hold at most this much fp32 logits, as Unsloth "
+        "does (half the free memory, at most 4 GiB); 0: chunks of 256 tokens (Liger, TRL)",
+        FINETUNE,
+        "trains",
+        metavar="GIB",
+        minimum=0,
+        maximum=1024,
+        example="4",
+    ),
+    Input(
         "optimizer_in_backward",
         "switch",
         "Optimizer step in the backward pass",

@@ -172,7 +172,9 @@ TRAINERS: Mapping[str, Trainer] = {
                     "2026-08",
                     # use_gradient_checkpointing="unsloth": each layer's input to pinned CPU
                     # RAM, the layer recomputed; r=16 on all projections, dropout 0, adapters
-                    # upcast to fp32; fused chunked cross-entropy; adamw_8bit
+                    # upcast to fp32; adamw_8bit; the fused cross-entropy in chunks of at most
+                    # min(half the free memory, 4 GiB) of fp32 logits (unsloth_zoo
+                    # fused_losses/cross_entropy_loss.py#L140-L149 at ce232d6c)
                     {
                         "grad_checkpointing": True,
                         "activation_offloading@long": True,
@@ -180,7 +182,8 @@ TRAINERS: Mapping[str, Trainer] = {
                         "lora_targets": ALL,
                         "lora_dropout": 0.0,
                         "adapter_precision": "fp32",
-                        "chunked_loss": True,
+                        "fused_loss": True,
+                        "loss_chunk_gib": 4.0,
                         "optimizer": "adamw_8bit",
                         "precision": "amp",
                     },

@@ -358,6 +358,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "offload": "optimizer",
         "chunked_loss": True,
         "fused_loss": True,
+        "loss_chunk_gib": 4.0,
         "activation_offloading": True,
         "compiled": True,
         "lora_dropout": 0.1,
@@ -544,3 +545,16 @@ def lora_bytes(catalogue):
     """The default LoRA adapters' fp32 weights on Llama 3.1 8B (rank 16 on every projection)."""
     estimate = run_finetune(catalogue, FinetuneRequest(method="lora"), model="llama-3.1-8b")
     return 4 * estimate.trainable_parameters
+
+
+def test_a_chunk_budget_needs_the_fused_loss(catalogue):
+    from calc.inputs import finetune_request
+
+    request, _ = finetune_request({"model": "qwen3-8b", "loss_chunk_gib": 4.0})
+    with pytest.raises(CalcError, match="loss_chunk_gib sizes the fused loss's chunks"):
+        run_finetune(catalogue, request, model="qwen3-8b")
+    fused, _ = finetune_request(
+        {"model": "qwen3-8b", "fused_loss": True, "loss_chunk_gib": 4.0, "seq_len": 2048}
+    )
+    estimate = run_finetune(catalogue, fused, model="qwen3-8b")
+    assert any("chunks of at most 4 GiB of fp32 logits" in note for note in estimate.notes)

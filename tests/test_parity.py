@@ -80,6 +80,7 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
             "compile": rng.choice(on_off),
             "chunked_loss": rng.choice(on_off),
             "fused_loss": rng.choice(on_off),
+            "loss_chunk_gib": rng.choice([None, 0, 4, "2.5"]),
             "kbit_upcast": rng.choice(on_off),
             "double_quant": rng.choice(on_off),
             "weights_dtype": rng.choice(["bf16", "fp32", None]),

@@ -1010,3 +1010,16 @@ def test_peft_kbit_preparation_makes_the_residual_stream_fp32(catalogue):
     # the checkpointed layer inputs at 4 bytes instead of 2, and the output layer's bf16 copy
     expected = arch.num_layers * 100 * arch.hidden_size * 2 + arch.vocab_size * arch.hidden_size * 2
     assert activations(True) - activations(False) == expected
+
+
+@pins("calc.finetune.fused_chunk_tokens")
+def test_a_fused_loss_splits_by_tokens_or_by_a_memory_budget():
+    from calc.finetune import fused_chunk_tokens
+
+    assert fused_chunk_tokens(100, 1000, 0) == 100  # shorter than one 256-token chunk
+    assert fused_chunk_tokens(4096, 1000, 0) == 256
+    # Unsloth: one chunk while the fp32 logits fit the budget, else a multiple of four chunks
+    fits = 2**30 // (1000 * 4)  # the most tokens whose fp32 logits fit 1 GiB
+    assert fused_chunk_tokens(fits, 1000, 1.0) == fits
+    assert fused_chunk_tokens(fits + 1, 1000, 1.0) == ceil((fits + 1) / 4)
+    assert fused_chunk_tokens(5 * fits, 1000, 1.0) == ceil(5 * fits / 8)

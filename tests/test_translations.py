@@ -189,6 +189,7 @@ SWEEP = (
             {"gpus": 2},
             {"zero": 2},
             {"fused_loss": True},
+            {"fused_loss": True, "loss_chunk_gib": 4},
         )
     ]
     + [

@@ -109,6 +109,7 @@ TRAINER_FIELDS = (
     ("adapter_precision", "lora"),
     ("chunked_loss", "lora"),
     ("fused_loss", "lora"),
+    ("loss_chunk_gib", "lora"),
     ("optimizer", "lora"),
     ("precision", "lora"),
     ("sharding", "lora"),
