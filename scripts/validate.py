@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target-median", type=float, default=0.05)
     parser.add_argument("--target-p90", type=float, default=0.10)
-    parser.add_argument("--target-finetune", type=float, default=0.08)
+    parser.add_argument("--target-finetune", type=float, default=0.10)
     args = parser.parse_args(argv)
     try:
         catalogue = load_catalogue()
