@@ -37,8 +37,8 @@ from calc.tensors import WEIGHT, Tensor, model_tensors, parameters_of
 # What trains (the weights' side) and, for preference and RL training, the objective; a
 # preference or RL method trains its weights as ``tuning`` says (LoRA by default).
 Tuning = Literal["lora", "qlora", "full", "freeze"]
-Objective = Literal["dpo", "orpo", "kto", "grpo", "ppo"]
-Method = Literal["lora", "qlora", "full", "freeze", "dpo", "orpo", "kto", "grpo", "ppo"]
+Objective = Literal["dpo", "orpo", "kto", "grpo", "ppo", "reward"]
+Method = Literal["lora", "qlora", "full", "freeze", "dpo", "orpo", "kto", "grpo", "ppo", "reward"]
 Precision = Literal["amp", "bf16"]
 Optimizer = Literal[
     "adamw",
@@ -60,8 +60,9 @@ OBJECTIVES: tuple[Objective, ...] = get_args(Objective)
 # Sequences a sample puts through the trained forward and backward passes: DPO and ORPO the
 # chosen and the rejected completion, concatenated into one batch (TRL's DPOTrainer builds
 # ``torch.cat((chosen, rejected))``, trl/trainer/dpo_trainer.py); PPO the policy's and the
-# value model's forward over the same rollout.
-SEQUENCES_PER_SAMPLE: Mapping[str, int] = {"dpo": 2, "orpo": 2, "ppo": 2}
+# value model's forward over the same rollout; reward modelling the chosen and the rejected
+# sequence (TRL's RewardTrainer collator: ``input_ids = chosen_ids + rejected_ids``).
+SEQUENCES_PER_SAMPLE: Mapping[str, int] = {"dpo": 2, "orpo": 2, "ppo": 2, "reward": 2}
 # Objectives that read a frozen reference model's log-probabilities (GRPO only when its KL
 # coefficient is above 0).
 REFERENCED: tuple[Objective, ...] = ("dpo", "kto", "grpo", "ppo")
@@ -641,7 +642,10 @@ def fused_chunk_tokens(tokens: int, vocab: int, budget_gib: float) -> int:
 def logit_tokens(request: FinetuneRequest) -> int:
     """Tokens whose logits the loss keeps: every token of every sequence, but for GRPO only the
     completion's (TRL's GRPOTrainer asks the model for ``logits_to_keep`` = the completion
-    length)."""
+    length), and none for a reward model (one score per token, not a row over the
+    vocabulary)."""
+    if request.method == "reward":
+        return 0
     if request.method == "grpo":
         tokens = min(request.completion_len, request.seq_len)
     else:
@@ -704,6 +708,8 @@ def _training_state(
     gradient_width = FP32 if request.deepspeed and request.zero == 3 else BF16
     weights = gradients = optimizer = master = trainable = largest = head = 0
     for tensor in tensors:
+        if request.method == "reward" and tensor.role == "output":
+            continue  # a sequence classifier has a one-output score head instead
         weights += _stored_bytes(tensor, request, arch, storage_types, base_format)
         if _trainable(tensor, request, arch):
             trainable += tensor.numel
@@ -728,20 +734,33 @@ def _training_state(
     if request.optimizer_in_backward and request.trains in ("full", "freeze"):
         gradients = largest  # each gradient is applied and freed as it is produced
     weights += _untied_output_bytes(arch, request, base_format)
+    score, score_bytes, score_state = _score_head(arch, request, FP32 if amp else BF16)
     layer_weights, layer_gradients = _largest_block(
         arch, request, tensors, storage_types=storage_types, base_format=base_format
     )
     return _State(
-        weights,
-        gradients,
-        optimizer + master,
-        trainable,
+        weights + score_bytes,
+        gradients + score_bytes,
+        optimizer + master + score_state,
+        trainable + score,
         largest,
         head,
         layer_weights,
         layer_gradients,
         _largest_quantised(arch, request, tensors, storage_types, base_format),
     )
+
+
+def _score_head(arch: Architecture, request: FinetuneRequest, width: int) -> tuple[int, int, int]:
+    """A reward model's AutoModelForSequenceClassification(num_labels=1) score head, trained
+    in full (PEFT's SEQ_CLS task keeps it in modules_to_save): its values, their bytes (and the
+    gradients' alike), and the optimizer state."""
+    if request.method != "reward":
+        return 0, 0, 0
+    score = arch.hidden_size
+    if request.adapter_precision == "fp32":
+        width = FP32
+    return score, width * score, optimizer_state_bytes(request.optimizer, score, (score,), width)
 
 
 def _untied_output_bytes(
@@ -752,6 +771,8 @@ def _untied_output_bytes(
     state_dict["transformer.wte.weight"]``), which stays 16-bit."""
     if not (request.trains == "qlora" and request.quantize_output and arch.tie_word_embeddings):
         return 0
+    if request.method == "reward":
+        return 0  # no output layer
     return tensor_bytes(
         Tensor("output", WEIGHT, (arch.hidden_size, arch.vocab_size)), base_format.storage
     )
@@ -773,7 +794,7 @@ def _largest_quantised(
         if tensor.kind == WEIGHT
         and _stored_bytes(tensor, request, arch, storage_types, base_format) < tensor.numel
     ]
-    if request.quantize_output:
+    if request.quantize_output and request.method != "reward":
         sizes.append(arch.hidden_size * arch.vocab_size)
     return max(sizes, default=0)
 
@@ -889,6 +910,11 @@ def _qlora_notes(request: FinetuneRequest) -> list[str]:
 
 def _loss_notes(request: FinetuneRequest) -> list[str]:
     """How the loss holds the logits, when not all at once."""
+    if request.method == "reward":
+        return [
+            "reward model: a one-output score head instead of the output layer, so no logits "
+            "over the vocabulary; the chosen and the rejected sequence in one batch"
+        ]
     if request.fused_loss and request.loss_chunk_gib > 0:
         return [
             f"output layer and loss fused over chunks of at most {request.loss_chunk_gib:g} GiB "
@@ -1083,7 +1109,7 @@ def estimate_finetune(
     return FinetuneEstimate(
         request=request,
         trainable_parameters=state.trainable,
-        total_parameters=parameters_of(arch).total,
+        total_parameters=_total_parameters(arch, request),
         devices=tuple(
             TrainDevice(index=i, device=d, components=with_generation(arch, request, per_gpu, d))
             for i, d in enumerate(devices)
@@ -1091,6 +1117,15 @@ def estimate_finetune(
         host=host,
         notes=tuple(notes + generation_notes(arch, request, per_gpu)),
     )
+
+
+def _total_parameters(arch: Architecture, request: FinetuneRequest) -> int:
+    """The model's parameters; a reward model's score head replaces its output layer."""
+    total = parameters_of(arch).total
+    if request.method != "reward":
+        return total
+    output = 0 if arch.tie_word_embeddings else arch.vocab_size * arch.hidden_size
+    return total - output + arch.hidden_size
 
 
 def _with_value_model(state: _State) -> _State:

@@ -376,6 +376,7 @@ INPUTS: tuple[Input, ...] = (
             ("kto", "KTO (single completions, reference model)"),
             ("grpo", "GRPO (generated groups, RL)"),
             ("ppo", "PPO (policy, value, reference and reward models)"),
+            ("reward", "Reward model (preference pairs, a score head)"),
         ),
     ),
     Input(

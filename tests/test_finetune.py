@@ -558,3 +558,22 @@ def test_a_chunk_budget_needs_the_fused_loss(catalogue):
     )
     estimate = run_finetune(catalogue, fused, model="qwen3-8b")
     assert any("chunks of at most 4 GiB of fp32 logits" in note for note in estimate.notes)
+
+
+def test_a_reward_model_scores_pairs_without_vocabulary_logits(catalogue):
+    """TRL's RewardTrainer: AutoModelForSequenceClassification(num_labels=1), chosen and
+    rejected concatenated into one batch: no output layer, no logits, two sequences a pair."""
+    arch = catalogue.model("qwen3-8b").arch
+
+    def parts(method, **kw):
+        request = FinetuneRequest(method=method, seq_len=1024, grad_checkpointing=False, **kw)
+        return run_finetune(catalogue, request, model="qwen3-8b")
+
+    reward, orpo = parts("reward"), parts("orpo")  # ORPO: the same pairs, with the LM head
+    output = 2 * arch.vocab_size * arch.hidden_size
+    head = 4 * arch.hidden_size  # the fp32 score head
+    assert orpo.components.weights - reward.components.weights == output - head
+    logits = 2 * 1024 * arch.vocab_size * (2 + 4 + 4)  # two sequences, 10 bytes a logit
+    assert orpo.components.activations - reward.components.activations == logits
+    assert reward.total_parameters == orpo.total_parameters - output // 2 + arch.hidden_size
+    assert any("one-output score head" in note for note in reward.notes)

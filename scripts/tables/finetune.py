@@ -52,6 +52,7 @@ PREFERENCE_ROWS: tuple[tuple[Text, dict[str, Any]], ...] = (
         {"method": "grpo", "tuning": "full", "precision": "bf16", "kl_beta": 0.04},
     ),
     (text("PPO, LoRA r=16 (a value model and a reward model)"), {"method": "ppo"}),
+    (text("Reward model, LoRA r=16 (a score head, no vocabulary logits)"), {"method": "reward"}),
 )
 PREFERENCE_LENGTH = 1024
 
