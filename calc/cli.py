@@ -396,6 +396,9 @@ def finetune_hint_line(hint: FinetuneHint | None) -> str:
     if hint is None:
         return ""
     return _would_fit(
+        "the base model loaded in bf16 (--weights-dtype bf16)"
+        if hint.fits_with_bf16_base
+        else None,
         None if hint.max_seq_len is None else f"sequences of up to {hint.max_seq_len:,} tokens",
         None
         if hint.gpus_needed is None

@@ -275,6 +275,9 @@ class FinetuneHint:
     max_seq_len: int | None  # longest sequence per sample that fits, same everything else
     gpus_needed: int | None  # how many of these GPUs, sharded at `zero`, the setup needs
     zero: int  # the sharding gpus_needed assumes: the request's, or ZeRO-3 if it had none
+    # adapters on a base loaded in fp32 that does not fit: would it, loaded in bf16? (None:
+    # the question does not arise)
+    fits_with_bf16_base: bool | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -282,6 +285,7 @@ class FinetuneHint:
             "max_seq_len": self.max_seq_len,
             "gpus_needed": self.gpus_needed,
             "zero": self.zero,
+            "fits_with_bf16_base": self.fits_with_bf16_base,
         }
 
 
@@ -315,7 +319,15 @@ def finetune_hint(
     def fits_on(count: int) -> bool:
         return headroom(replace(request, gpus=count, zero=zero)) >= 0
 
-    gpus_needed = None
+    gpus_needed = bf16_base = None
     if not fits:
         gpus_needed = 1 if fits_on(1) else fewest(fits_on, 1)
-    return FinetuneHint(fits=fits, max_seq_len=max_seq, gpus_needed=gpus_needed, zero=zero)
+        if request.weights_dtype == "fp32" and request.trains in ("lora", "qlora"):
+            bf16_base = headroom(replace(request, weights_dtype="bf16")) >= 0
+    return FinetuneHint(
+        fits=fits,
+        max_seq_len=max_seq,
+        gpus_needed=gpus_needed,
+        zero=zero,
+        fits_with_bf16_base=bf16_base,
+    )

@@ -186,6 +186,24 @@ def test_a_training_setup_that_does_not_fit_gets_a_gpu_count_with_zero_3(catalog
     assert finetune_hint(catalogue, request, {"model": TRAIN_MODEL}) is None  # no GPU
 
 
+def test_lora_on_an_fp32_load_is_told_whether_a_bf16_load_fits(catalogue):
+    """TRL from 0.27 loads a named model in fp32: when that does not fit, the hint says
+    whether the same run with the base loaded in bf16 would, and the CLI says how."""
+    from calc.cli import finetune_hint_line
+
+    where = {"model": TRAIN_MODEL, "gpu": "rtx-4090"}
+    fp32 = FinetuneRequest(method="lora", seq_len=2048, weights_dtype="fp32")
+    hint = finetune_hint(catalogue, fp32, where)
+    assert hint is not None and not hint.fits
+    assert hint.fits_with_bf16_base is (
+        _train_room(catalogue, replace(fp32, weights_dtype="bf16"), "rtx-4090") >= 0
+    )
+    assert hint.fits_with_bf16_base  # an 8B LoRA fits a 24 GB card loaded in bf16
+    assert "the base model loaded in bf16 (--weights-dtype bf16)" in finetune_hint_line(hint)
+    bf16 = finetune_hint(catalogue, replace(fp32, weights_dtype="bf16"), where)
+    assert bf16 is not None and bf16.fits_with_bf16_base is None  # the question does not arise
+
+
 def test_a_suggestion_that_does_not_hold_is_corrected_or_dropped(catalogue):
     """verified() reruns each suggestion as the reader would: a GPU count too small gives way
     to the first that fits, a format or a context that does not fit is not shown."""

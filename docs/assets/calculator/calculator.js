@@ -738,6 +738,9 @@ export async function mount(root) {
     if (!hint.fits && hint.gpus_needed) {
       parts.push(t("It would fit on {n} of these GPUs with ZeRO-{zero}.", { n: hint.gpus_needed, zero: hint.zero }));
     }
+    if (hint.fits_with_bf16_base) {
+      parts.push(t("It would fit with the base model loaded in bf16."));
+    }
     return parts.join(" ");
   }
 
