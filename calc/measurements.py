@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from calc._errors import CalcError, CatalogueError
+from calc._errors import CalcError, CatalogueError, InputError
 from calc.api import run_finetune, run_inference
 from calc.breakdown import Estimate
 from calc.catalogue import Catalogue, Locator
@@ -33,7 +33,7 @@ DESCRIPTION_FIELDS = frozenset(
         "id", "kind", "framework", "framework_version", "quantity", "estimate_of", "device",
         "value", "unit", "unit_as_printed", "unit_reading", "source", "not_modelled",
         "settings", "settings_reading", "quantity_reading", "quote", "model_note",
-        "engine_version_note", "gpu_as_stated", "assumed",
+        "engine_version_note", "gpu_as_stated", "assumed", "counter",
     }
 )  # fmt: skip
 
@@ -53,6 +53,7 @@ class Measurement:
     source: str
     not_modelled: str | None = None
     framework: str = ""
+    counter: str = ""  # fine-tuning: the counter read (COUNTER_GROUPS)
 
     @property
     def model(self) -> str:
@@ -201,9 +202,28 @@ def _training_quantity(estimate: FinetuneEstimate, measurement: Measurement) -> 
     raise CalcError(f"a fine-tuning estimate has no {measurement.estimate_of!r}")
 
 
+# What a fine-tuning figure was read from, grouped as the validation page compares them: the
+# estimate is PyTorch's allocated peak; reserved memory adds the caching allocator's
+# fragmentation, nvidia-smi the CUDA context too.
+COUNTER_GROUPS = (
+    ("allocated or active", ("allocated", "active", "allocated_or_active")),
+    ("reserved", ("reserved",)),
+    ("nvidia-smi", ("nvidia_smi",)),
+    ("not stated", ("not_stated",)),
+)
+COUNTERS = tuple(counter for _, counters in COUNTER_GROUPS for counter in counters)
+
+
 def parse_measurement(d: Mapping[str, Any]) -> Measurement:
     """One entry of data/measurements.yaml; its setup goes through the calculator's parser."""
     kind: Mode = "finetune" if d.get("kind") == "finetune" else "inference"
+    counter = str(d.get("counter", ""))
+    if kind == "finetune" and counter not in COUNTERS:
+        raise InputError(
+            f"a fine-tuning measurement states the counter its figure was read from: one of "
+            f"{', '.join(COUNTERS)}, got {counter or 'nothing'}",
+            field="counter",
+        )
     return Measurement(
         id=str(d["id"]),
         kind=kind,
@@ -218,6 +238,7 @@ def parse_measurement(d: Mapping[str, Any]) -> Measurement:
         source=str(d["source"]),
         not_modelled=d.get("not_modelled"),
         framework=str(d.get("framework", "")),
+        counter=counter,
     )
 
 
@@ -313,6 +334,23 @@ def method_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summa
             if (request := c.measurement.finetune) is not None
             and not is_speed(c.measurement)
             and request.method in methods
+        ]
+        summary = summarise(cases)
+        if summary:
+            found.append((name, summary))
+    return found
+
+
+def counter_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
+    """The fine-tuning memory error by the counter the figure was read from (COUNTER_GROUPS)."""
+    found = []
+    for name, counters in COUNTER_GROUPS:
+        cases = [
+            c
+            for c in comparisons
+            if c.measurement.kind == "finetune"
+            and not is_speed(c.measurement)
+            and c.measurement.counter in counters
         ]
         summary = summarise(cases)
         if summary:

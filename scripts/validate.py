@@ -23,6 +23,7 @@ from calc import (  # noqa: E402
     GIB,
     CalcError,
     compare,
+    counter_summaries,
     is_speed,
     load_catalogue,
     load_measurements,
@@ -34,15 +35,14 @@ from calc import (  # noqa: E402
 )
 
 
-def print_speed(comparisons: list[Any]) -> None:
-    """The speed figures' error, apart from memory's."""
-    speed = speed_summaries(comparisons)
-    if not speed:
+def print_table(title: str, width: int, rows: list[tuple[str, Any]]) -> None:
+    """One summary table: a group per row, its case count, median and 90th percentile."""
+    if not rows:
         return
-    print(f"\n{'speed':40} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
-    for name, summary in speed:
+    print(f"\n{title:{width}} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
+    for name, summary in rows:
         print(
-            f"{name:40} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
+            f"{name:{width}} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
             f"{summary.p90_abs_error * 100:11.1f}%"
         )
 
@@ -76,27 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nnot modelled yet:")
         for m in skipped:
             print(f"  {m.id}: {m.not_modelled}")
-    print(f"\n{'engine':14} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
-    for name, summary in summaries(comparisons):
-        print(
-            f"{name:14} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
-            f"{summary.p90_abs_error * 100:11.1f}%"
-        )
-    print(f"\n{'fine-tuning by method':22} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
-    for name, summary in method_summaries(comparisons):
-        print(
-            f"{name:22} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
-            f"{summary.p90_abs_error * 100:11.1f}%"
-        )
-    print(f"\n{'inference by release':40} {'cases':>5} {'median |error|':>15} {'p90 |error|':>12}")
-    for name, summary in release_summaries(comparisons):
-        print(
-            f"{name:40} {summary.cases:5} {summary.median_abs_error * 100:14.1f}% "
-            f"{summary.p90_abs_error * 100:11.1f}%"
-        )
+    print_table("engine", 14, summaries(comparisons))
+    print_table("fine-tuning by method", 22, method_summaries(comparisons))
+    print_table("fine-tuning by counter", 22, counter_summaries(comparisons))
+    print_table("inference by release", 40, release_summaries(comparisons))
     memory = [c for c in comparisons if not is_speed(c.measurement)]
     serving = summarise([c for c in memory if c.measurement.kind != "finetune"])
-    print_speed(comparisons)
+    print_table("speed", 40, speed_summaries(comparisons))
     tuning = summarise([c for c in comparisons if c.measurement.kind == "finetune"])
     if serving is None:
         return 1

@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 
+import pytest
+
+from calc import CalcError
 from calc.data_files import load_measurements
 from scripts import validate
+from tests.conftest import ROOT
 from tests.test_site import tables_of
 
 
@@ -49,3 +53,29 @@ def test_the_page_lists_every_case(site):
 def test_every_measurement_quotes_its_source():
     for m in load_measurements():
         assert m.source.startswith(("https://", "hdy,")), m.id
+
+
+def test_fine_tuning_is_summarised_by_method_and_by_the_counter_read():
+    from calc import compare, counter_summaries, load_catalogue, method_summaries
+
+    catalogue = load_catalogue()
+    comparisons = [compare(catalogue, m) for m in load_measurements() if not m.not_modelled]
+    tuned = [c for c in comparisons if c.measurement.kind == "finetune"]
+    by_counter = dict(counter_summaries(comparisons))
+    assert {"allocated or active", "reserved", "not stated"} <= set(by_counter)
+    assert sum(s.cases for s in by_counter.values()) == len(tuned)  # every case in one group
+    assert sum(s.cases for _, s in method_summaries(comparisons)) == len(tuned)
+    _, out = run()
+    assert "fine-tuning by counter" in out and "allocated or active" in out
+
+
+def test_a_fine_tuning_measurement_must_say_what_it_counted():
+    import yaml
+
+    from calc.measurements import parse_measurement
+
+    docs = yaml.safe_load((ROOT / "data" / "measurements.yaml").read_text())
+    entry = next(d for d in docs if d.get("kind") == "finetune")
+    with pytest.raises(CalcError, match="states the counter its figure was read from") as error:
+        parse_measurement({k: v for k, v in entry.items() if k != "counter"})
+    assert error.value.field == "counter"

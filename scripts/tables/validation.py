@@ -12,6 +12,7 @@ from calc import (
     Comparison,
     Measurement,
     Summary,
+    counter_summaries,
     method_summaries,
     release_summaries,
     speed_summaries,
@@ -62,6 +63,7 @@ def validation(sources: Sources) -> dict[str, Any]:
         "summaries": summary_rows(comparisons),
         "releases": summary_rows(comparisons, release_summaries),
         "methods": summary_rows(comparisons, method_summaries),
+        "counters": summary_rows(comparisons, counter_summaries),
         "speed": summary_rows(comparisons, speed_summaries),
     }
 
