@@ -50,7 +50,7 @@ Optimizer = Literal[
     "adafactor",
 ]
 Zero = Literal[0, 1, 2, 3]
-Sharding = Literal["deepspeed", "fsdp"]  # what implements the ZeRO stage
+Sharding = Literal["deepspeed", "fsdp", "megatron"]  # what implements the ZeRO stage
 OffloadTarget = Literal["none", "optimizer", "all"]  # what ZeRO moves to CPU RAM
 AdapterPrecision = Literal["fp32", "bf16"]
 WeightsDtype = Literal["bf16", "fp32"]
@@ -169,6 +169,11 @@ class FinetuneRequest:
     # Sequence (context) parallelism: each sequence split over this many GPUs (DeepSpeed
     # Ulysses, ring attention); a divisor of gpus.
     sequence_parallel: int = 1
+    # Tensor parallelism (Megatron-LM and Megatron-Core, as Megatron-SWIFT runs it, with
+    # sequence parallelism): every matrix, the vocabulary too, split over this many GPUs, and
+    # with it the activations; ZeRO or the distributed optimizer shards over the data-parallel
+    # rest (gpus / tensor_parallel). A divisor of gpus.
+    tensor_parallel: int = 1
     offload: OffloadTarget = "none"
     # Framework features that cut memory (torchtune's names): the loss computed over chunks of
     # the output (CEWithChunkedOutputLoss, 8 chunks), the optimizer stepped inside the backward
@@ -255,6 +260,18 @@ class FinetuneRequest:
     def deepspeed(self) -> bool:
         """DeepSpeed's ZeRO optimizer wraps the optimizer (any stage, one GPU too)."""
         return self.zero >= 1 and self.sharding == "deepspeed"
+
+    @property
+    def fp32_master(self) -> bool:
+        """An optimizer wrapper that keeps fp32 main weights whatever the model's dtype:
+        DeepSpeed's ZeRO, or Megatron's (Float16OptimizerWithFloat16Params, and the
+        distributed optimizer that shards it over the data-parallel GPUs as ZeRO-1 does)."""
+        return self.deepspeed or self.sharding == "megatron"
+
+    @property
+    def data_parallel(self) -> int:
+        """The GPUs each shard of ZeRO's (or the distributed optimizer's) state spreads over."""
+        return self.gpus // self.tensor_parallel
 
     @property
     def paged_optimizer(self) -> bool:
@@ -358,6 +375,7 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
             f"sequence_parallel {request.sequence_parallel} must divide the {request.gpus} GPUs",
             field="sequence_parallel",
         )
+    _validate_tensor_parallel(request)
     if request.offload != "none" and request.zero == 0:
         raise InputError(
             "offload needs ZeRO (zero 1, 2 or 3) to move state off the GPU", field="offload"
@@ -385,6 +403,15 @@ def validate(request: FinetuneRequest, arch: Architecture) -> None:
             f"freeze trains the last N layers: N must be 1 to {arch.num_layers}, got "
             f"{request.freeze_trainable_layers}",
             field="freeze_layers",
+        )
+
+
+def _validate_tensor_parallel(request: FinetuneRequest) -> None:
+    if request.gpus % (request.sequence_parallel * request.tensor_parallel):
+        raise InputError(
+            f"tensor_parallel {request.tensor_parallel} x sequence_parallel "
+            f"{request.sequence_parallel} must divide the {request.gpus} GPUs",
+            field="tensor_parallel",
         )
 
 
@@ -580,8 +607,10 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     if request.activation_offloading:
         # Each layer's activations leave for CPU RAM as the next layer starts, so the loss runs
         # with none of them on the GPU: the peak is one layer's or the loss's, not both.
-        return max(kept, logits)
-    return kept + logits
+        return ceil(max(kept, logits) / request.tensor_parallel)
+    # tensor parallelism with sequence parallelism splits every layer's activations and the
+    # vocabulary-parallel logits over its GPUs (Korthikanti et al. 2022, table 2)
+    return ceil((kept + logits) / request.tensor_parallel)
 
 
 def _previous_step_inputs(arch: Architecture, request: FinetuneRequest, tokens: int) -> int:
@@ -697,15 +726,7 @@ def _training_state(
     storage_types: Mapping[str, StorageType],
     base_format: WeightFormat,
 ) -> _State:
-    # DeepSpeed's ZeRO optimizers make the fp32 master partition whatever the model's dtype
-    # (stage3.py _create_fp32_partitions: ``.clone().float()``; bf16 master weights only with
-    # ZeRO-3 offload to DeepSpeedCPUAdam, base_optimizer.py _configure_master_weights), and
-    # ZeRO-3 accumulates gradients into a flat fp32 partition allocated at start-up
-    # (grad_partitions_flat_buffer, dtype gradient_accumulation_dtype=torch.float32), since
-    # DeepSpeed 0.6.0 (PR #1884).
-    amp = request.precision == "amp" or request.deepspeed
-    train_width = FP32 if amp else BF16
-    gradient_width = FP32 if request.deepspeed and request.zero == 3 else BF16
+    amp, train_width, gradient_width = _widths(request)
     weights = gradients = optimizer = master = trainable = largest = head = 0
     for tensor in tensors:
         if request.method == "reward" and tensor.role == "output":
@@ -749,6 +770,21 @@ def _training_state(
         layer_gradients,
         _largest_quantised(arch, request, tensors, storage_types, base_format),
     )
+
+
+def _widths(request: FinetuneRequest) -> tuple[bool, int, int]:
+    """Whether an fp32 master copy is kept, and the bytes of the optimizer's values and of the
+    trained weights' gradients. DeepSpeed's ZeRO optimizers make the fp32 master partition
+    whatever the model's dtype (stage3.py _create_fp32_partitions: ``.clone().float()``; bf16
+    master weights only with ZeRO-3 offload to DeepSpeedCPUAdam, base_optimizer.py
+    _configure_master_weights), and ZeRO-3 accumulates gradients into a flat fp32 partition
+    allocated at start-up (grad_partitions_flat_buffer, gradient_accumulation_dtype=
+    torch.float32), since DeepSpeed 0.6.0 (PR #1884). Megatron keeps fp32 main weights and
+    accumulates gradients in fp32 main_grad buffers for bf16 training
+    (megatron/training/arguments.py: bf16 sets accumulate_allreduce_grads_in_fp32)."""
+    amp = request.precision == "amp" or request.fp32_master
+    fp32_grads = request.sharding == "megatron" or (request.deepspeed and request.zero == 3)
+    return amp, FP32 if amp else BF16, FP32 if fp32_grads else BF16
 
 
 def _score_head(arch: Architecture, request: FinetuneRequest, width: int) -> tuple[int, int, int]:
@@ -948,18 +984,25 @@ def _precision_notes(request: FinetuneRequest) -> list[str]:
         notes = []
     if request.deepspeed and request.zero == 3:
         notes.append("DeepSpeed ZeRO-3 accumulates each GPU's share of the gradients in fp32")
+    if request.sharding == "megatron":
+        notes.append(
+            "Megatron keeps fp32 main weights and accumulates the gradients in fp32 for a bf16 "
+            "model; its distributed optimizer (ZeRO 1) divides the fp32 weights and Adam state "
+            "over the data-parallel GPUs"
+        )
     return notes
 
 
 def sharded(
     arch: Architecture, request: FinetuneRequest, state: _State, notes: list[str]
 ) -> tuple[TrainComponents, TrainComponents]:
-    """Per GPU and in CPU RAM, after ZeRO's sharding and offload."""
-    n, stage = request.gpus, request.zero
+    """Per GPU and in CPU RAM, after tensor parallelism's split, ZeRO's sharding over the
+    data-parallel GPUs, and offload."""
+    n, stage, tp = request.data_parallel, request.zero, request.tensor_parallel
     shard = {
-        "optimizer": n if stage >= 1 else 1,
-        "gradients": n if stage >= 2 else 1,
-        "weights": n if stage >= 3 else 1,
+        "optimizer": tp * (n if stage >= 1 else 1),
+        "gradients": tp * (n if stage >= 2 else 1),
+        "weights": tp * (n if stage >= 3 else 1),
     }
     host = TrainComponents()
     optimizer = ceil(state.optimizer / shard["optimizer"])
@@ -985,11 +1028,12 @@ def sharded(
         full = activation_bytes(arch, replace(request, activation_offloading=False))
         host = replace(host, activations=full - activation_bytes(arch, request))
     activations = activation_bytes(arch, request)
-    # DeepSpeed's gradient partitions and buckets are allocated once and kept.
-    if n == 1 and not request.deepspeed and gradients > state.head_gradient:
+    # DeepSpeed's and Megatron's gradient buffers are allocated once and kept.
+    if request.gpus == 1 and not request.fp32_master and gradients > state.head_gradient:
         gradients, activations = backward_peak(gradients, activations, state, notes)
     if stage == 3 and n > 1 and request.sharding == "fsdp":
         weights, gradients = _with_unsharded_blocks(state, weights, gradients, notes)
+    notes += _parallel_notes(request, shard)
     weights += dequantised_bytes(request, state, notes)
     per_gpu = TrainComponents(
         weights=weights,
@@ -998,15 +1042,27 @@ def sharded(
         activations=activations,
         runtime=CUDA_CONTEXT_BYTES,
     )
+    return per_gpu, host
+
+
+def _parallel_notes(request: FinetuneRequest, shard: Mapping[str, int]) -> list[str]:
+    """How the GPUs share the work: tensor parallel, then ZeRO or plain data parallel."""
+    n, stage, tp = request.data_parallel, request.zero, request.tensor_parallel
+    notes = []
+    if tp > 1:
+        notes.append(
+            f"tensor parallel over {tp} GPUs (with sequence parallelism): weights, gradients, "
+            "optimizer state, activations and logits divided"
+        )
     if n > 1 and stage:
         notes.append(
             f"ZeRO-{stage} over {n} GPUs: "
-            + ", ".join(k for k, v in shard.items() if v > 1)
+            + ", ".join(k for k, v in shard.items() if v > tp)
             + " divided"
         )
     elif n > 1:
         notes.append(f"data parallel over {n} GPUs: every GPU holds a full copy")
-    return per_gpu, host
+    return notes
 
 
 def dequantised_bytes(request: FinetuneRequest, state: _State, notes: list[str]) -> int:
@@ -1173,12 +1229,13 @@ def with_reference(
     and the reference forward pass DPO and KTO make after the policy's, while its activations
     are held: 16-bit logits and their log-softmax over the same tokens."""
     copies = _frozen_copies(request, notes)
-    shards = request.gpus if request.zero >= 3 else 1
+    shards = request.tensor_parallel * (request.data_parallel if request.zero >= 3 else 1)
     reference = ceil(copies * BF16 * parameters_of(arch).total / shards)
     activations = per_gpu.activations
     reads_reference = request.method in ("dpo", "kto") and not request.precompute_ref
     if reads_reference and activations:
-        activations += logit_tokens(request) * arch.vocab_size * (BF16 + BF16)
+        logits = logit_tokens(request) * arch.vocab_size * (BF16 + BF16)
+        activations += ceil(logits / request.tensor_parallel)
     return replace(per_gpu, reference=reference, activations=activations)
 
 
@@ -1200,7 +1257,8 @@ def with_generation(
     if request.colocate_vllm:
         capacity = device.capacity_bytes or 0
         return replace(per_gpu, generation=ceil(request.colocate_vllm * capacity))
-    beyond = generation_kv_bytes(arch, request) - per_gpu.activations - per_gpu.gradients
+    cache = ceil(generation_kv_bytes(arch, request) / request.tensor_parallel)
+    beyond = cache - per_gpu.activations - per_gpu.gradients
     return replace(per_gpu, generation=max(0, beyond))
 
 

@@ -392,6 +392,18 @@ INPUTS: tuple[Input, ...] = (
         maximum=MAX_GPUS,
     ),
     Input(
+        "tensor_parallel",
+        "int",
+        "Tensor parallel GPUs (Megatron)",
+        "every matrix and the activations split over this many GPUs (Megatron tensor "
+        "parallelism with sequence parallelism); ZeRO shards over the rest; divides the GPU count",
+        FINETUNE,
+        "trains",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_GPUS,
+    ),
+    Input(
         "trainer",
         "choice",
         "Fine-tuning tool",
@@ -597,12 +609,14 @@ INPUTS: tuple[Input, ...] = (
         "Sharding library",
         "what shards the ZeRO stage: DeepSpeed keeps fp32 master weights, fp32 optimizer "
         "state and (ZeRO-3) fp32 gradients even for a bf16 model; PyTorch FSDP keeps what the "
-        "precision says",
+        "precision says; Megatron keeps fp32 main weights and gradients (zero 1: its distributed "
+        "optimizer)",
         FINETUNE,
         "trains",
         choices=(
             ("deepspeed", "DeepSpeed ZeRO"),
             ("fsdp", "PyTorch FSDP / FSDP2"),
+            ("megatron", "Megatron (distributed optimizer)"),
         ),
     ),
     Input(

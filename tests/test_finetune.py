@@ -374,6 +374,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "trainer": "trl",
         "trainer_version": "0.22.0",
         "sequence_parallel": 2,
+        "tensor_parallel": 2,
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)
     for model in ("llama-3.1-8b", "qwen3-30b-a3b"):
@@ -577,3 +578,37 @@ def test_a_reward_model_scores_pairs_without_vocabulary_logits(catalogue):
     assert orpo.components.activations - reward.components.activations == logits
     assert reward.total_parameters == orpo.total_parameters - output // 2 + arch.hidden_size
     assert any("one-output score head" in note for note in reward.notes)
+
+
+def test_megatron_tensor_parallel_divides_everything_and_keeps_fp32_gradients(catalogue):
+    """Megatron TP with sequence parallelism splits weights, gradients, optimizer state and
+    activations over its GPUs; the distributed optimizer shards the rest over data parallel;
+    bf16 training keeps fp32 main weights and fp32 main gradients."""
+
+    def parts(tp, **kw):
+        request = FinetuneRequest(
+            method="full",
+            precision="bf16",
+            gpus=4,
+            zero=1,
+            sharding="megatron",
+            tensor_parallel=tp,
+            seq_len=4096,
+            **kw,
+        )
+        return run_finetune(catalogue, request, model="qwen2.5-7b")
+
+    one, two = parts(1), parts(2)
+    params = one.total_parameters
+    assert one.devices[0].components.gradients == pytest.approx(4 * params, rel=1e-3)
+    assert two.devices[0].components.gradients == pytest.approx(4 * params / 2, rel=1e-3)
+    # fp32 weights + two fp32 Adam states over tensor x data parallel: always the 4 GPUs
+    assert one.devices[0].components.optimizer == pytest.approx(12 * params / 4, rel=1e-3)
+    assert two.devices[0].components.optimizer == pytest.approx(12 * params / 4, rel=1e-3)
+    assert two.devices[0].components.weights == pytest.approx(2 * params / 2, rel=1e-3)
+    assert two.devices[0].components.activations == pytest.approx(
+        one.devices[0].components.activations / 2, abs=1
+    )
+    assert any("tensor parallel over 2 GPUs" in note for note in two.notes)
+    with pytest.raises(CalcError, match="tensor_parallel 3 x sequence_parallel 1 must divide"):
+        parts(3)

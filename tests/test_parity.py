@@ -81,6 +81,7 @@ def generated_requests(catalogue, count: int, seed: int = 20261129) -> list[str]
             "chunked_loss": rng.choice(on_off),
             "fused_loss": rng.choice(on_off),
             "loss_chunk_gib": rng.choice([None, 0, 4, "2.5"]),
+            "tensor_parallel": rng.choice([None, 1, 2]),
             "kbit_upcast": rng.choice(on_off),
             "double_quant": rng.choice(on_off),
             "weights_dtype": rng.choice(["bf16", "fp32", None]),

@@ -186,6 +186,7 @@ SWEEP = (
             {},
             {"gpus": 4, "zero": 3},
             {"gpus": 4, "zero": 3, "sharding": "fsdp"},
+            {"gpus": 4, "zero": 1, "sharding": "megatron", "tensor_parallel": 2},
             {"gpus": 2},
             {"zero": 2},
             {"fused_loss": True},
