@@ -131,6 +131,11 @@ def _engine_choices() -> tuple[tuple[Any, str], ...]:
     return tuple((engine.id, engine.name) for engine in ENGINES.values())
 
 
+def _training_switch(name: str, label: str, help_text: str, **extra: Any) -> Input:
+    """An on/off fine-tuning setting of how the weights train (the form's "trains" group)."""
+    return Input(name, "switch", label, help_text, FINETUNE, "trains", choices=ON_OFF, **extra)
+
+
 INPUTS: tuple[Input, ...] = (
     # -- the model ----------------------------------------------------------------------------
     Input(
@@ -441,15 +446,11 @@ INPUTS: tuple[Input, ...] = (
         ),
         methods=OBJECTIVES,
     ),
-    Input(
+    _training_switch(
         "precompute_ref",
-        "switch",
         "Reference log-probabilities computed first",
         "DPO and KTO: the reference model's log-probabilities computed once before training "
         "(TRL's precompute_ref_log_probs), so no reference model is held",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
         methods=("dpo", "kto"),
     ),
     Input(
@@ -656,14 +657,10 @@ INPUTS: tuple[Input, ...] = (
         example="0.05",
         methods=ADAPTER_METHODS,
     ),
-    Input(
+    _training_switch(
         "fused_qkv",
-        "switch",
         "q, k and v in one projection (LitGPT)",
         "q, k and v as one projection with one adapter input (LitGPT)",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
         methods=ADAPTER_METHODS,
     ),
     Input(
@@ -689,26 +686,18 @@ INPUTS: tuple[Input, ...] = (
         choices=(("bf16", "bf16"), ("fp32", "fp32")),
         methods=ADAPTER_METHODS,
     ),
-    Input(
+    _training_switch(
         "double_quant",
-        "switch",
         "Double quantisation (QLoRA)",
         "QLoRA: bitsandbytes' double quantisation of the block scales, 4.127 bits a weight; "
         "off: 4.5 (transformers' default, LitGPT's bnb.nf4)",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
         methods=("qlora",),
     ),
-    Input(
+    _training_switch(
         "quantize_output",
-        "switch",
         "Output layer in 4 bits (QLoRA)",
         "QLoRA: the output layer quantised too, as LitGPT quantises every linear layer; "
         "transformers leaves it 16-bit",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
         methods=("qlora",),
     ),
     Input(
@@ -722,58 +711,38 @@ INPUTS: tuple[Input, ...] = (
         choices=ON_OFF,
         methods=("qlora",),
     ),
-    Input(
+    _training_switch(
         "keeps_graph",
-        "switch",
         "Loop keeps the last step's outputs (QLoRA)",
         "QLoRA without checkpointing on bitsandbytes before 0.43.2: a training loop that keeps "
         "the last step's outputs (LitGPT) keeps that step's 4-bit layer inputs through the next "
         "forward pass",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
         methods=("qlora",),
     ),
-    Input(
+    _training_switch(
         "kbit_upcast",
-        "switch",
         "fp32 unquantised weights (PEFT's prepare_model_for_kbit_training)",
         "QLoRA: PEFT's prepare_model_for_kbit_training casts the weights left unquantised "
         "(embeddings, output layer, norms) to fp32, and the residual stream follows (TRL before "
         "0.26 for SFT, before 0.29 for DPO)",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
         methods=("qlora",),
     ),
-    Input(
+    _training_switch(
         "compile",
-        "switch",
         "torch.compile",
         "torch.compile: fused norms, no fp32 copies kept",
-        FINETUNE,
-        "trains",
         attr="compiled",
-        choices=ON_OFF,
     ),
-    Input(
+    _training_switch(
         "chunked_loss",
-        "switch",
         "Loss in 8 chunks",
         "the loss over 8 chunks (torchtune)",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
     ),
-    Input(
+    _training_switch(
         "fused_loss",
-        "switch",
         "Fused output layer and loss",
         "the output layer and the loss over chunks of 256 tokens, the whole logits never held "
         "(Liger kernel, TRL's chunked_nll); wins over the 8 chunks",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
     ),
     Input(
         "loss_chunk_gib",
@@ -788,24 +757,16 @@ INPUTS: tuple[Input, ...] = (
         maximum=1024,
         example="4",
     ),
-    Input(
+    _training_switch(
         "optimizer_in_backward",
-        "switch",
         "Optimizer step in the backward pass",
         "step each parameter as its gradient arrives (torchtune's full fine-tuning recipes)",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
         methods=("full", "freeze"),
     ),
-    Input(
+    _training_switch(
         "activation_offloading",
-        "switch",
         "Activations offloaded to CPU RAM",
         "activations wait in CPU RAM between the forward and backward passes",
-        FINETUNE,
-        "trains",
-        choices=ON_OFF,
     ),
     # -- the GPUs -----------------------------------------------------------------------------
     Input(

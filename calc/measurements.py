@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from calc._errors import CalcError, CatalogueError, InputError
@@ -324,38 +324,34 @@ METHOD_GROUPS = (
 )
 
 
-def method_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
-    """The fine-tuning memory error by method group (METHOD_GROUPS), groups with cases only."""
+def _fine_tuning_groups(
+    comparisons: Sequence[Comparison],
+    groups: Sequence[tuple[str, Sequence[str]]],
+    key: Callable[[Measurement], str],
+) -> list[tuple[str, Summary]]:
+    """The fine-tuning memory error by group, a case in the group its ``key`` names; groups
+    with cases only."""
+    tuned = [
+        c for c in comparisons if c.measurement.kind == "finetune" and not is_speed(c.measurement)
+    ]
     found = []
-    for name, methods in METHOD_GROUPS:
-        cases = [
-            c
-            for c in comparisons
-            if (request := c.measurement.finetune) is not None
-            and not is_speed(c.measurement)
-            and request.method in methods
-        ]
-        summary = summarise(cases)
+    for name, members in groups:
+        summary = summarise([c for c in tuned if key(c.measurement) in members])
         if summary:
             found.append((name, summary))
     return found
+
+
+def method_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
+    """The fine-tuning memory error by method group (METHOD_GROUPS)."""
+    return _fine_tuning_groups(
+        comparisons, METHOD_GROUPS, lambda m: m.finetune.method if m.finetune else ""
+    )
 
 
 def counter_summaries(comparisons: Sequence[Comparison]) -> list[tuple[str, Summary]]:
     """The fine-tuning memory error by the counter the figure was read from (COUNTER_GROUPS)."""
-    found = []
-    for name, counters in COUNTER_GROUPS:
-        cases = [
-            c
-            for c in comparisons
-            if c.measurement.kind == "finetune"
-            and not is_speed(c.measurement)
-            and c.measurement.counter in counters
-        ]
-        summary = summarise(cases)
-        if summary:
-            found.append((name, summary))
-    return found
+    return _fine_tuning_groups(comparisons, COUNTER_GROUPS, lambda m: m.counter)
 
 
 # Issue 12's line between yesterday's releases and today's.
