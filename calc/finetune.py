@@ -191,6 +191,21 @@ class FinetuneRequest:
     loss_chunk_gib: float = 0.0
     optimizer_in_backward: bool = False
     activation_offloading: bool = False
+    # Micro-batches per optimizer step. Under FSDP a loop may skip the reduce-scatter between
+    # them (FSDP's no_sync, FSDP2's set_requires_gradient_sync(False)): every trained weight's
+    # gradient then stays whole, not sharded, until the step. "(1) reduce-scatter ... saves
+    # gradient memory (storing the sharded gradients), while (2) avoids the communication but
+    # uses more gradient memory (storing the unsharded gradients)" (PyTorch PR #126166).
+    # Hugging Face's Trainer does so unless DeepSpeed runs it or Accelerate's sync_each_batch is
+    # set (trainer.py: ``functools.partial(self.accelerator.no_sync, model=model) if i !=
+    # len(batch_samples) - 1``); LitGPT's loops too (``fabric.no_backward_sync``).
+    grad_accumulation: int = 1
+    accumulate_unsharded: bool = False
+    # FSDP1 with use_orig_params=True flattens a wrapped block's weights into one FlatParameter,
+    # frozen and trained alike, and gives it one gradient: "the gradient memory usage will be
+    # higher than expected (namely, equivalent to not freezing those parameters)" (PyTorch's
+    # FSDP docs). LitGPT's LoRA wrapped whole blocks so until 0.5.8 (PR #1538).
+    flat_parameters: bool = False
     # torch.compile: AOTAutograd's min-cut partitioner recomputes cheap pointwise ops in the
     # backward pass instead of saving their outputs (see activation_bytes).
     compiled: bool = False
@@ -694,6 +709,10 @@ class _State:
     head_gradient: int  # the output layer's (tied: the embedding's), the first backward makes
     layer_weights: int = 0  # the largest block's weights as stored (FSDP unshards a block)
     layer_gradients: int = 0  # and its trainable weights' 16-bit gradients
+    # FSDP1 FlatParameters (flat_parameters): a block with any trained weight has a 16-bit
+    # gradient for every weight in it, the largest block's and all of them
+    layer_flat_gradients: int = 0
+    flat_gradients: int = 0
     largest_quantised: int = 0  # values in the largest 4-bit weight (QLoRA dequantises one)
 
 
@@ -756,9 +775,7 @@ def _training_state(
         gradients = largest  # each gradient is applied and freed as it is produced
     weights += _untied_output_bytes(arch, request, base_format)
     score, score_bytes, score_state = _score_head(arch, request, FP32 if amp else BF16)
-    layer_weights, layer_gradients = _largest_block(
-        arch, request, tensors, storage_types=storage_types, base_format=base_format
-    )
+    blocks = _blocks(arch, request, tensors, storage_types=storage_types, base_format=base_format)
     return _State(
         weights + score_bytes,
         gradients + score_bytes,
@@ -766,9 +783,11 @@ def _training_state(
         trainable + score,
         largest,
         head,
-        layer_weights,
-        layer_gradients,
-        _largest_quantised(arch, request, tensors, storage_types, base_format),
+        layer_weights=blocks[0],
+        layer_gradients=blocks[1],
+        largest_quantised=_largest_quantised(arch, request, tensors, storage_types, base_format),
+        layer_flat_gradients=blocks[2],
+        flat_gradients=gradients + score_bytes + blocks[3],
     )
 
 
@@ -852,26 +871,42 @@ def _stored_bytes(
     return tensor_bytes(tensor, storage)
 
 
-def _largest_block(
+def _blocks(
     arch: Architecture,
     request: FinetuneRequest,
     tensors: Sequence[Tensor],
     *,
     storage_types: Mapping[str, StorageType],
     base_format: WeightFormat,
-) -> tuple[int, int]:
-    """The largest repeating block's stored weights and its trainable weights' 16-bit
-    gradients: what FSDP all-gathers, and reduce-scatters, one block at a time."""
+) -> tuple[int, int, int, int]:
+    """The repeating blocks as FSDP wraps them: the largest block's stored weights and its
+    trainable weights' 16-bit gradients (what FSDP all-gathers, and reduce-scatters, one block
+    at a time); and, for FSDP1's FlatParameters, the largest block's 16-bit gradient over every
+    weight in it and what the frozen weights of blocks that train at all add to the gradients."""
     weights: dict[int, int] = {}
     gradients: dict[int, int] = {}
+    flat: dict[int, int] = {}
+    frozen: dict[int, int] = {}
     for tensor in tensors:
         if tensor.layer is None:
             continue
         storage = tensor_storage(tensor, base_format, arch, storage_types)
-        weights[tensor.layer] = weights.get(tensor.layer, 0) + tensor_bytes(tensor, storage)
+        layer = tensor.layer
+        weights[layer] = weights.get(layer, 0) + tensor_bytes(tensor, storage)
+        flat[layer] = flat.get(layer, 0) + BF16 * tensor.numel
         if _trainable(tensor, request, arch):
-            gradients[tensor.layer] = gradients.get(tensor.layer, 0) + BF16 * tensor.numel
-    return max(weights.values(), default=0), max(gradients.values(), default=0)
+            gradients[layer] = gradients.get(layer, 0) + BF16 * tensor.numel
+        else:
+            frozen[layer] = frozen.get(layer, 0) + BF16 * tensor.numel
+            if request.trains in ADAPTER_METHODS and _adapted(tensor, request.lora_targets):
+                gradients.setdefault(layer, 0)  # its adapters train
+    training = [layer for layer in flat if layer in gradients]
+    return (
+        max(weights.values(), default=0),
+        max(gradients.values(), default=0),
+        max((flat[layer] for layer in training), default=0),
+        sum(frozen.get(layer, 0) for layer in training),
+    )
 
 
 def _setup_notes(request: FinetuneRequest) -> list[str]:
@@ -1031,8 +1066,16 @@ def sharded(
     # DeepSpeed's and Megatron's gradient buffers are allocated once and kept.
     if request.gpus == 1 and not request.fp32_master and gradients > state.head_gradient:
         gradients, activations = backward_peak(gradients, activations, state, notes)
+    if stage >= 2 and n > 1 and request.sharding == "fsdp":
+        gradients = _fsdp_gradients(request, state, shard["gradients"], gradients, notes)
     if stage == 3 and n > 1 and request.sharding == "fsdp":
-        weights, gradients = _with_unsharded_blocks(state, weights, gradients, notes)
+        if unsharded_accumulation(request):
+            in_flight = 0
+        elif request.flat_parameters:
+            in_flight = state.layer_flat_gradients
+        else:
+            in_flight = state.layer_gradients
+        weights, gradients = _with_unsharded_blocks(state, weights, gradients, in_flight, notes)
     notes += _parallel_notes(request, shard)
     weights += dequantised_bytes(request, state, notes)
     per_gpu = TrainComponents(
@@ -1054,10 +1097,11 @@ def _parallel_notes(request: FinetuneRequest, shard: Mapping[str, int]) -> list[
             f"tensor parallel over {tp} GPUs (with sequence parallelism): weights, gradients, "
             "optimizer state, activations and logits divided"
         )
+    whole = ("gradients",) if request.sharding == "fsdp" and unsharded_accumulation(request) else ()
     if n > 1 and stage:
         notes.append(
             f"ZeRO-{stage} over {n} GPUs: "
-            + ", ".join(k for k, v in shard.items() if v > tp)
+            + ", ".join(k for k, v in shard.items() if v > tp and k not in whole)
             + " divided"
         )
     elif n > 1:
@@ -1085,19 +1129,54 @@ def dequantised_bytes(request: FinetuneRequest, state: _State, notes: list[str])
     return dequantised * state.largest_quantised
 
 
+def unsharded_accumulation(request: FinetuneRequest) -> bool:
+    """Gradients accumulated whole between micro-batches (FSDP's no_sync)."""
+    return request.accumulate_unsharded and request.grad_accumulation > 1
+
+
+def _fsdp_gradients(
+    request: FinetuneRequest, state: _State, divisor: int, gradients: int, notes: list[str]
+) -> int:
+    """The gradients FSDP holds between micro-batches, per GPU: FSDP1's FlatParameters give
+    a block's frozen weights a gradient too, and a loop that skips the reduce-scatter between
+    micro-batches keeps them whole (see FinetuneRequest.grad_accumulation)."""
+    held = state.flat_gradients if request.flat_parameters else state.gradients
+    if request.flat_parameters and held > state.gradients:
+        notes.append(
+            "FSDP1 flat parameters: every block that trains has a gradient for each of its "
+            "weights, the frozen ones too"
+        )
+    if unsharded_accumulation(request):
+        notes.append(
+            f"gradients accumulated unsharded over {request.grad_accumulation} micro-batches "
+            "(FSDP's no_sync): each GPU holds every trained weight's whole gradient until the "
+            "optimizer step"
+        )
+        return ceil(held / request.tensor_parallel)
+    if request.flat_parameters and request.offload == "none":
+        return ceil(held / divisor)
+    return gradients
+
+
 def _with_unsharded_blocks(
-    state: _State, weights: int, gradients: int, notes: list[str]
+    state: _State, weights: int, gradients: int, in_flight: int, notes: list[str]
 ) -> tuple[int, int]:
     """FSDP all-gathers each block's parameters before its forward and backward and frees them
     after, and always prefetches the next block's all-gather on a separate stream so that it
     overlaps this block's compute ("Implicit forward prefetching (always enabled)", PyTorch's
     FSDP notes, https://docs.pytorch.org/docs/stable/notes/fsdp.html): two blocks are whole
-    at once. In the backward pass a block's unsharded gradients exist until reduce-scattered."""
-    notes.append(
-        "FSDP: two blocks' weights whole at once (the one computing and the next, prefetched), "
-        "and one block's gradients before they are reduce-scattered"
-    )
-    return weights + 2 * state.layer_weights, gradients + state.layer_gradients
+    at once. In the backward pass a block's unsharded gradients (``in_flight``) exist until
+    reduce-scattered; accumulated unsharded, they are already counted."""
+    if in_flight:
+        notes.append(
+            "FSDP: two blocks' weights whole at once (the one computing and the next, "
+            "prefetched), and one block's gradients before they are reduce-scattered"
+        )
+    else:
+        notes.append(
+            "FSDP: two blocks' weights whole at once (the one computing and the next, prefetched)"
+        )
+    return weights + 2 * state.layer_weights, gradients + in_flight
 
 
 def backward_peak(

@@ -29,7 +29,7 @@ from calc.finetune import (
     parse_lora_targets,
     version_tuple,
 )
-from calc.plan import MAX_BATCH, MAX_CONTEXT, MAX_GPUS
+from calc.plan import MAX_ACCUMULATION, MAX_BATCH, MAX_CONTEXT, MAX_GPUS
 from calc.records import record, replace
 from calc.requests import InferenceRequest
 from calc.speed import BACKENDS
@@ -581,6 +581,18 @@ INPUTS: tuple[Input, ...] = (
         maximum=MAX_BATCH,
     ),
     Input(
+        "grad_accumulation",
+        "int",
+        "Gradient accumulation steps",
+        "micro-batches per optimizer step; memory changes only when FSDP accumulates the "
+        "gradients unsharded between them",
+        FINETUNE,
+        "trains",
+        metavar="N",
+        minimum=1,
+        maximum=MAX_ACCUMULATION,
+    ),
+    Input(
         "grad_checkpointing",
         "switch",
         "Gradient checkpointing",
@@ -619,6 +631,20 @@ INPUTS: tuple[Input, ...] = (
             ("fsdp", "PyTorch FSDP / FSDP2"),
             ("megatron", "Megatron (distributed optimizer)"),
         ),
+    ),
+    _training_switch(
+        "accumulate_unsharded",
+        "FSDP: gradients accumulated unsharded (no_sync)",
+        "FSDP with gradient accumulation: the reduce-scatter skipped between micro-batches "
+        "(no_sync, as Hugging Face's Trainer and LitGPT do), so each GPU holds every trained "
+        "weight's whole gradient until the optimizer step",
+    ),
+    _training_switch(
+        "flat_parameters",
+        "FSDP1: frozen and trained weights in one flat parameter",
+        "LoRA under FSDP1 with use_orig_params and whole blocks wrapped (LitGPT before 0.5.8): "
+        "each block's one gradient covers its frozen weights too",
+        methods=ADAPTER_METHODS,
     ),
     Input(
         "offload",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing calc.engines here would import 
 # tensor-parallel group are beyond anything an engine runs.
 MAX_CONTEXT = 100_000_000
 MAX_BATCH = 65_536
+MAX_ACCUMULATION = 65_536  # micro-batches per optimizer step
 MAX_GPUS = 64
 
 

@@ -101,6 +101,10 @@ TRAINERS: Mapping[str, Trainer] = {
                         # ModelConfig.use_bnb_nested_quant=False, passed as
                         # bnb_4bit_use_double_quant (model_config.py#L169, utils.py#L918)
                         "double_quant@qlora": False,
+                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
+                        # under FSDP (transformers trainer.py: ``functools.partial(
+                        # self.accelerator.no_sync, model=model)`` for all but the last)
+                        "accumulate_unsharded": True,
                     },
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L105",
                 ),
@@ -210,6 +214,10 @@ TRAINERS: Mapping[str, Trainer] = {
                         "adapter_precision": "fp32",
                         "precision": "amp",
                         "chunked_loss": False,
+                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
+                        # under FSDP (transformers trainer.py: ``functools.partial(
+                        # self.accelerator.no_sync, model=model)`` for all but the last)
+                        "accumulate_unsharded": True,
                     },
                     "https://github.com/hiyouga/LLaMA-Factory/blob/v0.9.5/src/llamafactory/hparams/finetuning_args.py#L73-L82",
                 ),
@@ -258,6 +266,10 @@ TRAINERS: Mapping[str, Trainer] = {
                         "lora_dropout": 0.0,
                         "adapter_precision": "fp32",
                         "chunked_loss": False,
+                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
+                        # under FSDP (transformers trainer.py: ``functools.partial(
+                        # self.accelerator.no_sync, model=model)`` for all but the last)
+                        "accumulate_unsharded": True,
                     },
                     "https://github.com/axolotl-ai-cloud/axolotl/blob/v0.18.0/src/axolotl/utils/schemas/config.py#L600-L601",
                 ),
@@ -281,6 +293,10 @@ TRAINERS: Mapping[str, Trainer] = {
                         "adapter_precision": "fp32",
                         "precision": "amp",
                         "chunked_loss": False,
+                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
+                        # under FSDP (transformers trainer.py: ``functools.partial(
+                        # self.accelerator.no_sync, model=model)`` for all but the last)
+                        "accumulate_unsharded": True,
                     },
                     "https://github.com/modelscope/ms-swift/blob/v3.0.0/swift/llm/argument/tuner_args.py#L110-L120",
                 ),
@@ -324,6 +340,9 @@ TRAINERS: Mapping[str, Trainer] = {
                         "quantize_output": True,
                         "fp16_quant_state": True,
                         "keeps_graph": True,
+                        # every micro-batch but the last inside fabric.no_backward_sync: under
+                        # FSDP the gradients stay unsharded (litgpt/finetune/lora.py#L354)
+                        "accumulate_unsharded": True,
                     },
                     "https://github.com/Lightning-AI/litgpt/blob/v0.5.13/config_hub/finetune/llama-3.1-8b/lora.yaml#L8",
                 ),

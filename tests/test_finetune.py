@@ -375,6 +375,9 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "trainer_version": "0.22.0",
         "sequence_parallel": 2,
         "tensor_parallel": 2,
+        "grad_accumulation": 8,
+        "accumulate_unsharded": True,
+        "flat_parameters": True,
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)
     for model in ("llama-3.1-8b", "qwen3-30b-a3b"):
@@ -421,6 +424,56 @@ def test_deepspeed_keeps_fp32_master_weights_and_gradients_that_fsdp_does_not(ca
     assert fsdp.weights - deepspeed.weights == pytest.approx(2 * 2 * block, rel=1e-3)
     # without ZeRO the library does not matter
     assert per_gpu("fsdp", zero=0) == per_gpu("deepspeed", zero=0)
+
+
+def test_fsdp_accumulating_unsharded_keeps_every_trained_gradient_whole(catalogue):
+    """A loop that skips FSDP's reduce-scatter between micro-batches (no_sync) keeps each
+    trained weight's gradient whole on every GPU until the step (PyTorch PR #126166); with one
+    micro-batch a step, or under DeepSpeed, nothing changes."""
+
+    def gpu(**kwargs):
+        request = FinetuneRequest(
+            **{"method": "full", "precision": "bf16", "gpus": 4, "zero": 3, **kwargs}
+        )
+        estimate = run_finetune(catalogue, request, model="qwen3-8b")
+        return estimate.total_parameters, estimate.devices[0].components, estimate.notes
+
+    params, sharded, _ = gpu(sharding="fsdp", grad_accumulation=8)
+    _, whole, notes = gpu(sharding="fsdp", grad_accumulation=8, accumulate_unsharded=True)
+    assert whole.gradients == 2 * params  # every bf16 gradient, none divided, none in flight
+    assert whole.weights == sharded.weights and whole.optimizer == sharded.optimizer
+    assert "ZeRO-3 over 4 GPUs: optimizer, weights divided" in notes
+    assert gpu(sharding="fsdp", grad_accumulation=1, accumulate_unsharded=True)[1] == sharded
+    assert gpu(sharding="fsdp", accumulate_unsharded=False, grad_accumulation=8)[1] == sharded
+    deepspeed = gpu(sharding="deepspeed", grad_accumulation=8)[1]
+    assert gpu(sharding="deepspeed", grad_accumulation=8, accumulate_unsharded=True)[1] == (
+        deepspeed
+    )
+
+
+def test_fsdp1_flat_parameters_give_lora_blocks_a_gradient_for_their_frozen_weights(catalogue):
+    """FSDP1 with use_orig_params flattens a block's frozen and LoRA weights into one
+    FlatParameter with one gradient: "equivalent to not freezing those parameters" (PyTorch's
+    FSDP docs). Sharded between micro-batches it is divided; kept whole under no_sync."""
+    arch = catalogue.model("llama-3.1-8b").arch
+
+    def gpu(**kwargs):
+        request = FinetuneRequest(
+            **{"method": "lora", "gpus": 2, "zero": 3, "sharding": "fsdp", **kwargs}
+        )
+        estimate = run_finetune(catalogue, request, model="llama-3.1-8b")
+        return estimate.devices[0].components, estimate.notes
+
+    per_gpu, _ = gpu()
+    flat, notes = gpu(flat_parameters=True)
+    params = ft(catalogue).total_parameters
+    block = (params - 2 * arch.vocab_size * arch.hidden_size) // arch.num_layers
+    frozen_blocks = 2 * block * arch.num_layers  # bf16 gradients, embeddings and head outside
+    assert flat.gradients - per_gpu.gradients == pytest.approx(frozen_blocks / 2 + 2 * block, 0.01)
+    assert any(note.startswith("FSDP1 flat parameters") for note in notes)
+    whole, _ = gpu(flat_parameters=True, grad_accumulation=4, accumulate_unsharded=True)
+    adapters = 2 * per_gpu.gradients  # the LoRA weights' fp32 gradients, halved by sharding
+    assert whole.gradients == pytest.approx(frozen_blocks + adapters, rel=0.001)
 
 
 def test_offloading_the_optimizer_takes_its_gradients_along(catalogue):

@@ -72,6 +72,14 @@ def test_a_profile_sets_only_what_the_method_uses():
     assert request(method="lora", trainer="torchtune").optimizer == "adamw"
 
 
+def test_trainer_loops_that_skip_fsdps_reduce_scatter_between_micro_batches_say_so():
+    # Hugging Face's Trainer (TRL, LLaMA-Factory, Axolotl, ms-swift) and LitGPT's loops run
+    # every micro-batch but the last under no_sync; torchtune's reduce-scatter each one
+    for name in ("trl", "llama-factory", "axolotl", "ms-swift", "litgpt"):
+        assert request(method="lora", trainer=name).accumulate_unsharded is True, name
+    assert request(method="lora", trainer="torchtune").accumulate_unsharded is False
+
+
 def test_profiles_change_the_estimate_and_say_so(catalogue):
     from calc.api import run_finetune
 

@@ -191,6 +191,14 @@ SWEEP = (
             {"zero": 2},
             {"fused_loss": True},
             {"fused_loss": True, "loss_chunk_gib": 4},
+            {"gpus": 2, "zero": 3, "sharding": "fsdp", "flat_parameters": True},
+            {
+                "gpus": 2,
+                "zero": 3,
+                "sharding": "fsdp",
+                "grad_accumulation": 4,
+                "accumulate_unsharded": True,
+            },
         )
     ]
     + [

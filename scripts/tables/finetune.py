@@ -114,6 +114,7 @@ TRAINER_FIELDS = (
     ("optimizer", "lora"),
     ("precision", "lora"),
     ("sharding", "lora"),
+    ("accumulate_unsharded", "lora"),
     ("weights_dtype", "lora"),
 )
 
