@@ -983,6 +983,23 @@ def test_fsdp_holds_two_whole_blocks_and_one_blocks_gradients(catalogue):
     assert fsdp.gradients == ceil(2 * total / 4) + 2 * block
 
 
+@pins("calc.finetune._fsdp_gradients")
+def test_fsdp_gradients_accumulated_unsharded_or_flat_are_held_whole(catalogue):
+    def gradients(**kwargs):
+        request = FinetuneRequest(seq_len=1, gpus=4, zero=3, sharding="fsdp", **kwargs)
+        return run_finetune(catalogue, request, config=LLAMA).devices[0].components.gradients
+
+    total = sum(t.numel for t in model_tensors(parse_config(LLAMA)))
+    full = {"method": "full", "precision": "bf16", "grad_accumulation": 2}
+    assert gradients(**full, accumulate_unsharded=True) == 2 * total  # nothing divided
+    blocks = sum(t.numel for t in model_tensors(parse_config(LLAMA)) if t.layer is not None)
+    lora = {"method": "lora", "adapter_precision": "bf16", "grad_accumulation": 2}
+    adapters = gradients(**lora, accumulate_unsharded=True)  # FSDP2: the adapters' alone
+    assert gradients(**lora, accumulate_unsharded=True, flat_parameters=True) == (
+        adapters + 2 * blocks
+    )
+
+
 @pins("calc.finetune.dequantised_bytes")
 def test_qlora_counts_its_largest_4_bit_weight_dequantised(catalogue):
     def weights(**kwargs):
