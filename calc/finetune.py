@@ -1066,16 +1066,8 @@ def sharded(
     # DeepSpeed's and Megatron's gradient buffers are allocated once and kept.
     if request.gpus == 1 and not request.fp32_master and gradients > state.head_gradient:
         gradients, activations = backward_peak(gradients, activations, state, notes)
-    if stage >= 2 and n > 1 and request.sharding == "fsdp":
-        gradients = _fsdp_gradients(request, state, shard["gradients"], gradients, notes)
-    if stage == 3 and n > 1 and request.sharding == "fsdp":
-        if unsharded_accumulation(request):
-            in_flight = 0
-        elif request.flat_parameters:
-            in_flight = state.layer_flat_gradients
-        else:
-            in_flight = state.layer_gradients
-        weights, gradients = _with_unsharded_blocks(state, weights, gradients, in_flight, notes)
+    if n > 1:
+        weights, gradients = _gathered(arch, request, state, shard, (weights, gradients), notes)
     notes += _parallel_notes(request, shard)
     weights += dequantised_bytes(request, state, notes)
     per_gpu = TrainComponents(
@@ -1156,6 +1148,57 @@ def _fsdp_gradients(
     if request.flat_parameters and request.offload == "none":
         return ceil(held / divisor)
     return gradients
+
+
+def _gathered(
+    arch: Architecture,
+    request: FinetuneRequest,
+    state: _State,
+    shard: Mapping[str, int],
+    held: tuple[int, int],
+    notes: list[str],
+) -> tuple[int, int]:
+    """The weights and gradients per GPU once sharded ones are gathered to compute: FSDP's
+    whole blocks and the gradients it keeps between micro-batches, DeepSpeed ZeRO-3's output
+    layer and block."""
+    weights, gradients = held
+    stage = request.zero
+    if stage >= 2 and request.sharding == "fsdp":
+        gradients = _fsdp_gradients(request, state, shard["gradients"], gradients, notes)
+    if stage == 3 and request.deepspeed and request.offload != "all":
+        return _with_gathered_modules(arch, request, state, weights, gradients, notes)
+    if stage == 3 and request.sharding == "fsdp":
+        if unsharded_accumulation(request):
+            in_flight = 0
+        elif request.flat_parameters:
+            in_flight = state.layer_flat_gradients
+        else:
+            in_flight = state.layer_gradients
+        return _with_unsharded_blocks(state, weights, gradients, in_flight, notes)
+    return weights, gradients
+
+
+def _with_gathered_modules(
+    arch: Architecture,
+    request: FinetuneRequest,
+    state: _State,
+    weights: int,
+    gradients: int,
+    notes: list[str],
+) -> tuple[int, int]:
+    """DeepSpeed ZeRO-3 gathers each module's parameters before it computes and releases them
+    after, unless the module is used again within stage3_max_reuse_distance parameters'
+    fetches (10^9 by default, deepspeed/runtime/zero/config.py; partitioned_param_coordinator.py
+    __params_to_release: "if we see any of the candidate parameters to be released reoccur ...
+    remove them from the set of parameters to release"). The output layer's backward follows
+    its forward at once, so it stays whole in between, with its whole 16-bit gradient before
+    the reduce-scatter, beside the block computing."""
+    output = 0 if request.method == "reward" else BF16 * arch.vocab_size * arch.hidden_size
+    notes.append(
+        "DeepSpeed ZeRO-3: the output layer whole from its forward to its backward pass, with "
+        "its whole gradient before the reduce-scatter, and the block computing gathered"
+    )
+    return weights + output + state.layer_weights, gradients + state.head_gradient
 
 
 def _with_unsharded_blocks(

@@ -852,7 +852,11 @@ def test_each_zero_stage_divides_one_more_part(catalogue):
 
     plain, one, three = per_gpu(), per_gpu(zero=1), per_gpu(zero=3)
     assert one.optimizer == ceil(plain.optimizer / 4) and one.gradients == plain.gradients
-    assert three.weights == ceil(plain.weights / 4)
+    # ZeRO-3 under DeepSpeed also holds what it has gathered (_with_gathered_modules)
+    arch = parse_config(LLAMA)
+    block = sum(t.numel for t in model_tensors(arch) if t.layer == 0)
+    gathered = 2 * (arch.vocab_size * arch.hidden_size + block)
+    assert three.weights == ceil(plain.weights / 4) + gathered
     assert per_gpu(zero=1, offload="optimizer").optimizer == 0
 
 
@@ -974,13 +978,34 @@ def test_fsdp_holds_two_whole_blocks_and_one_blocks_gradients(catalogue):
         )
         return run_finetune(catalogue, request, config=LLAMA).devices[0].components
 
-    block = sum(t.numel for t in model_tensors(parse_config(LLAMA)) if t.layer == 0)
+    arch = parse_config(LLAMA)
+    block = sum(t.numel for t in model_tensors(arch) if t.layer == 0)
+    output = arch.vocab_size * arch.hidden_size
     fsdp, deepspeed = parts("fsdp"), parts("deepspeed")
-    assert fsdp.weights - deepspeed.weights == 2 * (2 * block)
-    # DeepSpeed's fp32 gradient partition against FSDP's bf16 one plus a whole block's
-    total = sum(t.numel for t in model_tensors(parse_config(LLAMA)))
-    assert deepspeed.gradients == ceil(4 * total / 4)
+    # FSDP's two whole blocks against DeepSpeed's output layer and one block, gathered
+    assert fsdp.weights - deepspeed.weights == 2 * (2 * block) - 2 * (output + block)
+    # DeepSpeed's fp32 gradient partition and the output layer's whole bf16 gradient, against
+    # FSDP's bf16 partition plus a whole block's
+    total = sum(t.numel for t in model_tensors(arch))
+    assert deepspeed.gradients == ceil(4 * total / 4) + 2 * output
     assert fsdp.gradients == ceil(2 * total / 4) + 2 * block
+
+
+@pins("calc.finetune._with_gathered_modules")
+def test_deepspeed_zero3_keeps_the_output_layer_gathered_through_the_loss(catalogue):
+    def parts(method, zero=3):
+        request = FinetuneRequest(method=method, seq_len=1, gpus=4, zero=zero)
+        return run_finetune(catalogue, request, config=LLAMA).devices[0].components
+
+    arch = parse_config(LLAMA)
+    output = 2 * arch.vocab_size * arch.hidden_size
+    # LoRA: the frozen output layer gathered, no gradient of its own; one GPU gathers nothing
+    two, three = parts("lora", zero=2), parts("lora")
+    block = sum(t.numel for t in model_tensors(arch) if t.layer == 0)
+    assert three.weights - ceil(two.weights / 4) == output + 2 * block
+    assert three.gradients == two.gradients
+    one = run_finetune(catalogue, FinetuneRequest(method="lora", seq_len=1, zero=3), config=LLAMA)
+    assert not any("gathered" in note for note in one.notes)
 
 
 @pins("calc.finetune._fsdp_gradients")
