@@ -886,7 +886,6 @@ def _blocks(
     weights: dict[int, int] = {}
     gradients: dict[int, int] = {}
     flat: dict[int, int] = {}
-    frozen: dict[int, int] = {}
     for tensor in tensors:
         if tensor.layer is None:
             continue
@@ -896,16 +895,13 @@ def _blocks(
         flat[layer] = flat.get(layer, 0) + BF16 * tensor.numel
         if _trainable(tensor, request, arch):
             gradients[layer] = gradients.get(layer, 0) + BF16 * tensor.numel
-        else:
-            frozen[layer] = frozen.get(layer, 0) + BF16 * tensor.numel
-            if request.trains in ADAPTER_METHODS and _adapted(tensor, request.lora_targets):
-                gradients.setdefault(layer, 0)  # its adapters train
-    training = [layer for layer in flat if layer in gradients]
+        elif request.trains in ADAPTER_METHODS and _adapted(tensor, request.lora_targets):
+            gradients.setdefault(layer, 0)  # its adapters train
     return (
         max(weights.values(), default=0),
         max(gradients.values(), default=0),
-        max((flat[layer] for layer in training), default=0),
-        sum(frozen.get(layer, 0) for layer in training),
+        max((flat[layer] for layer in gradients), default=0),
+        sum(flat[layer] - trained for layer, trained in gradients.items()),
     )
 
 

@@ -136,6 +136,13 @@ def _training_switch(name: str, label: str, help_text: str, **extra: Any) -> Inp
     return Input(name, "switch", label, help_text, FINETUNE, "trains", choices=ON_OFF, **extra)
 
 
+def _training_split(name: str, label: str, help_text: str) -> Input:
+    """A fine-tuning GPU count that splits the work (a divisor of the GPUs)."""
+    return Input(
+        name, "int", label, help_text, FINETUNE, "trains", metavar="N", minimum=1, maximum=MAX_GPUS
+    )
+
+
 INPUTS: tuple[Input, ...] = (
     # -- the model ----------------------------------------------------------------------------
     Input(
@@ -384,29 +391,17 @@ INPUTS: tuple[Input, ...] = (
             ("reward", "Reward model (preference pairs, a score head)"),
         ),
     ),
-    Input(
+    _training_split(
         "sequence_parallel",
-        "int",
         "Sequence parallel GPUs",
         "each sequence split over this many GPUs (DeepSpeed Ulysses, ring attention); divides "
         "the GPU count",
-        FINETUNE,
-        "trains",
-        metavar="N",
-        minimum=1,
-        maximum=MAX_GPUS,
     ),
-    Input(
+    _training_split(
         "tensor_parallel",
-        "int",
         "Tensor parallel GPUs (Megatron)",
         "every matrix and the activations split over this many GPUs (Megatron tensor "
         "parallelism with sequence parallelism); ZeRO shards over the rest; divides the GPU count",
-        FINETUNE,
-        "trains",
-        metavar="N",
-        minimum=1,
-        maximum=MAX_GPUS,
     ),
     Input(
         "trainer",

@@ -75,6 +75,12 @@ class Trainer:
 # unpatch_unsloth_smart_gradient_checkpointing()" (unsloth/models/_utils.py#L374-L381)
 LONG_SEQUENCE = 512
 
+# Hugging Face's Trainer (under TRL, LLaMA-Factory, Axolotl, ms-swift) skips FSDP's
+# reduce-scatter between micro-batches: transformers trainer.py ``functools.partial(
+# self.accelerator.no_sync, model=model) if i != len(batch_samples) - 1 and
+# self.accelerator.distributed_type != DistributedType.DEEPSPEED`` (at 000945a9)
+HF_TRAINER_LOOP = {"accumulate_unsharded": True}
+
 PEFT_LORA = {"lora_rank": 8, "lora_targets": QV, "lora_dropout": 0.0, "adapter_precision": "fp32"}
 
 TRAINERS: Mapping[str, Trainer] = {
@@ -101,10 +107,7 @@ TRAINERS: Mapping[str, Trainer] = {
                         # ModelConfig.use_bnb_nested_quant=False, passed as
                         # bnb_4bit_use_double_quant (model_config.py#L169, utils.py#L918)
                         "double_quant@qlora": False,
-                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
-                        # under FSDP (transformers trainer.py: ``functools.partial(
-                        # self.accelerator.no_sync, model=model)`` for all but the last)
-                        "accumulate_unsharded": True,
+                        **HF_TRAINER_LOOP,
                     },
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L105",
                 ),
@@ -214,10 +217,7 @@ TRAINERS: Mapping[str, Trainer] = {
                         "adapter_precision": "fp32",
                         "precision": "amp",
                         "chunked_loss": False,
-                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
-                        # under FSDP (transformers trainer.py: ``functools.partial(
-                        # self.accelerator.no_sync, model=model)`` for all but the last)
-                        "accumulate_unsharded": True,
+                        **HF_TRAINER_LOOP,
                     },
                     "https://github.com/hiyouga/LLaMA-Factory/blob/v0.9.5/src/llamafactory/hparams/finetuning_args.py#L73-L82",
                 ),
@@ -266,10 +266,7 @@ TRAINERS: Mapping[str, Trainer] = {
                         "lora_dropout": 0.0,
                         "adapter_precision": "fp32",
                         "chunked_loss": False,
-                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
-                        # under FSDP (transformers trainer.py: ``functools.partial(
-                        # self.accelerator.no_sync, model=model)`` for all but the last)
-                        "accumulate_unsharded": True,
+                        **HF_TRAINER_LOOP,
                     },
                     "https://github.com/axolotl-ai-cloud/axolotl/blob/v0.18.0/src/axolotl/utils/schemas/config.py#L600-L601",
                 ),
@@ -293,10 +290,7 @@ TRAINERS: Mapping[str, Trainer] = {
                         "adapter_precision": "fp32",
                         "precision": "amp",
                         "chunked_loss": False,
-                        # Hugging Face's Trainer skips the reduce-scatter between micro-batches
-                        # under FSDP (transformers trainer.py: ``functools.partial(
-                        # self.accelerator.no_sync, model=model)`` for all but the last)
-                        "accumulate_unsharded": True,
+                        **HF_TRAINER_LOOP,
                     },
                     "https://github.com/modelscope/ms-swift/blob/v3.0.0/swift/llm/argument/tuner_args.py#L110-L120",
                 ),
