@@ -57,6 +57,8 @@ WeightsDtype = Literal["bf16", "fp32"]
 METHODS: tuple[Method, ...] = get_args(Method)
 TUNINGS: tuple[Tuning, ...] = get_args(Tuning)
 OBJECTIVES: tuple[Objective, ...] = get_args(Objective)
+# The methods whose loss reads each token's log-probability from the logits (not reward models)
+LOGPROB_OBJECTIVES: tuple[Objective, ...] = ("dpo", "orpo", "kto", "grpo", "ppo")
 # Sequences a sample puts through the trained forward and backward passes: DPO and ORPO the
 # chosen and the rejected completion, concatenated into one batch (TRL's DPOTrainer builds
 # ``torch.cat((chosen, rejected))``, trl/trainer/dpo_trainer.py); PPO the policy's and the
@@ -182,7 +184,7 @@ class FinetuneRequest:
     chunked_loss: bool = False
     # The output layer and the loss fused over chunks of tokens, so that no chunk's logits
     # outlive it (Liger's fused linear cross-entropy, TRL's loss_type="chunked_nll"): it takes
-    # precedence over chunked_loss (see activation_bytes). Unsloth's fuses them too, in chunks
+    # precedence over chunked_loss (see loss_logit_bytes). Unsloth's fuses them too, in chunks
     # sized by memory (loss_chunk_gib).
     fused_loss: bool = False
     # The fused loss's chunks sized to hold at most this many GiB of fp32 logits, as Unsloth
@@ -257,6 +259,11 @@ class FinetuneRequest:
     keeps_graph: bool = False
     tuning: Tuning = "lora"
     precompute_ref: bool = False
+    # The preference or RL loss takes each token's log-probability by a log-softmax and gather
+    # row by row over the logits as the model returns them (TRL's selective_log_softmax, from
+    # 0.15; ms-swift's DPO calls it): no fp32 copy beside them. Off: the logits cast to fp32
+    # first and their fp32 log-softmax kept (LLaMA-Factory's ``.logits.to(torch.float32)``).
+    selective_logprobs: bool = False
     kl_beta: float = 0.0
     completion_len: int = 256
     colocate_vllm: float = 0.0
@@ -599,6 +606,19 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     if upcast(request):
         kept += arch.vocab_size * h * BF16  # autocast's copy of the fp32 output layer
     kept += _autocast_weight_copies(arch, request)
+    logits = loss_logit_bytes(arch, request)
+    if request.activation_offloading:
+        # Each layer's activations leave for CPU RAM as the next layer starts, so the loss runs
+        # with none of them on the GPU: the peak is one layer's or the loss's, not both.
+        return ceil(max(kept, logits) / request.tensor_parallel)
+    # tensor parallelism with sequence parallelism splits every layer's activations and the
+    # vocabulary-parallel logits over its GPUs (Korthikanti et al. 2022, table 2)
+    return ceil((kept + logits) / request.tensor_parallel)
+
+
+def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
+    """What the loss keeps of the logits for the backward pass, on one GPU before tensor
+    parallelism divides it."""
     tokens_x_vocab = logit_tokens(request) * arch.vocab_size
     if request.fused_loss:
         # One chunk's 16-bit logits, fp32 upcast and log-softmax at a time, plus the hidden
@@ -607,25 +627,32 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # tokens over ceil(vocab / hidden), about 256 too for 4096-8192 tokens).
         tokens = logit_tokens(request)
         chunk = fused_chunk_tokens(tokens, arch.vocab_size, request.loss_chunk_gib)
-        logits = chunk * arch.vocab_size * (BF16 + FP32 + FP32) + tokens * h * BF16
-    elif not request.chunked_loss:
+        return chunk * arch.vocab_size * (BF16 + FP32 + FP32) + tokens * arch.hidden_size * BF16
+    if request.selective_logprobs and request.method in LOGPROB_OBJECTIVES:
+        return _selective_logits(request, tokens_x_vocab)
+    if not request.chunked_loss:
         # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass
-        logits = tokens_x_vocab * (BF16 + FP32 + FP32)
-    elif request.compiled:
+        return tokens_x_vocab * (BF16 + FP32 + FP32)
+    if request.compiled:
         # torchtune compiles the loss: each chunk's fp32 upcast and cross-entropy fuse into
         # kernels that keep only the 16-bit chunk (and one log-sum-exp per token), so the fp32
         # copy exists for one chunk at a time.
-        logits = tokens_x_vocab * BF16 + tokens_x_vocab * FP32 // LOSS_CHUNKS
-    else:
-        # eager: every chunk's fp32 log-softmax is kept; only the upcast is one chunk at a time
-        logits = tokens_x_vocab * (BF16 + FP32) + tokens_x_vocab * FP32 // LOSS_CHUNKS
-    if request.activation_offloading:
-        # Each layer's activations leave for CPU RAM as the next layer starts, so the loss runs
-        # with none of them on the GPU: the peak is one layer's or the loss's, not both.
-        return ceil(max(kept, logits) / request.tensor_parallel)
-    # tensor parallelism with sequence parallelism splits every layer's activations and the
-    # vocabulary-parallel logits over its GPUs (Korthikanti et al. 2022, table 2)
-    return ceil((kept + logits) / request.tensor_parallel)
+        return tokens_x_vocab * BF16 + tokens_x_vocab * FP32 // LOSS_CHUNKS
+    # eager: every chunk's fp32 log-softmax is kept; only the upcast is one chunk at a time
+    return tokens_x_vocab * (BF16 + FP32) + tokens_x_vocab * FP32 // LOSS_CHUNKS
+
+
+def _selective_logits(request: FinetuneRequest, tokens_x_vocab: int) -> int:
+    """The logits a row-by-row log-softmax keeps: the 16-bit logits (alive through the
+    reference model's forward pass, TRL's _compute_loss) and each row's 16-bit log-softmax, which
+    its backward pass reads. Under Accelerate's autocast the model's outputs come back as fp32
+    (convert_outputs_to_fp32) and the fp32 path keeps those logits for logsumexp's backward
+    instead: the same four bytes a value. ORPO adds the NLL term's log-softmax over the chosen
+    half (nn.CrossEntropyLoss on ``all_logits[:len_chosen]``)."""
+    logits = tokens_x_vocab * (BF16 + BF16)
+    if request.method == "orpo":
+        logits += tokens_x_vocab * BF16 // 2
+    return logits
 
 
 def _previous_step_inputs(arch: Architecture, request: FinetuneRequest, tokens: int) -> int:
@@ -991,6 +1018,11 @@ def _loss_notes(request: FinetuneRequest) -> list[str]:
         return [
             f"output layer and loss fused over chunks of {FUSED_LOSS_CHUNK} tokens: the "
             "logits of one chunk at a time"
+        ]
+    if request.selective_logprobs and request.method in LOGPROB_OBJECTIVES:
+        return [
+            "log-probabilities taken row by row from the logits as the model returns them "
+            "(selective_log_softmax): no fp32 copy of the logits"
         ]
     if request.chunked_loss:
         return [f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time"]

@@ -23,6 +23,7 @@ from calc._errors import ConfigError, InputError
 from calc.engines import ENGINES
 from calc.finetune import (
     ADAPTER_METHODS,
+    LOGPROB_OBJECTIVES,
     LORA_GROUPS,
     OBJECTIVES,
     FinetuneRequest,
@@ -447,6 +448,14 @@ INPUTS: tuple[Input, ...] = (
         "DPO and KTO: the reference model's log-probabilities computed once before training "
         "(TRL's precompute_ref_log_probs), so no reference model is held",
         methods=("dpo", "kto"),
+    ),
+    _training_switch(
+        "selective_logprobs",
+        "Log-probabilities from the logits as returned",
+        "preference and RL methods: each row's log-softmax and gather on the logits as the "
+        "model returns them (TRL's selective_log_softmax, ms-swift's DPO), no fp32 copy; off: "
+        "the logits cast to fp32 first (LLaMA-Factory)",
+        methods=LOGPROB_OBJECTIVES,
     ),
     Input(
         "kl_beta",

@@ -18,7 +18,7 @@ from typing import Any
 
 from calc._errors import InputError
 from calc.engines.history import release_at
-from calc.finetune import LORA_GROUPS, OBJECTIVES
+from calc.finetune import LOGPROB_OBJECTIVES, LORA_GROUPS, OBJECTIVES
 from calc.records import record
 
 QV = ("q_proj", "v_proj")
@@ -108,6 +108,10 @@ TRAINERS: Mapping[str, Trainer] = {
                         # bnb_4bit_use_double_quant (model_config.py#L169, utils.py#L918)
                         "double_quant@qlora": False,
                         **HF_TRAINER_LOOP,
+                        # log-probabilities by selective_log_softmax on the model's logits
+                        # (dpo_trainer.py#L1519, kto_trainer.py#L1040, grpo_trainer.py#L872,
+                        # orpo_trainer.py#L697, ppo_trainer.py#L560 at v0.19.0)
+                        **{f"selective_logprobs@{m}": True for m in LOGPROB_OBJECTIVES},
                     },
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L105",
                 ),
@@ -293,6 +297,13 @@ TRAINERS: Mapping[str, Trainer] = {
                         **HF_TRAINER_LOOP,
                     },
                     "https://github.com/modelscope/ms-swift/blob/v3.0.0/swift/llm/argument/tuner_args.py#L110-L120",
+                ),
+                TrainerRelease(
+                    "3.5.0",
+                    "2025-06",
+                    # DPO's log-probabilities by TRL's selective_log_softmax (PR #4232)
+                    {"selective_logprobs@dpo": True},
+                    "https://github.com/modelscope/ms-swift/commit/c60ceecfefacf6aa0581fb9f8e4629eacc62eac7",
                 ),
                 TrainerRelease(
                     "4.5.2",

@@ -71,6 +71,29 @@ def test_grpo_keeps_logits_for_the_completion_only(catalogue):
     assert long.activations - short.activations == 768 * arch.vocab_size * (2 + 4 + 4)
 
 
+def test_selective_log_softmax_keeps_four_bytes_a_logit(catalogue):
+    """TRL's selective_log_softmax takes each row's log-softmax from the logits as returned:
+    the 16-bit logits and their 16-bit log-softmax (4 bytes a value) instead of the 16-bit
+    logits, an fp32 copy and its fp32 log-softmax (10); ORPO's NLL term adds a 16-bit
+    log-softmax over the chosen half. A reward model has no logits to read."""
+    arch = catalogue.models[MODEL].arch
+    for method, kept in (("dpo", 4), ("kto", 4), ("grpo", 4), ("ppo", 4), ("orpo", 5)):
+        upcast = parts(run(catalogue, method=method, seq_len=1024, completion_len=1024))
+        selective = run(
+            catalogue, method=method, seq_len=1024, completion_len=1024, selective_logprobs=True
+        )
+        sequences = 2 if method in ("dpo", "orpo", "ppo") else 1  # a pair, or one sequence
+        tokens_x_vocab = sequences * 1024 * arch.vocab_size
+        saved = tokens_x_vocab * (10 - kept)
+        assert upcast.activations - parts(selective).activations == saved, method
+        assert any("selective_log_softmax" in n for n in selective.notes)
+    reward = parts(run(catalogue, method="reward", seq_len=1024))
+    assert reward == parts(run(catalogue, method="reward", seq_len=1024, selective_logprobs=True))
+    # a fused loss holds one chunk whatever the log-probabilities are read with
+    fused = dict(method="dpo", seq_len=1024, fused_loss=True)
+    assert parts(run(catalogue, **fused)) == parts(run(catalogue, **fused, selective_logprobs=True))
+
+
 def test_a_colocated_vllm_keeps_its_share_of_each_gpu(catalogue):
     estimate = run(
         catalogue, method="grpo", colocate_vllm=0.3, gpus=2, gpu="h100-sxm-80gb,rtx-4090"

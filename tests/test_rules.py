@@ -35,12 +35,14 @@ from calc.finetune import (
     activation_bytes,
     layer_token_bytes,
     lora_parameters,
+    loss_logit_bytes,
     optimizer_state_bytes,
 )
 from calc.formats import tensor_bytes, tensor_storage
 from calc.kv_cache import cached_tokens, kv_cache_bytes, kv_row_values
 from calc.layout import ExpertPadding, pad_expert
 from calc.placement import kv_heads_share, split_layers
+from calc.records import replace
 from calc.tensors import WEIGHT, Tensor, count_parameters, model_tensors
 
 GIB, MIB = 2**30, 2**20
@@ -752,6 +754,24 @@ def test_mla_keeps_its_latent_for_the_backward_pass():
     mla = parse_config(MLA)  # latent 32 + rope 8; widest MLP max(128, 2 x 32 + 32)
     full = FinetuneRequest(method="full")
     assert layer_token_bytes(mla, full) == 2 * (6 * 64 + 40 + 4 * 128) + 4 * 2 * 64
+
+
+@pins("calc.finetune.loss_logit_bytes")
+def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
+    arch = parse_config(LLAMA)  # vocabulary 1,000
+    sft = FinetuneRequest(method="full", seq_len=100)
+    assert loss_logit_bytes(arch, sft) == 100 * 1000 * (2 + 4 + 4)
+    # a DPO pair: two sequences of 100 tokens, 16-bit logits and log-softmax
+    dpo = FinetuneRequest(method="dpo", seq_len=100, selective_logprobs=True)
+    assert loss_logit_bytes(arch, dpo) == 2 * 100 * 1000 * (2 + 2)
+    orpo = replace(dpo, method="orpo")
+    assert loss_logit_bytes(arch, orpo) == 2 * 100 * 1000 * (2 + 2) + 100 * 1000 * 2
+    # an SFT loss ignores the switch; the fused loss wins over it
+    assert loss_logit_bytes(arch, replace(sft, selective_logprobs=True)) == 100 * 1000 * 10
+    fused = replace(dpo, fused_loss=True)
+    assert loss_logit_bytes(arch, fused) == loss_logit_bytes(
+        arch, replace(fused, selective_logprobs=False)
+    )
 
 
 @pins("calc.finetune.activation_bytes")
