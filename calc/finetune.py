@@ -264,6 +264,10 @@ class FinetuneRequest:
     # 0.15; ms-swift's DPO calls it): no fp32 copy beside them. Off: the logits cast to fp32
     # first and their fp32 log-softmax kept (LLaMA-Factory's ``.logits.to(torch.float32)``).
     selective_logprobs: bool = False
+    # Megatron-SWIFT before 3.9 (PR #6027): the full-parameter reference model wrapped in
+    # Megatron's DDP, whose buffer gives it an fp32 gradient for every parameter (see
+    # with_reference).
+    reference_grad_buffer: bool = False
     kl_beta: float = 0.0
     completion_len: int = 256
     colocate_vllm: float = 0.0
@@ -1377,13 +1381,33 @@ def with_reference(
 ) -> TrainComponents:
     """The frozen models a preference or RL method adds, sharded as the weights are (ZeRO-3),
     and the reference forward pass DPO and KTO make after the policy's, while its activations
-    are held: 16-bit logits and their log-softmax over the same tokens."""
+    are held: 16-bit logits and their log-softmax over the same tokens.
+
+    Megatron-SWIFT runs the reference over all of a step's micro-batches first, under
+    ``torch.no_grad()``, and keeps only their log-probabilities (``_replace_data_iterator`` in
+    swift/megatron/trainers/dpo_trainer.py): its logits never meet the policy's activations.
+    Before 3.9 it built the full reference with ``get_model``'s default ``wrap_with_ddp=True``,
+    whose buffer holds an fp32 gradient for every parameter that requires one, the reference's
+    too (PR #6027 unwrapped it: ``wrap_with_ddp=False`` and ``requires_grad_(False)``)."""
     copies = _frozen_copies(request, notes)
     shards = request.tensor_parallel * (request.data_parallel if request.zero >= 3 else 1)
-    reference = ceil(copies * BF16 * parameters_of(arch).total / shards)
+    total = parameters_of(arch).total
+    reference = ceil(copies * BF16 * total / shards)
+    megatron = request.sharding == "megatron"
+    if megatron and request.reference_grad_buffer and copies and request.method != "ppo":
+        reference += ceil(FP32 * total / request.tensor_parallel)
+        notes.append(
+            "reference model wrapped in Megatron's DDP: an fp32 gradient buffer for all its "
+            "parameters (Megatron-SWIFT before 3.9)"
+        )
     activations = per_gpu.activations
     reads_reference = request.method in ("dpo", "kto") and not request.precompute_ref
-    if reads_reference and activations:
+    if reads_reference and megatron:
+        notes.append(
+            "the reference's log-probabilities computed for the step's micro-batches before the "
+            "policy's forward passes (Megatron-SWIFT): its logits add nothing to the peak"
+        )
+    elif reads_reference and activations:
         logits = logit_tokens(request) * arch.vocab_size * (BF16 + BF16)
         activations += ceil(logits / request.tensor_parallel)
     return replace(per_gpu, reference=reference, activations=activations)

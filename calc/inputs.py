@@ -457,6 +457,13 @@ INPUTS: tuple[Input, ...] = (
         "the logits cast to fp32 first (LLaMA-Factory)",
         methods=LOGPROB_OBJECTIVES,
     ),
+    _training_switch(
+        "reference_grad_buffer",
+        "Megatron-SWIFT before 3.9: reference in Megatron's DDP",
+        "full DPO and KTO under Megatron-SWIFT before 3.9 (PR #6027): the reference model "
+        "wrapped in Megatron's DDP, whose buffer gives each of its parameters an fp32 gradient",
+        methods=("dpo", "kto"),
+    ),
     Input(
         "kl_beta",
         "fraction",

@@ -57,6 +57,28 @@ def test_full_dpo_holds_a_frozen_16_bit_reference(catalogue):
     assert parts(run(catalogue, method="dpo", tuning="full", precompute_ref=True)).reference == 0
 
 
+def test_megatron_swift_reads_its_reference_before_the_policy_and_once_gave_it_gradients(catalogue):
+    """Megatron-SWIFT computes the reference's log-probabilities for the whole step first, so
+    its logits never meet the policy's activations; before 3.9 the reference sat in Megatron's
+    DDP, whose fp32 gradient buffer covered its parameters too (PR #6027)."""
+    arch = catalogue.models[MODEL].arch
+    total = parameters_of(arch).total
+    megatron = dict(tuning="full", gpus=4, zero=1, sharding="megatron", tensor_parallel=4)
+    dpo = run(catalogue, method="dpo", **megatron)
+    orpo = parts(run(catalogue, method="orpo", **megatron))
+    assert parts(dpo).activations == orpo.activations
+    assert parts(dpo).reference == -(-BF16 * total // 4)
+    assert any("before the policy's forward passes" in n for n in dpo.notes)
+    old = run(catalogue, method="dpo", reference_grad_buffer=True, **megatron)
+    assert parts(old).reference - parts(dpo).reference == -(-4 * total // 4)
+    assert any("Megatron's DDP" in n for n in old.notes)
+    # DeepSpeed runs the reference after the policy's forward pass; the switch is Megatron's
+    deepspeed = dict(tuning="full", gpus=4, zero=3)
+    plain = parts(run(catalogue, method="dpo", **deepspeed))
+    assert plain.activations > parts(run(catalogue, method="orpo", **deepspeed)).activations
+    assert plain == parts(run(catalogue, method="dpo", reference_grad_buffer=True, **deepspeed))
+
+
 def test_grpo_needs_a_reference_only_with_a_kl_term(catalogue):
     assert parts(run(catalogue, method="grpo", tuning="full")).reference == 0
     with_kl = parts(run(catalogue, method="grpo", tuning="full", kl_beta=0.04))

@@ -212,6 +212,19 @@ SWEEP = (
             {"model": "qwen2.5-7b", "method": "grpo", "colocate_vllm": 0.3, "kl_beta": 0.1},
         ),
         ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
+        (
+            "finetune",
+            {
+                "model": "qwen2.5-7b",
+                "method": "dpo",
+                "tuning": "full",
+                "gpus": 4,
+                "zero": 1,
+                "sharding": "megatron",
+                "tensor_parallel": 2,
+                "reference_grad_buffer": True,
+            },
+        ),
         ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "kbit_upcast": True}),
         ("finetune", {"model": "qwen2.5-7b", "method": "qlora", "weights_dtype": "fp32"}),
         (
