@@ -261,9 +261,10 @@ class FinetuneRequest:
     precompute_ref: bool = False
     # The preference or RL loss takes each token's log-probability by a log-softmax and gather
     # row by row over the logits as the model returns them (TRL's selective_log_softmax, from
-    # 0.15; ms-swift's DPO calls it): no fp32 copy beside them. Off: the logits cast to fp32
-    # first and their fp32 log-softmax kept (LLaMA-Factory's ``.logits.to(torch.float32)``).
-    selective_logprobs: bool = False
+    # 0.15, as the other defaults here are TRL's; ms-swift's DPO calls it too): no fp32 copy
+    # beside them. Off: the logits cast to fp32 first and their fp32 log-softmax kept
+    # (LLaMA-Factory's ``.logits.to(torch.float32)``). No effect on SFT or reward modelling.
+    selective_logprobs: bool = True
     # Megatron-SWIFT before 3.9 (PR #6027): the full-parameter reference model wrapped in
     # Megatron's DDP, whose buffer gives it an fp32 gradient for every parameter (see
     # with_reference).

@@ -222,6 +222,12 @@ TRAINERS: Mapping[str, Trainer] = {
                         "precision": "amp",
                         "chunked_loss": False,
                         **HF_TRAINER_LOOP,
+                        # DPO (ORPO and SimPO are its pref_loss) and KTO cast the logits to
+                        # fp32 before their log-softmax: ``.logits.to(torch.float32)``
+                        # (train/dpo/trainer.py#L230, train/kto/trainer.py#L179)
+                        "selective_logprobs@dpo": False,
+                        "selective_logprobs@orpo": False,
+                        "selective_logprobs@kto": False,
                     },
                     "https://github.com/hiyouga/LLaMA-Factory/blob/v0.9.5/src/llamafactory/hparams/finetuning_args.py#L73-L82",
                 ),
@@ -295,6 +301,8 @@ TRAINERS: Mapping[str, Trainer] = {
                         "precision": "amp",
                         "chunked_loss": False,
                         **HF_TRAINER_LOOP,
+                        # DPO gathered from the log-softmax of the whole logits until 3.5.0
+                        "selective_logprobs@dpo": False,
                     },
                     "https://github.com/modelscope/ms-swift/blob/v3.0.0/swift/llm/argument/tuner_args.py#L110-L120",
                 ),

@@ -631,7 +631,9 @@ def test_a_reward_model_scores_pairs_without_vocabulary_logits(catalogue):
     output = 2 * arch.vocab_size * arch.hidden_size
     head = 4 * arch.hidden_size  # the fp32 score head
     assert orpo.components.weights - reward.components.weights == output - head
-    logits = 2 * 1024 * arch.vocab_size * (2 + 4 + 4)  # two sequences, 10 bytes a logit
+    # two sequences: the 16-bit logits and their row-by-row log-softmax, 4 bytes a logit, and
+    # ORPO's NLL log-softmax over the chosen one
+    logits = 2 * 1024 * arch.vocab_size * (2 + 2) + 1024 * arch.vocab_size * 2
     assert orpo.components.activations - reward.components.activations == logits
     assert reward.total_parameters == orpo.total_parameters - output // 2 + arch.hidden_size
     assert any("one-output score head" in note for note in reward.notes)

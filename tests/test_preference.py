@@ -30,7 +30,8 @@ def parts(estimate):
 def test_dpo_and_orpo_train_on_both_completions_of_a_pair(catalogue):
     """Chosen and rejected go through the model as one batch of twice the micro-batch: the same
     activations as the tuning alone at micro-batch 2 (ORPO, which reads no reference)."""
-    orpo = parts(run(catalogue, method="orpo", tuning="lora", micro_batch=1))
+    # (the loss reading the logits as SFT's does: see the selective log-softmax test below)
+    orpo = parts(run(catalogue, method="orpo", micro_batch=1, selective_logprobs=False))
     lora = parts(run(catalogue, method="lora", micro_batch=2))
     assert orpo.activations == lora.activations
     assert orpo.weights == lora.weights and orpo.reference == 0
@@ -38,13 +39,14 @@ def test_dpo_and_orpo_train_on_both_completions_of_a_pair(catalogue):
 
 def test_dpo_reads_a_reference_after_the_policy_forward(catalogue):
     arch = catalogue.models[MODEL].arch
-    dpo = parts(run(catalogue, method="dpo", tuning="lora", seq_len=1024))
-    orpo = parts(run(catalogue, method="orpo", tuning="lora", seq_len=1024))
+    upcast = dict(tuning="lora", seq_len=1024, selective_logprobs=False)
+    dpo = parts(run(catalogue, method="dpo", **upcast))
+    orpo = parts(run(catalogue, method="orpo", **upcast))
     # the reference forward's 16-bit logits and log-softmax over the pair's 2 x 1024 tokens
     assert dpo.activations - orpo.activations == 2 * 1024 * arch.vocab_size * 2 * BF16
     # with adapters the reference is the base with them disabled: no copy
     assert dpo.reference == 0
-    precomputed = parts(run(catalogue, method="dpo", tuning="lora", precompute_ref=True))
+    precomputed = parts(run(catalogue, method="dpo", precompute_ref=True, **upcast))
     assert precomputed.activations == orpo.activations
 
 
@@ -64,6 +66,7 @@ def test_megatron_swift_reads_its_reference_before_the_policy_and_once_gave_it_g
     arch = catalogue.models[MODEL].arch
     total = parameters_of(arch).total
     megatron = dict(tuning="full", gpus=4, zero=1, sharding="megatron", tensor_parallel=4)
+    megatron["selective_logprobs"] = False  # Megatron's own loss reads the log-probabilities
     dpo = run(catalogue, method="dpo", **megatron)
     orpo = parts(run(catalogue, method="orpo", **megatron))
     assert parts(dpo).activations == orpo.activations
@@ -73,7 +76,7 @@ def test_megatron_swift_reads_its_reference_before_the_policy_and_once_gave_it_g
     assert parts(old).reference - parts(dpo).reference == -(-4 * total // 4)
     assert any("Megatron's DDP" in n for n in old.notes)
     # DeepSpeed runs the reference after the policy's forward pass; the switch is Megatron's
-    deepspeed = dict(tuning="full", gpus=4, zero=3)
+    deepspeed = dict(tuning="full", gpus=4, zero=3, selective_logprobs=False)
     plain = parts(run(catalogue, method="dpo", **deepspeed))
     assert plain.activations > parts(run(catalogue, method="orpo", **deepspeed)).activations
     assert plain == parts(run(catalogue, method="dpo", reference_grad_buffer=True, **deepspeed))
@@ -89,8 +92,8 @@ def test_grpo_keeps_logits_for_the_completion_only(catalogue):
     arch = catalogue.models[MODEL].arch
     short = parts(run(catalogue, method="grpo", seq_len=2048, completion_len=256))
     long = parts(run(catalogue, method="grpo", seq_len=2048, completion_len=1024))
-    # the loss keeps 16-bit logits, their fp32 copy and the fp32 log-softmax per kept token
-    assert long.activations - short.activations == 768 * arch.vocab_size * (2 + 4 + 4)
+    # the loss keeps 16-bit logits and their 16-bit log-softmax per kept token
+    assert long.activations - short.activations == 768 * arch.vocab_size * (2 + 2)
 
 
 def test_selective_log_softmax_keeps_four_bytes_a_logit(catalogue):
@@ -100,20 +103,20 @@ def test_selective_log_softmax_keeps_four_bytes_a_logit(catalogue):
     log-softmax over the chosen half. A reward model has no logits to read."""
     arch = catalogue.models[MODEL].arch
     for method, kept in (("dpo", 4), ("kto", 4), ("grpo", 4), ("ppo", 4), ("orpo", 5)):
-        upcast = parts(run(catalogue, method=method, seq_len=1024, completion_len=1024))
-        selective = run(
-            catalogue, method=method, seq_len=1024, completion_len=1024, selective_logprobs=True
-        )
+        lengths = dict(method=method, seq_len=1024, completion_len=1024)
+        upcast = parts(run(catalogue, **lengths, selective_logprobs=False))
+        selective = run(catalogue, **lengths)  # TRL's way, the default
         sequences = 2 if method in ("dpo", "orpo", "ppo") else 1  # a pair, or one sequence
         tokens_x_vocab = sequences * 1024 * arch.vocab_size
         saved = tokens_x_vocab * (10 - kept)
         assert upcast.activations - parts(selective).activations == saved, method
         assert any("selective_log_softmax" in n for n in selective.notes)
     reward = parts(run(catalogue, method="reward", seq_len=1024))
-    assert reward == parts(run(catalogue, method="reward", seq_len=1024, selective_logprobs=True))
+    assert reward == parts(run(catalogue, method="reward", seq_len=1024, selective_logprobs=False))
     # a fused loss holds one chunk whatever the log-probabilities are read with
     fused = dict(method="dpo", seq_len=1024, fused_loss=True)
-    assert parts(run(catalogue, **fused)) == parts(run(catalogue, **fused, selective_logprobs=True))
+    upcast = parts(run(catalogue, **fused, selective_logprobs=False))
+    assert parts(run(catalogue, **fused)) == upcast
 
 
 def test_a_colocated_vllm_keeps_its_share_of_each_gpu(catalogue):

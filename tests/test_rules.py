@@ -762,10 +762,11 @@ def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
     sft = FinetuneRequest(method="full", seq_len=100)
     assert loss_logit_bytes(arch, sft) == 100 * 1000 * (2 + 4 + 4)
     # a DPO pair: two sequences of 100 tokens, 16-bit logits and log-softmax
-    dpo = FinetuneRequest(method="dpo", seq_len=100, selective_logprobs=True)
+    dpo = FinetuneRequest(method="dpo", seq_len=100)  # TRL's selective_log_softmax by default
     assert loss_logit_bytes(arch, dpo) == 2 * 100 * 1000 * (2 + 2)
     orpo = replace(dpo, method="orpo")
     assert loss_logit_bytes(arch, orpo) == 2 * 100 * 1000 * (2 + 2) + 100 * 1000 * 2
+    assert loss_logit_bytes(arch, replace(dpo, selective_logprobs=False)) == 2 * 100 * 1000 * 10
     # an SFT loss ignores the switch; the fused loss wins over it
     assert loss_logit_bytes(arch, replace(sft, selective_logprobs=True)) == 100 * 1000 * 10
     fused = replace(dpo, fused_loss=True)

@@ -83,14 +83,16 @@ def test_trainer_loops_that_skip_fsdps_reduce_scatter_between_micro_batches_say_
 def test_trl_and_ms_swift_read_log_probabilities_without_an_fp32_copy():
     # TRL's preference and RL trainers call selective_log_softmax; ms-swift's DPO from 3.5.0
     # (PR #4232); LLaMA-Factory casts the logits to fp32 first
+    # (the estimator's own default is TRL's)
     for method in ("dpo", "kto", "orpo", "grpo", "ppo"):
         assert request(method=method, trainer="trl").selective_logprobs is True, method
-    assert request(method="lora", trainer="trl").selective_logprobs is False
+        assert request(method=method).selective_logprobs is True, method
     assert request(method="dpo", trainer="ms-swift").selective_logprobs is True
     assert request(method="dpo", trainer="ms-swift", trainer_version="3.5.0").selective_logprobs
     assert not request(method="dpo", trainer="ms-swift", trainer_version="3.4.0").selective_logprobs
-    assert request(method="kto", trainer="ms-swift").selective_logprobs is False
-    assert request(method="dpo", trainer="llama-factory").selective_logprobs is False
+    for method in ("dpo", "orpo", "kto"):
+        assert request(method=method, trainer="llama-factory").selective_logprobs is False
+    assert request(method="grpo", trainer="llama-factory").selective_logprobs is True
 
 
 def test_profiles_change_the_estimate_and_say_so(catalogue):

@@ -204,7 +204,7 @@ SWEEP = (
     + [
         ("finetune", {"model": "qwen2.5-7b", "method": method, "gpu": "h100-sxm-80gb", **extra})
         for method in ("dpo", "orpo", "kto", "grpo", "ppo")
-        for extra in ({}, {"tuning": "full"}, {"tuning": "qlora"}, {"selective_logprobs": True})
+        for extra in ({}, {"tuning": "full"}, {"tuning": "qlora"}, {"selective_logprobs": False})
     ]
     + [
         (
