@@ -1384,9 +1384,11 @@ def with_reference(
     and the reference forward pass DPO and KTO make after the policy's, while its activations
     are held: 16-bit logits and their log-softmax over the same tokens.
 
-    Megatron-SWIFT runs the reference over all of a step's micro-batches first, under
-    ``torch.no_grad()``, and keeps only their log-probabilities (``_replace_data_iterator`` in
-    swift/megatron/trainers/dpo_trainer.py): its logits never meet the policy's activations.
+    Megatron-SWIFT runs the reference first, under ``torch.no_grad()``, and keeps only its
+    per-token log-probabilities: over all of a step's micro-batches until 3.9
+    (``_replace_data_iterator`` in swift/megatron/trainers/dpo_trainer.py), in each micro-batch's
+    forward_step before the policy's from then on (rlhf_mixin.py, PR #6036). Its logits never
+    meet the policy's activations.
     Before 3.9 it built the full reference with ``get_model``'s default ``wrap_with_ddp=True``,
     whose buffer holds an fp32 gradient for every parameter that requires one, the reference's
     too (PR #6027 unwrapped it: ``wrap_with_ddp=False`` and ``requires_grad_(False)``)."""
@@ -1405,8 +1407,8 @@ def with_reference(
     reads_reference = request.method in ("dpo", "kto") and not request.precompute_ref
     if reads_reference and megatron:
         notes.append(
-            "the reference's log-probabilities computed for the step's micro-batches before the "
-            "policy's forward passes (Megatron-SWIFT): its logits add nothing to the peak"
+            "the reference's forward pass runs before the policy's and keeps only per-token "
+            "log-probabilities (Megatron-SWIFT): its logits add nothing to the peak"
         )
     elif reads_reference and activations:
         logits = logit_tokens(request) * arch.vocab_size * (BF16 + BF16)
