@@ -265,7 +265,7 @@ class FinetuneRequest:
     # beside them. Off: the logits cast to fp32 first and their fp32 log-softmax kept
     # (LLaMA-Factory's ``.logits.to(torch.float32)``). No effect on SFT or reward modelling.
     selective_logprobs: bool = True
-    # Megatron-SWIFT before 3.9 (PR #6027): the full-parameter reference model wrapped in
+    # Megatron-SWIFT before 3.8.3 (PR #6027): the full-parameter reference model wrapped in
     # Megatron's DDP, whose buffer gives it an fp32 gradient for every parameter (see
     # with_reference).
     reference_grad_buffer: bool = False
@@ -1389,19 +1389,20 @@ def with_reference(
     (``_replace_data_iterator`` in swift/megatron/trainers/dpo_trainer.py), in each micro-batch's
     forward_step before the policy's from then on (rlhf_mixin.py, PR #6036). Its logits never
     meet the policy's activations.
-    Before 3.9 it built the full reference with ``get_model``'s default ``wrap_with_ddp=True``,
-    whose buffer holds an fp32 gradient for every parameter that requires one, the reference's
-    too (PR #6027 unwrapped it: ``wrap_with_ddp=False`` and ``requires_grad_(False)``)."""
+    Before 3.8.3 its DPO built the full reference with ``get_model``'s default
+    ``wrap_with_ddp=True``, whose buffer holds an fp32 gradient for every parameter that requires
+    one, the reference's too (PR #6027 unwrapped it: ``wrap_with_ddp=False`` and
+    ``requires_grad_(False)``)."""
     copies = _frozen_copies(request, notes)
     shards = request.tensor_parallel * (request.data_parallel if request.zero >= 3 else 1)
     total = parameters_of(arch).total
     reference = ceil(copies * BF16 * total / shards)
     megatron = request.sharding == "megatron"
-    if megatron and request.reference_grad_buffer and copies and request.method != "ppo":
+    if megatron and request.reference_grad_buffer and copies and request.method == "dpo":
         reference += ceil(FP32 * total / request.tensor_parallel)
         notes.append(
             "reference model wrapped in Megatron's DDP: an fp32 gradient buffer for all its "
-            "parameters (Megatron-SWIFT before 3.9)"
+            "parameters (Megatron-SWIFT before 3.8.3)"
         )
     activations = per_gpu.activations
     reads_reference = request.method in ("dpo", "kto") and not request.precompute_ref

@@ -459,10 +459,10 @@ INPUTS: tuple[Input, ...] = (
     ),
     _training_switch(
         "reference_grad_buffer",
-        "Megatron-SWIFT before 3.9: reference in Megatron's DDP",
-        "full DPO and KTO under Megatron-SWIFT before 3.9 (PR #6027): the reference model "
+        "Megatron-SWIFT before 3.8.3: reference in Megatron's DDP",
+        "full DPO under Megatron-SWIFT before 3.8.3 (PR #6027): the reference model "
         "wrapped in Megatron's DDP, whose buffer gives each of its parameters an fp32 gradient",
-        methods=("dpo", "kto"),
+        methods=("dpo",),
     ),
     Input(
         "kl_beta",

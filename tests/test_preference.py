@@ -61,7 +61,7 @@ def test_full_dpo_holds_a_frozen_16_bit_reference(catalogue):
 
 def test_megatron_swift_reads_its_reference_before_the_policy_and_once_gave_it_gradients(catalogue):
     """Megatron-SWIFT computes the reference's log-probabilities for the whole step first, so
-    its logits never meet the policy's activations; before 3.9 the reference sat in Megatron's
+    its logits never meet the policy's activations; before 3.8.3 the reference sat in Megatron's
     DDP, whose fp32 gradient buffer covered its parameters too (PR #6027)."""
     arch = catalogue.models[MODEL].arch
     total = parameters_of(arch).total
