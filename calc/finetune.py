@@ -639,10 +639,13 @@ def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass
         return tokens_x_vocab * (BF16 + FP32 + FP32)
     if request.compiled:
-        # torchtune compiles the loss: each chunk's fp32 upcast and cross-entropy fuse into
-        # kernels that keep only the 16-bit chunk (and one log-sum-exp per token), so the fp32
-        # copy exists for one chunk at a time.
-        return tokens_x_vocab * BF16 + tokens_x_vocab * FP32 // LOSS_CHUNKS
+        # torchtune compiles the loss (training.compile_loss: compute_cross_entropy, which is
+        # ``F.cross_entropy(logits.float(), ...)``): the upcast and the cross-entropy fuse into
+        # kernels that read the 16-bit chunk and keep it with one log-sum-exp per token, and the
+        # backward kernel writes the chunk's gradient straight back in 16 bits, so no fp32 copy
+        # is ever written. Each chunk's backward swaps its saved logits for their gradient: the
+        # 16-bit logits plus one chunk's gradient at the peak.
+        return tokens_x_vocab * BF16 + tokens_x_vocab * BF16 // LOSS_CHUNKS
     # eager: every chunk's fp32 log-softmax is kept; only the upcast is one chunk at a time
     return tokens_x_vocab * (BF16 + FP32) + tokens_x_vocab * FP32 // LOSS_CHUNKS
 
