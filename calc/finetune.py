@@ -853,6 +853,29 @@ def _score_head(arch: Architecture, request: FinetuneRequest, width: int) -> tup
     return score, width * score, optimizer_state_bytes(request.optimizer, score, (score,), width)
 
 
+def qlora_base(arch: Architecture, nf4: WeightFormat) -> WeightFormat:
+    """QLoRA's 4-bit base: NF4 on every linear layer of the blocks, but a checkpoint already
+    quantised to 4 bits by bitsandbytes loads as its config says, with the modules its
+    ``llm_int8_skip_modules`` names left in 16 bits (transformers skips any module whose name
+    contains one of them). Unsloth's dynamic 4-bit repositories ("unsloth-bnb-4bit") are such
+    checkpoints: each lists the layers it keeps unquantised."""
+    checkpoint = arch.checkpoint
+    if checkpoint is None or checkpoint.method != "bitsandbytes" or checkpoint.format_id != "nf4":
+        return nf4
+    return replace(nf4, keep=checkpoint.keep) if checkpoint.keep else nf4
+
+
+def _kept_16bit_notes(request: FinetuneRequest, base_format: WeightFormat) -> list[str]:
+    if request.trains != "qlora" or not base_format.keep:
+        return []
+    return [
+        "QLoRA on a bitsandbytes 4-bit checkpoint: the modules its llm_int8_skip_modules names ("
+        + ", ".join(base_format.keep[:4])
+        + (", ..." if len(base_format.keep) > 4 else "")
+        + ") stay 16-bit"
+    ]
+
+
 def _untied_output_bytes(
     arch: Architecture, request: FinetuneRequest, base_format: WeightFormat
 ) -> int:
@@ -1292,7 +1315,8 @@ def estimate_finetune(
     validate(request, arch)
     if len(devices) != request.gpus:
         raise InputError(f"{request.gpus} GPUs asked but {len(devices)} described", field="gpus")
-    base_format = nf4 if request.trains == "qlora" else bf16
+    base_format = qlora_base(arch, nf4) if request.trains == "qlora" else bf16
+    # (the architecture in the key carries the checkpoint whose patterns qlora_base reads)
     key = (arch, base_format.id, *(getattr(request, name) for name in STATE_INPUTS))
     state = states.get(key) if states is not None else None
     if state is None:
@@ -1307,7 +1331,7 @@ def estimate_finetune(
             states[key] = state
     if request.method == "ppo":
         state = _with_value_model(state)
-    notes = _setup_notes(request)
+    notes = _setup_notes(request) + _kept_16bit_notes(request, base_format)
     if request.trainer != "none":
         from calc.trainers import trainer_note  # trainers builds on this module
 

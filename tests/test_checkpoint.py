@@ -237,3 +237,35 @@ def test_a_wrappers_text_model_may_carry_the_quantization_config():
     checkpoint = read_checkpoint({"text_config": {"quantization_config": quant}}, where="x")
     assert checkpoint is not None and checkpoint.group is not None
     assert checkpoint.group.group_size == 32
+
+
+def test_qlora_on_a_bitsandbytes_checkpoint_keeps_its_skipped_modules_in_16_bits(catalogue):
+    """Unsloth's dynamic 4-bit repositories are bitsandbytes checkpoints whose
+    llm_int8_skip_modules name layers left unquantised: QLoRA loads them so, 16-bit."""
+    from calc.api import run_finetune
+    from calc.finetune import FinetuneRequest
+
+    skipped = ["model.layers.0.mlp.down_proj", "model.layers.1.self_attn.o_proj"]
+    bnb = {
+        "quant_method": "bitsandbytes",
+        "load_in_4bit": True,
+        "bnb_4bit_quant_type": "nf4",
+        "bnb_4bit_use_double_quant": True,
+    }
+
+    def weights(quant):
+        config = {**QWEN_7B, "quantization_config": quant} if quant else QWEN_7B
+        estimate = run_finetune(catalogue, FinetuneRequest(method="qlora"), config=config)
+        return estimate.devices[0].components.weights, estimate.notes
+
+    plain, _ = weights(None)
+    standard, notes = weights(bnb)  # a plain bnb-4bit checkpoint: every block linear in 4 bits
+    assert standard == plain and not any("llm_int8_skip_modules" in n for n in notes)
+    dynamic, notes = weights({**bnb, "llm_int8_skip_modules": skipped})
+    values = 18944 * 3584 + 3584 * 3584  # one down_proj and one o_proj
+    nf4 = catalogue.weight_format("nf4").storage.bits_per_weight
+    assert dynamic - plain == pytest.approx(values * (2 - nf4 / 8), rel=0.01)
+    assert any("model.layers.0.mlp.down_proj" in n for n in notes)
+    # an 8-bit checkpoint is requantised to 4 bits by QLoRA: its list does not apply
+    int8 = {"quant_method": "bitsandbytes", "load_in_8bit": True, "llm_int8_skip_modules": skipped}
+    assert weights(int8)[0] == plain

@@ -37,6 +37,7 @@ from calc.finetune import (
     lora_parameters,
     loss_logit_bytes,
     optimizer_state_bytes,
+    qlora_base,
 )
 from calc.formats import tensor_bytes, tensor_storage
 from calc.kv_cache import cached_tokens, kv_cache_bytes, kv_row_values
@@ -755,6 +756,26 @@ def test_mla_keeps_its_latent_for_the_backward_pass():
     mla = parse_config(MLA)  # latent 32 + rope 8; widest MLP max(128, 2 x 32 + 32)
     full = FinetuneRequest(method="full")
     assert layer_token_bytes(mla, full) == 2 * (6 * 64 + 40 + 4 * 128) + 4 * 2 * 64
+
+
+@pins("calc.finetune.qlora_base")
+def test_qlora_keeps_what_a_bitsandbytes_checkpoint_leaves_unquantised(catalogue):
+    nf4 = catalogue.weight_format("nf4")
+    bnb = {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}
+    assert qlora_base(parse_config(LLAMA), nf4) == nf4
+    assert qlora_base(parse_config({**LLAMA, "quantization_config": bnb}), nf4) == nf4
+    skip = {**bnb, "llm_int8_skip_modules": ["model.layers.2.mlp.down_proj"]}
+    base = qlora_base(parse_config({**LLAMA, "quantization_config": skip}), nf4)
+    kept = [
+        t.name
+        for t in model_tensors(parse_config(LLAMA))
+        if t.kind == WEIGHT
+        and tensor_storage(t, base, parse_config(LLAMA), catalogue.storage_types).bits_per_weight
+        == 16
+        and t.layer is not None
+        and len(t.shape) >= 2
+    ]
+    assert kept == ["blk.2.ffn_down.weight"]
 
 
 @pins("calc.finetune.loss_logit_bytes")

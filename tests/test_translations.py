@@ -215,6 +215,29 @@ SWEEP = (
         (
             "finetune",
             {
+                "config": json.dumps(
+                    {
+                        "model_type": "qwen2",
+                        "hidden_size": 3584,
+                        "intermediate_size": 18944,
+                        "num_hidden_layers": 28,
+                        "num_attention_heads": 28,
+                        "num_key_value_heads": 4,
+                        "vocab_size": 152064,
+                        "quantization_config": {
+                            "quant_method": "bitsandbytes",
+                            "load_in_4bit": True,
+                            "bnb_4bit_quant_type": "nf4",
+                            "llm_int8_skip_modules": ["lm_head", "model.layers.0.mlp.down_proj"],
+                        },
+                    }
+                ),
+                "method": "qlora",
+            },
+        ),
+        (
+            "finetune",
+            {
                 "model": "qwen2.5-7b",
                 "method": "dpo",
                 "tuning": "full",
