@@ -272,6 +272,10 @@ class FinetuneRequest:
     kl_beta: float = 0.0
     completion_len: int = 256
     colocate_vllm: float = 0.0
+    # The colocated vLLM slept between generations (TRL's vllm_enable_sleep_mode, default False:
+    # ``self.llm.sleep(level=2)`` after each generation drops its weights and KV cache, and
+    # ``wake_up`` maps them again before the next; trl/generation/vllm_generation.py at v1.9.0).
+    vllm_sleep: bool = False
 
     @property
     def trains(self) -> Tuning:
@@ -1460,8 +1464,12 @@ def with_generation(
     if request.method not in ("grpo", "ppo"):
         return per_gpu
     if request.colocate_vllm:
-        capacity = device.capacity_bytes or 0
-        return replace(per_gpu, generation=ceil(request.colocate_vllm * capacity))
+        share = ceil(request.colocate_vllm * (device.capacity_bytes or 0))
+        if not request.vllm_sleep:
+            return replace(per_gpu, generation=share)
+        # slept during the training step, the engine meets the weights and optimizer state
+        # only while it generates, when the step's activations and gradients do not exist
+        return replace(per_gpu, generation=max(0, share - per_gpu.activations - per_gpu.gradients))
     cache = ceil(generation_kv_bytes(arch, request) / request.tensor_parallel)
     beyond = cache - per_gpu.activations - per_gpu.gradients
     return replace(per_gpu, generation=max(0, beyond))
@@ -1472,6 +1480,12 @@ def generation_notes(
 ) -> list[str]:
     if request.method not in ("grpo", "ppo"):
         return []
+    if request.colocate_vllm and request.vllm_sleep:
+        return [
+            f"a colocated vLLM takes {request.colocate_vllm:.0%} of each GPU while it generates "
+            "and sleeps through the training step (vllm_enable_sleep_mode): only what it needs "
+            "beyond the step's activations and gradients raises the peak"
+        ]
     if request.colocate_vllm:
         return [
             f"a colocated vLLM takes {request.colocate_vllm:.0%} of each GPU for generation "

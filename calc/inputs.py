@@ -506,6 +506,14 @@ INPUTS: tuple[Input, ...] = (
         example="0.3",
         methods=("grpo", "ppo"),
     ),
+    _training_switch(
+        "vllm_sleep",
+        "Colocated vLLM sleeps during training",
+        "GRPO and PPO with a colocated vLLM: its weights and KV cache dropped after each "
+        "generation and restored before the next (TRL's vllm_enable_sleep_mode), so it does not "
+        "meet the training step's activations and gradients",
+        methods=("grpo", "ppo"),
+    ),
     Input(
         "precision",
         "choice",

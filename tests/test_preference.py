@@ -128,6 +128,23 @@ def test_a_colocated_vllm_keeps_its_share_of_each_gpu(catalogue):
     assert any("30% of each GPU" in note for note in estimate.notes)
 
 
+def test_a_sleeping_vllm_meets_only_the_weights_and_optimizer_state(catalogue):
+    """TRL's vllm_enable_sleep_mode drops the engine's weights and cache after each generation:
+    it no longer meets the step's activations and gradients, so only its share beyond them
+    raises the peak."""
+    grpo = dict(method="grpo", tuning="full", seq_len=4096, completion_len=2048, micro_batch=4)
+    awake = run(catalogue, colocate_vllm=0.3, **grpo)
+    asleep = run(catalogue, colocate_vllm=0.3, vllm_sleep=True, **grpo)
+    share = parts(awake).generation
+    step = parts(asleep).activations + parts(asleep).gradients
+    assert parts(asleep).generation == max(0, share - step)
+    assert asleep.devices[0].total_bytes < awake.devices[0].total_bytes
+    assert any("sleeps through the training step" in note for note in asleep.notes)
+    # a small share hides entirely behind the step
+    tiny = parts(run(catalogue, colocate_vllm=0.01, vllm_sleep=True, **grpo))
+    assert tiny.generation == 0
+
+
 def test_generation_without_vllm_counts_only_the_cache_beyond_the_step(catalogue):
     """The trainer's own generation holds a KV cache when no activation or gradient exists:
     only the part of the cache beyond them raises the peak."""

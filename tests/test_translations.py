@@ -211,6 +211,10 @@ SWEEP = (
             "finetune",
             {"model": "qwen2.5-7b", "method": "grpo", "colocate_vllm": 0.3, "kl_beta": 0.1},
         ),
+        (
+            "finetune",
+            {"model": "qwen2.5-7b", "method": "grpo", "colocate_vllm": 0.3, "vllm_sleep": True},
+        ),
         ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
         (
             "finetune",
