@@ -1413,7 +1413,7 @@ def with_reference(
 ) -> TrainComponents:
     """The frozen models a preference or RL method adds, sharded as the weights are (ZeRO-3),
     and the reference forward pass DPO and KTO make after the policy's, while its activations
-    are held: 16-bit logits and their log-softmax over the same tokens.
+    are held: its logits over the same tokens (see _reference_logit_bytes).
 
     Megatron-SWIFT runs the reference first, under ``torch.no_grad()``, and keeps only its
     per-token log-probabilities: over all of a step's micro-batches until 3.9
@@ -1442,10 +1442,29 @@ def with_reference(
             "the reference's forward pass runs before the policy's and keeps only per-token "
             "log-probabilities (Megatron-SWIFT): its logits add nothing to the peak"
         )
+    elif reads_reference and activations and request.fused_loss:
+        # the fused loss takes the reference's last hidden states and computes its logits a
+        # chunk at a time beside the policy's (TRL's _compute_loss_liger: ref_hidden_states)
+        hidden = logit_tokens(request) * arch.hidden_size * BF16
+        activations += ceil(hidden / request.tensor_parallel)
     elif reads_reference and activations:
-        logits = logit_tokens(request) * arch.vocab_size * (BF16 + BF16)
+        logits = logit_tokens(request) * arch.vocab_size * _reference_logit_bytes(request)
         activations += ceil(logits / request.tensor_parallel)
     return replace(per_gpu, reference=reference, activations=activations)
+
+
+def _reference_logit_bytes(request: FinetuneRequest) -> int:
+    """Bytes per logit the reference's forward pass holds beside the policy's activations:
+    its 16-bit logits and, read row by row, one more 16-bit log-softmax; under Accelerate's
+    autocast (mixed precision without DeepSpeed) the model's outputs come back converted to fp32
+    (convert_outputs_to_fp32, huggingface/accelerate#3477), the 16-bit logits and their fp32
+    copy together for a moment; cast to fp32 first (LLaMA-Factory), an fp32 copy and its fp32
+    log-softmax."""
+    if not request.selective_logprobs:
+        return FP32 + FP32
+    if request.precision == "amp" and not request.deepspeed:
+        return BF16 + FP32
+    return BF16 + BF16
 
 
 def generation_kv_bytes(arch: Architecture, request: FinetuneRequest) -> int:

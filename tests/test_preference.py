@@ -38,16 +38,28 @@ def test_dpo_and_orpo_train_on_both_completions_of_a_pair(catalogue):
 
 
 def test_dpo_reads_a_reference_after_the_policy_forward(catalogue):
+    """The reference's logits over the pair's 2 x 1024 tokens join the policy's activations:
+    16-bit with a row-by-row log-softmax (4 bytes a logit), 6 when Accelerate's autocast returns
+    them converted to fp32, 8 cast to fp32 first with their fp32 log-softmax."""
     arch = catalogue.models[MODEL].arch
-    upcast = dict(tuning="lora", seq_len=1024, selective_logprobs=False)
-    dpo = parts(run(catalogue, method="dpo", **upcast))
-    orpo = parts(run(catalogue, method="orpo", **upcast))
-    # the reference forward's 16-bit logits and log-softmax over the pair's 2 x 1024 tokens
-    assert dpo.activations - orpo.activations == 2 * 1024 * arch.vocab_size * 2 * BF16
+    tokens_x_vocab = 2 * 1024 * arch.vocab_size
+    for settings, kept in (
+        (dict(precision="bf16"), 4),
+        (dict(precision="amp"), 6),
+        (dict(precision="amp", gpus=2, zero=2), 4),  # DeepSpeed: no Accelerate autocast
+        (dict(selective_logprobs=False), 8),
+    ):
+        lengths = dict(tuning="lora", seq_len=1024, **settings)
+        dpo = parts(run(catalogue, method="dpo", **lengths))
+        precomputed = parts(run(catalogue, method="dpo", precompute_ref=True, **lengths))
+        assert dpo.activations - precomputed.activations == tokens_x_vocab * kept, settings
     # with adapters the reference is the base with them disabled: no copy
     assert dpo.reference == 0
-    precomputed = parts(run(catalogue, method="dpo", precompute_ref=True, **upcast))
-    assert precomputed.activations == orpo.activations
+    # Liger's fused DPO loss takes the reference's last hidden states, not its logits
+    fused = dict(tuning="lora", seq_len=1024, fused_loss=True)
+    dpo = parts(run(catalogue, method="dpo", **fused))
+    precomputed = parts(run(catalogue, method="dpo", precompute_ref=True, **fused))
+    assert dpo.activations - precomputed.activations == 2 * 1024 * arch.hidden_size * BF16
 
 
 def test_full_dpo_holds_a_frozen_16_bit_reference(catalogue):
@@ -103,7 +115,8 @@ def test_selective_log_softmax_keeps_four_bytes_a_logit(catalogue):
     log-softmax over the chosen half. A reward model has no logits to read."""
     arch = catalogue.models[MODEL].arch
     for method, kept in (("dpo", 4), ("kto", 4), ("grpo", 4), ("ppo", 4), ("orpo", 5)):
-        lengths = dict(method=method, seq_len=1024, completion_len=1024)
+        # (the reference's own pass left out: precomputed)
+        lengths = dict(method=method, seq_len=1024, completion_len=1024, precompute_ref=True)
         upcast = parts(run(catalogue, **lengths, selective_logprobs=False))
         selective = run(catalogue, **lengths)  # TRL's way, the default
         sequences = 2 if method in ("dpo", "orpo", "ppo") else 1  # a pair, or one sequence
