@@ -204,11 +204,13 @@ def _training_quantity(estimate: FinetuneEstimate, measurement: Measurement) -> 
 
 # What a fine-tuning figure was read from, grouped as the validation page compares them: the
 # estimate is PyTorch's allocated peak; reserved memory adds the caching allocator's
-# fragmentation, nvidia-smi the CUDA context too.
+# fragmentation, nvidia-smi the CUDA context too; a card's capacity is an upper bound that the
+# longest setting that still fit on it came close to.
 COUNTER_GROUPS = (
     ("allocated or active", ("allocated", "active", "allocated_or_active")),
     ("reserved", ("reserved",)),
     ("nvidia-smi", ("nvidia_smi",)),
+    ("a card's capacity (longest that fit)", ("gpu_capacity",)),
     ("not stated", ("not_stated",)),
 )
 COUNTERS = tuple(counter for _, counters in COUNTER_GROUPS for counter in counters)
