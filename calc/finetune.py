@@ -192,6 +192,13 @@ class FinetuneRequest:
     # 4 GiB since unsloth-zoo PR #857); 0: chunks of FUSED_LOSS_CHUNK tokens (Liger, TRL).
     loss_chunk_gib: float = 0.0
     optimizer_in_backward: bool = False
+    # torch.optim.AdamW stepped by its default foreach implementation (PyTorch's default;
+    # Hugging Face's adamw_torch, the Trainer's default until transformers made adamw_torch_fused
+    # the default for PyTorch 2.8 and later, PR #37358): the step runs over every trained tensor
+    # at once and writes one temporary as large as exp_avg_sq (``exp_avg_sq_sqrt =
+    # torch._foreach_sqrt(device_exp_avg_sqs)`` in torch/optim/adam.py _multi_tensor_adam). The
+    # fused step and bitsandbytes' optimizers work in place.
+    foreach_step: bool = False
     activation_offloading: bool = False
     # Micro-batches per optimizer step. Under FSDP a loop may skip the reduce-scatter between
     # them (FSDP's no_sync, FSDP2's set_requires_gradient_sync(False)): every trained weight's
@@ -1128,7 +1135,16 @@ def sharded(
     activations = activation_bytes(arch, request)
     # DeepSpeed's and Megatron's gradient buffers are allocated once and kept.
     if request.gpus == 1 and not request.fp32_master and gradients > state.head_gradient:
-        gradients, activations = backward_peak(gradients, activations, state, notes)
+        step = foreach_workspace(request, state)
+        gradients, activations = backward_peak(gradients + step, activations, state, notes)
+        if activations:  # the backward's start: the step's temporary comes later
+            step = 0
+        elif step:
+            notes.append(
+                "the foreach AdamW step's temporary (the square root of exp_avg_sq, for every "
+                "trained value at once) beside every gradient"
+            )
+        gradients, optimizer = gradients - step, optimizer + step
     if n > 1:
         weights, gradients = _gathered(arch, request, state, shard, (weights, gradients), notes)
     notes += _parallel_notes(request, shard)
@@ -1283,6 +1299,19 @@ def _with_unsharded_blocks(
             "FSDP: two blocks' weights whole at once (the one computing and the next, prefetched)"
         )
     return weights + 2 * state.layer_weights, gradients + in_flight
+
+
+def foreach_workspace(request: FinetuneRequest, state: _State) -> int:
+    """The temporary the foreach AdamW step writes over every trained value at once (see
+    FinetuneRequest.foreach_step): exp_avg_sq's square root, as wide as the trained weights the
+    optimizer holds (fp32 under mixed precision or for fp32 adapters, else 16-bit)."""
+    if not request.foreach_step or request.optimizer != "adamw" or request.optimizer_in_backward:
+        return 0
+    if request.trains in ADAPTER_METHODS:
+        wide = request.adapter_precision == "fp32"
+    else:
+        wide = request.precision == "amp"
+    return state.trainable * (FP32 if wide else BF16)
 
 
 def backward_peak(

@@ -809,6 +809,13 @@ INPUTS: tuple[Input, ...] = (
         methods=("full", "freeze"),
     ),
     _training_switch(
+        "foreach_step",
+        "AdamW stepped by its foreach implementation",
+        "torch.optim.AdamW's default (and Hugging Face's adamw_torch, the Trainer's default before "
+        "adamw_torch_fused for PyTorch 2.8 and later): the step writes one temporary as large as "
+        "an optimizer state; fused and 8-bit optimizers step in place",
+    ),
+    _training_switch(
         "activation_offloading",
         "Activations offloaded to CPU RAM",
         "activations wait in CPU RAM between the forward and backward passes",

@@ -384,6 +384,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "selective_logprobs": True,
         "reference_grad_buffer": True,
         "vllm_sleep": True,
+        "foreach_step": True,
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)
     for model in ("llama-3.1-8b", "qwen3-30b-a3b"):

@@ -758,6 +758,36 @@ def test_mla_keeps_its_latent_for_the_backward_pass():
     assert layer_token_bytes(mla, full) == 2 * (6 * 64 + 40 + 4 * 128) + 4 * 2 * 64
 
 
+@pins("calc.finetune.foreach_workspace")
+def test_a_foreach_adamw_step_writes_one_state_sized_temporary(catalogue):
+    """At the end of the backward pass every gradient exists; the foreach step then writes
+    exp_avg_sq's square root for every trained value: 2 bytes each for bf16 weights."""
+
+    def parts(**kwargs):
+        request = FinetuneRequest(method="full", precision="bf16", seq_len=1, **kwargs)
+        return run_finetune(catalogue, request, config=LLAMA)
+
+    fused, foreach = parts(), parts(foreach_step=True)
+    trained = fused.trainable_parameters
+    assert foreach.components.optimizer - fused.components.optimizer == 2 * trained
+    assert foreach.components.gradients == fused.components.gradients == 2 * trained
+    assert any("foreach AdamW step" in note for note in foreach.notes)
+    # 8-bit Adam steps in place; mixed precision's fp32 weights make it 4 bytes a value
+    assert parts(optimizer="adamw_8bit", foreach_step=True).components == (
+        parts(optimizer="adamw_8bit").components
+    )
+    amp = dict(method="full", precision="amp", seq_len=1)
+    with_step = run_finetune(catalogue, FinetuneRequest(**amp, foreach_step=True), config=LLAMA)
+    without = run_finetune(catalogue, FinetuneRequest(**amp), config=LLAMA)
+    assert with_step.components.optimizer - without.components.optimizer == 4 * trained
+    # at the backward's start (long sequences) the step has not come yet
+    long = dict(method="full", precision="bf16", seq_len=4096)
+    assert (
+        run_finetune(catalogue, FinetuneRequest(**long, foreach_step=True), config=LLAMA).components
+        == run_finetune(catalogue, FinetuneRequest(**long), config=LLAMA).components
+    )
+
+
 @pins("calc.finetune.qlora_base")
 def test_qlora_keeps_what_a_bitsandbytes_checkpoint_leaves_unquantised(catalogue):
     nf4 = catalogue.weight_format("nf4")

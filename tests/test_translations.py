@@ -218,6 +218,10 @@ SWEEP = (
         ("finetune", {"model": "qwen2.5-7b", "method": "dpo", "precompute_ref": True}),
         (
             "finetune",
+            {"model": "qwen2.5-3b", "method": "full", "fused_loss": True, "foreach_step": True},
+        ),
+        (
+            "finetune",
             {
                 "config": json.dumps(
                     {
