@@ -356,6 +356,9 @@ TRAINERS: Mapping[str, Trainer] = {
                         # every micro-batch but the last inside fabric.no_backward_sync: under
                         # FSDP the gradients stay unsharded (litgpt/finetune/lora.py#L354)
                         "accumulate_unsharded": True,
+                        # torch.optim.AdamW built without fused=: PyTorch's foreach step
+                        # (instantiate_torch_optimizer, litgpt/utils.py#L636-L653)
+                        "foreach_step": True,
                     },
                     "https://github.com/Lightning-AI/litgpt/blob/v0.5.13/config_hub/finetune/llama-3.1-8b/lora.yaml#L8",
                 ),

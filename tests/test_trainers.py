@@ -95,6 +95,11 @@ def test_trl_and_ms_swift_read_log_probabilities_without_an_fp32_copy():
     assert request(method="grpo", trainer="llama-factory").selective_logprobs is True
 
 
+def test_litgpt_steps_adamw_by_pytorchs_default_foreach_implementation():
+    assert request(method="full", trainer="litgpt").foreach_step is True
+    assert request(method="full", trainer="torchtune").foreach_step is False
+
+
 def test_profiles_change_the_estimate_and_say_so(catalogue):
     from calc.api import run_finetune
 
