@@ -197,7 +197,9 @@ class FinetuneRequest:
     # the default for PyTorch 2.8 and later, PR #37358): the step runs over every trained tensor
     # at once and writes one temporary as large as exp_avg_sq (``exp_avg_sq_sqrt =
     # torch._foreach_sqrt(device_exp_avg_sqs)`` in torch/optim/adam.py _multi_tensor_adam). The
-    # fused step and bitsandbytes' optimizers work in place.
+    # fused step and bitsandbytes' optimizers work in place. Counted where one process's peak
+    # is at an end of the backward pass (backward_peak); where DDP's or ZeRO's buffers make
+    # every part add up, the activations the step outlives already stand in for it.
     foreach_step: bool = False
     activation_offloading: bool = False
     # Micro-batches per optimizer step. Under FSDP a loop may skip the reduce-scatter between
