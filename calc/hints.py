@@ -267,6 +267,10 @@ def verified(catalogue: Catalogue, request: InferenceRequest, hint: FitHint) -> 
 
 # Fine-tuning: the same questions, asked of the training estimate.
 FINETUNE_SEQ_LIMIT = 1_048_576
+# Tools that scale RoPE past a model's context by themselves, so that the longest sequence is
+# bounded by memory alone: Unsloth ("We auto support RoPE Scaling internally!", its notebooks'
+# max_seq_length comment; it trained Llama 3.1 8B on 342,733 tokens, past its 131,072).
+ROPE_SCALING_TRAINERS = ("unsloth",)
 
 
 @record
@@ -313,6 +317,8 @@ def finetune_hint(
         catalogue, InferenceRequest(model=where.get("model"), config=where.get("config"))
     )
     limit = min(arch.max_position_embeddings or FINETUNE_SEQ_LIMIT, FINETUNE_SEQ_LIMIT)
+    if request.trainer in ROPE_SCALING_TRAINERS:
+        limit = FINETUNE_SEQ_LIMIT
     max_seq = largest_fitting(lambda n: headroom(replace(request, seq_len=n)), limit)
     zero = request.zero or 3
 

@@ -172,6 +172,20 @@ def test_longest_training_sequence_is_the_exact_boundary(
         assert _train_room(catalogue, replace(request, seq_len=found + 1), gpu) < 0
 
 
+def test_unsloth_scales_rope_so_only_memory_bounds_its_longest_sequence(catalogue):
+    """Unsloth trains past a model's context (Llama 3.1 8B on 342,733 tokens of an 80 GB
+    card, its benchmarks say): its longest sequence is not capped at 131,072."""
+    where = {"model": TRAIN_MODEL, "gpu": "h100-sxm-80gb"}
+    request = FinetuneRequest(
+        method="qlora", trainer="unsloth", activation_offloading=True, fused_loss=True
+    )
+    unsloth = finetune_hint(catalogue, request, where)
+    plain = finetune_hint(catalogue, replace(request, trainer="none"), where)
+    assert unsloth is not None and plain is not None
+    assert plain.max_seq_len == 131_072
+    assert unsloth.max_seq_len is not None and unsloth.max_seq_len > 131_072
+
+
 def test_a_training_setup_that_does_not_fit_gets_a_gpu_count_with_zero_3(catalogue):
     request = FinetuneRequest(method="full", seq_len=2048, grad_checkpointing=True)
     hint = finetune_hint(catalogue, request, {"model": TRAIN_MODEL, "gpu": "rtx-4090"})
