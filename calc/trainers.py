@@ -193,7 +193,12 @@ TRAINERS: Mapping[str, Trainer] = {
                         "lora_targets": ALL,
                         "lora_dropout": 0.0,
                         "adapter_precision": "fp32",
-                        "fused_loss": True,
+                        # fused for SFT and for GRPO ("Unsloth efficient GRPO": the per-token
+                        # log-probabilities from hidden states in chunks,
+                        # unsloth/models/rl_replacements.py); DPO, ORPO and KTO go through TRL's
+                        # concatenated forward, whose model returns the whole logits
+                        "fused_loss@sft": True,
+                        "fused_loss@grpo": True,
                         "loss_chunk_gib": 4.0,
                         "optimizer": "adamw_8bit",
                         "precision": "amp",

@@ -95,6 +95,13 @@ def test_trl_and_ms_swift_read_log_probabilities_without_an_fp32_copy():
     assert request(method="grpo", trainer="llama-factory").selective_logprobs is True
 
 
+def test_unsloth_fuses_the_loss_for_sft_and_grpo_but_not_for_trls_pair_losses():
+    assert request(method="lora", trainer="unsloth").fused_loss is True
+    assert request(method="grpo", trainer="unsloth").fused_loss is True
+    for method in ("dpo", "orpo", "kto"):
+        assert request(method=method, trainer="unsloth").fused_loss is False, method
+
+
 def test_litgpt_steps_adamw_by_pytorchs_default_foreach_implementation():
     assert request(method="full", trainer="litgpt").foreach_step is True
     assert request(method="full", trainer="torchtune").foreach_step is False
