@@ -261,6 +261,10 @@ TRAINERS: Mapping[str, Trainer] = {
                         # the distributed recipes shard with FSDP2's fully_shard
                         # (recipes/full_finetune_distributed.py, lora_finetune_distributed.py)
                         "sharding": "fsdp",
+                        # DPO's log-probabilities from fp32 logits (``self.output(h).float()``,
+                        # torchtune/modules/transformer.py#L659) through a whole log-softmax
+                        # (rlhf/sequence_processing.py get_batch_log_probs)
+                        "selective_logprobs@dpo": False,
                     },
                     "https://github.com/pytorch/torchtune/blob/v0.6.1/recipes/configs/llama3_1/8B_lora_single_device.yaml#L24-L93",
                 ),

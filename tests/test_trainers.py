@@ -93,6 +93,7 @@ def test_trl_and_ms_swift_read_log_probabilities_without_an_fp32_copy():
     for method in ("dpo", "orpo", "kto"):
         assert request(method=method, trainer="llama-factory").selective_logprobs is False
     assert request(method="grpo", trainer="llama-factory").selective_logprobs is True
+    assert request(method="dpo", trainer="torchtune").selective_logprobs is False
 
 
 def test_unsloth_fuses_the_loss_for_sft_and_grpo_but_not_for_trls_pair_losses():
