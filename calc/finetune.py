@@ -1138,15 +1138,8 @@ def sharded(
     # DeepSpeed's and Megatron's gradient buffers are allocated once and kept.
     if request.gpus == 1 and not request.fp32_master and gradients > state.head_gradient:
         step = foreach_workspace(request, state)
-        gradients, activations = backward_peak(gradients + step, activations, state, notes)
-        if activations:  # the backward's start: the step's temporary comes later
-            step = 0
-        elif step:
-            notes.append(
-                "the foreach AdamW step's temporary (the square root of exp_avg_sq, for every "
-                "trained value at once) beside every gradient"
-            )
-        gradients, optimizer = gradients - step, optimizer + step
+        gradients, activations, step = backward_peak(gradients, activations, state, notes, step)
+        optimizer += step
     if n > 1:
         weights, gradients = _gathered(arch, request, state, shard, (weights, gradients), notes)
     notes += _parallel_notes(request, shard)
@@ -1317,21 +1310,28 @@ def foreach_workspace(request: FinetuneRequest, state: _State) -> int:
 
 
 def backward_peak(
-    gradients: int, activations: int, state: _State, notes: list[str]
-) -> tuple[int, int]:
+    gradients: int, activations: int, state: _State, notes: list[str], step: int = 0
+) -> tuple[int, int, int]:
     """One process without DDP's persistent gradient buckets: gradients do not exist during
     the forward pass (zero_grad(set_to_none=True), PyTorch's default since 2.0), and the
     backward pass frees each layer's saved activations as it makes that layer's gradients.
     Both change linearly layer by layer, so the peak is at one end: every activation plus the
-    output layer's gradient, or every gradient and no activation."""
-    if activations + state.head_gradient >= gradients:
+    output layer's gradient, or every gradient and no activation, with the optimizer step's
+    temporary (``step``, see foreach_workspace) after it. Returns the gradients, activations
+    and step temporary held at the peak."""
+    if activations + state.head_gradient >= gradients + step:
         notes.append(
             "peak at the start of the backward pass: all activations, only the output "
             "layer's gradient"
         )
-        return state.head_gradient, activations
+        return state.head_gradient, activations, 0
     notes.append("peak at the end of the backward pass: every gradient, the activations freed")
-    return gradients, 0
+    if step:
+        notes.append(
+            "the foreach AdamW step's temporary (the square root of exp_avg_sq, for every "
+            "trained value at once) beside every gradient"
+        )
+    return gradients, 0, step
 
 
 def estimate_finetune(

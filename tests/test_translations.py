@@ -14,6 +14,7 @@ import pytest
 from calc.bridge import Session
 from scripts import messages, translations
 from scripts.tables import environment
+from tests.test_checkpoint import QWEN_7B
 
 ROOT = Path(__file__).resolve().parent.parent
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -225,13 +226,7 @@ SWEEP = (
             {
                 "config": json.dumps(
                     {
-                        "model_type": "qwen2",
-                        "hidden_size": 3584,
-                        "intermediate_size": 18944,
-                        "num_hidden_layers": 28,
-                        "num_attention_heads": 28,
-                        "num_key_value_heads": 4,
-                        "vocab_size": 152064,
+                        **QWEN_7B,
                         "quantization_config": {
                             "quant_method": "bitsandbytes",
                             "load_in_4bit": True,
