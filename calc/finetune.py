@@ -228,6 +228,10 @@ class FinetuneRequest:
     lora_dropout: float = 0.0
     # q, k and v as one projection with one adapter input (LitGPT's LoRAQKVLinear).
     fused_qkv: bool = False
+    # Eager RMSNorm casts its input to fp32 first and autograd keeps that copy (transformers,
+    # torchtune, LitGPT since PR #606 of October 2023); off: the norm computes in the model's
+    # 16 bits and keeps its 16-bit input (lit-gpt before that: lit_gpt/rmsnorm.py at 8641822).
+    norms_fp32: bool = True
     # Preference and RL training (TRL 1.9's defaults): what trains, the reference model's
     # log-probabilities computed once before training (DPOConfig/KTOConfig
     # precompute_ref_log_probs=False), GRPO's KL coefficient (GRPOConfig beta=0.0: no reference
@@ -521,6 +525,25 @@ def _kv_width(arch: Architecture) -> int:
     return 2 * arch.num_kv_heads * arch.head_dim
 
 
+def _padded_update_bytes(arch: Architecture, request: FinetuneRequest) -> int:
+    """Bytes per token and layer a fused q/k/v adapter keeps when it adapts only some of them.
+
+    LitGPT's LoRAQKVLinear computes the update for the adapted parts alone and pads it with
+    zeros to the projection's width by ``index_copy`` (``zero_pad``, lit_gpt/lora.py); autograd
+    keeps index_copy's source whole for its gradient (derivatives.yaml: ``grad.index_select(dim,
+    index).expand_as(source)``), so the 16-bit update of q and v (LitGPT's default) stays until
+    the backward pass. Adapting all three skips the padding.
+    """
+    if not request.fused_qkv:
+        return 0
+    kv = arch.num_kv_heads * arch.head_dim
+    widths = {"q_proj": arch.num_attention_heads * arch.head_dim, "k_proj": kv, "v_proj": kv}
+    adapted = [width for name, width in widths.items() if name in request.lora_targets]
+    if len(adapted) in (0, len(widths)):
+        return 0
+    return BF16 * sum(adapted)
+
+
 def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     """Bytes one token keeps in one layer for the backward pass.
 
@@ -552,19 +575,21 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     LlamaRMSNorm, torchtune RMSNorm and LitGPT RMSNorm all compute ``x.float()`` first), plus
     the 16-bit normalised tensor when the norm's weight trains; torch.compile fuses the norm
     into one kernel that keeps its 16-bit input only (AOTAutograd's min-cut partitioner
-    recomputes pointwise ops: functorch partitioners.py, min_cut_rematerialization_partition).
+    recomputes pointwise ops: functorch partitioners.py, min_cut_rematerialization_partition),
+    as a norm that computes in 16 bits does (``norms_fp32`` off). A fused q/k/v adapter on
+    some of q, k and v also keeps its zero-padded update's source (``_padded_update_bytes``).
     """
     h = arch.hidden_size
     kv_width = _kv_width(arch)
     mlp = _mlp_width(arch)
     if request.trains not in ("lora", "qlora"):
         per_token_layer = BF16 * (6 * h + kv_width + 4 * mlp)
-        if not request.compiled:
+        if request.norms_fp32 and not request.compiled:
             # the two norms' fp32 copies: 4h bytes more per norm
             per_token_layer += FP32 * 2 * h
         return per_token_layer
-    norms = 2 * (BF16 if request.compiled else FP32) * h
-    kept = norms + BF16 * (2 * h + kv_width + 3 * mlp)
+    norms = 2 * (FP32 if request.norms_fp32 and not request.compiled else BF16) * h
+    kept = norms + BF16 * (2 * h + kv_width + 3 * mlp) + _padded_update_bytes(arch, request)
     targets = set(request.lora_targets)
     # (bitsandbytes before 0.43.2 also keeps each frozen 4-bit projection's input: below)
     qkv = len(targets & {"q_proj", "k_proj", "v_proj"})

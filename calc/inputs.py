@@ -708,6 +708,13 @@ INPUTS: tuple[Input, ...] = (
         "q, k and v as one projection with one adapter input (LitGPT)",
         methods=ADAPTER_METHODS,
     ),
+    _training_switch(
+        "norms_fp32",
+        "Norms computed in fp32",
+        "RMSNorm casts its input to fp32 and keeps that copy for the backward pass "
+        "(transformers, torchtune, LitGPT); off: the norm computes in 16 bits and keeps its "
+        "16-bit input (lit-gpt before October 2023)",
+    ),
     Input(
         "bnb_version",
         "text",

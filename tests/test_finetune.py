@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from calc import CalcError
 from calc.api import run_finetune
 from calc.cli import main
-from calc.finetune import FinetuneRequest
+from calc.finetune import FinetuneRequest, layer_token_bytes
 from tests.conftest import ROOT
 
 
@@ -279,6 +279,36 @@ def test_lora_dropout_keeps_a_copy_and_a_mask_per_adapted_projection(catalogue):
     assert head - dropped == 1024 * 4096 * (2 + 1)
 
 
+def test_a_fused_qkv_adapter_on_some_of_q_k_v_keeps_its_padded_update(catalogue):
+    # Llama 3.1 8B: q is 32 heads x 128, k and v 8 x 128; 32 layers, 1,024 tokens
+    tokens_layers = 32 * 1024
+    qkv = ("q_proj", "k_proj", "v_proj")
+    unfused = lora_activations(catalogue, lora_targets=("q_proj", "v_proj"))
+    fused_all = lora_activations(catalogue, lora_targets=qkv, fused_qkv=True)
+    assert fused_all == lora_activations(catalogue, lora_targets=qkv)  # no padding
+    # LitGPT's zero_pad index_copy keeps its source: the 16-bit update of q and v
+    fused_qv = lora_activations(catalogue, lora_targets=("q_proj", "v_proj"), fused_qkv=True)
+    assert fused_qv - unfused == tokens_layers * (4096 + 1024) * 2
+    fused_q = lora_activations(catalogue, lora_targets=("q_proj",), fused_qkv=True)
+    assert fused_q - lora_activations(catalogue, lora_targets=("q_proj",)) == (
+        tokens_layers * 4096 * 2
+    )
+
+
+def test_norms_in_16_bits_keep_their_16_bit_input(catalogue):
+    arch = catalogue.model("llama-3.1-8b").arch
+    # frozen weights: two norms a layer, each keeps its input in 2 bytes a value instead of 4;
+    # trained weights keep the 16-bit input anyway, so only the fp32 copies go
+    for method, fewer in (("lora", 2), ("full", 4)):
+        fp32 = layer_token_bytes(arch, FinetuneRequest(method=method))
+        bf16 = layer_token_bytes(arch, FinetuneRequest(method=method, norms_fp32=False))
+        assert fp32 - bf16 == 2 * 4096 * fewer
+    # torch.compile's fused norm keeps its 16-bit input whichever way the eager norm computes
+    assert lora_activations(catalogue, compiled=True) == lora_activations(
+        catalogue, compiled=True, norms_fp32=False
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -366,6 +396,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "compiled": True,
         "lora_dropout": 0.1,
         "fused_qkv": True,
+        "norms_fp32": False,
         "precompute_ref": True,
         "kl_beta": 0.5,
         "completion_len": 77,

@@ -32,6 +32,7 @@ from calc.engines.ollama import engine_graph_bytes
 from calc.engines.transformers import prefill_bytes
 from calc.engines.vllm import profile_batch, profile_peak, splits_heads
 from calc.finetune import (
+    _padded_update_bytes,
     activation_bytes,
     layer_token_bytes,
     lora_parameters,
@@ -574,6 +575,27 @@ def test_what_a_token_keeps_in_a_layer():
     assert layer_token_bytes(arch, fp32) == frozen + 2 * 2 * 64
     dropped = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"), lora_dropout=0.1)
     assert layer_token_bytes(arch, dropped) == frozen + 2 * (2 + 1) * 64
+    # norms in 16 bits keep their 16-bit input: 2 x 2h instead of 2 x 4h
+    sixteen = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"),
+                              adapter_precision="bf16", norms_fp32=False)  # fmt: skip
+    assert layer_token_bytes(arch, sixteen) == frozen - 2 * 2 * 64 + 2 * 64
+
+
+@pins("calc.finetune._padded_update_bytes")
+def test_a_fused_adapter_keeps_its_zero_padded_update():
+    arch = parse_config(LLAMA)  # q 4 heads x 16 = 64, k and v 2 x 16 = 32 each
+
+    def fused(*targets: str) -> FinetuneRequest:
+        return FinetuneRequest(method="lora", lora_targets=targets, fused_qkv=True)
+
+    # q and v adapted: index_copy's 16-bit source is q's and v's width
+    assert _padded_update_bytes(arch, fused("q_proj", "v_proj")) == 2 * (64 + 32)
+    assert _padded_update_bytes(arch, fused("k_proj")) == 2 * 32
+    # all three, none, or projections kept apart: nothing is padded
+    assert _padded_update_bytes(arch, fused("q_proj", "k_proj", "v_proj")) == 0
+    assert _padded_update_bytes(arch, fused("o_proj")) == 0
+    apart = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"))
+    assert _padded_update_bytes(arch, apart) == 0
 
 
 @pins("calc.finetune.activation_bytes")
