@@ -525,23 +525,30 @@ def _kv_width(arch: Architecture) -> int:
     return 2 * arch.num_kv_heads * arch.head_dim
 
 
-def _padded_update_bytes(arch: Architecture, request: FinetuneRequest) -> int:
-    """Bytes per token and layer a fused q/k/v adapter keeps when it adapts only some of them.
+def fused_qkv_bytes(arch: Architecture, request: FinetuneRequest) -> int:
+    """Bytes per token and layer LitGPT's fused q/k/v projection keeps beyond q, k and v at
+    their own widths (checked by listing the tensors autograd saves in a LitGPT training step).
 
-    LitGPT's LoRAQKVLinear computes the update for the adapted parts alone and pads it with
-    zeros to the projection's width by ``index_copy`` (``zero_pad``, lit_gpt/lora.py); autograd
-    keeps index_copy's source whole for its gradient (derivatives.yaml: ``grad.index_select(dim,
-    index).expand_as(source)``), so the 16-bit update of q and v (LitGPT's default) stays until
-    the backward pass. Adapting all three skips the padding.
+    - Adapting only some of q, k and v, LoRAQKVLinear computes their update alone and pads it
+      with zeros to the projection's width by ``index_copy`` (``zero_pad``, litgpt/lora.py);
+      autograd keeps index_copy's source for its gradient (derivatives.yaml:
+      ``grad.index_select(dim, index).expand_as(source)``): the 16-bit update of q and v, its
+      default. Adapting all three skips the padding.
+    - With grouped-query attention it repeats k and v to every query head before attention
+      (``repeat_interleave``, litgpt/model.py), so the attention kernel keeps them at q's width.
+    - With as many k and v heads as q heads, v reaches the attention kernel as a view of the
+      projection's output (only q and k are copied, by RoPE), so that whole output stays: q's
+      and k's widths more.
     """
     if not request.fused_qkv:
         return 0
+    q = arch.num_attention_heads * arch.head_dim
     kv = arch.num_kv_heads * arch.head_dim
-    widths = {"q_proj": arch.num_attention_heads * arch.head_dim, "k_proj": kv, "v_proj": kv}
+    widths = {"q_proj": q, "k_proj": kv, "v_proj": kv}
     adapted = [width for name, width in widths.items() if name in request.lora_targets]
-    if len(adapted) in (0, len(widths)):
-        return 0
-    return BF16 * sum(adapted)
+    padded = sum(adapted) if 0 < len(adapted) < len(widths) else 0
+    attention = 2 * (q - kv) if kv < q else q + kv
+    return BF16 * (padded + attention)
 
 
 def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
@@ -576,8 +583,8 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     the 16-bit normalised tensor when the norm's weight trains; torch.compile fuses the norm
     into one kernel that keeps its 16-bit input only (AOTAutograd's min-cut partitioner
     recomputes pointwise ops: functorch partitioners.py, min_cut_rematerialization_partition),
-    as a norm that computes in 16 bits does (``norms_fp32`` off). A fused q/k/v adapter on
-    some of q, k and v also keeps its zero-padded update's source (``_padded_update_bytes``).
+    as a norm that computes in 16 bits does (``norms_fp32`` off). LitGPT's fused q/k/v
+    projection keeps more (``fused_qkv_bytes``).
     """
     h = arch.hidden_size
     kv_width = _kv_width(arch)
@@ -589,7 +596,7 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
             per_token_layer += FP32 * 2 * h
         return per_token_layer
     norms = 2 * (FP32 if request.norms_fp32 and not request.compiled else BF16) * h
-    kept = norms + BF16 * (2 * h + kv_width + 3 * mlp) + _padded_update_bytes(arch, request)
+    kept = norms + BF16 * (2 * h + kv_width + 3 * mlp) + fused_qkv_bytes(arch, request)
     targets = set(request.lora_targets)
     # (bitsandbytes before 0.43.2 also keeps each frozen 4-bit projection's input: below)
     qkv = len(targets & {"q_proj", "k_proj", "v_proj"})

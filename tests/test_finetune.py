@@ -273,26 +273,24 @@ def test_lora_dropout_keeps_a_copy_and_a_mask_per_adapted_projection(catalogue):
     assert dropped - plain == tokens_layers * 4096 * (3 * (2 + 1) - 2)
     # LitGPT's fused QKV projection has one dropout for q, k and v together
     fused = lora_activations(catalogue, lora_targets=qkv, lora_dropout=0.05, fused_qkv=True)
-    assert fused - plain == tokens_layers * 4096 * (2 + 1 - 2)
+    repeated = 2 * (4096 - 1024) * 2  # and LitGPT repeats k and v to every query head
+    assert fused - plain == tokens_layers * (4096 * (2 + 1 - 2) + repeated)
     # the output layer's adapter: one copy and mask of the final norm's output
     head = lora_activations(catalogue, lora_targets=(*qkv, "lm_head"), lora_dropout=0.05)
     assert head - dropped == 1024 * 4096 * (2 + 1)
 
 
-def test_a_fused_qkv_adapter_on_some_of_q_k_v_keeps_its_padded_update(catalogue):
+def test_litgpt_fused_qkv_keeps_its_padded_update_and_repeated_k_and_v(catalogue):
     # Llama 3.1 8B: q is 32 heads x 128, k and v 8 x 128; 32 layers, 1,024 tokens
     tokens_layers = 32 * 1024
     qkv = ("q_proj", "k_proj", "v_proj")
-    unfused = lora_activations(catalogue, lora_targets=("q_proj", "v_proj"))
+    repeated = 2 * (4096 - 1024) * 2  # k and v repeated to 32 heads before attention
     fused_all = lora_activations(catalogue, lora_targets=qkv, fused_qkv=True)
-    assert fused_all == lora_activations(catalogue, lora_targets=qkv)  # no padding
+    assert fused_all - lora_activations(catalogue, lora_targets=qkv) == tokens_layers * repeated
     # LitGPT's zero_pad index_copy keeps its source: the 16-bit update of q and v
+    unfused = lora_activations(catalogue, lora_targets=("q_proj", "v_proj"))
     fused_qv = lora_activations(catalogue, lora_targets=("q_proj", "v_proj"), fused_qkv=True)
-    assert fused_qv - unfused == tokens_layers * (4096 + 1024) * 2
-    fused_q = lora_activations(catalogue, lora_targets=("q_proj",), fused_qkv=True)
-    assert fused_q - lora_activations(catalogue, lora_targets=("q_proj",)) == (
-        tokens_layers * 4096 * 2
-    )
+    assert fused_qv - unfused == tokens_layers * ((4096 + 1024) * 2 + repeated)
 
 
 def test_norms_in_16_bits_keep_their_16_bit_input(catalogue):

@@ -32,8 +32,8 @@ from calc.engines.ollama import engine_graph_bytes
 from calc.engines.transformers import prefill_bytes
 from calc.engines.vllm import profile_batch, profile_peak, splits_heads
 from calc.finetune import (
-    _padded_update_bytes,
     activation_bytes,
+    fused_qkv_bytes,
     layer_token_bytes,
     lora_parameters,
     loss_logit_bytes,
@@ -581,21 +581,27 @@ def test_what_a_token_keeps_in_a_layer():
     assert layer_token_bytes(arch, sixteen) == frozen - 2 * 2 * 64 + 2 * 64
 
 
-@pins("calc.finetune._padded_update_bytes")
-def test_a_fused_adapter_keeps_its_zero_padded_update():
-    arch = parse_config(LLAMA)  # q 4 heads x 16 = 64, k and v 2 x 16 = 32 each
+@pins("calc.finetune.fused_qkv_bytes")
+def test_a_fused_qkv_projection_keeps_its_padded_update_and_wider_attention_inputs():
+    arch = parse_config(LLAMA)  # q 4 heads x 16 = 64, k and v 2 heads x 16 = 32 each
 
     def fused(*targets: str) -> FinetuneRequest:
         return FinetuneRequest(method="lora", lora_targets=targets, fused_qkv=True)
 
+    # grouped-query attention: k and v repeated to q's 64 values each, 2 x (64 - 32) more
+    repeated = 2 * (64 - 32)
     # q and v adapted: index_copy's 16-bit source is q's and v's width
-    assert _padded_update_bytes(arch, fused("q_proj", "v_proj")) == 2 * (64 + 32)
-    assert _padded_update_bytes(arch, fused("k_proj")) == 2 * 32
-    # all three, none, or projections kept apart: nothing is padded
-    assert _padded_update_bytes(arch, fused("q_proj", "k_proj", "v_proj")) == 0
-    assert _padded_update_bytes(arch, fused("o_proj")) == 0
+    assert fused_qkv_bytes(arch, fused("q_proj", "v_proj")) == 2 * (64 + 32 + repeated)
+    assert fused_qkv_bytes(arch, fused("k_proj")) == 2 * (32 + repeated)
+    # all three or none adapted: nothing is padded
+    assert fused_qkv_bytes(arch, fused("q_proj", "k_proj", "v_proj")) == 2 * repeated
+    assert fused_qkv_bytes(arch, fused("o_proj")) == 2 * repeated
+    # as many k and v heads as q heads: v is a view of the whole q, k, v output
+    mha = parse_config({**LLAMA, "num_key_value_heads": 4})
+    assert fused_qkv_bytes(mha, fused("q_proj", "k_proj", "v_proj")) == 2 * (64 + 64)
+    # projections kept apart (PEFT, torchtune): none of it
     apart = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"))
-    assert _padded_update_bytes(arch, apart) == 0
+    assert fused_qkv_bytes(arch, apart) == 0
 
 
 @pins("calc.finetune.activation_bytes")
@@ -976,7 +982,11 @@ def test_a_fused_qkv_projection_has_one_dropout(catalogue):
     qkv = ("q_proj", "k_proj", "v_proj")
     fused = FinetuneRequest(method="lora", lora_targets=qkv, lora_dropout=0.1, fused_qkv=True)
     apart = FinetuneRequest(method="lora", lora_targets=qkv, lora_dropout=0.1)
-    assert layer_token_bytes(arch, apart) - layer_token_bytes(arch, fused) == 2 * (2 + 1) * 64
+    # two dropouts fewer, though LitGPT's attention keeps k and v repeated to q's width
+    repeated = fused_qkv_bytes(arch, fused)
+    assert layer_token_bytes(arch, apart) - layer_token_bytes(arch, fused) + repeated == (
+        2 * (2 + 1) * 64
+    )
 
 
 # -- --fit ---------------------------------------------------------------------------------------
