@@ -37,6 +37,11 @@ class Family:
     # heads) where Qwen3 and Gemma 3 normalise each head (head_dim weights)
     qk_norm_whole: bool = False
     norms_per_layer: int = 2
+    # The RMSNorm multiplies by its weight in fp32 (Gemma: ``output * (1.0 + self.weight.float())``;
+    # OLMo 2/3 and gpt-oss: ``(self.weight * hidden_states).to(input_dtype)``), where Llama's
+    # casts back to 16 bits first (``self.weight * hidden_states.to(input_dtype)``): a trained
+    # norm weight keeps the fp32 normalised input for its gradient, not a 16-bit one.
+    norm_weight_fp32: bool = False
     # how layers get a sliding window when the config has no explicit "layer_types" list
     sliding: str = "none"  # none | all | qwen | every_other | pattern
     moe: str = "none"  # none | mixtral | qwen | deepseek | gpt_oss
@@ -107,6 +112,7 @@ FAMILIES: dict[str, Family] = {
         tie_default=False,
         qk_norm=True,
         qk_norm_whole=True,
+        norm_weight_fp32=True,
     ),
     # Olmo 3: OLMo 2's layer with sliding-window layers listed in layer_types (3 of every 4)
     "olmo3": Family(
@@ -114,14 +120,18 @@ FAMILIES: dict[str, Family] = {
         tie_default=False,
         qk_norm=True,
         qk_norm_whole=True,
+        norm_weight_fp32=True,
     ),
     # SmolLM3: Llama's layer, tied embeddings; its NoPE layers change no memory
     "smollm3": Family(f"{TRANSFORMERS}/smollm3/modeling_smollm3.py", tie_default=True),
-    "gemma": Family(f"{TRANSFORMERS}/gemma/modeling_gemma.py", tie_default=True),
+    "gemma": Family(
+        f"{TRANSFORMERS}/gemma/modeling_gemma.py", tie_default=True, norm_weight_fp32=True
+    ),
     "gemma2": Family(
         f"{TRANSFORMERS}/gemma2/modeling_gemma2.py",
         tie_default=True,
         norms_per_layer=4,
+        norm_weight_fp32=True,
         sliding="every_other",
     ),
     "gemma3_text": Family(
@@ -129,6 +139,7 @@ FAMILIES: dict[str, Family] = {
         tie_default=True,
         qk_norm=True,
         norms_per_layer=4,
+        norm_weight_fp32=True,
         sliding="pattern",
         # Gemma3TextConfig defaults that published config.json files rely on
         # (transformers/models/gemma3/configuration_gemma3.py)
@@ -228,6 +239,7 @@ FAMILIES: dict[str, Family] = {
         sliding="every_other",
         moe="gpt_oss",
         defaults=(("attention_bias", True),),
+        norm_weight_fp32=True,
     ),
 }
 
@@ -538,6 +550,7 @@ class Architecture:
     mla: MLA | None = None
     vision: VisionTower | QwenVision | ViT | OpaqueTower | None = None
     qk_norm_whole: bool = False
+    norm_weight_fp32: bool = False  # see Family.norm_weight_fp32
     # Hybrid models: the recurrent mixer and, per layer, whether it keeps a recurrent state
     recurrent: Recurrent | None = None
     recurrent_layers: tuple[bool, ...] = ()
@@ -856,6 +869,7 @@ def _decoder(config: Mapping[str, Any], model_type: str, where: str) -> Architec
         else family.qk_norm,
         qk_norm_whole=family.qk_norm_whole,
         norms_per_layer=family.norms_per_layer,
+        norm_weight_fp32=family.norm_weight_fp32,
         layer_kinds=layer_kinds,
         sliding_window=sliding_window,
         attention_sinks=family.moe == "gpt_oss",

@@ -95,6 +95,8 @@ def qwen3_next(config: Mapping[str, Any], where: str) -> Architecture:
         intermediate_size=c.integer("intermediate_size", default=_moe_size(moe)),
         qk_norm=True,
         norms_per_layer=2,
+        # Qwen3NextRMSNorm: ``output * (1.0 + self.weight.float())``, in fp32
+        norm_weight_fp32=True,
         layer_kinds=tuple(FULL if k == "full" else NONE for k in kinds),
         moe=moe,
         recurrent=GatedDeltaNet(
@@ -172,6 +174,8 @@ def nemotron_h(config: Mapping[str, Any], where: str) -> Architecture:
         intermediate_size=c.integer("intermediate_size", default=_moe_size(moe)),
         qk_norm=False,
         norms_per_layer=1,
+        # NemotronHRMSNorm: ``(self.weight.to(torch.float32) * hidden_states)``, in fp32
+        norm_weight_fp32=True,
         layer_kinds=tuple(FULL if b == "attention" else NONE for b in blocks),
         moe=moe,
         recurrent=mamba,
@@ -292,6 +296,8 @@ def lfm2(config: Mapping[str, Any], where: str) -> Architecture:
         intermediate_size=_lfm2_ffn(c),
         qk_norm=True,
         norms_per_layer=2,
+        # Qwen3NextRMSNorm: ``output * (1.0 + self.weight.float())``, in fp32
+        norm_weight_fp32=True,
         layer_kinds=tuple(FULL if k == "full" else NONE for k in kinds),
         moe=moe,
         recurrent=ShortConv(
@@ -531,6 +537,7 @@ def _gemma_text(c: _Config, model_type: str) -> Architecture:
         intermediate_sizes=per_layer,
         qk_norm=True,
         norms_per_layer=4,
+        norm_weight_fp32=True,  # Gemma's norm: ``output * (1.0 + self.weight.float())``
         layer_kinds=tuple(kinds),
         kv_layers=layers - shared if shared else None,
     )

@@ -296,8 +296,8 @@ def test_litgpt_fused_qkv_keeps_its_padded_update_and_repeated_k_and_v(catalogue
 def test_norms_in_16_bits_keep_their_16_bit_input(catalogue):
     arch = catalogue.model("llama-3.1-8b").arch
     # frozen weights: two norms a layer, each keeps its input in 2 bytes a value instead of 4;
-    # trained weights keep the 16-bit input anyway, so only the fp32 copies go
-    for method, fewer in (("lora", 2), ("full", 4)):
+    # trained ones keep the 16-bit input and normalised input (2 + 2) instead of 4 + 2
+    for method, fewer in (("lora", 2), ("full", 2)):
         fp32 = layer_token_bytes(arch, FinetuneRequest(method=method))
         bf16 = layer_token_bytes(arch, FinetuneRequest(method=method, norms_fp32=False))
         assert fp32 - bf16 == 2 * 4096 * fewer

@@ -34,6 +34,7 @@ from calc.engines.vllm import profile_batch, profile_peak, splits_heads
 from calc.finetune import (
     activation_bytes,
     fused_qkv_bytes,
+    norm_bytes,
     layer_token_bytes,
     lora_parameters,
     loss_logit_bytes,
@@ -579,6 +580,28 @@ def test_what_a_token_keeps_in_a_layer():
     sixteen = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"),
                               adapter_precision="bf16", norms_fp32=False)  # fmt: skip
     assert layer_token_bytes(arch, sixteen) == frozen - 2 * 2 * 64 + 2 * 64
+
+
+@pins("calc.finetune.norm_bytes")
+def test_what_the_norms_keep():
+    llama = parse_config(LLAMA)  # h 64: two norms a layer
+    lora, full = FinetuneRequest(method="lora"), FinetuneRequest(method="full")
+    # frozen weights: each norm's fp32 input copy; trained: and the 16-bit normalised input
+    assert norm_bytes(llama, lora) == 2 * 64 * 4
+    assert norm_bytes(llama, full) == 2 * 64 * (4 + 2)
+    # compiled: the 16-bit input only; computed in 16 bits: the input, and normalised if trained
+    assert norm_bytes(llama, FinetuneRequest(method="full", compiled=True)) == 2 * 64 * 2
+    assert norm_bytes(llama, FinetuneRequest(method="full", norms_fp32=False)) == 2 * 64 * 4
+    # Qwen3: q (4 heads x 16) and k (2 x 16) normalised per head too
+    qwen3 = parse_config(QWEN3)
+    assert norm_bytes(qwen3, lora) == (2 * 64 + 64 + 32) * 4
+    # Gemma 3: four norms a layer and q/k norms, the weight multiplied in fp32
+    gemma3 = parse_config({**QWEN3, "model_type": "gemma3_text"})
+    assert norm_bytes(gemma3, lora) == (4 * 64 + 64 + 32) * 4
+    assert norm_bytes(gemma3, full) == (4 * 64 + 64 + 32) * (4 + 4)
+    # OLMo 2: two norms and q/k norms over the whole projections, also fp32
+    olmo2 = parse_config({**LLAMA, "model_type": "olmo2"})
+    assert norm_bytes(olmo2, full) == (2 * 64 + 64 + 32) * (4 + 4)
 
 
 @pins("calc.finetune.fused_qkv_bytes")
