@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     )
     from calc.engines import CONSTANTS, ENGINES, Constant, Engine, Release
     from calc.estimate import LayoutMemo, estimate_inference, layout_for
-    from calc.finetune import LORA_GROUPS, FinetuneEstimate, FinetuneRequest, TrainComponents
+    from calc.finetune import (
+        LORA_GROUPS,
+        FinetuneEstimate,
+        FinetuneRequest,
+        TrainComponents,
+        layer_token_bytes,
+    )
     from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
     from calc.inputs import INPUTS, Input, page_table, parse_config_text
     from calc.kv_cache import kv_cache_bytes
@@ -126,6 +132,7 @@ _LAZY = {
     "format_bytes": "calc.units",
     "is_speed": "calc.measurements",
     "kv_cache_bytes": "calc.kv_cache",
+    "layer_token_bytes": "calc.finetune",
     "layout_for": "calc.estimate",
     "load_catalogue": "calc.data_files",
     "load_checked": "calc.data_files",
@@ -228,6 +235,7 @@ __all__ = [
     "format_bytes",
     "is_speed",
     "kv_cache_bytes",
+    "layer_token_bytes",
     "layout_for",
     "load_catalogue",
     "load_checked",

@@ -42,6 +42,10 @@ class Family:
     # casts back to 16 bits first (``self.weight * hidden_states.to(input_dtype)``): a trained
     # norm weight keeps the fp32 normalised input for its gradient, not a 16-bit one.
     norm_weight_fp32: bool = False
+    # One qkv_proj whose output q, k and v are slices of (Phi-3: ``query_states =
+    # qkv[..., :query_pos]``): v reaches the attention kernel as a view and keeps the whole
+    # output alive until the backward pass.
+    fused_qkv_proj: bool = False
     # how layers get a sliding window when the config has no explicit "layer_types" list
     sliding: str = "none"  # none | all | qwen | every_other | pattern
     moe: str = "none"  # none | mixtral | qwen | deepseek | gpt_oss
@@ -98,6 +102,7 @@ FAMILIES: dict[str, Family] = {
         tie_default=False,
         attention_bias="never",
         sliding="all",
+        fused_qkv_proj=True,
     ),
     # SeedOssAttention: q/k/v biases from attention_bias, o's from attention_out_bias
     "seed_oss": Family(
@@ -551,6 +556,7 @@ class Architecture:
     vision: VisionTower | QwenVision | ViT | OpaqueTower | None = None
     qk_norm_whole: bool = False
     norm_weight_fp32: bool = False  # see Family.norm_weight_fp32
+    fused_qkv_proj: bool = False  # see Family.fused_qkv_proj
     # Hybrid models: the recurrent mixer and, per layer, whether it keeps a recurrent state
     recurrent: Recurrent | None = None
     recurrent_layers: tuple[bool, ...] = ()
@@ -870,6 +876,7 @@ def _decoder(config: Mapping[str, Any], model_type: str, where: str) -> Architec
         qk_norm_whole=family.qk_norm_whole,
         norms_per_layer=family.norms_per_layer,
         norm_weight_fp32=family.norm_weight_fp32,
+        fused_qkv_proj=family.fused_qkv_proj,
         layer_kinds=layer_kinds,
         sliding_window=sliding_window,
         attention_sinks=family.moe == "gpt_oss",

@@ -34,12 +34,13 @@ from calc.engines.vllm import profile_batch, profile_peak, splits_heads
 from calc.finetune import (
     activation_bytes,
     fused_qkv_bytes,
-    norm_bytes,
     layer_token_bytes,
     lora_parameters,
     loss_logit_bytes,
+    norm_bytes,
     optimizer_state_bytes,
     qlora_base,
+    routed_bytes,
 )
 from calc.formats import tensor_bytes, tensor_storage
 from calc.kv_cache import cached_tokens, kv_cache_bytes, kv_row_values
@@ -604,6 +605,16 @@ def test_what_the_norms_keep():
     assert norm_bytes(olmo2, full) == (2 * 64 + 64 + 32) * (4 + 4)
 
 
+@pins("calc.finetune.routed_bytes")
+def test_a_routed_layer_keeps_each_chosen_experts_output():
+    moe = parse_config(MLA)  # 4 experts, 2 a token, h 64
+    # the router's fp32 softmax, and each chosen expert's 16-bit output for its routing weight
+    assert routed_bytes(moe, FinetuneRequest(method="lora")) == 4 * 4 + 2 * 2 * 64
+    # trained experts also keep their gathered inputs
+    assert routed_bytes(moe, FinetuneRequest(method="full")) == 4 * 4 + 2 * 2 * 2 * 64
+    assert routed_bytes(parse_config(LLAMA), FinetuneRequest(method="full")) == 0
+
+
 @pins("calc.finetune.fused_qkv_bytes")
 def test_a_fused_qkv_projection_keeps_its_padded_update_and_wider_attention_inputs():
     arch = parse_config(LLAMA)  # q 4 heads x 16 = 64, k and v 2 heads x 16 = 32 each
@@ -625,6 +636,9 @@ def test_a_fused_qkv_projection_keeps_its_padded_update_and_wider_attention_inpu
     # projections kept apart (PEFT, torchtune): none of it
     apart = FinetuneRequest(method="lora", lora_targets=("q_proj", "v_proj"))
     assert fused_qkv_bytes(arch, apart) == 0
+    # transformers' Phi-3 slices q, k and v out of one projection and passes v on as a view
+    phi3 = parse_config({**LLAMA, "model_type": "phi3"})
+    assert fused_qkv_bytes(phi3, apart) == 2 * (64 + 32)
 
 
 @pins("calc.finetune.activation_bytes")
@@ -806,7 +820,9 @@ def test_vllms_fused_moe_buffers_include_the_shared_expert():
 def test_mla_keeps_its_latent_for_the_backward_pass():
     mla = parse_config(MLA)  # latent 32 + rope 8; widest MLP max(128, 2 x 32 + 32)
     full = FinetuneRequest(method="full")
-    assert layer_token_bytes(mla, full) == 2 * (6 * 64 + 40 + 4 * 128) + 4 * 2 * 64
+    # and its router's softmax over 4 experts, each of 2 chosen experts' input and output
+    routed = 4 * 4 + 2 * 2 * 2 * 64
+    assert layer_token_bytes(mla, full) == 2 * (6 * 64 + 40 + 4 * 128) + 4 * 2 * 64 + routed
 
 
 @pins("calc.finetune.foreach_workspace")
