@@ -27,9 +27,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calc import FinetuneRequest, layer_token_bytes, load_catalogue, parse_config  # noqa: E402
+from calc import (  # noqa: E402
+    LORA_GROUPS,
+    FinetuneRequest,
+    layer_token_bytes,
+    load_catalogue,
+    parse_config,
+)
 
 VOCAB = 1024  # the output layer is not what is compared; a small one keeps the run quick
+ALL_LINEAR = ("all-linear",)  # PEFT's every linear layer but the output layer
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,8 @@ def small_config(config: dict[str, Any], layers: int) -> dict[str, Any]:
 def request(method: str, targets: tuple[str, ...]) -> FinetuneRequest:
     """The estimator's request for the run this script makes."""
     if method == "lora":
-        return FinetuneRequest(method="lora", lora_targets=targets, adapter_precision="fp32")
+        adapted = LORA_GROUPS["all"] if targets == ALL_LINEAR else targets
+        return FinetuneRequest(method="lora", lora_targets=adapted, adapter_precision="fp32")
     return FinetuneRequest(method="full", precision="bf16")
 
 
@@ -77,7 +85,8 @@ def kept_bytes(config: dict[str, Any], method: str, targets: tuple[str, ...], to
     if method == "lora":
         import peft
 
-        model = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules=list(targets)))
+        modules: str | list[str] = "all-linear" if targets == ALL_LINEAR else list(targets)
+        model = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules=modules))
     model.train()
     weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     ids = torch.randint(0, VOCAB, (1, tokens))
@@ -128,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", nargs="+", required=True, help="catalogue model ids")
     parser.add_argument("--method", choices=["lora", "full"], default="lora")
-    parser.add_argument("--targets", default="q_proj,v_proj", help="LoRA's projections")
+    parser.add_argument(
+        "--targets", default="q_proj,v_proj", help="LoRA's projections, or all-linear"
+    )
     parser.add_argument("--tokens", type=int, default=128)
     args = parser.parse_args(argv)
     try:
