@@ -650,6 +650,11 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         # MLP's gate, up, activation and product
         return norms + BF16 * (2 * h + 2 * q + kv_width + 4 * mlp)
     kept = norms + BF16 * (2 * q + kv_width + 3 * mlp) + fused_qkv_bytes(arch, request)
+    if request.kbit_upcast and request.trains == "qlora":
+        # bitsandbytes' Linear4bit returns its input's dtype (``.to(inp_dtype)``): on the fp32
+        # residual stream gate and up come out in fp32, so the MLP keeps them and the
+        # activation in fp32
+        kept += BF16 * 3 * mlp
     targets = set(request.lora_targets)
     # (bitsandbytes before 0.43.2 also keeps each frozen 4-bit projection's input: below)
     qkv = len(targets & {"q_proj", "k_proj", "v_proj"})

@@ -547,7 +547,10 @@ def test_peft_kbit_preparation_holds_the_unquantised_weights_and_residual_stream
     norms = (2 * arch.num_layers + 1) * arch.hidden_size  # two per layer and the final one
     assert upcast.weights - plain.weights == 2 * (2 * vocab_x_h + norms)  # bf16 -> fp32
     checkpoints = arch.num_layers * 2048 * arch.hidden_size * 2  # fp32 instead of bf16
-    assert upcast.activations - plain.activations == checkpoints + 2 * vocab_x_h
+    # the layer being recomputed: gate, up and activation in fp32 (Linear4bit returns its fp32
+    # input's dtype)
+    mlp = 2048 * 3 * arch.intermediate_size * 2
+    assert upcast.activations - plain.activations == checkpoints + 2 * vocab_x_h + mlp
     # LoRA on a 16-bit base is not prepared for k-bit training
     from calc.inputs import finetune_request
 
