@@ -539,8 +539,7 @@ def norm_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     """
     widths = arch.norms_per_layer * arch.hidden_size
     if arch.qk_norm:
-        k = arch.hidden_size if arch.mla is not None else arch.num_kv_heads * arch.head_dim
-        widths += _q_width(arch) + k
+        widths += _q_width(arch) + arch.num_kv_heads * arch.head_dim
     trained = request.trains not in ("lora", "qlora")
     if request.compiled:
         per_value = BF16
@@ -592,7 +591,7 @@ def fused_qkv_bytes(arch: Architecture, request: FinetuneRequest) -> int:
       and k's widths more. transformers' Phi-3 attention does the same with its fused qkv_proj
       (``arch.fused_qkv_proj``), grouped or not, since it passes v on unrepeated.
     """
-    q = arch.num_attention_heads * arch.head_dim
+    q = _q_width(arch)
     kv = arch.num_kv_heads * arch.head_dim
     if not request.fused_qkv:
         # transformers' Phi-3 slices q, k and v out of one projection: v's view keeps it all
@@ -637,19 +636,20 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     torch.compile fuses the norm into one kernel that keeps its 16-bit input only (AOTAutograd's
     min-cut partitioner recomputes pointwise ops: functorch partitioners.py,
     min_cut_rematerialization_partition). q and the attention output are as wide as the query
-    heads (Gemma 3 and Qwen3 4B: wider or narrower than the hidden size). LitGPT's fused q/k/v
-    projection keeps more (``fused_qkv_bytes``).
+    heads (Gemma 3 and Qwen3 4B: wider or narrower than the hidden size). A fused q/k/v
+    projection (LitGPT's, Phi-3's) keeps more (``fused_qkv_bytes``), and so does a
+    mixture-of-experts layer (``routed_bytes``).
     """
     h = arch.hidden_size
     kv_width = _kv_width(arch)
     mlp = _mlp_width(arch)
     q = _q_width(arch)
-    norms = norm_bytes(arch, request) + routed_bytes(arch, request)
+    beside = norm_bytes(arch, request) + routed_bytes(arch, request)
     if request.trains not in ("lora", "qlora"):
         # the attention's and the MLP's inputs, q and the attention output, k and v, and the
         # MLP's gate, up, activation and product
-        return norms + BF16 * (2 * h + 2 * q + kv_width + 4 * mlp)
-    kept = norms + BF16 * (2 * q + kv_width + 3 * mlp) + fused_qkv_bytes(arch, request)
+        return beside + BF16 * (2 * h + 2 * q + kv_width + 4 * mlp)
+    kept = beside + BF16 * (2 * q + kv_width + 3 * mlp) + fused_qkv_bytes(arch, request)
     if request.kbit_upcast and request.trains == "qlora":
         # bitsandbytes' Linear4bit returns its input's dtype (``.to(inp_dtype)``): on the fp32
         # residual stream gate and up come out in fp32, so the MLP keeps them and the
