@@ -150,14 +150,16 @@ def _add_saved(value: Any, weights: set[int], storages: dict[int, int]) -> None:
 
 
 def compare(model_id: str, config: dict[str, Any], method: str, targets: tuple[str, ...],
-            tokens: int, upcast: bool = False) -> Layer:  # fmt: skip
-    one = kept_bytes(small_config(config, 1), method, targets, tokens, upcast)
-    two = kept_bytes(small_config(config, 2), method, targets, tokens, upcast)
+            tokens: int, upcast: bool = False, block: int = 1) -> Layer:  # fmt: skip
+    """``block`` layers at a time: a hybrid model's repeating group (Qwen3.5: three linear
+    attention layers and one full), averaged per layer."""
+    one = kept_bytes(small_config(config, block), method, targets, tokens, upcast) / block
+    two = kept_bytes(small_config(config, 2 * block), method, targets, tokens, upcast) / block
     if two <= one:
         raise SystemExit(
             f"error: {model_id}: a second layer kept nothing more; is it a text model?"
         )
-    arch = parse_config(small_config(config, 2))
+    arch = parse_config(small_config(config, 2 * block))
     estimate = layer_token_bytes(arch, request(method, targets, upcast))
     return Layer(model_id, arch.hidden_size, (two - one) / tokens, estimate)
 
@@ -175,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         "--targets", default="q_proj,v_proj", help="LoRA's projections, or all-linear"
     )
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument(
+        "--block", type=int, default=1, help="layers per repeating group (Qwen3.5: 4)"
+    )
     args = parser.parse_args(argv)
     try:
         import peft  # noqa: F401
@@ -192,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     for model_id in args.model:
         config = dict(catalogue.model(model_id).config)
         try:
-            layer = compare(model_id, config, args.method, targets, args.tokens, args.kbit_upcast)
+            layer = compare(
+                model_id, config, args.method, targets, args.tokens, args.kbit_upcast, args.block
+            )
         except ValueError as error:  # e.g. a model transformers runs without SDPA (Gemma 2)
             print(f"error: {model_id}: {error}", file=sys.stderr)
             return 1
