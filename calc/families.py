@@ -296,8 +296,6 @@ def lfm2(config: Mapping[str, Any], where: str) -> Architecture:
         intermediate_size=_lfm2_ffn(c),
         qk_norm=True,
         norms_per_layer=2,
-        # Qwen3NextRMSNorm: ``output * (1.0 + self.weight.float())``, in fp32
-        norm_weight_fp32=True,
         layer_kinds=tuple(FULL if k == "full" else NONE for k in kinds),
         moe=moe,
         recurrent=ShortConv(

@@ -708,3 +708,11 @@ def test_megatron_tensor_parallel_divides_everything_and_keeps_fp32_gradients(ca
     assert any("tensor parallel over 2 GPUs" in note for note in two.notes)
     with pytest.raises(CalcError, match="tensor_parallel 3 x sequence_parallel 1 must divide"):
         parts(3)
+
+
+def test_only_norms_that_multiply_their_weight_in_fp32_are_marked_so(catalogue):
+    # Gemma's ``output * (1.0 + self.weight.float())`` and Qwen3-Next's: fp32; LFM2 and Llama
+    # multiply by ``hidden_states.to(input_dtype)``: 16 bits
+    fp32 = {"gemma-3-4b", "qwen3-next-80b-a3b-instruct", "olmo-2-1124-7b", "gpt-oss-20b"}
+    for model in (*fp32, "lfm2-350m", "llama-3.1-8b", "qwen3-8b"):
+        assert catalogue.model(model).arch.norm_weight_fp32 is (model in fp32), model
