@@ -525,6 +525,11 @@ def _q_width(arch: Architecture) -> int:
     return arch.num_attention_heads * arch.head_dim
 
 
+def _k_width(arch: Architecture) -> int:
+    """Values per token in k, and in v: the key-value heads' width."""
+    return arch.num_kv_heads * arch.head_dim
+
+
 def norm_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     """Bytes per token and layer the RMSNorms keep: the layer's norms over the hidden size, and
     the q and k norms (Qwen3 and Gemma 3 per head, OLMo 2 and 3 over the whole projection).
@@ -539,7 +544,7 @@ def norm_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     """
     widths = arch.norms_per_layer * arch.hidden_size
     if arch.qk_norm:
-        widths += _q_width(arch) + arch.num_kv_heads * arch.head_dim
+        widths += _q_width(arch) + _k_width(arch)
     trained = request.trains not in ("lora", "qlora")
     if request.compiled:
         per_value = BF16
@@ -571,7 +576,7 @@ def _kv_width(arch: Architecture) -> int:
     """Values per token a layer's k and v hold (MLA: the latent and the RoPE key)."""
     if arch.mla is not None:
         return arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
-    return 2 * arch.num_kv_heads * arch.head_dim
+    return 2 * _k_width(arch)
 
 
 def fused_qkv_bytes(arch: Architecture, request: FinetuneRequest) -> int:
@@ -591,8 +596,7 @@ def fused_qkv_bytes(arch: Architecture, request: FinetuneRequest) -> int:
       and k's widths more. transformers' Phi-3 attention does the same with its fused qkv_proj
       (``arch.fused_qkv_proj``), grouped or not, since it passes v on unrepeated.
     """
-    q = _q_width(arch)
-    kv = arch.num_kv_heads * arch.head_dim
+    q, kv = _q_width(arch), _k_width(arch)
     if not request.fused_qkv:
         # transformers' Phi-3 slices q, k and v out of one projection: v's view keeps it all
         return BF16 * (q + kv) if arch.fused_qkv_proj else 0
