@@ -199,7 +199,8 @@ TRAINERS: Mapping[str, Trainer] = {
                         # concatenated forward, whose model returns the whole logits
                         "fused_loss@sft": True,
                         "fused_loss@grpo": True,
-                        "loss_chunk_gib": 4.0,
+                        "loss_chunk_gib@sft": 4.0,
+                        "loss_chunk_gib@grpo": 4.0,
                         "optimizer": "adamw_8bit",
                         "precision": "amp",
                     },

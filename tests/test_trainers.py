@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from calc import CalcError
+from calc import CalcError, load_catalogue
+from calc.api import run_finetune
 from calc.bridge import parse_finetune_inputs
+from calc.finetune import METHODS, OBJECTIVES, TUNINGS
 from calc.trainers import TRAINERS, trainer
 
 MODEL = "llama-3.1-8b"
@@ -151,3 +153,18 @@ def test_the_tools_table_lists_what_each_profile_sets_for_lora_and_qlora():
     assert rows[trl, "0.26.0"].cells[column["weights_dtype"]] == ""
     assert rows[trl, "0.27.0"].cells[column["weights_dtype"]] == "fp32"
     assert rows[trl, "1.7.0"].cells[column["fused_loss"]] == "on"
+
+
+@pytest.mark.parametrize("name", [*TRAINERS, "none"])
+def test_every_profile_estimates_every_method_it_can_be_asked_for(name):
+    # a profile's defaults must make a valid request for every method and every way of
+    # training the weights: Unsloth's fused-loss chunk size once refused DPO, ORPO and KTO
+    catalogue = load_catalogue()
+    for method in METHODS:
+        for tuning in TUNINGS if method in OBJECTIVES else ("",):
+            for seq_len in (256, 2048):
+                given = {"method": method, "trainer": name, "seq_len": seq_len}
+                if tuning:
+                    given["tuning"] = tuning
+                estimate = run_finetune(catalogue, request(**given), model=MODEL)
+                assert estimate.total_bytes > 0, (method, tuning, seq_len)
