@@ -68,6 +68,9 @@ SEQUENCES_PER_SAMPLE: Mapping[str, int] = {"dpo": 2, "orpo": 2, "ppo": 2, "rewar
 # Objectives that read a frozen reference model's log-probabilities (GRPO only when its KL
 # coefficient is above 0).
 REFERENCED: tuple[Objective, ...] = ("dpo", "kto", "grpo", "ppo")
+# Their trainers divide the logits by the sampling temperature before the log-softmax
+# (see FinetuneRequest.temperature_in_place)
+TEMPERATURE_SCALED: tuple[Objective, ...] = ("grpo", "ppo")
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 SHARDING: tuple[Zero, ...] = get_args(Zero)
@@ -289,6 +292,11 @@ class FinetuneRequest:
     # ``self.llm.sleep(level=2)`` after each generation drops its weights and KV cache, and
     # ``wake_up`` maps them again before the next; trl/generation/vllm_generation.py at v1.9.0).
     vllm_sleep: bool = False
+    # GRPO and PPO divide the logits by the temperature in place (TRL's GRPOTrainer
+    # ``logits.div_(self.temperature)`` from 1.0.0, PR #5254, until 1.10.0 went back to
+    # ``logits / self.temperature``, PR #6554; PPOTrainer ``logits /=``): on a view of the
+    # logits, whose backward pass clones the gradient and divides it (see _selective_logits).
+    temperature_in_place: bool = False
 
     @property
     def trains(self) -> Tuning:
@@ -757,17 +765,50 @@ def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     return tokens_x_vocab * (BF16 + FP32) + tokens_x_vocab * FP32 // LOSS_CHUNKS
 
 
+def outputs_fp32(request: FinetuneRequest) -> bool:
+    """The model's outputs come back as fp32: Accelerate wraps the forward of a model trained
+    in mixed precision without DeepSpeed in autocast and converts what it returns
+    (convert_outputs_to_fp32, huggingface/accelerate#3477), the logits included."""
+    return request.precision == "amp" and not request.deepspeed
+
+
 def _selective_logits(request: FinetuneRequest, tokens_x_vocab: int) -> int:
-    """The logits a row-by-row log-softmax keeps: the 16-bit logits (alive through the
-    reference model's forward pass, TRL's _compute_loss) and each row's 16-bit log-softmax, which
-    its backward pass reads. Under Accelerate's autocast the model's outputs come back as fp32
-    (convert_outputs_to_fp32) and the fp32 path keeps those logits for logsumexp's backward
-    instead: the same four bytes a value. ORPO adds the NLL term's log-softmax over the chosen
-    half (nn.CrossEntropyLoss on ``all_logits[:len_chosen]``)."""
-    logits = tokens_x_vocab * (BF16 + BF16)
+    """The peak of a row-by-row log-softmax (TRL's selective_log_softmax) over logits as the
+    model returns them, read from every allocation of TRL 1.9.0's code on the CPU (see
+    _selective_forward_logits for what the forward pass ends with):
+
+    - fp32 logits take its gather-and-logsumexp path, which keeps the whole logits; the
+      backward pass then holds them with the stacked logsumexp gradients and the gather's
+      scattered gradient, three fp32 tensors the size of the logits (about 12 bytes a logit,
+      whatever the number of rows);
+    - 16-bit logits are read row by row (F.log_softmax, each row's result kept for its
+      backward): the logits and the log-softmax, 4 bytes a logit at the end of the forward pass,
+      which the backward pass does not exceed;
+    - a temperature division in place on a view of the logits (temperature_in_place, GRPO and
+      PPO) makes the backward pass clone the gradient and divide it: four tensors the size of
+      the logits, 16 bytes a logit in fp32 and 8 in 16 bits.
+
+    ORPO adds the NLL term's log-softmax over the chosen half (nn.CrossEntropyLoss on
+    ``all_logits[:len_chosen]``)."""
+    value = FP32 if outputs_fp32(request) else BF16
+    if _in_place(request):
+        logits = tokens_x_vocab * 4 * value
+    else:
+        logits = tokens_x_vocab * (3 if value == FP32 else 2) * value
     if request.method == "orpo":
-        logits += tokens_x_vocab * BF16 // 2
+        logits += tokens_x_vocab * value // 2
     return logits
+
+
+def _in_place(request: FinetuneRequest) -> bool:
+    return request.temperature_in_place and request.method in TEMPERATURE_SCALED
+
+
+def _selective_forward_logits(request: FinetuneRequest) -> int:
+    """Bytes per logit a row-by-row log-softmax holds when the forward pass ends, before the
+    reference model's forward pass: the fp32 logits alone, or the 16-bit logits and each row's
+    16-bit log-softmax."""
+    return FP32 if outputs_fp32(request) else BF16 + BF16
 
 
 def _previous_step_inputs(arch: Architecture, request: FinetuneRequest, tokens: int) -> int:
@@ -1160,7 +1201,13 @@ def _loss_notes(request: FinetuneRequest) -> list[str]:
     if request.selective_logprobs and request.method in LOGPROB_OBJECTIVES:
         return [
             "log-probabilities taken row by row from the logits as the model returns them "
-            "(selective_log_softmax): no fp32 copy of the logits"
+            + (
+                "(selective_log_softmax), fp32 under Accelerate's autocast: its backward pass "
+                f"holds {'four' if _in_place(request) else 'three'} fp32 tensors the size of the "
+                "logits"
+                if outputs_fp32(request)
+                else "(selective_log_softmax): no fp32 copy of the logits"
+            )
         ]
     if request.chunked_loss:
         return [f"loss over {LOSS_CHUNKS} chunks: fp32 logits for one chunk at a time"]
@@ -1573,7 +1620,16 @@ def with_reference(
         hidden = logit_tokens(request) * arch.hidden_size * BF16
         activations += ceil(hidden / request.tensor_parallel)
     elif reads_reference and activations:
-        logits = logit_tokens(request) * arch.vocab_size * _reference_logit_bytes(request)
+        per_logit = _reference_logit_bytes(request)
+        if request.selective_logprobs:
+            # the reference's logits meet what the policy's forward pass ended with; the peak
+            # rises only where that moment outgrows the policy's backward pass
+            tokens_x_vocab = logit_tokens(request) * arch.vocab_size
+            backward = _selective_logits(request, tokens_x_vocab)
+            forward = tokens_x_vocab * (_selective_forward_logits(request) + per_logit)
+            logits = max(0, forward - backward)
+        else:
+            logits = logit_tokens(request) * arch.vocab_size * per_logit
         activations += ceil(logits / request.tensor_parallel)
     return replace(per_gpu, reference=reference, activations=activations)
 
@@ -1587,7 +1643,7 @@ def _reference_logit_bytes(request: FinetuneRequest) -> int:
     log-softmax."""
     if not request.selective_logprobs:
         return FP32 + FP32
-    if request.precision == "amp" and not request.deepspeed:
+    if outputs_fp32(request):
         return BF16 + FP32
     return BF16 + BF16
 

@@ -514,6 +514,14 @@ INPUTS: tuple[Input, ...] = (
         "meet the training step's activations and gradients",
         methods=("grpo", "ppo"),
     ),
+    _training_switch(
+        "temperature_in_place",
+        "Temperature division in place (GRPO, PPO)",
+        "GRPO and PPO: the logits divided by the sampling temperature in place, on a view "
+        "(TRL's GRPOTrainer from 1.0.0 until 1.10.0, its PPOTrainer), so the backward pass "
+        "clones the logits' gradient and divides it, one more logits-sized tensor",
+        methods=("grpo", "ppo"),
+    ),
     Input(
         "precision",
         "choice",

@@ -112,6 +112,9 @@ TRAINERS: Mapping[str, Trainer] = {
                         # (dpo_trainer.py#L1519, kto_trainer.py#L1040, grpo_trainer.py#L872,
                         # orpo_trainer.py#L697, ppo_trainer.py#L560 at v0.19.0)
                         **{f"selective_logprobs@{m}": True for m in LOGPROB_OBJECTIVES},
+                        # PPO divides its logits view by the temperature in place
+                        # (``logits /= args.temperature + 1e-7``, ppo_trainer.py#L559)
+                        "temperature_in_place@ppo": True,
                     },
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L105",
                 ),
@@ -150,6 +153,13 @@ TRAINERS: Mapping[str, Trainer] = {
                     "https://github.com/huggingface/trl/blob/v0.29.0/trl/trainer/dpo_trainer.py#L544",
                 ),
                 TrainerRelease(
+                    "1.0.0",
+                    "2026-03",
+                    # GRPO divides the logits by the temperature in place (PR #5254)
+                    {"temperature_in_place@grpo": True},
+                    "https://github.com/huggingface/trl/commit/c49f3753ed0526f701a369b581bce77bef1744a7",
+                ),
+                TrainerRelease(
                     "1.4.0",
                     "2026-05",
                     {"kbit_upcast@kto": False},  # Align KTO with DPO's PEFT handling (#5661)
@@ -168,6 +178,30 @@ TRAINERS: Mapping[str, Trainer] = {
                     "2026-07",
                     {},  # no change to these defaults since 1.7.0
                     "https://github.com/huggingface/trl/blob/v1.9.0/trl/trainer/base_config.py#L61-L62",
+                ),
+                TrainerRelease(
+                    "1.10.0",
+                    "2026-08",
+                    # back to ``logits = logits / self.temperature`` (PR #6554, issue #6553)
+                    {"temperature_in_place@grpo": False},
+                    "https://github.com/huggingface/trl/pull/6554",
+                ),
+                TrainerRelease(
+                    "1.15.0",
+                    "2026-10",
+                    # every trainer patches the model with a fused LM head
+                    # (add_fused_lm_head: log-probabilities over tiles of 4,096 tokens by
+                    # 32,768 vocabulary entries, the logits never whole) for SFT, DPO, KTO and
+                    # GRPO alike (sft_trainer.py#L1137, dpo_trainer.py#L936,
+                    # kto_trainer.py#L943, grpo_trainer.py#L1042 at v1.15.0)
+                    {f"fused_loss@{m}": True for m in ("sft", "dpo", "kto", "grpo")},
+                    "https://github.com/huggingface/trl/blob/v1.15.0/trl/trainer/utils.py#L1503",
+                ),
+                TrainerRelease(
+                    "1.16.0",
+                    "2026-10",
+                    {},  # no change to these defaults since 1.15.0
+                    "https://github.com/huggingface/trl/blob/v1.16.0/trl/trainer/grpo_trainer.py#L1068",
                 ),
             ),
             note="from 0.27.0 TRL loads a model named by a string in float32, which the profile "

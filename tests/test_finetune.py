@@ -413,6 +413,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "selective_logprobs": True,
         "reference_grad_buffer": True,
         "vllm_sleep": True,
+        "temperature_in_place": True,
         "foreach_step": True,
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)
@@ -668,9 +669,9 @@ def test_a_reward_model_scores_pairs_without_vocabulary_logits(catalogue):
     output = 2 * arch.vocab_size * arch.hidden_size
     head = 4 * arch.hidden_size  # the fp32 score head
     assert orpo.components.weights - reward.components.weights == output - head
-    # two sequences: the 16-bit logits and their row-by-row log-softmax, 4 bytes a logit, and
-    # ORPO's NLL log-softmax over the chosen one
-    logits = 2 * 1024 * arch.vocab_size * (2 + 2) + 1024 * arch.vocab_size * 2
+    # two sequences: under Accelerate's autocast fp32 logits read row by row, whose backward
+    # pass holds three fp32 tensors their size, and ORPO's NLL log-softmax over the chosen one
+    logits = 2 * 1024 * arch.vocab_size * 3 * 4 + 1024 * arch.vocab_size * 4
     assert orpo.components.activations - reward.components.activations == logits
     assert reward.total_parameters == orpo.total_parameters - output // 2 + arch.hidden_size
     assert any("one-output score head" in note for note in reward.notes)

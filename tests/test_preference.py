@@ -38,14 +38,18 @@ def test_dpo_and_orpo_train_on_both_completions_of_a_pair(catalogue):
 
 
 def test_dpo_reads_a_reference_after_the_policy_forward(catalogue):
-    """The reference's logits over the pair's 2 x 1024 tokens join the policy's activations:
-    16-bit with a row-by-row log-softmax (4 bytes a logit), 6 when Accelerate's autocast returns
-    them converted to fp32, 8 cast to fp32 first with their fp32 log-softmax."""
+    """The reference's logits over the pair's 2 x 1024 tokens meet what the policy's forward
+    pass ended with; they raise the peak by what that moment needs beyond the policy's backward
+    pass. 16-bit logits read row by row: the policy's logits and log-softmax (4 bytes a logit)
+    and the reference's (4) against a backward pass of 4: 4 more. Under Accelerate's autocast:
+    the policy's fp32 logits (4) and the reference's 16-bit logits with their fp32 copy (6)
+    stay below the policy's fp32 backward pass (12): nothing more. Cast to fp32 first with an
+    fp32 log-softmax: 8 more."""
     arch = catalogue.models[MODEL].arch
     tokens_x_vocab = 2 * 1024 * arch.vocab_size
     for settings, kept in (
         (dict(precision="bf16"), 4),
-        (dict(precision="amp"), 6),
+        (dict(precision="amp"), 0),
         (dict(precision="amp", gpus=2, zero=2), 4),  # DeepSpeed: no Accelerate autocast
         (dict(selective_logprobs=False), 8),
     ):
@@ -104,26 +108,42 @@ def test_grpo_keeps_logits_for_the_completion_only(catalogue):
     arch = catalogue.models[MODEL].arch
     short = parts(run(catalogue, method="grpo", seq_len=2048, completion_len=256))
     long = parts(run(catalogue, method="grpo", seq_len=2048, completion_len=1024))
-    # the loss keeps 16-bit logits and their 16-bit log-softmax per kept token
-    assert long.activations - short.activations == 768 * arch.vocab_size * (2 + 2)
+    # under Accelerate's autocast the logits are fp32 and the backward pass holds three fp32
+    # tensors their size per kept token; a temperature divided in place adds a fourth
+    assert long.activations - short.activations == 768 * arch.vocab_size * 3 * 4
+    lengths = dict(method="grpo", seq_len=2048, temperature_in_place=True)
+    short = parts(run(catalogue, **lengths, completion_len=256))
+    long = parts(run(catalogue, **lengths, completion_len=1024))
+    assert long.activations - short.activations == 768 * arch.vocab_size * 4 * 4
 
 
-def test_selective_log_softmax_keeps_four_bytes_a_logit(catalogue):
-    """TRL's selective_log_softmax takes each row's log-softmax from the logits as returned:
-    the 16-bit logits and their 16-bit log-softmax (4 bytes a value) instead of the 16-bit
-    logits, an fp32 copy and its fp32 log-softmax (10); ORPO's NLL term adds a 16-bit
-    log-softmax over the chosen half. A reward model has no logits to read."""
+def test_selective_log_softmax_reads_the_logits_as_the_model_returns_them(catalogue):
+    """TRL's selective_log_softmax reads each row from the logits as returned: 16-bit logits
+    (DeepSpeed, pure bf16) keep themselves and their 16-bit log-softmax (4 bytes a value)
+    instead of the 16-bit logits, an fp32 copy and its fp32 log-softmax (10); under
+    Accelerate's autocast the logits come back fp32 and its backward pass holds three fp32
+    tensors their size (12). ORPO's NLL term adds a log-softmax over the chosen half. A reward
+    model has no logits to read."""
     arch = catalogue.models[MODEL].arch
-    for method, kept in (("dpo", 4), ("kto", 4), ("grpo", 4), ("ppo", 4), ("orpo", 5)):
-        # (the reference's own pass left out: precomputed)
-        lengths = dict(method=method, seq_len=1024, completion_len=1024, precompute_ref=True)
-        upcast = parts(run(catalogue, **lengths, selective_logprobs=False))
-        selective = run(catalogue, **lengths)  # TRL's way, the default
-        sequences = 2 if method in ("dpo", "orpo", "ppo") else 1  # a pair, or one sequence
-        tokens_x_vocab = sequences * 1024 * arch.vocab_size
-        saved = tokens_x_vocab * (10 - kept)
-        assert upcast.activations - parts(selective).activations == saved, method
-        assert any("selective_log_softmax" in n for n in selective.notes)
+    for precision, value in (("bf16", 2), ("amp", 4)):
+        per_row = 2 + 2 if precision == "bf16" else 3 * 4
+        for method in ("dpo", "kto", "grpo", "ppo", "orpo"):
+            kept = per_row + (value / 2 if method == "orpo" else 0)
+            # (the reference's own pass left out: precomputed)
+            lengths = dict(
+                method=method,
+                seq_len=1024,
+                completion_len=1024,
+                precompute_ref=True,
+                precision=precision,
+            )
+            upcast = parts(run(catalogue, **lengths, selective_logprobs=False))
+            selective = run(catalogue, **lengths)  # TRL's way, the default
+            sequences = 2 if method in ("dpo", "orpo", "ppo") else 1  # a pair, or one sequence
+            tokens_x_vocab = sequences * 1024 * arch.vocab_size
+            saved = tokens_x_vocab * (10 - kept)
+            assert upcast.activations - parts(selective).activations == saved, method
+            assert any("selective_log_softmax" in n for n in selective.notes)
     reward = parts(run(catalogue, method="reward", seq_len=1024))
     assert reward == parts(run(catalogue, method="reward", seq_len=1024, selective_logprobs=False))
     # a fused loss holds one chunk whatever the log-probabilities are read with
@@ -202,7 +222,9 @@ def test_cli_runs_every_method():
         result = json.loads(out.getvalue())
         totals[method] = result["total_bytes"]
         assert {"reference", "generation"} <= set(result["components"])
-    assert totals["orpo"] > totals["lora"] and totals["dpo"] > totals["orpo"]
+    # ORPO's NLL term over the chosen half; DPO's reference adds no logits beyond the backward
+    # pass under autocast (see test_dpo_reads_a_reference_after_the_policy_forward)
+    assert totals["orpo"] > totals["dpo"] > totals["lora"]
     assert totals["ppo"] > totals["dpo"]
 
 

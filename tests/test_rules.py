@@ -880,12 +880,30 @@ def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
     arch = parse_config(LLAMA)  # vocabulary 1,000
     sft = FinetuneRequest(method="full", seq_len=100)
     assert loss_logit_bytes(arch, sft) == 100 * 1000 * (2 + 4 + 4)
-    # a DPO pair: two sequences of 100 tokens, 16-bit logits and log-softmax
+    # a DPO pair, two sequences of 100 tokens, read row by row: under Accelerate's autocast the
+    # logits come back fp32 and the backward pass holds them, the stacked logsumexp gradients
+    # and the gather's gradient; 16-bit logits (DeepSpeed, pure bf16) keep logits and log-softmax
     dpo = FinetuneRequest(method="dpo", seq_len=100)  # TRL's selective_log_softmax by default
-    assert loss_logit_bytes(arch, dpo) == 2 * 100 * 1000 * (2 + 2)
-    orpo = replace(dpo, method="orpo")
+    assert loss_logit_bytes(arch, dpo) == 2 * 100 * 1000 * 3 * 4
+    bf16 = replace(dpo, precision="bf16")
+    assert loss_logit_bytes(arch, bf16) == 2 * 100 * 1000 * (2 + 2)
+    deepspeed = replace(dpo, zero=2)
+    assert loss_logit_bytes(arch, deepspeed) == loss_logit_bytes(arch, bf16)
+    orpo = replace(bf16, method="orpo")
     assert loss_logit_bytes(arch, orpo) == 2 * 100 * 1000 * (2 + 2) + 100 * 1000 * 2
+    amp_orpo = replace(dpo, method="orpo")
+    assert loss_logit_bytes(arch, amp_orpo) == 2 * 100 * 1000 * 12 + 100 * 1000 * 4
     assert loss_logit_bytes(arch, replace(dpo, selective_logprobs=False)) == 2 * 100 * 1000 * 10
+    # GRPO's temperature divided in place on a view (TRL 1.0 to 1.9) adds the gradient's clone
+    # and quotient: four tensors the size of the logits; DPO has no temperature
+    grpo = FinetuneRequest(method="grpo", seq_len=100, completion_len=50)
+    assert loss_logit_bytes(arch, grpo) == 50 * 1000 * 3 * 4
+    in_place = replace(grpo, temperature_in_place=True)
+    assert loss_logit_bytes(arch, in_place) == 50 * 1000 * 4 * 4
+    assert loss_logit_bytes(arch, replace(in_place, precision="bf16")) == 50 * 1000 * 4 * 2
+    assert loss_logit_bytes(arch, replace(dpo, temperature_in_place=True)) == loss_logit_bytes(
+        arch, dpo
+    )
     # an SFT loss ignores the switch; the fused loss wins over it
     assert loss_logit_bytes(arch, replace(sft, selective_logprobs=True)) == 100 * 1000 * 10
     fused = replace(dpo, fused_loss=True)

@@ -40,6 +40,18 @@ def test_a_release_takes_every_change_up_to_it():
     # a model named by a string loads in float32 from 0.27.0 (PR #4778)
     assert "weights_dtype" not in trl.defaults("0.26.0", "lora", "lora")
     assert trl.defaults("0.27.0", "lora", "lora")["weights_dtype"] == "fp32"
+    # GRPO divides its logits by the temperature in place from 1.0.0 (PR #5254) until 1.10.0
+    # (PR #6554); PPO always did
+    assert "temperature_in_place" not in trl.defaults("0.29.0", "grpo", "lora")
+    assert trl.defaults("1.0.0", "grpo", "lora")["temperature_in_place"] is True
+    assert trl.defaults("1.9.0", "grpo", "lora")["temperature_in_place"] is True
+    assert trl.defaults("1.10.0", "grpo", "lora")["temperature_in_place"] is False
+    assert trl.defaults("0.19.0", "ppo", "lora")["temperature_in_place"] is True
+    # from 1.15.0 every trainer's log-probabilities come from a fused LM head
+    for method in ("lora", "dpo", "kto", "grpo"):
+        assert "fused_loss" not in trl.defaults("1.14.0", method, "lora") or method == "lora"
+        assert trl.defaults("1.15.0", method, "lora")["fused_loss"] is True
+    assert "fused_loss" not in trl.defaults("", "ppo", "lora")
     # its ModelConfig leaves bitsandbytes' nested (double) quantisation off
     assert trl.defaults("", "qlora", "qlora")["double_quant"] is False
     with pytest.raises(CalcError, match=r"older than the oldest release modelled \(0\.19\.0\)"):
