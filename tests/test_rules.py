@@ -875,7 +875,7 @@ def test_qlora_keeps_what_a_bitsandbytes_checkpoint_leaves_unquantised(catalogue
     assert kept == ["blk.2.ffn_down.weight"]
 
 
-@pins("calc.finetune.loss_logit_bytes")
+@pins("calc.finetune.loss_logit_bytes", "calc.finetune.outputs_fp32")
 def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
     arch = parse_config(LLAMA)  # vocabulary 1,000
     sft = FinetuneRequest(method="full", seq_len=100)
