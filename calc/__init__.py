@@ -42,6 +42,8 @@ if TYPE_CHECKING:
         FinetuneRequest,
         TrainComponents,
         layer_token_bytes,
+        logit_tokens,
+        loss_logit_bytes,
     )
     from calc.hints import FinetuneHint, FitHint, finetune_hint, fit_hint
     from calc.inputs import INPUTS, Input, page_table, parse_config_text
@@ -133,6 +135,8 @@ _LAZY = {
     "is_speed": "calc.measurements",
     "kv_cache_bytes": "calc.kv_cache",
     "layer_token_bytes": "calc.finetune",
+    "logit_tokens": "calc.finetune",
+    "loss_logit_bytes": "calc.finetune",
     "layout_for": "calc.estimate",
     "load_catalogue": "calc.data_files",
     "load_checked": "calc.data_files",
@@ -241,6 +245,8 @@ __all__ = [
     "load_checked",
     "load_measurements",
     "loadable_formats",
+    "logit_tokens",
+    "loss_logit_bytes",
     "memory_keys",
     "method_summaries",
     "page_table",
