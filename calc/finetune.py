@@ -297,6 +297,10 @@ class FinetuneRequest:
     # ``logits / self.temperature``, PR #6554; PPOTrainer ``logits /=``): on a view of the
     # logits, whose backward pass clones the gradient and divides it (see _selective_logits).
     temperature_in_place: bool = False
+    # The cross-entropy casts 16-bit logits to fp32 before its log-softmax (transformers'
+    # ForCausalLMLoss ``logits = logits.float()``, torchtune); off: it runs on them as they are
+    # (LitGPT in bf16-true). Under autocast the cross-entropy runs in fp32 either way.
+    loss_upcast: bool = True
 
     @property
     def trains(self) -> Tuning:
@@ -751,7 +755,14 @@ def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     if request.selective_logprobs and request.method in LOGPROB_OBJECTIVES:
         return _selective_logits(request, tokens_x_vocab)
     if not request.chunked_loss:
-        # the 16-bit logits, their fp32 copy and log-softmax kept for the backward pass
+        if fp32_loss(request):
+            # the fp32 log-softmax kept for the backward pass, which starts with the NLL's
+            # gradient and the log-softmax's, both fp32 too (transformers' ForCausalLMLoss and
+            # LLaMA-Factory's log-probabilities traced by scripts/logit_peak.py: 12.0)
+            return tokens_x_vocab * 3 * FP32
+        # the 16-bit logits, an fp32 copy and log-softmax: a cross-entropy on 16-bit logits
+        # (LitGPT in bf16-true; the CPU trace gives 9.4, with the CPU's bf16 kernels' fp32
+        # temporaries) and Megatron's fused vocabulary-parallel cross-entropy, not traced
         return tokens_x_vocab * (BF16 + FP32 + FP32)
     if request.compiled:
         # torchtune compiles the loss (training.compile_loss: compute_cross_entropy, which is
@@ -763,6 +774,14 @@ def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         return tokens_x_vocab * BF16 + tokens_x_vocab * BF16 // LOSS_CHUNKS
     # eager: every chunk's fp32 log-softmax is kept; only the upcast is one chunk at a time
     return tokens_x_vocab * (BF16 + FP32) + tokens_x_vocab * FP32 // LOSS_CHUNKS
+
+
+def fp32_loss(request: FinetuneRequest) -> bool:
+    """The cross-entropy runs on fp32 logits: the loss upcasts them itself (transformers,
+    torchtune, LLaMA-Factory) or autocast does; Megatron's fused cross-entropy is its own."""
+    if request.sharding == "megatron":
+        return False
+    return request.loss_upcast or request.precision == "amp"
 
 
 def outputs_fp32(request: FinetuneRequest) -> bool:
@@ -804,10 +823,13 @@ def _in_place(request: FinetuneRequest) -> bool:
     return request.temperature_in_place and request.method in TEMPERATURE_SCALED
 
 
-def _selective_forward_logits(request: FinetuneRequest) -> int:
-    """Bytes per logit a row-by-row log-softmax holds when the forward pass ends, before the
-    reference model's forward pass: the fp32 logits alone, or the 16-bit logits and each row's
-    16-bit log-softmax."""
+def _forward_logits(request: FinetuneRequest) -> int:
+    """Bytes per logit the policy's log-probabilities hold when its forward pass ends, before
+    the reference model's: read row by row, the fp32 logits alone or the 16-bit logits and each
+    row's 16-bit log-softmax; cast to fp32 first (LLaMA-Factory), the fp32 logits, which it
+    keeps for its metrics, and their fp32 log-softmax."""
+    if not request.selective_logprobs:
+        return FP32 + FP32
     return FP32 if outputs_fp32(request) else BF16 + BF16
 
 
@@ -1621,15 +1643,12 @@ def with_reference(
         activations += ceil(hidden / request.tensor_parallel)
     elif reads_reference and activations:
         per_logit = _reference_logit_bytes(request)
-        if request.selective_logprobs:
-            # the reference's logits meet what the policy's forward pass ended with; the peak
-            # rises only where that moment outgrows the policy's backward pass
-            tokens_x_vocab = logit_tokens(request) * arch.vocab_size
-            backward = _selective_logits(request, tokens_x_vocab)
-            forward = tokens_x_vocab * (_selective_forward_logits(request) + per_logit)
-            logits = max(0, forward - backward)
-        else:
-            logits = logit_tokens(request) * arch.vocab_size * per_logit
+        # the reference's logits meet what the policy's forward pass ended with; the peak
+        # rises only where that moment outgrows the policy's backward pass
+        tokens_x_vocab = logit_tokens(request) * arch.vocab_size
+        backward = loss_logit_bytes(arch, request)
+        forward = tokens_x_vocab * (_forward_logits(request) + per_logit)
+        logits = max(0, forward - backward)
         activations += ceil(logits / request.tensor_parallel)
     return replace(per_gpu, reference=reference, activations=activations)
 

@@ -788,6 +788,13 @@ INPUTS: tuple[Input, ...] = (
         methods=("qlora",),
     ),
     _training_switch(
+        "loss_upcast",
+        "Loss upcasts the logits to fp32",
+        "the cross-entropy casts 16-bit logits to fp32 before its log-softmax (transformers, "
+        "torchtune, LLaMA-Factory's log-probabilities); off: it runs on them as they are "
+        "(LitGPT in bf16-true). Under autocast it runs in fp32 either way",
+    ),
+    _training_switch(
         "compile",
         "torch.compile",
         "torch.compile: fused norms, no fp32 copies kept",

@@ -377,6 +377,9 @@ TRAINERS: Mapping[str, Trainer] = {
                     # paged AdamW
                     {
                         "precision": "bf16",
+                        # chunked_cross_entropy on the 16-bit logits, no upcast
+                        # (litgpt/utils.py, F.cross_entropy per 128-token chunk)
+                        "loss_upcast": False,
                         "adapter_precision": "bf16",
                         "grad_checkpointing": False,
                         "lora_rank": 32,

@@ -1,9 +1,10 @@
-"""Measure what a preference or RL loss holds over the logits, per logit, on the CPU.
+"""Measure what a loss holds over the logits, per logit, on the CPU.
 
     python scripts/logit_peak.py [--rows 8] [--tokens 96] [--vocab 32768]
 
-Runs TRL's ``selective_log_softmax`` (from the installed trl) over the logits of a 16-bit output
-layer as TRL's trainers read them: DPO over a batch of chosen and rejected rows, GRPO over the
+Runs transformers' cross-entropy (the fp32 upcast) and LitGPT's (on 16-bit logits, 128 tokens a
+chunk) over the logits of a 16-bit output layer, and TRL's ``selective_log_softmax`` (from the
+installed trl) as TRL's trainers read them: DPO over a batch of chosen and rejected rows, GRPO over the
 completion with the temperature divided either in place on a view (``logits.div_``, TRL 1.0.0 to
 1.9.x) or not (1.10.0 on), each on fp32 logits (Accelerate's autocast converts the model's outputs)
 and on 16-bit ones. It counts every allocation the process makes through ``posix_memalign`` and
@@ -75,12 +76,16 @@ HIDDEN = 256  # the output layer's input width: the hidden states are not what i
 class Case:
     """One way of reading log-probabilities, and the request that describes it to calc."""
 
-    method: str  # "dpo" or "grpo"
+    method: str  # "lora" (a cross-entropy loss), "dpo" or "grpo"
     fp32: bool  # the logits as Accelerate's autocast returns them
     in_place: bool = False  # GRPO's temperature divided in place on a view
+    upcast: bool = True  # the cross-entropy casts 16-bit logits to fp32 first (transformers)
 
     @property
     def name(self) -> str:
+        if self.method == "lora":
+            loss = "transformers' loss" if self.upcast else "16-bit cross-entropy"
+            return f"sft, {loss}"
         division = (" in place" if self.in_place else " plain") if self.method == "grpo" else ""
         return f"{self.method}{division}, {'fp32' if self.fp32 else '16-bit'} logits"
 
@@ -90,13 +95,18 @@ class Case:
             method=self.method,  # type: ignore[arg-type]
             precision="amp" if self.fp32 else "bf16",
             temperature_in_place=self.in_place,
+            loss_upcast=self.upcast,
             micro_batch=rows // 2 if pairs else rows,
-            seq_len=tokens if pairs else tokens + 1,
+            seq_len=tokens + 1 if self.method == "grpo" else tokens,
             completion_len=tokens,
         )
 
 
 CASES = (
+    # transformers' ForCausalLMLoss (``logits.float()``, then cross-entropy over the shifted
+    # labels), and LitGPT's in bf16-true: cross-entropy on the 16-bit logits, 128 tokens a chunk
+    Case("lora", False),
+    Case("lora", False, upcast=False),
     Case("dpo", True),
     Case("dpo", False),
     Case("grpo", True, in_place=True),
@@ -139,6 +149,8 @@ def measure(case: Case, rows: int, tokens: int, vocab: int, lib: Any) -> float:
     ids = torch.randint(0, vocab, (rows, tokens + 1))
     start = lib.logit_peak_now()
     lib.logit_peak_reset()
+    if case.method == "lora":
+        return _cross_entropy_peak(case, hidden, weight, ids, lib, start) / (rows * tokens * vocab)
     logits = hidden @ weight.T
     if case.fp32:
         logits = logits.float()
@@ -157,6 +169,31 @@ def measure(case: Case, rows: int, tokens: int, vocab: int, lib: Any) -> float:
     loss.backward()
     peak: int = lib.logit_peak_top() - start
     return peak / (rows * tokens * vocab)
+
+
+def _cross_entropy_peak(
+    case: Case, hidden: Any, weight: Any, ids: Any, lib: Any, start: int
+) -> int:
+    """A supervised loss over every token but the last: transformers' (the fp32 upcast, labels
+    shifted by padding) or LitGPT's (the output layer and cross-entropy 128 tokens at a time, on
+    16-bit logits, which its loop keeps until the backward pass)."""
+    import torch
+
+    f = torch.nn.functional
+    labels = f.pad(ids, (0, 1), value=-100)[:, 2:]  # the row's next tokens, the last one ignored
+    if case.upcast:
+        logits = (hidden[:, :-1] @ weight.T).float()
+        loss = f.cross_entropy(logits.view(-1, logits.size(-1)), labels.reshape(-1))
+        del logits
+        loss.backward()
+        return int(lib.logit_peak_top() - start)
+    chunks = [x @ weight.T for x in hidden[:, :-1].split(128, dim=1)]
+    losses = [
+        f.cross_entropy(c.reshape(-1, c.size(-1)), t.reshape(-1), reduction="none")
+        for c, t in zip(chunks, labels.split(128, dim=1), strict=True)
+    ]
+    torch.cat(losses).mean().backward()
+    return int(lib.logit_peak_top() - start)
 
 
 def main(argv: list[str] | None = None) -> int:

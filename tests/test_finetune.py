@@ -341,9 +341,7 @@ def test_a_compiled_chunked_loss_keeps_16_bit_logits_and_one_16_bit_gradient_chu
     full = logits_part()
     chunked = logits_part(chunked_loss=True)
     tokens_x_vocab = 4096 * 128_256
-    assert full - chunked == tokens_x_vocab * (2 + 4 + 4) - (
-        tokens_x_vocab * 2 + tokens_x_vocab * 2 // 8
-    )
+    assert full - chunked == tokens_x_vocab * 3 * 4 - (tokens_x_vocab * 2 + tokens_x_vocab * 2 // 8)
 
 
 def test_a_fused_loss_holds_one_chunk_of_logits_and_a_copy_of_the_hidden_states(catalogue):
@@ -355,20 +353,21 @@ def test_a_fused_loss_holds_one_chunk_of_logits_and_a_copy_of_the_hidden_states(
 
     full = logits_part()
     fused = logits_part(fused_loss=True)
-    assert full - fused == 4096 * 128_256 * (2 + 4 + 4) - (
-        256 * 128_256 * (2 + 4 + 4) + 4096 * 4096 * 2
-    )
+    assert full - fused == 4096 * 128_256 * 3 * 4 - (256 * 128_256 * (2 + 4 + 4) + 4096 * 4096 * 2)
     assert logits_part(fused_loss=True, chunked_loss=True) == fused
     # shorter than a chunk: the sequence's own tokens
     short = ft(catalogue, method="lora", seq_len=100, fused_loss=True)
     unfused = ft(catalogue, method="lora", seq_len=100)
-    assert unfused.components.activations - short.components.activations == 100 * 4096 * -2
+    # (the whole loss's 12 bytes a logit against one chunk's 10, plus the hidden states)
+    assert unfused.components.activations - short.components.activations == (
+        100 * 128_256 * 2 - 100 * 4096 * 2
+    )
 
 
 def test_offloaded_activations_peak_at_one_layer_or_the_loss(catalogue):
     on = ft(catalogue, method="lora", seq_len=4096, activation_offloading=True)
     tokens_x_vocab = 4096 * 128_256
-    assert on.components.activations == tokens_x_vocab * 10  # the loss outweighs one layer here
+    assert on.components.activations == tokens_x_vocab * 12  # the loss outweighs one layer here
     assert on.host.activations > 0
 
 
@@ -414,6 +413,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "reference_grad_buffer": True,
         "vllm_sleep": True,
         "temperature_in_place": True,
+        "loss_upcast": False,
         "foreach_step": True,
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)

@@ -32,6 +32,8 @@ def per_logit(case: script.Case) -> float:
 
 def test_each_case_is_the_setting_it_measures():
     assert {c.name: per_logit(c) for c in script.CASES} == {
+        "sft, transformers' loss": 12,
+        "sft, 16-bit cross-entropy": 10,
         "dpo, fp32 logits": 12,
         "dpo, 16-bit logits": 4,
         "grpo in place, fp32 logits": 16,

@@ -43,15 +43,16 @@ def test_dpo_reads_a_reference_after_the_policy_forward(catalogue):
     pass. 16-bit logits read row by row: the policy's logits and log-softmax (4 bytes a logit)
     and the reference's (4) against a backward pass of 4: 4 more. Under Accelerate's autocast:
     the policy's fp32 logits (4) and the reference's 16-bit logits with their fp32 copy (6)
-    stay below the policy's fp32 backward pass (12): nothing more. Cast to fp32 first with an
-    fp32 log-softmax: 8 more."""
+    stay below the policy's fp32 backward pass (12): nothing more. Cast to fp32 first: the
+    policy's fp32 logits and log-softmax (8) and the reference's (8) against a backward pass of
+    12: 4 more."""
     arch = catalogue.models[MODEL].arch
     tokens_x_vocab = 2 * 1024 * arch.vocab_size
     for settings, kept in (
         (dict(precision="bf16"), 4),
         (dict(precision="amp"), 0),
         (dict(precision="amp", gpus=2, zero=2), 4),  # DeepSpeed: no Accelerate autocast
-        (dict(selective_logprobs=False), 8),
+        (dict(selective_logprobs=False), 4),
     ):
         lengths = dict(tuning="lora", seq_len=1024, **settings)
         dpo = parts(run(catalogue, method="dpo", **lengths))
@@ -120,7 +121,7 @@ def test_grpo_keeps_logits_for_the_completion_only(catalogue):
 def test_selective_log_softmax_reads_the_logits_as_the_model_returns_them(catalogue):
     """TRL's selective_log_softmax reads each row from the logits as returned: 16-bit logits
     (DeepSpeed, pure bf16) keep themselves and their 16-bit log-softmax (4 bytes a value)
-    instead of the 16-bit logits, an fp32 copy and its fp32 log-softmax (10); under
+    instead of the fp32 log-softmax and the two fp32 gradients of the upcast path (12); under
     Accelerate's autocast the logits come back fp32 and its backward pass holds three fp32
     tensors their size (12). ORPO's NLL term adds a log-softmax over the chosen half. A reward
     model has no logits to read."""
@@ -141,7 +142,7 @@ def test_selective_log_softmax_reads_the_logits_as_the_model_returns_them(catalo
             selective = run(catalogue, **lengths)  # TRL's way, the default
             sequences = 2 if method in ("dpo", "orpo", "ppo") else 1  # a pair, or one sequence
             tokens_x_vocab = sequences * 1024 * arch.vocab_size
-            saved = tokens_x_vocab * (10 - kept)
+            saved = tokens_x_vocab * (12 - kept)
             assert upcast.activations - parts(selective).activations == saved, method
             assert any("selective_log_softmax" in n for n in selective.notes)
     reward = parts(run(catalogue, method="reward", seq_len=1024))

@@ -645,7 +645,8 @@ def test_a_fused_qkv_projection_keeps_its_padded_update_and_wider_attention_inpu
 def test_activations_over_the_model_and_the_loss():
     arch = parse_config(LLAMA)
     per_token = 2 * (6 * 64 + 64 + 4 * 128) + 4 * 2 * 64
-    loss = 100 * 1000 * (2 + 4 + 4)  # 16-bit logits, their fp32 copy and log-softmax
+    # the fp32 log-softmax, then the NLL's and the log-softmax's fp32 gradients
+    loss = 100 * 1000 * 3 * 4
     plain = FinetuneRequest(grad_checkpointing=False, method="full", seq_len=100)
     assert activation_bytes(arch, plain) == 4 * 100 * per_token + loss
     eager = FinetuneRequest(
@@ -875,11 +876,20 @@ def test_qlora_keeps_what_a_bitsandbytes_checkpoint_leaves_unquantised(catalogue
     assert kept == ["blk.2.ffn_down.weight"]
 
 
-@pins("calc.finetune.loss_logit_bytes", "calc.finetune.outputs_fp32")
-def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
+@pins("calc.finetune.loss_logit_bytes", "calc.finetune.outputs_fp32", "calc.finetune.fp32_loss")
+def test_the_loss_holds_twelve_bytes_a_logit_or_four_reading_log_probabilities():
     arch = parse_config(LLAMA)  # vocabulary 1,000
+    # transformers' loss upcasts the logits: its fp32 log-softmax, then at the backward's start
+    # the NLL's gradient and the log-softmax's, all fp32 (scripts/logit_peak.py: 12.0)
     sft = FinetuneRequest(method="full", seq_len=100)
-    assert loss_logit_bytes(arch, sft) == 100 * 1000 * (2 + 4 + 4)
+    assert loss_logit_bytes(arch, sft) == 100 * 1000 * 3 * 4
+    # a cross-entropy on 16-bit logits (LitGPT in bf16-true) and Megatron's fused one keep the
+    # count from before any trace: 16-bit logits, an fp32 copy and its log-softmax
+    litgpt = replace(sft, loss_upcast=False, precision="bf16")
+    assert loss_logit_bytes(arch, litgpt) == 100 * 1000 * (2 + 4 + 4)
+    assert loss_logit_bytes(arch, replace(litgpt, precision="amp")) == 100 * 1000 * 12  # autocast
+    megatron = replace(sft, sharding="megatron", zero=1)
+    assert loss_logit_bytes(arch, megatron) == 100 * 1000 * (2 + 4 + 4)
     # a DPO pair, two sequences of 100 tokens, read row by row: under Accelerate's autocast the
     # logits come back fp32 and the backward pass holds them, the stacked logsumexp gradients
     # and the gather's gradient; 16-bit logits (DeepSpeed, pure bf16) keep logits and log-softmax
@@ -893,7 +903,7 @@ def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
     assert loss_logit_bytes(arch, orpo) == 2 * 100 * 1000 * (2 + 2) + 100 * 1000 * 2
     amp_orpo = replace(dpo, method="orpo")
     assert loss_logit_bytes(arch, amp_orpo) == 2 * 100 * 1000 * 12 + 100 * 1000 * 4
-    assert loss_logit_bytes(arch, replace(dpo, selective_logprobs=False)) == 2 * 100 * 1000 * 10
+    assert loss_logit_bytes(arch, replace(dpo, selective_logprobs=False)) == 2 * 100 * 1000 * 12
     # GRPO's temperature divided in place on a view (TRL 1.0 to 1.9) adds the gradient's clone
     # and quotient: four tensors the size of the logits; DPO has no temperature
     grpo = FinetuneRequest(method="grpo", seq_len=100, completion_len=50)
@@ -905,7 +915,7 @@ def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
         arch, dpo
     )
     # an SFT loss ignores the switch; the fused loss wins over it
-    assert loss_logit_bytes(arch, replace(sft, selective_logprobs=True)) == 100 * 1000 * 10
+    assert loss_logit_bytes(arch, replace(sft, selective_logprobs=True)) == 100 * 1000 * 12
     fused = replace(dpo, fused_loss=True)
     assert loss_logit_bytes(arch, fused) == loss_logit_bytes(
         arch, replace(fused, selective_logprobs=False)
@@ -916,7 +926,7 @@ def test_the_loss_keeps_ten_bytes_a_logit_or_four_reading_log_probabilities():
 def test_activations_per_sample_the_head_adapter_and_the_offloaded_peak():
     arch = parse_config(LLAMA)
     per_token = 2 * (6 * 64 + 64 + 4 * 128) + 4 * 2 * 64
-    loss = 2 * 100 * 1000 * 10
+    loss = 2 * 100 * 1000 * 12
     eager = FinetuneRequest(
         grad_checkpointing=False, method="full", seq_len=100, micro_batch=2, flash_attention=False
     )
@@ -958,19 +968,19 @@ def test_activations_per_sample_the_head_adapter_and_the_offloaded_peak():
         flash_attention=False,
     )
     layer = 4096 * per_token + 4 * 4096 * 4096 * 4
-    assert activation_bytes(arch, offloaded) == max(layer, 4096 * 1000 * 10) == layer
+    assert activation_bytes(arch, offloaded) == max(layer, 4096 * 1000 * 12) == layer
 
 
 @pins("calc.finetune.backward_peak")
 def test_the_output_layers_gradient_decides_a_close_peak(catalogue):
-    # 22 tokens: 434,016 bytes of activations, less than every gradient (552,064) but not
+    # 22 tokens: 478,016 bytes of activations, less than every gradient (552,064) but not
     # less than them without the output layer's (128,000): the peak is the backward's start
     close = run_finetune(
         catalogue,
         FinetuneRequest(grad_checkpointing=False, method="full", seq_len=22),
         config=LLAMA,
     )
-    assert close.components.activations == 22 * (4 * 2432 + 1000 * 10) == 434_016
+    assert close.components.activations == 22 * (4 * 2432 + 1000 * 12) == 478_016
     assert close.components.gradients == 2 * 64 * 1000
 
 
