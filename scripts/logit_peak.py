@@ -2,17 +2,18 @@
 
     python scripts/logit_peak.py [--rows 8] [--tokens 96] [--vocab 32768]
 
-Runs transformers' cross-entropy (the fp32 upcast) and LitGPT's (on 16-bit logits, 128 tokens a
-chunk) over the logits of a 16-bit output layer, and TRL's ``selective_log_softmax`` (from the
-installed trl) as TRL's trainers read them: DPO over a batch of chosen and rejected rows, GRPO over the
-completion with the temperature divided either in place on a view (``logits.div_``, TRL 1.0.0 to
-1.9.x) or not (1.10.0 on), each on fp32 logits (Accelerate's autocast converts the model's outputs)
-and on 16-bit ones. It counts every allocation the process makes through ``posix_memalign`` and
-``free``, which PyTorch's CPU allocator uses, with a small hook compiled by ``cc`` and preloaded
-(LD_PRELOAD): autograd then runs as in training (a TorchDispatchMode would make it take its
-out-of-place paths and add a tensor). The peak above the start of the forward pass, per logit, is
-printed beside ``calc.loss_logit_bytes`` for the same setting. Needs PyTorch and TRL beside the
-project's own dependencies, which do not include them (``pip install torch trl``), and a C compiler.
+Runs transformers' cross-entropy (the fp32 upcast) and LitGPT's (on 16-bit logits, 128 tokens
+a chunk) over the logits of a 16-bit output layer, and TRL's ``selective_log_softmax`` (from
+the installed trl) as TRL's trainers read them: DPO over a batch of chosen and rejected rows,
+GRPO over the completion with the temperature divided either in place on a view
+(``logits.div_``, TRL 1.0.0 to 1.9.x) or not (1.10.0 on), each on fp32 logits (Accelerate's
+autocast converts the model's outputs) and on 16-bit ones. It counts every allocation the
+process makes through ``posix_memalign`` and ``free``, which PyTorch's CPU allocator uses, with a
+small hook compiled by ``cc`` and preloaded (LD_PRELOAD): autograd then runs as in training (a
+TorchDispatchMode would make it take its out-of-place paths and add a tensor). The peak above
+the start of the forward pass, per logit, is printed beside ``calc.loss_logit_bytes`` for the
+same setting. Needs PyTorch and TRL beside the project's own dependencies, which do not include
+them (``pip install torch trl``), and a C compiler.
 """
 
 from __future__ import annotations
