@@ -793,8 +793,8 @@ def outputs_fp32(request: FinetuneRequest) -> bool:
 
 def _selective_logits(request: FinetuneRequest, tokens_x_vocab: int) -> int:
     """The peak of a row-by-row log-softmax (TRL's selective_log_softmax) over logits as the
-    model returns them, read from every allocation of TRL 1.9.0's code on the CPU (see
-    _selective_forward_logits for what the forward pass ends with):
+    model returns them, read from every allocation of TRL 1.9.0's code on the CPU
+    (scripts/logit_peak.py; _forward_logits says what the forward pass ends with):
 
     - fp32 logits take its gather-and-logsumexp path, which keeps the whole logits; the
       backward pass then holds them with the stacked logsumexp gradients and the gather's
@@ -820,6 +820,7 @@ def _selective_logits(request: FinetuneRequest, tokens_x_vocab: int) -> int:
 
 
 def _in_place(request: FinetuneRequest) -> bool:
+    """The temperature divided in place on a view of the logits (GRPO and PPO only)."""
     return request.temperature_in_place and request.method in TEMPERATURE_SCALED
 
 
