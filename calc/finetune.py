@@ -194,6 +194,11 @@ class FinetuneRequest:
     # sizes them (unsloth_zoo fused_losses/cross_entropy_loss.py: half the free memory, at most
     # 4 GiB since unsloth-zoo PR #857); 0: chunks of FUSED_LOSS_CHUNK tokens (Liger, TRL).
     loss_chunk_gib: float = 0.0
+    # The fused loss as TRL's fused LM head (add_fused_lm_head, from TRL 1.15.0): the output
+    # layer scored in tiles of FUSED_TILE_TOKENS tokens by FUSED_TILE_VOCAB vocabulary entries in
+    # the compute dtype, reusing one tile buffer, with the hidden states it scores kept and their
+    # gradient accumulated in fp32 (trl/kernels/chunked_logprob.py ChunkedLogProbFunction).
+    fused_tiles: bool = False
     optimizer_in_backward: bool = False
     # torch.optim.AdamW stepped by its default foreach implementation (PyTorch's default;
     # Hugging Face's adamw_torch, the Trainer's default until transformers made adamw_torch_fused
@@ -339,6 +344,10 @@ class FinetuneRequest:
 LOSS_CHUNKS = 8
 # TRL's chunked_nll: "_CHUNKED_LM_HEAD_CHUNK_SIZE = 256" (trl/trainer/sft_trainer.py, v1.9.0)
 FUSED_LOSS_CHUNK = 256
+# TRL's fused LM head's tile: TOKEN_CHUNK_SIZE tokens (trl/kernels/chunked_logprob.py) by
+# _CHUNKED_LOGPROB_CHUNK_SIZE vocabulary entries (trl/trainer/utils.py), at v1.15.0
+FUSED_TILE_TOKENS = 4096
+FUSED_TILE_VOCAB = 32768
 
 
 @record
@@ -476,6 +485,11 @@ def _validate_loss(request: FinetuneRequest) -> None:
         raise InputError(
             "loss_chunk_gib sizes the fused loss's chunks: it needs fused_loss on",
             field="loss_chunk_gib",
+        )
+    if request.fused_tiles and not request.fused_loss:
+        raise InputError(
+            "fused_tiles is how the fused loss cuts the logits: it needs fused_loss on",
+            field="fused_tiles",
         )
 
 
@@ -744,6 +758,8 @@ def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     """What the loss keeps of the logits for the backward pass, on one GPU before tensor
     parallelism divides it."""
     tokens_x_vocab = logit_tokens(request) * arch.vocab_size
+    if request.fused_loss and request.fused_tiles:
+        return _tiled_logits(arch, request)
     if request.fused_loss:
         # One chunk's 16-bit logits, fp32 upcast and log-softmax at a time, plus the hidden
         # states the chunks are cut from (TRL checkpoints each chunk of
@@ -774,6 +790,15 @@ def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
         return tokens_x_vocab * BF16 + tokens_x_vocab * BF16 // LOSS_CHUNKS
     # eager: every chunk's fp32 log-softmax is kept; only the upcast is one chunk at a time
     return tokens_x_vocab * (BF16 + FP32) + tokens_x_vocab * FP32 // LOSS_CHUNKS
+
+
+def _tiled_logits(arch: Architecture, request: FinetuneRequest) -> int:
+    """TRL's fused LM head at its backward pass: one tile of logits in the compute dtype
+    (16-bit), the hidden states it scores (a copy: ``hidden_states[mask]``), their gradient
+    accumulated in fp32 and its 16-bit cast (``grad_hidden.to(hidden.dtype)``)."""
+    tokens = logit_tokens(request)
+    tile = min(tokens, FUSED_TILE_TOKENS) * min(arch.vocab_size, FUSED_TILE_VOCAB) * BF16
+    return tile + tokens * arch.hidden_size * (BF16 + FP32 + BF16)
 
 
 def fp32_loss(request: FinetuneRequest) -> bool:
@@ -1210,6 +1235,12 @@ def _loss_notes(request: FinetuneRequest) -> list[str]:
         return [
             "reward model: a one-output score head instead of the output layer, so no logits "
             "over the vocabulary; the chosen and the rejected sequence in one batch"
+        ]
+    if request.fused_loss and request.fused_tiles:
+        return [
+            "output layer and log-probabilities fused over tiles of tokens and vocabulary "
+            "entries (TRL's fused LM head): one tile of logits at a time, the hidden states' "
+            "gradient in fp32"
         ]
     if request.fused_loss and request.loss_chunk_gib > 0:
         return [

@@ -825,6 +825,13 @@ INPUTS: tuple[Input, ...] = (
         example="4",
     ),
     _training_switch(
+        "fused_tiles",
+        "Fused loss in tiles (TRL's fused LM head)",
+        "with the fused loss: the output layer scored in tiles of 4,096 tokens by 32,768 "
+        "vocabulary entries, the gradient of the hidden states gathered in fp32 (TRL from 1.15.0, "
+        "every trainer)",
+    ),
+    _training_switch(
         "optimizer_in_backward",
         "Optimizer step in the backward pass",
         "step each parameter as its gradient arrives (torchtune's full fine-tuning recipes)",

@@ -414,6 +414,7 @@ def test_the_training_state_reads_only_its_memo_key(catalogue):
         "vllm_sleep": True,
         "temperature_in_place": True,
         "loss_upcast": False,
+        "fused_tiles": True,
         "foreach_step": True,
     }
     assert set(others) == {f.name for f in fields(FinetuneRequest)} - set(STATE_INPUTS)

@@ -18,6 +18,7 @@ import pytest
 
 from calc import (
     ENGINES,
+    CalcError,
     Device,
     FinetuneRequest,
     InferenceRequest,
@@ -877,7 +878,7 @@ def test_qlora_keeps_what_a_bitsandbytes_checkpoint_leaves_unquantised(catalogue
 
 
 @pins("calc.finetune.loss_logit_bytes", "calc.finetune.outputs_fp32", "calc.finetune.fp32_loss")
-def test_the_loss_holds_twelve_bytes_a_logit_or_four_reading_log_probabilities():
+def test_the_loss_holds_twelve_bytes_a_logit_or_four_reading_log_probabilities(catalogue):
     arch = parse_config(LLAMA)  # vocabulary 1,000
     # transformers' loss upcasts the logits: its fp32 log-softmax, then at the backward's start
     # the NLL's gradient and the log-softmax's, all fp32 (scripts/logit_peak.py: 12.0)
@@ -914,6 +915,16 @@ def test_the_loss_holds_twelve_bytes_a_logit_or_four_reading_log_probabilities()
     assert loss_logit_bytes(arch, replace(dpo, temperature_in_place=True)) == loss_logit_bytes(
         arch, dpo
     )
+    # TRL's fused LM head (1.15.0 on): one 4,096 x 32,768 tile, the hidden states scored, their
+    # fp32 gradient and its 16-bit cast (hidden size 64); the tile shrinks to the tokens and the
+    # vocabulary when they are fewer
+    tiled = replace(sft, fused_loss=True, fused_tiles=True)
+    assert loss_logit_bytes(arch, tiled) == 100 * 1000 * 2 + 100 * 64 * (2 + 4 + 2)
+    big = replace(arch, vocab_size=151_936)
+    long = replace(tiled, seq_len=10_000)
+    assert loss_logit_bytes(big, long) == 4096 * 32768 * 2 + 10_000 * 64 * 8
+    with pytest.raises(CalcError, match="fused_tiles is how the fused loss cuts the logits"):
+        run_finetune(catalogue, replace(sft, fused_tiles=True), config=LLAMA)
     # an SFT loss ignores the switch; the fused loss wins over it
     assert loss_logit_bytes(arch, replace(sft, selective_logprobs=True)) == 100 * 1000 * 12
     fused = replace(dpo, fused_loss=True)

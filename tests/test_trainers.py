@@ -51,6 +51,7 @@ def test_a_release_takes_every_change_up_to_it():
     for method in ("lora", "dpo", "kto", "grpo"):
         assert "fused_loss" not in trl.defaults("1.14.0", method, "lora") or method == "lora"
         assert trl.defaults("1.15.0", method, "lora")["fused_loss"] is True
+        assert trl.defaults("1.15.0", method, "lora")["fused_tiles"] is True
     assert "fused_loss" not in trl.defaults("", "ppo", "lora")
     # its ModelConfig leaves bitsandbytes' nested (double) quantisation off
     assert trl.defaults("", "qlora", "qlora")["double_quant"] is False
