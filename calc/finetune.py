@@ -795,7 +795,11 @@ def loss_logit_bytes(arch: Architecture, request: FinetuneRequest) -> int:
 def _tiled_logits(arch: Architecture, request: FinetuneRequest) -> int:
     """TRL's fused LM head at its backward pass: one tile of logits in the compute dtype
     (16-bit), the hidden states it scores (a copy: ``hidden_states[mask]``), their gradient
-    accumulated in fp32 and its 16-bit cast (``grad_hidden.to(hidden.dtype)``)."""
+    accumulated in fp32 and its 16-bit cast (``grad_hidden.to(hidden.dtype)``). Read from its
+    source, not traced: on a GPU its Triton kernels fold each tile in place and PyTorch 2.8 or
+    later adds the tile's product into the fp32 gradient directly (``torch.addmm`` with
+    ``out_dtype``); the CPU's fallback folds tiles with torch operations and their fp32
+    temporaries, so scripts/logit_peak.py cannot check it."""
     tokens = logit_tokens(request)
     tile = min(tokens, FUSED_TILE_TOKENS) * min(arch.vocab_size, FUSED_TILE_VOCAB) * BF16
     return tile + tokens * arch.hidden_size * (BF16 + FP32 + BF16)
