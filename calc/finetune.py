@@ -571,7 +571,7 @@ def norm_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     widths = arch.norms_per_layer * arch.hidden_size
     if arch.qk_norm:
         widths += _q_width(arch) + _k_width(arch)
-    trained = request.trains not in ("lora", "qlora")
+    trained = request.trains not in ADAPTER_METHODS
     if request.compiled:
         per_value = BF16
     elif not request.norms_fp32:
@@ -592,7 +592,7 @@ def routed_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     """
     if arch.moe is None:
         return 0
-    copies = 1 if request.trains in ("lora", "qlora") else 2
+    copies = 1 if request.trains in ADAPTER_METHODS else 2
     return (
         FP32 * arch.moe.num_experts + BF16 * copies * arch.moe.experts_per_token * arch.hidden_size
     )
@@ -675,7 +675,7 @@ def layer_token_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     mlp = _mlp_width(arch)
     q = _q_width(arch)
     beside = norm_bytes(arch, request) + routed_bytes(arch, request)
-    if request.trains not in ("lora", "qlora"):
+    if request.trains not in ADAPTER_METHODS:
         # the attention's and the MLP's inputs, q and the attention output, k and v, and the
         # MLP's gate, up, activation and product
         return beside + BF16 * (2 * h + 2 * q + kv_width + 4 * mlp)
@@ -738,7 +738,7 @@ def activation_bytes(arch: Architecture, request: FinetuneRequest) -> int:
     else:
         kept = arch.num_layers * layer
     kept += _previous_step_inputs(arch, request, s * b)
-    if request.trains in ("lora", "qlora") and "lm_head" in request.lora_targets:
+    if request.trains in ADAPTER_METHODS and "lm_head" in request.lora_targets:
         # the output layer's adapter reads the final norm's output (a copy with dropout)
         kept += s * b * h * (BF16 + (1 if request.lora_dropout else 0))
     if upcast(request):
@@ -1719,14 +1719,14 @@ def with_generation(
     if request.method not in ("grpo", "ppo"):
         return per_gpu
     if request.colocate_vllm:
-        share = ceil(request.colocate_vllm * (device.capacity_bytes or 0))
+        held = ceil(request.colocate_vllm * (device.capacity_bytes or 0))
         if not request.vllm_sleep:
-            return replace(per_gpu, generation=share)
-        # slept during the training step, the engine meets the weights and optimizer state
-        # only while it generates, when the step's activations and gradients do not exist
-        return replace(per_gpu, generation=max(0, share - per_gpu.activations - per_gpu.gradients))
-    cache = ceil(generation_kv_bytes(arch, request) / request.tensor_parallel)
-    beyond = cache - per_gpu.activations - per_gpu.gradients
+            return replace(per_gpu, generation=held)
+    else:
+        held = ceil(generation_kv_bytes(arch, request) / request.tensor_parallel)
+    # a slept engine, like the trainer's own cache, meets the weights and optimizer state only
+    # while it generates, when the step's activations and gradients do not exist
+    beyond = held - per_gpu.activations - per_gpu.gradients
     return replace(per_gpu, generation=max(0, beyond))
 
 

@@ -195,8 +195,9 @@ TRAINERS: Mapping[str, Trainer] = {
                     # GRPO alike (sft_trainer.py#L1137, dpo_trainer.py#L936,
                     # kto_trainer.py#L943, grpo_trainer.py#L1042 at v1.15.0)
                     {
-                        **{f"fused_loss@{m}": True for m in ("sft", "dpo", "kto", "grpo")},
-                        **{f"fused_tiles@{m}": True for m in ("sft", "dpo", "kto", "grpo")},
+                        f"{name}@{m}": True
+                        for name in ("fused_loss", "fused_tiles")
+                        for m in ("sft", "dpo", "kto", "grpo")
                     },
                     "https://github.com/huggingface/trl/blob/v1.15.0/trl/trainer/utils.py#L1503",
                 ),
